@@ -1,0 +1,1 @@
+"""Parameter factory: estimation of volatility and dependence parameters with arch."""
