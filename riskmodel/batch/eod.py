@@ -1,0 +1,384 @@
+"""The end-of-day margin run: inputs -> scenarios -> instrument P&L -> tail measures -> margin.
+
+Stages and what each one guarantees:
+
+1. load and validate every input (errors name file, row or date, column and value);
+2. net positions into a sparse netting-set x instrument book;
+3. align the used factors' prices (calendar rule in :mod:`riskmodel.marketdata.returns`) and
+   filter their volatility with fixed parameters (from ``--params``, or fitted by the caller);
+4. build the scenario set (HS or FHS), reprice each unique instrument once per scenario;
+5. stream netting sets through the tail kernels (VaR, ES, Euler contributions);
+6. apply the margin policy and assemble the output tables and the manifest.
+
+Nothing is written here: :func:`write_eod` writes a finished result atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodel import __version__
+from riskmodel.config import RunConfig
+from riskmodel.errors import InputDataError, ModelError, UsageError
+from riskmodel.io.instruments import load_instruments
+from riskmodel.io.outputs import staged_output, write_json, write_table
+from riskmodel.io.positions import check_collateral_coverage, load_accounts, load_positions
+from riskmodel.io.prices import load_prices
+from riskmodel.io.tables import sha256_file
+from riskmodel.margin.policy import STATUSES, apply_policy, per_set_sum
+from riskmodel.marketdata.returns import build_market_data, common_window, resolve_market_date
+from riskmodel.measures import tail_measures
+from riskmodel.portfolio.netting import Book, net_positions
+from riskmodel.pricing.linear import factor_price_moves, instrument_pnl, valuation
+from riskmodel.scenarios.historical import (
+    filtered_historical_scenarios,
+    historical_scenarios,
+)
+from riskmodel.scenarios.scenario_set import ScenarioSet
+from riskmodel.volatility.filters import FilteredFactor, filter_factor
+from riskmodel.volatility.params import FactorParams, ParameterSet
+
+# Fits one factor's volatility parameters from its returns (shape (n,)); supplied by the
+# composition root (the CLI) so that the engine never imports the calibration package.
+VolatilityFitter = Callable[[np.ndarray, RunConfig], FactorParams]
+
+# Returns beyond the lookback that the volatility filter runs over first, so that the
+# standardised residuals in the window do not depend on the recursion's starting value.
+FILTER_BURN_IN = 250
+
+MARGIN_COLUMNS = [
+    "account_id", "netting_set", "n_positions", "gross_notional", "var", "es", "model_margin",
+    "addons", "initial_margin", "maintenance_floor", "maintenance_margin", "flat_rate_margin",
+    "equity", "margin_level", "status", "call_amount",
+]
+ATTRIBUTION_COLUMNS = [
+    "account_id", "netting_set", "instrument_id", "quantity", "market_value", "notional",
+    "contribution",
+]
+FACTOR_COLUMNS = ["asset", "price", "vol_model", "sigma_1d"]
+
+
+@dataclass(frozen=True)
+class EodInputs:
+    prices: Path
+    instruments: Path
+    positions: Path
+    accounts: Path
+    params: Path | None = None
+
+
+@dataclass
+class EodResult:
+    margins: pd.DataFrame
+    attribution: pd.DataFrame
+    factors: pd.DataFrame
+    manifest: dict[str, Any]
+    scenarios: ScenarioSet
+
+
+@dataclass
+class _Timer:
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.stages[name] = round(time.perf_counter() - start, 4)
+
+
+def run_eod(
+    inputs: EodInputs,
+    config: RunConfig,
+    *,
+    as_of: str | None = None,
+    params: ParameterSet | None = None,
+    fitter: VolatilityFitter | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EodResult:
+    """Run the end-of-day margin computation; see the module docstring for the stages."""
+    if config.method == "mc":
+        raise UsageError("--method mc: Monte Carlo scenarios are not available in this version")
+    timer = _Timer()
+    warnings: list[str] = []
+
+    with timer.stage("load"):
+        history = load_prices(inputs.prices, config.return_kind)
+        instruments = load_instruments(inputs.instruments, history.assets)
+        positions = load_positions(inputs.positions, instruments.frame["instrument_id"])
+        accounts = load_accounts(inputs.accounts)
+        check_collateral_coverage(positions, accounts)
+
+    with timer.stage("netting"):
+        instr = instruments.frame.set_index("instrument_id", drop=False)
+        used_ids = pd.Index(sorted(set(positions.frame["instrument_id"])))
+        book = net_positions(positions.frame, used_ids)
+        if book.n_sets == 0:
+            raise InputDataError(f"{inputs.positions}: no non-zero position after netting")
+        used = instr.loc[used_ids]
+        factors = sorted(set(used["factor"]))
+
+    with timer.stage("market_data"):
+        market_date = resolve_market_date(history, as_of)
+        market = build_market_data(history, factors, market_date, config.return_kind)
+        window = common_window(market.returns, config.lookback, config.min_history)
+        if len(window) < config.lookback:
+            warnings.append(
+                f"lookback shortened to {len(window)} common returns (asked {config.lookback}): "
+                "a factor's history starts later"
+            )
+
+    with timer.stage("volatility"):
+        filtered, std_resid = _filter_factors(
+            market.returns, window, factors, config, params, fitter
+        )
+        for f, ff in filtered.items():
+            if ff.params.fallback:
+                warnings.append(f"factor {f}: volatility fallback to {ff.params.model}: "
+                                f"{ff.params.fallback}")
+
+    with timer.stage("scenarios"):
+        if config.method == "hs":
+            scenarios = historical_scenarios(window, config.horizon)
+        else:
+            scenarios = filtered_historical_scenarios(window, filtered, std_resid, config.horizon)
+        if scenarios.n_scenarios * (1.0 - config.confidence) < 1.0:
+            warnings.append(
+                f"only {scenarios.n_scenarios} scenarios at confidence {config.confidence}: "
+                "fewer than one scenario lies beyond VaR; VaR and ES are the worst scenario"
+            )
+
+    with timer.stage("repricing"):
+        moves = factor_price_moves(scenarios, market.spot, market.return_kinds)
+        factor_row = pd.Index(scenarios.factors).get_indexer(used["factor"])
+        pnl = instrument_pnl(moves, factor_row, used["multiplier"].to_numpy(np.float64))
+
+    with timer.stage("tail"):
+        tail = tail_measures(
+            pnl, book.indptr, book.instrument_index, book.quantity, config.confidence,
+            measure=config.measure, weights=scenarios.weights, chunk_size=config.chunk_size,
+            progress=progress,
+        )
+
+    with timer.stage("margin"):
+        margins, attribution = _assemble(book, used, market.spot, tail, accounts.frame, config)
+        _check_finite(margins)
+
+    factors_out = pd.DataFrame(
+        {
+            "asset": factors,
+            "price": [float(market.spot[f]) for f in factors],
+            "vol_model": [filtered[f].params.model if f in filtered else "historical"
+                          for f in factors],
+            "sigma_1d": [filtered[f].sigma_1d if f in filtered
+                         else float(window[f].std(ddof=1)) for f in factors],
+        }
+    )
+    manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
+                         margins, timer, warnings)
+    return EodResult(margins, attribution, factors_out, manifest, scenarios)
+
+
+def _filter_factors(
+    returns: pd.DataFrame,
+    window: pd.DataFrame,
+    factors: list[str],
+    config: RunConfig,
+    params: ParameterSet | None,
+    fitter: VolatilityFitter | None,
+) -> tuple[dict[str, FilteredFactor], pd.DataFrame]:
+    """Filter each factor over its own recent history (at least the window plus a burn-in).
+
+    Plain HS filters nothing. FHS takes parameters from ``params`` when given, else fits GARCH
+    with ``fitter`` (``volatility.model = "garch"``) or uses EWMA with the configured lambda.
+    """
+    if config.method == "hs":
+        return {}, pd.DataFrame()
+    sample_len = max(config.garch_fit_window, len(window) + FILTER_BURN_IN)
+    out: dict[str, FilteredFactor] = {}
+    z: dict[str, pd.Series] = {}
+    for f in factors:
+        series = returns[f].dropna().iloc[-sample_len:]
+        r = series.to_numpy(np.float64)
+        if params is not None:
+            if f not in params.factors:
+                raise InputDataError(
+                    f"{params.source}: parameter set has no entry for factor {f!r} "
+                    f"(has: {', '.join(sorted(params.factors))}) (value {f!r})"
+                )
+            fp = params.factors[f]
+        elif config.vol_model == "garch":
+            if fitter is None:
+                raise ModelError("GARCH volatility needs --params or a fitter")
+            fp = fitter(r, config)
+        else:
+            fp = FactorParams(model="ewma", lam=config.ewma_lambda)
+        out[f] = filter_factor(f, r, fp)
+        z[f] = pd.Series(out[f].std_resid, index=series.index)
+    return out, pd.DataFrame(z)
+
+
+def _assemble(
+    book: Book,
+    used: pd.DataFrame,
+    spot: pd.Series,
+    tail: Any,
+    collateral: pd.DataFrame,
+    config: RunConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Margin table (one row per netting set) and attribution table (one row per position)."""
+    pos = book.positions
+    info = used.loc[pos["instrument_id"]]
+    kinds = info["kind"].to_numpy()
+    underlyings = info["underlying"].to_numpy()
+    price = spot.loc[info["factor"]].to_numpy(np.float64)
+    market_value, notional = valuation(
+        kinds, info["multiplier"].to_numpy(np.float64), price, book.quantity
+    )
+    # A book that gains even in its tail needs no model margin: floor the measure at zero and
+    # drop its contributions with it, so contributions always sum to the model margin.
+    positive = tail.model_measure > 0
+    model_margin = np.where(positive, tail.model_measure, 0.0)
+    contribution = np.where(positive[book.set_of_position()], tail.contribution, 0.0)
+
+    equity = (
+        book.sets.merge(collateral, on=["account_id", "netting_set"], how="left")["collateral"]
+        .fillna(0.0)  # an isolated set with no collateral row of its own is funded with zero
+        .to_numpy(np.float64)
+    )
+    policy = apply_policy(
+        model_margin, np.zeros(book.n_sets), notional, kinds, underlyings, book.indptr, equity,
+        config.margin,
+    )
+    margins = pd.concat(
+        [
+            book.sets.reset_index(drop=True),
+            pd.DataFrame(
+                {
+                    "n_positions": np.diff(book.indptr).astype(np.int64),
+                    "gross_notional": per_set_sum(notional, book.indptr),
+                    "var": tail.var,
+                    "es": tail.es,
+                }
+            ),
+            policy,
+        ],
+        axis=1,
+    )[MARGIN_COLUMNS]
+    attribution = pd.DataFrame(
+        {
+            "account_id": pos["account_id"].to_numpy(),
+            "netting_set": pos["netting_set"].to_numpy(),
+            "instrument_id": pos["instrument_id"].to_numpy(),
+            "quantity": book.quantity,
+            "market_value": market_value,
+            "notional": notional,
+            "contribution": contribution,
+        }
+    )[ATTRIBUTION_COLUMNS]
+    return margins, attribution
+
+
+def _check_finite(margins: pd.DataFrame) -> None:
+    numeric = margins.select_dtypes("number")
+    bad = ~np.isfinite(numeric.to_numpy(np.float64))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ModelError(
+            f"non-finite {numeric.columns[col]} for account "
+            f"{margins['account_id'].iat[row]!r} netting set {margins['netting_set'].iat[row]!r}"
+        )
+
+
+def _manifest(
+    inputs: EodInputs,
+    config: RunConfig,
+    as_of: str | None,
+    market: Any,
+    window: pd.DataFrame,
+    scenarios: ScenarioSet,
+    params: ParameterSet | None,
+    filtered: dict[str, FilteredFactor],
+    margins: pd.DataFrame,
+    timer: _Timer,
+    warnings: list[str],
+) -> dict[str, Any]:
+    files = {
+        "prices": inputs.prices,
+        "instruments": inputs.instruments,
+        "positions": inputs.positions,
+        "accounts": inputs.accounts,
+    }
+    if inputs.params is not None:
+        files["params"] = inputs.params
+    counts = margins["status"].value_counts()
+    if params is not None:
+        parameter_set = {"id": params.id, "source": params.source, "created_at": params.created_at}
+    elif filtered:
+        fitted = ParameterSet({f: ff.params for f, ff in filtered.items()}, created_at="run")
+        parameter_set = {"id": fitted.id, "source": f"fitted at run time ({config.vol_model})"}
+    else:
+        parameter_set = {"id": None, "source": "none (plain historical simulation)"}
+    return {
+        "riskmodel_version": __version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "as_of": as_of,
+        "market_date": market.market_date.isoformat(),
+        "config": config.to_dict(),
+        "config_sha256": config.digest(),
+        "inputs": {k: {"path": str(v), "sha256": sha256_file(v)} for k, v in files.items()},
+        "parameter_set": parameter_set,
+        "seed": config.seed,
+        "scenarios": {
+            "kind": scenarios.kind,
+            "count": scenarios.n_scenarios,
+            "horizon_days": scenarios.horizon,
+            "window_start": window.index[0].isoformat(),
+            "window_end": window.index[-1].isoformat(),
+            "window_returns": len(window),
+        },
+        "calendar": {
+            "rule": "union of all dates; last price carried over closed dates; "
+            "no backfill before listing",
+            "carried_prices": market.carried,
+            "return_kinds": market.return_kinds,
+        },
+        "volatility": {
+            f: {"model": ff.params.model, "fallback": ff.params.fallback, "sigma_1d": ff.sigma_1d}
+            for f, ff in filtered.items()
+        },
+        "counts": {
+            "netting_sets": len(margins),
+            "accounts": int(margins["account_id"].nunique()),
+            "by_status": {s: int(counts.get(s, 0)) for s in STATUSES},
+        },
+        "totals": {
+            col: float(margins[col].sum())
+            for col in ("gross_notional", "model_margin", "initial_margin", "maintenance_margin",
+                        "flat_rate_margin", "equity", "call_amount")
+        },
+        "timings_s": timer.stages,
+        "warnings": warnings,
+    }
+
+
+def write_eod(result: EodResult, out: str | Path) -> Path:
+    """Write the outputs of DESIGN.md under ``out``, atomically; returns the folder."""
+    start = time.perf_counter()
+    with staged_output(out) as staging:
+        write_table(result.margins, staging / "margins.parquet")
+        write_table(result.margins, staging / "margins.csv")
+        write_table(result.attribution, staging / "attribution.parquet")
+        write_table(result.factors, staging / "factors.csv")
+        result.manifest["timings_s"]["write"] = round(time.perf_counter() - start, 4)
+        write_json(result.manifest, staging / "manifest.json")
+    return Path(out)

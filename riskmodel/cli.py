@@ -1,0 +1,249 @@
+"""Command line: parse arguments, delegate, map errors to exit codes.
+
+This is the composition root: the only module that reaches into both ``riskmodel`` and
+``calibration`` (it hands the engine a GARCH fitter when no ``--params`` is given).
+
+Exit codes: 0 success, 2 usage, 3 invalid input data, 4 calibration or model failure,
+1 anything unexpected. Errors print one line on stderr, never a traceback (set
+``RISKMODEL_DEBUG=1`` to see one for unexpected errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from riskmodel import __version__
+from riskmodel.errors import InputDataError, RiskModelError, UsageError
+
+
+def _shared_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``eod`` and ``backtest``; each overrides the same key of --config."""
+    parser.add_argument("--config", type=Path, help="RUN.toml with policy settings")
+    parser.add_argument("--method", choices=["fhs", "mc", "hs"], help="scenario method (fhs)")
+    parser.add_argument("--measure", choices=["es", "var"], help="risk measure (es)")
+    parser.add_argument("--confidence", type=float, help="confidence level in (0, 1) (0.99)")
+    parser.add_argument("--horizon", type=int, metavar="DAYS",
+                        help="margin period of risk in days (2)")
+    parser.add_argument("--lookback", type=int, metavar="DAYS",
+                        help="daily returns in the scenario window (1000)")
+    parser.add_argument("--scenarios", type=int, metavar="N",
+                        help="Monte Carlo scenarios (10000)")
+    parser.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riskmodel",
+        description="Portfolio-margin engine: VaR/ES margin over netted portfolios.",
+    )
+    parser.add_argument("--version", action="version", version=f"riskmodel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the whole flow on data shipped with arch",
+                          description="Build a demo book from arch.data (S&P 500, NASDAQ, WTI), "
+                          "write its inputs under DIR/inputs and run the end-of-day margin run "
+                          "into DIR.")
+    demo.add_argument("--out", required=True, type=Path, metavar="DIR")
+    demo.add_argument("--accounts", type=int, default=300, help="number of demo accounts (300)")
+    demo.add_argument("--quiet", action="store_true", help="no progress output")
+
+    eod = sub.add_parser("eod", help="end-of-day margin run",
+                         description="Margin every netting set as of a date; outputs under DIR.")
+    eod.add_argument("--prices", required=True, type=Path, metavar="FILE")
+    eod.add_argument("--instruments", required=True, type=Path, metavar="FILE")
+    eod.add_argument("--positions", required=True, type=Path, metavar="FILE")
+    eod.add_argument("--accounts", required=True, type=Path, metavar="FILE")
+    eod.add_argument("--out", required=True, type=Path, metavar="DIR")
+    eod.add_argument("--params", type=Path, metavar="PARAMS.json",
+                     help="parameter set from `riskmodel calibrate` (default: fit at run time)")
+    eod.add_argument("--as-of", metavar="DATE", help="market date (default: last price date)")
+    eod.add_argument("--chunk-size", type=int, metavar="N",
+                     help="netting sets per tail-kernel chunk (4096)")
+    _shared_options(eod)
+
+    cal = sub.add_parser("calibrate", help="fit GARCH(1,1) per risk factor with arch",
+                         description="Estimate each price column's GARCH(1,1) parameters and "
+                         "write a parameter set for `eod --params`.")
+    cal.add_argument("--prices", required=True, type=Path, metavar="FILE")
+    cal.add_argument("--out", required=True, type=Path, metavar="PARAMS.json")
+    cal.add_argument("--config", type=Path, help="RUN.toml (return kinds, fit window)")
+    cal.add_argument("--end", metavar="DATE", help="last date of the estimation sample")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from riskmodel.config import load_config
+
+    overrides = {
+        key: getattr(args, key, None)
+        for key in ("method", "measure", "confidence", "horizon", "lookback", "scenarios", "seed")
+    }
+    overrides["chunk_size"] = getattr(args, "chunk_size", None)
+    return load_config(getattr(args, "config", None), overrides)
+
+
+def _progress(quiet: bool) -> Any:
+    """A one-line progress indicator on stderr, only when stderr is a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def report(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r  tail kernels [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done}/{total} netting sets")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return report
+
+
+def _fitter() -> Any:
+    from calibration.garch import fit_garch11
+
+    def fit(returns: Any, config: Any) -> Any:
+        return fit_garch11(returns, min_history=config.min_history,
+                           ewma_lambda=config.ewma_lambda)
+
+    return fit
+
+
+def cmd_eod(args: argparse.Namespace) -> int:
+    from riskmodel.batch.eod import EodInputs, run_eod, write_eod
+    from riskmodel.volatility.params import load_parameter_set
+
+    config = _config(args)
+    params = load_parameter_set(args.params) if args.params else None
+    inputs = EodInputs(args.prices, args.instruments, args.positions, args.accounts, args.params)
+    result = run_eod(inputs, config, as_of=args.as_of, params=params, fitter=_fitter(),
+                     progress=_progress(args.quiet))
+    write_eod(result, args.out)
+    if not args.quiet:
+        _summary(result.manifest, args.out)
+    return 0
+
+
+def _summary(manifest: dict[str, Any], out: Path) -> None:
+    counts = manifest["counts"]
+    totals = manifest["totals"]
+    by_status = ", ".join(f"{k} {v}" for k, v in counts["by_status"].items())
+    im, flat = totals["initial_margin"], totals["flat_rate_margin"]
+    print(f"riskmodel eod as of {manifest['market_date'][:10]}: {counts['netting_sets']} netting "
+          f"sets in {counts['accounts']} accounts ({manifest['scenarios']['kind']}, "
+          f"{manifest['scenarios']['count']} scenarios, {manifest['scenarios']['horizon_days']}-day"
+          f" horizon)")
+    print(f"  status: {by_status}")
+    print(f"  total initial margin {im:,.0f} against flat-rate margin {flat:,.0f} "
+          f"({im / flat:.1%} of flat)" if flat else f"  total initial margin {im:,.0f}")
+    print(f"  margin calls: {totals['call_amount']:,.0f}")
+    for w in manifest["warnings"]:
+        print(f"  warning: {w}")
+    print(f"  outputs in {out}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from riskmodel.batch.eod import EodInputs, run_eod, write_eod
+    from riskmodel.config import load_config
+    from riskmodel.demo import write_demo_inputs
+    from riskmodel.io.outputs import staged_output
+
+    if args.accounts < 1:
+        raise UsageError(f"--accounts = {args.accounts} must be >= 1")
+    out = Path(args.out)
+    # Build the inputs and run in a scratch folder first, so that a failure leaves nothing.
+    scratch = Path(tempfile.mkdtemp(prefix="riskmodel-demo-"))
+    try:
+        files = write_demo_inputs(scratch / "inputs", n_accounts=args.accounts)
+        config = load_config(files.config)
+        result = run_eod(EodInputs(files.prices, files.instruments, files.positions,
+                                   files.accounts), config, fitter=_fitter(),
+                         progress=_progress(args.quiet))
+        with staged_output(out / "inputs") as staging:
+            for f in sorted((scratch / "inputs").iterdir()):
+                shutil.copy2(f, staging / f.name)
+        inputs_dir = (out / "inputs").absolute()
+        for name in ("prices", "instruments", "positions", "accounts"):
+            result.manifest["inputs"][name]["path"] = str(inputs_dir / f"{name}.csv")
+        write_eod(result, out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not args.quiet:
+        _summary(result.manifest, out)
+        i = out / "inputs"
+        print("  rerun with:  riskmodel eod "
+              f"--prices {i}/prices.csv --instruments {i}/instruments.csv "
+              f"--positions {i}/positions.csv --accounts {i}/accounts.csv "
+              f"--config {i}/run.toml --out {out}/rerun")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from calibration.garch import fit_garch11
+    from riskmodel.config import load_config
+    from riskmodel.io.prices import load_prices
+    from riskmodel.marketdata.returns import build_market_data, resolve_market_date
+    from riskmodel.volatility.params import ParameterSet
+
+    config = load_config(args.config)
+    history = load_prices(args.prices, config.return_kind)
+    end = resolve_market_date(history, args.end)
+    market = build_market_data(history, history.assets, end, config.return_kind)
+    factors = {}
+    for asset in history.assets:
+        r = market.returns[asset].dropna().iloc[-config.garch_fit_window:].to_numpy()
+        factors[asset] = fit_garch11(r, min_history=config.min_history,
+                                     ewma_lambda=config.ewma_lambda)
+    from riskmodel.io.tables import sha256_file
+
+    pset = ParameterSet(
+        factors=factors,
+        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        data={"end": end.isoformat(), "sha256": sha256_file(args.prices),
+              "window": config.garch_fit_window},
+    )
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    pset.write(out)
+    for asset, fp in sorted(factors.items()):
+        note = f" (fallback: {fp.fallback})" if fp.fallback else ""
+        print(f"{asset}: {fp.model}{note}")
+    print(f"parameter set {pset.id} written to {out}")
+    return 0
+
+
+COMMANDS = {"eod": cmd_eod, "demo": cmd_demo, "calibrate": cmd_calibrate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RiskModelError as exc:
+        print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"riskmodel {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence maps to exit 1
+        if os.environ.get("RISKMODEL_DEBUG"):
+            traceback.print_exc()
+        print(f"riskmodel {args.command}: unexpected error: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

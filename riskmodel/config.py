@@ -1,0 +1,304 @@
+"""Run configuration and margin policy: frozen dataclasses, TOML loading, validation.
+
+Every setting has a documented default (README, "Configuration"). A value out of range, an unknown
+key or a wrong type raises :class:`~riskmodel.errors.UsageError` (exit 2) naming the key and value.
+Command-line flags override the same key read from ``--config RUN.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from riskmodel.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+METHODS = ("fhs", "hs", "mc")
+MEASURES = ("es", "var")
+VOL_MODELS = ("garch", "ewma")
+RETURN_KINDS = ("log", "absolute")
+INSTRUMENT_KINDS = (
+    "spot",
+    "future",
+    "perpetual",
+    "inverse_perpetual",
+    "inverse_future",
+    "option",
+)
+
+
+@dataclass(frozen=True)
+class RateTable:
+    """A rate applied to |notional|, resolved by underlying first, then kind, then default.
+
+    Used for maintenance-floor rates, initial-floor rates and flat rates.
+    """
+
+    default: float
+    kind: Mapping[str, float] = field(default_factory=dict)
+    underlying: Mapping[str, float] = field(default_factory=dict)
+
+    def rate(self, kind: str, underlying: str) -> float:
+        if underlying in self.underlying:
+            return self.underlying[underlying]
+        if kind in self.kind:
+            return self.kind[kind]
+        return self.default
+
+    def validate(self, name: str, *, strictly_positive: bool = False) -> None:
+        entries = [(f"{name}.default", self.default)]
+        entries += [(f"{name}.kind.{k}", v) for k, v in self.kind.items()]
+        entries += [(f"{name}.underlying.{k}", v) for k, v in self.underlying.items()]
+        for key, value in entries:
+            _require_number(key, value)
+            if not (0.0 <= value <= 10.0) or (strictly_positive and value <= 0.0):
+                bound = "in (0, 10]" if strictly_positive else "in [0, 10]"
+                raise UsageError(f"config: {key} = {value!r} must be {bound}")
+        for k in self.kind:
+            if k not in INSTRUMENT_KINDS:
+                raise UsageError(
+                    f"config: {name}.kind.{k}: unknown instrument kind {k!r} "
+                    f"(known: {', '.join(INSTRUMENT_KINDS)})"
+                )
+
+
+@dataclass(frozen=True)
+class MarginPolicy:
+    """How the model measure becomes initial margin, maintenance margin and a status.
+
+    ``initial_margin = max(model_margin + addons, initial_floor)`` where ``initial_floor =
+    max(min_initial_margin, sum |notional| x initial_floor_rate)``;
+    ``maintenance_margin = max(mm_ratio x initial_margin, maintenance_floor)`` where
+    ``maintenance_floor = sum |notional| x maintenance_rate``.
+    """
+
+    mm_ratio: float = 0.75
+    warning_multiple: float = 1.2
+    min_initial_margin: float = 0.0
+    maintenance_rates: RateTable = field(default_factory=lambda: RateTable(default=0.01))
+    initial_floor_rates: RateTable = field(default_factory=lambda: RateTable(default=0.01))
+    flat_rates: RateTable = field(default_factory=lambda: RateTable(default=0.10))
+
+    def __post_init__(self) -> None:
+        _require_number("margin.mm_ratio", self.mm_ratio)
+        if not 0.0 < self.mm_ratio <= 1.0:
+            raise UsageError(f"config: margin.mm_ratio = {self.mm_ratio!r} must be in (0, 1]")
+        _require_number("margin.warning_multiple", self.warning_multiple)
+        if not 1.0 <= self.warning_multiple <= 10.0:
+            raise UsageError(
+                f"config: margin.warning_multiple = {self.warning_multiple!r} must be in [1, 10]"
+            )
+        _require_number("margin.min_initial_margin", self.min_initial_margin)
+        if self.min_initial_margin < 0:
+            raise UsageError(
+                f"config: margin.min_initial_margin = {self.min_initial_margin!r} must be >= 0"
+            )
+        # A strictly positive maintenance rate keeps maintenance margin > 0 for every netting
+        # set with a position, so margin_level = equity / maintenance_margin is always finite.
+        self.maintenance_rates.validate("margin.maintenance_rates", strictly_positive=True)
+        self.initial_floor_rates.validate("margin.initial_floor_rates")
+        self.flat_rates.validate("margin.flat_rates")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one end-of-day run or backtest needs besides its input files."""
+
+    method: str = "fhs"
+    measure: str = "es"
+    confidence: float = 0.99
+    horizon: int = 2
+    lookback: int = 1000
+    scenarios: int = 10_000
+    seed: int = 0
+    vol_model: str = "garch"
+    ewma_lambda: float = 0.94
+    garch_fit_window: int = 2500
+    min_history: int = 250
+    default_return: str = "log"
+    asset_returns: Mapping[str, str] = field(default_factory=dict)
+    chunk_size: int = 4096
+    margin: MarginPolicy = field(default_factory=MarginPolicy)
+
+    def __post_init__(self) -> None:
+        _choice("method", self.method, METHODS)
+        _choice("measure", self.measure, MEASURES)
+        _choice("volatility.model", self.vol_model, VOL_MODELS)
+        _choice("returns.default", self.default_return, RETURN_KINDS)
+        for asset, kind in self.asset_returns.items():
+            _choice(f"returns.assets.{asset}", kind, RETURN_KINDS)
+        _require_number("confidence", self.confidence)
+        if not 0.0 < self.confidence < 1.0:
+            raise UsageError(f"confidence = {self.confidence!r} must be in (0, 1)")
+        _require_int("horizon", self.horizon, low=1, high=250)
+        _require_int("lookback", self.lookback, low=2, high=100_000)
+        _require_int("scenarios", self.scenarios, low=100, high=10_000_000)
+        _require_int("seed", self.seed, low=0, high=2**63 - 1)
+        _require_int("volatility.garch_fit_window", self.garch_fit_window, low=100, high=100_000)
+        _require_int("min_history", self.min_history, low=2, high=100_000)
+        _require_int("run.chunk_size", self.chunk_size, low=1, high=10_000_000)
+        _require_number("volatility.ewma_lambda", self.ewma_lambda)
+        if not 0.0 < self.ewma_lambda < 1.0:
+            raise UsageError(
+                f"config: volatility.ewma_lambda = {self.ewma_lambda!r} must be in (0, 1)"
+            )
+        if self.horizon >= self.lookback:
+            raise UsageError(
+                f"horizon = {self.horizon} must be shorter than lookback = {self.lookback}"
+            )
+
+    def return_kind(self, asset: str) -> str:
+        """``"log"`` or ``"absolute"`` returns for ``asset``."""
+        return self.asset_returns.get(asset, self.default_return)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain JSON-able data (for the manifest)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=dict))
+
+    def digest(self) -> str:
+        """SHA-256 of the resolved configuration, canonical JSON."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- TOML -----------------------------------------------------------------------------------
+
+# Top-level keys accepted in RUN.toml and the RunConfig field each maps to.
+_TOP_LEVEL = {
+    "method": "method",
+    "measure": "measure",
+    "confidence": "confidence",
+    "horizon": "horizon",
+    "lookback": "lookback",
+    "scenarios": "scenarios",
+    "seed": "seed",
+    "min_history": "min_history",
+}
+_SECTIONS = {"volatility", "returns", "margin", "run"}
+_RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
+
+
+def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Read ``RUN.toml`` (optional) and apply command-line overrides (non-None values win).
+
+    Parameters
+    ----------
+    path : path of a TOML file, or None for all defaults.
+    overrides : flat mapping of top-level keys (``method``, ``confidence``, ...) from flags.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise UsageError(f"--config: file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"--config {p}: not valid TOML: {exc}") from None
+    return config_from_mapping(raw, overrides, source=str(path) if path else "defaults")
+
+
+def config_from_mapping(
+    raw: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    source: str = "config",
+) -> RunConfig:
+    """Build a validated :class:`RunConfig` from parsed TOML and flag overrides."""
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _TOP_LEVEL:
+            kwargs[_TOP_LEVEL[key]] = value
+        elif key not in _SECTIONS:
+            raise UsageError(f"{source}: unknown key {key!r}")
+
+    vol = _section(raw, "volatility", {"model", "ewma_lambda", "garch_fit_window"}, source)
+    if "model" in vol:
+        kwargs["vol_model"] = vol["model"]
+    if "ewma_lambda" in vol:
+        kwargs["ewma_lambda"] = vol["ewma_lambda"]
+    if "garch_fit_window" in vol:
+        kwargs["garch_fit_window"] = vol["garch_fit_window"]
+
+    ret = _section(raw, "returns", {"default", "assets"}, source)
+    if "default" in ret:
+        kwargs["default_return"] = ret["default"]
+    if "assets" in ret:
+        if not isinstance(ret["assets"], Mapping):
+            raise UsageError(f"{source}: [returns.assets] must be a table of asset = kind")
+        kwargs["asset_returns"] = dict(ret["assets"])
+
+    run = _section(raw, "run", {"chunk_size"}, source)
+    if "chunk_size" in run:
+        kwargs["chunk_size"] = run["chunk_size"]
+
+    margin = _section(
+        raw,
+        "margin",
+        {"mm_ratio", "warning_multiple", "min_initial_margin", *_RATE_TABLES},
+        source,
+    )
+    margin_kwargs: dict[str, Any] = {
+        k: margin[k] for k in ("mm_ratio", "warning_multiple", "min_initial_margin") if k in margin
+    }
+    defaults = MarginPolicy()
+    for table in _RATE_TABLES:
+        if table in margin:
+            margin_kwargs[table] = _rate_table(margin[table], getattr(defaults, table), table, source)
+    kwargs["margin"] = MarginPolicy(**margin_kwargs)
+
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            kwargs[key] = value
+    return RunConfig(**kwargs)
+
+
+def _section(raw: Mapping[str, Any], name: str, allowed: set[str], source: str) -> dict[str, Any]:
+    section = raw.get(name, {})
+    if not isinstance(section, Mapping):
+        raise UsageError(f"{source}: [{name}] must be a table")
+    for key in section:
+        if key not in allowed:
+            raise UsageError(f"{source}: unknown key {name}.{key}")
+    return dict(section)
+
+
+def _rate_table(raw: Any, default: RateTable, name: str, source: str) -> RateTable:
+    if not isinstance(raw, Mapping):
+        raise UsageError(f"{source}: [margin.{name}] must be a table")
+    for key in raw:
+        if key not in ("default", "kind", "underlying"):
+            raise UsageError(f"{source}: unknown key margin.{name}.{key}")
+    return RateTable(
+        default=raw.get("default", default.default),
+        kind=dict(raw.get("kind", {})),
+        underlying=dict(raw.get("underlying", {})),
+    )
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"{key} = {value!r} must be one of: {', '.join(allowed)}")
+
+
+def _require_number(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UsageError(f"{key} = {value!r} must be a finite number")
+
+
+def _require_int(key: str, value: Any, *, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{key} = {value!r} must be an integer")
+    if not low <= value <= high:
+        raise UsageError(f"{key} = {value!r} must be between {low} and {high}")

@@ -1,0 +1,105 @@
+"""Positions (``account_id, instrument_id, quantity`` [, ``netting_set``]) and accounts
+(``account_id, collateral`` [, ``netting_set``]).
+
+A blank or absent ``netting_set`` means the account's cross-margined set, named ``default``.
+Collateral rows with a ``netting_set`` fund that (isolated) set; rows without fund ``default``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.errors import InputDataError
+from riskmodel.io.tables import Table, read_table
+
+DEFAULT_NETTING_SET = "default"
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Position rows as read (not yet netted): ``account_id, netting_set, instrument_id,
+    quantity`` plus ``source_row`` (0-based row in the file, for error messages)."""
+
+    table: Table
+    frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """Collateral per (account, netting set): ``account_id, netting_set, collateral``."""
+
+    table: Table
+    frame: pd.DataFrame
+
+
+def _netting_sets(table: Table) -> np.ndarray:
+    if "netting_set" not in table.frame.columns:
+        return np.full(len(table.frame), DEFAULT_NETTING_SET, dtype=object)
+    sets = table.text("netting_set", allow_missing=True)
+    sets[sets == ""] = DEFAULT_NETTING_SET
+    return sets
+
+
+def load_positions(path: str | Path, instrument_ids: Iterable[str]) -> Positions:
+    """Read positions; every instrument must exist and every quantity be a finite number."""
+    table = read_table(path, "positions")
+    table.require_columns(["account_id", "instrument_id", "quantity"])
+    accounts = table.text("account_id")
+    instruments = table.text("instrument_id")
+    quantity = table.numbers("quantity", what="quantity")
+    known = set(instrument_ids)
+    unknown = ~pd.Series(instruments).isin(known).to_numpy()
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        raise table.fail(i, "instrument_id", instruments[i], "position on an unknown instrument")
+    frame = pd.DataFrame(
+        {
+            "account_id": accounts.astype(str),
+            "netting_set": _netting_sets(table).astype(str),
+            "instrument_id": instruments.astype(str),
+            "quantity": quantity,
+            "source_row": np.arange(len(quantity), dtype=np.int64),
+        }
+    )
+    return Positions(table, frame)
+
+
+def load_accounts(path: str | Path) -> Accounts:
+    """Read collateral; one row per (account, netting set), finite amounts."""
+    table = read_table(path, "accounts")
+    table.require_columns(["account_id", "collateral"])
+    accounts = table.text("account_id")
+    collateral = table.numbers("collateral", what="collateral")
+    sets = _netting_sets(table)
+    frame = pd.DataFrame(
+        {"account_id": accounts.astype(str), "netting_set": sets.astype(str), "collateral": collateral}
+    )
+    duplicated = frame.duplicated(["account_id", "netting_set"], keep=False).to_numpy()
+    if duplicated.any():
+        rows = np.flatnonzero(duplicated)[:2]
+        raise table.fail(
+            int(rows[1]),
+            "account_id",
+            accounts[rows[1]],
+            f"duplicate collateral row for netting set {sets[rows[1]]!r} "
+            f"(also at {table.where(int(rows[0]))})",
+        )
+    return Accounts(table, frame)
+
+
+def check_collateral_coverage(positions: Positions, accounts: Accounts) -> None:
+    """Every account holding positions needs a collateral row (zero is allowed, absent is not)."""
+    funded = set(accounts.frame["account_id"])
+    missing = ~positions.frame["account_id"].isin(funded).to_numpy()
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        account = positions.frame["account_id"].iat[i]
+        raise InputDataError(
+            f"{positions.table.where(i)}, column 'account_id': account {account!r} has positions "
+            f"but no collateral row in {accounts.table.path} (value {account!r})"
+        )

@@ -1,0 +1,169 @@
+"""Reading CSV or Parquet tables (chosen by extension) with errors that point at the bad cell.
+
+CSV cells are read as text so that nothing is silently coerced: an empty cell is "missing", any
+other text must parse, and ``nan``/``inf`` are reported as non-finite rather than treated as gaps.
+Every error names the file, the line (CSV, header = line 1) or row (Parquet, first row = 1), the
+column and the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from riskmodel.errors import InputDataError
+
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A loaded input table and where it came from.
+
+    ``frame`` keeps the file's row order; for CSV every column is text (``object`` dtype, empty
+    cells as ``None``), for Parquet the stored types are kept.
+    """
+
+    path: Path
+    frame: pd.DataFrame
+    is_csv: bool
+    # Parquet only: per float column, True where the cell is null (missing) rather than a NaN
+    # written as a value; pandas shows both as NaN.
+    null_masks: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def where(self, row: int) -> str:
+        """Human location of 0-based data row ``row``: ``prices.csv line 7``."""
+        if self.is_csv:
+            return f"{self.path} line {row + 2}"
+        return f"{self.path} row {row + 1}"
+
+    def fail(self, row: int, column: str, value: object, problem: str) -> InputDataError:
+        return InputDataError(f"{self.where(row)}, column {column!r}: {problem} (value {value!r})")
+
+    def require_columns(self, columns: tuple[str, ...] | list[str]) -> None:
+        missing = [c for c in columns if c not in self.frame.columns]
+        if missing:
+            raise InputDataError(
+                f"{self.path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
+                f"found {', '.join(repr(c) for c in self.frame.columns)}"
+            )
+
+    def text(self, column: str, *, allow_missing: bool = False) -> np.ndarray:
+        """Column as an array of stripped strings; missing cells raise unless allowed (then '')."""
+        values = self.frame[column].to_numpy(dtype=object)
+        out = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+                if not allow_missing:
+                    raise self.fail(i, column, "", "empty value")
+                out[i] = ""
+            else:
+                s = str(v).strip()
+                if not s and not allow_missing:
+                    raise self.fail(i, column, v, "empty value")
+                out[i] = s
+        return out
+
+    def numbers(
+        self,
+        column: str,
+        *,
+        what: str = "number",
+        allow_missing: bool = False,
+        finite: bool = True,
+    ) -> np.ndarray:
+        """Column as float64; missing cells become NaN only when ``allow_missing``.
+
+        Raises on text that is not a number and, when ``finite``, on NaN/inf written in the file.
+        """
+        raw = self.frame[column]
+        if not self.is_csv and pd.api.types.is_numeric_dtype(raw.dtype):
+            values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+            # Parquet stores nulls (missing) apart from NaN (a written non-finite value).
+            null = self.null_masks.get(column, raw.isna().to_numpy())
+            present = ~null
+            if not allow_missing and null.any():
+                i = int(np.flatnonzero(null)[0])
+                raise self.fail(i, column, None, f"missing {what}")
+            bad = present & ~np.isfinite(values)
+            if finite and bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise self.fail(i, column, float(values[i]), f"non-finite {what}")
+            return values
+        text = self.text(column, allow_missing=allow_missing)
+        out = np.full(len(text), np.nan)
+        for i, s in enumerate(text):
+            if s == "":
+                continue
+            try:
+                out[i] = float(s)
+            except ValueError:
+                raise self.fail(i, column, s, f"not a {what}") from None
+            if finite and not np.isfinite(out[i]):
+                raise self.fail(i, column, s, f"non-finite {what}")
+        return out
+
+
+def read_table(path: str | Path, what: str) -> Table:
+    """Read a CSV or Parquet file chosen by its extension.
+
+    Parameters
+    ----------
+    path : the file.
+    what : what the file is (``"prices"``), for error messages.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if not p.exists():
+        raise InputDataError(f"{what} file not found: {p}")
+    if not p.is_file():
+        raise InputDataError(f"{what} path is not a file: {p}")
+    if suffix in CSV_SUFFIXES:
+        try:
+            frame = pd.read_csv(
+                p, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True
+            )
+        except pd.errors.EmptyDataError:
+            raise InputDataError(f"{p}: {what} file is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise InputDataError(f"{p}: cannot parse {what} CSV: {exc}") from None
+        frame = frame.astype(object).where(frame.notna(), None)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return Table(p, frame, is_csv=True)
+    if suffix in PARQUET_SUFFIXES:
+        try:
+            arrow = pq.read_table(p)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputDataError(f"{p}: cannot read {what} Parquet: {exc}") from None
+        frame = arrow.to_pandas()
+        frame.columns = [str(c).strip() for c in frame.columns]
+        null_masks = {
+            str(name).strip(): arrow.column(name).is_null().to_numpy(zero_copy_only=False)
+            for name in arrow.column_names
+            if pa.types.is_floating(arrow.column(name).type)
+        }
+        return Table(p, frame, is_csv=False, null_masks=null_masks)
+    raise InputDataError(
+        f"{p}: unsupported {what} file extension {suffix!r} (use .csv or .parquet)"
+    )
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, for the manifest's input provenance."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

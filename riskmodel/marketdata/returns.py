@@ -1,0 +1,112 @@
+"""Calendar alignment and returns.
+
+Calendar rule (mixing 24/7 crypto with business-day assets): prices are aligned on the union of
+all dates in the price file; a factor with no price on a date when others have one (a closed
+market, a holiday) carries its last price over, so its return that day is zero. Dates before a
+factor's first price stay empty (not yet listed) and are never filled backwards. The manifest
+records how many prices were carried over per factor. A horizon of h days means h rows of that
+union calendar.
+
+Returns are logarithmic by default; factors configured as ``absolute`` use price differences
+(for series that can go negative, such as some commodity futures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.errors import InputDataError
+from riskmodel.io.prices import PriceHistory
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """Aligned prices and returns of the factors a run uses, up to the market date.
+
+    Attributes
+    ----------
+    prices : DataFrame (dates x factors), union calendar, last price carried over gaps.
+    returns : DataFrame (dates[1:] x factors), NaN before a factor's listing.
+    spot : Series (factors,), prices on the market date.
+    carried : dict factor -> number of prices carried over closed dates.
+    """
+
+    prices: pd.DataFrame
+    returns: pd.DataFrame
+    market_date: pd.Timestamp
+    spot: pd.Series
+    carried: dict[str, int]
+    return_kinds: dict[str, str]
+
+
+def resolve_market_date(history: PriceHistory, as_of: str | None) -> pd.Timestamp:
+    """The last price date on or before ``as_of`` (default: the last date in the file)."""
+    index = history.frame.index
+    if as_of is None:
+        return pd.Timestamp(index[-1])
+    try:
+        stamp = pd.Timestamp(as_of)
+    except (ValueError, TypeError):
+        raise InputDataError(f"--as-of: unparsable date {as_of!r} (expected ISO 8601)") from None
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if stamp < index[0] or stamp > index[-1]:
+        raise InputDataError(
+            f"{history.path}: as-of date {stamp.isoformat()} is outside the data "
+            f"({index[0].isoformat()} .. {index[-1].isoformat()}) (value {as_of!r})"
+        )
+    return pd.Timestamp(index[index <= stamp][-1])
+
+
+def build_market_data(
+    history: PriceHistory,
+    factors: Sequence[str],
+    market_date: pd.Timestamp,
+    return_kind: Callable[[str], str],
+) -> MarketData:
+    """Align the used factors' prices up to ``market_date`` and compute their returns."""
+    raw = history.frame.loc[:market_date, list(factors)]
+    listed = raw.notna().cummax()
+    prices = raw.ffill()
+    carried = {f: int((listed[f] & raw[f].isna()).sum()) for f in factors}
+    last = prices.iloc[-1]
+    for f in factors:
+        if not np.isfinite(last[f]):
+            raise InputDataError(
+                f"{history.path}: column {f!r} has no price on or before the market date "
+                f"{market_date.isoformat()} (value nan)"
+            )
+    kinds = {f: return_kind(f) for f in factors}
+    returns = pd.DataFrame(index=prices.index[1:], columns=list(factors), dtype=np.float64)
+    for f in factors:
+        p = prices[f].to_numpy()
+        r = np.log(p[1:] / p[:-1]) if kinds[f] == "log" else p[1:] - p[:-1]
+        returns[f] = r
+    return MarketData(prices, returns, market_date, last.astype(np.float64), carried, kinds)
+
+
+def common_window(returns: pd.DataFrame, lookback: int, min_history: int) -> pd.DataFrame:
+    """The last ``lookback`` returns on which every factor has a return.
+
+    A factor listed recently shortens the window for all (so each scenario is one whole
+    historical day across factors); fewer than ``min_history`` common returns is an error.
+    """
+    valid = returns.notna().all(axis=1).to_numpy()
+    # Interior gaps were carried over, so only leading NaNs remain: the common history is a
+    # suffix of the calendar.
+    start = int(np.argmax(valid)) if valid.any() else len(valid)
+    common = returns.iloc[start:]
+    window = common.iloc[-lookback:] if lookback < len(common) else common
+    if len(window) < min_history:
+        first = {f: returns[f].first_valid_index() for f in returns.columns}
+        latest = max(first, key=lambda f: (first[f] is not None, first[f] or pd.Timestamp.min))
+        raise InputDataError(
+            f"only {len(window)} daily returns are common to all factors in use "
+            f"(min_history = {min_history}); the shortest history is {latest!r}, "
+            f"first return {first[latest]} (value {len(window)})"
+        )
+    return window

@@ -1,0 +1,79 @@
+"""Historical (``hs``) and filtered historical (``fhs``) scenario sets.
+
+HS: the last N daily returns (N = lookback); for horizon h > 1 the N - h + 1 overlapping h-day
+returns inside that window (sums of h consecutive daily log returns, or price differences).
+
+FHS: each factor's standardised residuals in the same window, rescaled to today's conditional
+volatility; whole days kept together across factors. For h > 1 each scenario replays h consecutive
+historical days of residuals through the factor's variance recursion, so volatility reacts within
+the path (no square-root-of-time scaling); again N - h + 1 overlapping scenarios. Both are
+deterministic: no random numbers are drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.scenarios.kernels import fhs_paths
+from riskmodel.scenarios.scenario_set import ScenarioSet
+from riskmodel.volatility.filters import MODEL_CODES, FilteredFactor
+
+
+def _labels(window: pd.DataFrame, horizon: int) -> np.ndarray:
+    return np.asarray(window.index[: len(window) - horizon + 1].strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def historical_scenarios(window: pd.DataFrame, horizon: int) -> ScenarioSet:
+    """Plain HS over a window of daily returns (dates x factors, no NaN)."""
+    r = window.to_numpy(dtype=np.float64)
+    n_scen = r.shape[0] - horizon + 1
+    shocks = np.zeros((n_scen, r.shape[1]))
+    for k in range(horizon):  # fixed summation order: day 0 first
+        shocks += r[k : k + n_scen]
+    return ScenarioSet(
+        shocks=shocks,
+        factors=tuple(str(c) for c in window.columns),
+        labels=_labels(window, horizon),
+        kind="hs",
+        horizon=horizon,
+        provenance={"window_start": str(window.index[0]), "window_end": str(window.index[-1])},
+    )
+
+
+def filtered_historical_scenarios(
+    window: pd.DataFrame, filtered: Mapping[str, FilteredFactor], std_resid: pd.DataFrame,
+    horizon: int,
+) -> ScenarioSet:
+    """FHS over ``window``'s dates.
+
+    Parameters
+    ----------
+    window : DataFrame (dates x factors) of daily returns; only its dates and columns are used.
+    filtered : factor -> its filter output (today's variance and the recursion parameters).
+    std_resid : DataFrame (dates x factors) of standardised residuals covering the window.
+    """
+    factors = [str(c) for c in window.columns]
+    z = np.ascontiguousarray(std_resid.loc[window.index, factors].to_numpy(dtype=np.float64))
+    ff = [filtered[f] for f in factors]
+    shocks = fhs_paths(
+        z,
+        np.array([f.sigma2_next for f in ff]),
+        np.array([f.mu for f in ff]),
+        np.array([MODEL_CODES[f.params.model] for f in ff], dtype=np.int64),
+        np.array([f.omega for f in ff]),
+        np.array([f.params.alpha for f in ff]),
+        np.array([f.params.beta for f in ff]),
+        np.array([f.params.lam for f in ff]),
+        horizon,
+    )
+    return ScenarioSet(
+        shocks=shocks,
+        factors=tuple(factors),
+        labels=_labels(window, horizon),
+        kind="fhs",
+        horizon=horizon,
+        provenance={"window_start": str(window.index[0]), "window_end": str(window.index[-1])},
+    )
