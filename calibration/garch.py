@@ -1,7 +1,7 @@
 """GARCH(1,1) estimation with arch, per risk factor, with documented fallbacks to EWMA.
 
-Returns are scaled by a power of ten so their standard deviation lies in [1, 10) (percent for
-typical daily log returns) because arch's optimiser works best there; the scale is recorded and
+Returns are scaled by a power of ten so their standard deviation lies in [0.5, 5) (percent for
+typical daily log returns, whose standard deviation is 0.5% to 5%) because arch's optimiser works best there; the scale is recorded and
 the parameters are stored in scaled units (see :mod:`riskmodel.volatility.params`).
 
 Fallback to EWMA (never silent: the reason is stored in ``fallback`` and every run's manifest
@@ -21,11 +21,11 @@ from riskmodel.volatility.params import FactorParams
 
 
 def return_scale(returns: np.ndarray) -> float:
-    """Power of ten that brings the sample standard deviation into [1, 10)."""
+    """Power of ten that brings the sample standard deviation into [0.5, 5)."""
     std = float(np.std(returns))
     if std <= 0 or not math.isfinite(std):
         return 1.0
-    return float(10.0 ** (-math.floor(math.log10(std))))
+    return float(10.0 ** (-math.floor(math.log10(std / 0.5))))
 
 
 def ewma_fallback(returns: np.ndarray, lam: float, reason: str) -> FactorParams:

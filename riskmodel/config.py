@@ -78,7 +78,7 @@ class MarginPolicy:
     """How the model measure becomes initial margin, maintenance margin and a status.
 
     ``initial_margin = max(model_margin + addons, initial_floor)`` where ``initial_floor =
-    max(min_initial_margin, sum |notional| x initial_floor_rate)``;
+    max(min_initial_margin, sum |notional| x initial_floor_rate, maintenance_floor)``;
     ``maintenance_margin = max(mm_ratio x initial_margin, maintenance_floor)`` where
     ``maintenance_floor = sum |notional| x maintenance_rate``.
     """

@@ -5,10 +5,12 @@ Per netting set (all amounts in the reporting currency, losses positive):
 * ``model_margin = max(ES, 0)`` (or VaR with ``--measure var``): a book whose worst scenarios
   still make money needs no model margin, but never a negative one.
 * ``addons``: 0 in this version (liquidity and concentration add-ons come with the policy issue).
+* ``maintenance_floor = sum |notional| x maintenance_rate``.
 * ``initial_margin = max(model_margin + addons, initial_floor)``, ``initial_floor =
-  max(min_initial_margin, sum |notional| x initial_floor_rate)``.
-* ``maintenance_floor = sum |notional| x maintenance_rate``;
-  ``maintenance_margin = max(mm_ratio x initial_margin, maintenance_floor)``.
+  max(min_initial_margin, sum |notional| x initial_floor_rate, maintenance_floor)``: the initial
+  floor includes the maintenance floor so that initial margin is never below maintenance margin
+  (otherwise an account could hold its initial margin and still be liquidated).
+* ``maintenance_margin = max(mm_ratio x initial_margin, maintenance_floor)`` (<= initial margin).
 * ``flat_rate_margin = sum |notional| x flat_rate`` (the benchmark a risk committee compares).
 * ``equity``: the netting set's collateral; ``margin_level = equity / maintenance_margin``.
 * ``status``: ``liquidation`` if equity < maintenance margin, else ``margin_call`` if equity <
@@ -72,9 +74,12 @@ def apply_policy(
     def charge(table: RateTable) -> np.ndarray:
         return per_set_sum(notional * position_rates(table, kinds, underlyings), indptr)
 
-    initial_floor = np.maximum(policy.min_initial_margin, charge(policy.initial_floor_rates))
-    initial = np.maximum(model_margin + addons, initial_floor)
     maintenance_floor = charge(policy.maintenance_rates)
+    initial_floor = np.maximum(
+        np.maximum(policy.min_initial_margin, charge(policy.initial_floor_rates)),
+        maintenance_floor,
+    )
+    initial = np.maximum(model_margin + addons, initial_floor)
     maintenance = np.maximum(policy.mm_ratio * initial, maintenance_floor)
     flat = charge(policy.flat_rates)
     status = np.select(

@@ -1,0 +1,82 @@
+"""Real crypto closes from ../shared/data (24/7 calendar, short histories, fat tails).
+
+The data may not be redistributed, so it is never copied into the project: these tests skip
+when the folder is absent.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel.batch.eod import EodInputs, run_eod
+from riskmodel.config import RunConfig
+
+from .conftest import write_inputs
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+CLOSES = SHARED / "crypto_daily_close.csv"
+
+pytestmark = pytest.mark.skipif(not CLOSES.exists(), reason="../shared/data is not present")
+
+INSTRUMENTS = [
+    ("BTC-PERP", "perpetual", "BTC", 1.0),
+    ("ETH-PERP", "perpetual", "ETH", 1.0),
+    ("SOL-PERP", "perpetual", "SOL", 1.0),
+    ("DOGE-PERP", "perpetual", "DOGE", 1.0),
+    ("BTC", "spot", "BTC", 1.0),
+]
+
+
+def _inputs(tmp_path, positions, accounts) -> EodInputs:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pd.DataFrame(INSTRUMENTS, columns=["instrument_id", "kind", "underlying", "multiplier"]) \
+        .to_csv(folder / "instruments.csv", index=False)
+    pd.DataFrame(positions, columns=["account_id", "instrument_id", "quantity"]) \
+        .to_csv(folder / "positions.csv", index=False)
+    pd.DataFrame(accounts, columns=["account_id", "collateral"]) \
+        .to_csv(folder / "accounts.csv", index=False)
+    return EodInputs(CLOSES, folder / "instruments.csv", folder / "positions.csv",
+                     folder / "accounts.csv")
+
+
+def test_crypto_perpetuals_fhs(tmp_path):
+    inputs = _inputs(
+        tmp_path,
+        [("whale", "BTC-PERP", 10.0), ("whale", "ETH-PERP", -50.0),
+         ("basis", "BTC", 2.0), ("basis", "BTC-PERP", -2.0),
+         ("degen", "DOGE-PERP", 1e6), ("sol", "SOL-PERP", 500.0)],
+        [("whale", 200_000.0), ("basis", 1_000.0), ("degen", 10_000.0), ("sol", 50_000.0)],
+    )
+    result = run_eod(inputs, RunConfig(method="fhs", vol_model="ewma", horizon=1, lookback=1000))
+    m = result.margins.set_index("account_id")
+    assert np.isfinite(m.select_dtypes("number").to_numpy()).all()
+    # spot BTC against the BTC perpetual on the same factor: no model risk, the floor binds
+    assert m.loc["basis", "model_margin"] == 0.0
+    assert m.loc["basis", "initial_margin"] == m.loc["basis", "maintenance_floor"] > 0
+    assert result.manifest["market_date"].startswith("2025-02-20")
+    # SOL has fewer than 1000 returns before the end: the window is shortened and says so
+    assert result.scenarios.n_scenarios < 1000
+    assert any("lookback shortened" in w for w in result.manifest["warnings"])
+
+
+def test_crypto_hs_matches_definition(tmp_path):
+    closes = pd.read_csv(CLOSES, index_col="date", parse_dates=True)
+    inputs = _inputs(tmp_path, [("a", "BTC-PERP", 3.0)], [("a", 1e5)])
+    result = run_eod(inputs, RunConfig(method="hs", horizon=1, lookback=365))
+    btc = closes["BTC"].dropna()
+    r = np.log(btc / btc.shift(1)).dropna().iloc[-365:].to_numpy()
+    losses = -3.0 * btc.iloc[-1] * np.expm1(r)
+    var = np.quantile(losses, 0.99, method="inverted_cdf")
+    np.testing.assert_allclose(result.margins["var"].iat[0], var, rtol=1e-9)
+
+
+def test_btc_24_7_calendar_carries_no_prices(tmp_path):
+    # a 24/7 market has a bar every calendar day: nothing is carried over
+    closes = pd.read_csv(CLOSES, index_col="date", parse_dates=True)[["BTC"]].dropna()
+    inputs = write_inputs(tmp_path, closes, [("BTC-PERP", "perpetual", "BTC", 1.0)],
+                          [("a", "BTC-PERP", 1.0)], [("a", 1e5)])
+    result = run_eod(inputs, RunConfig(method="hs", horizon=1, lookback=500))
+    assert result.manifest["calendar"]["carried_prices"]["BTC"] == 0
