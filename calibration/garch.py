@@ -1,8 +1,9 @@
 """GARCH(1,1) estimation with arch, per risk factor, with documented fallbacks to EWMA.
 
 Returns are scaled by a power of ten so their standard deviation lies in [0.5, 5) (percent for
-typical daily log returns, whose standard deviation is 0.5% to 5%) because arch's optimiser works best there; the scale is recorded and
-the parameters are stored in scaled units (see :mod:`riskmodel.volatility.params`).
+typical daily log returns, whose standard deviation is 0.5% to 5%) because arch's optimiser works
+best there; the scale is recorded and the parameters are stored in scaled units (see
+:mod:`riskmodel.volatility.params`).
 
 Fallback to EWMA (never silent: the reason is stored in ``fallback`` and every run's manifest
 repeats it): fewer returns than ``min_history``; a constant series; the optimiser did not converge;

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from riskmodel import __version__
-from riskmodel.errors import InputDataError, RiskModelError, UsageError
+from riskmodel.errors import RiskModelError, UsageError
 
 
 def _shared_options(parser: argparse.ArgumentParser) -> None:

@@ -255,7 +255,9 @@ def config_from_mapping(
     defaults = MarginPolicy()
     for table in _RATE_TABLES:
         if table in margin:
-            margin_kwargs[table] = _rate_table(margin[table], getattr(defaults, table), table, source)
+            margin_kwargs[table] = _rate_table(
+                margin[table], getattr(defaults, table), table, source
+            )
     kwargs["margin"] = MarginPolicy(**margin_kwargs)
 
     for key, value in (overrides or {}).items():

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import INSTRUMENT_KINDS
-from riskmodel.errors import InputDataError
 from riskmodel.io.tables import read_table
 
 LINEAR_KINDS = ("spot", "future", "perpetual")
@@ -67,7 +66,7 @@ def load_instruments(path: str | Path, price_assets: Iterable[str]) -> Instrumen
                 f"(supported: {', '.join(LINEAR_KINDS)})",
             )
         if mult <= 0:
-            raise table.fail(i, "multiplier", mult, "multiplier must be > 0")
+            raise table.fail(i, "multiplier", float(mult), "multiplier must be > 0")
         if iid in assets:
             factors[i] = iid
         elif und in assets:

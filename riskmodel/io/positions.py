@@ -77,7 +77,11 @@ def load_accounts(path: str | Path) -> Accounts:
     collateral = table.numbers("collateral", what="collateral")
     sets = _netting_sets(table)
     frame = pd.DataFrame(
-        {"account_id": accounts.astype(str), "netting_set": sets.astype(str), "collateral": collateral}
+        {
+            "account_id": accounts.astype(str),
+            "netting_set": sets.astype(str),
+            "collateral": collateral,
+        }
     )
     duplicated = frame.duplicated(["account_id", "netting_set"], keep=False).to_numpy()
     if duplicated.any():

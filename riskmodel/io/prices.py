@@ -1,7 +1,8 @@
 """Price history: long (``date, asset, price``) or wide (``date`` then one column per asset).
 
-The layout is detected from the header: a file with exactly the columns ``date, asset, price`` is
-long, anything else with a ``date`` column is wide. Dates are ISO 8601, intraday timestamps allowed;
+The layout is detected from the header: a file with an ``asset`` or ``price`` column is long
+(and needs ``date, asset, price``; other columns are ignored), anything else with a ``date`` column
+is wide. Dates are ISO 8601, intraday timestamps allowed;
 time-zone-aware stamps are converted to UTC and stored naive. Rows may come in any order.
 An empty cell means "no price that day" (a coin not yet listed, a closed market); a written
 ``nan``/``inf`` is an error. Prices must be strictly positive for assets with logarithmic returns.
@@ -40,6 +41,9 @@ def parse_dates(table: Table, column: str = "date") -> pd.DatetimeIndex:
     raw = table.frame[column]
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         parsed = pd.to_datetime(raw, utc=True)
+        missing = parsed.isna().to_numpy()
+        if missing.any():  # a null timestamp in Parquet
+            raise table.fail(int(np.flatnonzero(missing)[0]), column, None, "missing date")
     else:
         text = table.text(column)
         parsed = pd.to_datetime(pd.Series(text), format="ISO8601", errors="coerce", utc=True)
@@ -61,7 +65,9 @@ def load_prices(path: str | Path, return_kind: Callable[[str], str]) -> PriceHis
     table = read_table(path, "prices")
     table.require_columns(["date"])
     cols = set(table.frame.columns)
-    if cols == {"date", "asset", "price"}:
+    if cols & {"asset", "price"}:
+        # long layout; a missing 'asset' or 'price' is reported as such, not read as wide
+        table.require_columns(["date", "asset", "price"])
         frame = _long_to_wide(table)
     else:
         frame = _wide(table)
@@ -78,7 +84,7 @@ def load_prices(path: str | Path, return_kind: Callable[[str], str]) -> PriceHis
                 raise InputDataError(
                     f"{table.path}: date {frame.index[i].isoformat()}, column {asset!r}: "
                     f"non-positive price for an asset with logarithmic returns "
-                    f"(value {values[i]!r}); set returns.assets.{asset} = \"absolute\" in the "
+                    f"(value {float(values[i])!r}); set returns.assets.{asset} = \"absolute\" in the "
                     f"config for series that can go negative"
                 )
         if np.isnan(frame[asset].to_numpy()).all():

@@ -8,6 +8,7 @@ column and the value.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class Table:
     def where(self, row: int) -> str:
         """Human location of 0-based data row ``row``: ``prices.csv line 7``."""
         if self.is_csv:
-            return f"{self.path} line {row + 2}"
+            return f"{self.path} line {_csv_line(self.path, row)}"
         return f"{self.path} row {row + 1}"
 
     def fail(self, row: int, column: str, value: object, problem: str) -> InputDataError:
@@ -140,6 +141,8 @@ def read_table(path: str | Path, what: str) -> Table:
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputDataError(f"{p}: cannot parse {what} CSV: {exc}") from None
         frame = frame.astype(object).where(frame.notna(), None)
+        # pandas renames a repeated header name ("AAA", "AAA.1"): check the header as written.
+        _require_unique_columns(p, _csv_header(p))
         frame.columns = [str(c).strip() for c in frame.columns]
         return Table(p, frame, is_csv=True)
     if suffix in PARQUET_SUFFIXES:
@@ -147,6 +150,7 @@ def read_table(path: str | Path, what: str) -> Table:
             arrow = pq.read_table(p)
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputDataError(f"{p}: cannot read {what} Parquet: {exc}") from None
+        _require_unique_columns(p, [str(c) for c in arrow.column_names])
         frame = arrow.to_pandas()
         frame.columns = [str(c).strip() for c in frame.columns]
         null_masks = {
@@ -158,6 +162,43 @@ def read_table(path: str | Path, what: str) -> Table:
     raise InputDataError(
         f"{p}: unsupported {what} file extension {suffix!r} (use .csv or .parquet)"
     )
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first non-blank line of a CSV file, split into fields as written."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        for line in fh:
+            if line.strip(" \t\r\n"):
+                return next(csv.reader([line]))
+    return []
+
+
+def _require_unique_columns(path: Path, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in (n.strip() for n in names):
+        if name in seen:
+            raise InputDataError(f"{path}: duplicate column {name!r} in the header")
+        if name:  # pandas names empty headers "Unnamed: i" itself
+            seen.add(name)
+
+
+def _csv_line(path: Path, row: int) -> int:
+    """1-based line of 0-based data row ``row``, counting the blank lines pandas skips.
+
+    Falls back to ``row + 2`` (header on line 1, no blank lines) when the file cannot be mapped
+    line by line (a quoted field spanning lines).
+    """
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+            text = fh.read()
+    except OSError:
+        return row + 2
+    all_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if any(line.count('"') % 2 for line in all_lines):
+        return row + 2
+    # pandas skips empty and whitespace-only lines; the first line left is the header
+    lines = [i + 1 for i, line in enumerate(all_lines) if line.strip(" \t")]
+    return lines[row + 1] if row + 1 < len(lines) else row + 2
 
 
 def sha256_file(path: str | Path) -> str:

@@ -32,7 +32,9 @@ from riskmodel.config import MarginPolicy, RateTable
 STATUSES = ("ok", "warning", "margin_call", "liquidation")
 
 
-def position_rates(table: RateTable, kinds: Sequence[str], underlyings: Sequence[str]) -> np.ndarray:
+def position_rates(
+    table: RateTable, kinds: Sequence[str], underlyings: Sequence[str]
+) -> np.ndarray:
     """The rate of each position, shape (n_positions,)."""
     cache: dict[tuple[str, str], float] = {}
     out = np.empty(len(kinds))
