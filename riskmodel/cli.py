@@ -71,13 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
                      help="netting sets per tail-kernel chunk (4096)")
     _shared_options(eod)
 
-    cal = sub.add_parser("calibrate", help="fit GARCH(1,1) per risk factor with arch",
-                         description="Estimate each price column's GARCH(1,1) parameters and "
-                         "write a parameter set for `eod --params`.")
+    cal = sub.add_parser("calibrate", help="fit GARCH-family parameters per risk factor with arch",
+                         description="Estimate each price column's volatility model and the "
+                         "dependence of their standardised residuals; write a parameter set for "
+                         "`eod --params`.")
     cal.add_argument("--prices", required=True, type=Path, metavar="FILE")
     cal.add_argument("--out", required=True, type=Path, metavar="PARAMS.json")
-    cal.add_argument("--config", type=Path, help="RUN.toml (return kinds, fit window)")
+    cal.add_argument("--config", type=Path,
+                     help="RUN.toml ([calibration], [returns], volatility.garch_fit_window)")
+    cal.add_argument("--model", choices=["auto", "garch", "gjr", "egarch"],
+                     help="volatility model; auto picks by BIC (calibration.model, garch)")
+    cal.add_argument("--dist", choices=["auto", "normal", "t", "skewt"],
+                     help="innovation distribution; auto picks by BIC (normal)")
+    cal.add_argument("--mean", choices=["zero", "constant"], help="mean model (zero)")
+    cal.add_argument("--backcast", choices=["ewma", "sample"],
+                     help="pre-sample variance rule (ewma)")
+    cal.add_argument("--start", metavar="DATE", help="first date of the estimation sample")
     cal.add_argument("--end", metavar="DATE", help="last date of the estimation sample")
+    cal.add_argument("--jobs", type=int, default=1, metavar="N", help="processes (1)")
+    cal.add_argument("--report", type=Path, metavar="DIR",
+                     help="also write a diagnostics report (Markdown and PNG plots) here")
+    cal.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -92,7 +106,7 @@ def _config(args: argparse.Namespace) -> Any:
     return load_config(getattr(args, "config", None), overrides)
 
 
-def _progress(quiet: bool) -> Any:
+def _progress(quiet: bool, what: str = "netting sets", label: str = "tail kernels") -> Any:
     """A one-line progress indicator on stderr, only when stderr is a terminal."""
     if quiet or not sys.stderr.isatty():
         return None
@@ -100,8 +114,8 @@ def _progress(quiet: bool) -> Any:
     def report(done: int, total: int) -> None:
         width = 30
         filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r  tail kernels [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{done}/{total} netting sets")
+        sys.stderr.write(f"\r  {label} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done}/{total} {what}")
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -109,12 +123,20 @@ def _progress(quiet: bool) -> Any:
     return report
 
 
+def _spec(calibration: Any, ewma_decay: float) -> Any:
+    from calibration.estimate import Spec
+
+    return Spec(model=calibration.model, dist=calibration.dist, mean=calibration.mean,
+                backcast=calibration.backcast, min_history=calibration.min_history,
+                ewma_decay=ewma_decay, proxies=dict(calibration.proxies))
+
+
 def _fitter() -> Any:
-    from calibration.garch import fit_garch11
+    """Run-time estimation for `eod` without --params (the engine never imports calibration)."""
+    from calibration.estimate import fit_factor
 
     def fit(returns: Any, config: Any) -> Any:
-        return fit_garch11(returns, min_history=config.min_history,
-                           ewma_lambda=config.ewma_lambda)
+        return fit_factor(returns, _spec(config.calibration, config.ewma_lambda))
 
     return fit
 
@@ -189,37 +211,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from calibration.garch import fit_garch11
+    import dataclasses
+
+    from calibration.runner import calibrate
     from riskmodel.config import load_config
     from riskmodel.io.prices import load_prices
+    from riskmodel.io.tables import sha256_file
     from riskmodel.marketdata.returns import build_market_data, resolve_market_date
-    from riskmodel.volatility.params import ParameterSet
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs = {args.jobs} must be >= 1")
     config = load_config(args.config)
+    flags = {k: getattr(args, k) for k in ("model", "dist", "mean", "backcast")
+             if getattr(args, k) is not None}
+    calibration = dataclasses.replace(config.calibration, **flags)
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
     history = load_prices(args.prices, config.return_kind)
     end = resolve_market_date(history, args.end)
     market = build_market_data(history, history.assets, end, config.return_kind)
-    factors = {}
-    for asset in history.assets:
-        r = market.returns[asset].dropna().iloc[-config.garch_fit_window:].to_numpy()
-        factors[asset] = fit_garch11(r, min_history=config.min_history,
-                                     ewma_lambda=config.ewma_lambda)
-    from riskmodel.io.tables import sha256_file
+    returns = market.returns
+    if args.start is not None:
+        start = resolve_market_date(history, args.start)
+        returns = returns.loc[start:]
+    # each factor is fitted on its own last `garch_fit_window` returns
+    returns = returns.apply(
+        lambda c: c.dropna().iloc[-config.garch_fit_window:].reindex(returns.index)
+    ).dropna(how="all")
+    data = {"file": str(args.prices), "sha256": sha256_file(args.prices),
+            "start": returns.index[0].isoformat(), "end": end.isoformat(),
+            "max_returns_per_factor": config.garch_fit_window,
+            "return_kinds": market.return_kinds}
+    pset = calibrate(returns, _spec(calibration, config.ewma_lambda), jobs=args.jobs, data=data,
+                     progress=_progress(args.quiet, "factors", "calibrating"))
+    if args.report is not None:
+        from calibration.diagnostics import write_report
 
-    pset = ParameterSet(
-        factors=factors,
-        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        data={"end": end.isoformat(), "sha256": sha256_file(args.prices),
-              "window": config.garch_fit_window},
-    )
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+        write_report(pset, returns, args.report)
     pset.write(out)
-    for asset, fp in sorted(factors.items()):
-        note = f" (fallback: {fp.fallback})" if fp.fallback else ""
-        print(f"{asset}: {fp.model}{note}")
-    print(f"parameter set {pset.id} written to {out}")
+    if not args.quiet:
+        for asset, fp in sorted(pset.factors.items()):
+            note = f"  (fallback: {fp.fallback})" if fp.fallback else ""
+            print(f"{asset}: {fp.model}/{fp.dist}{note}")
+        print(f"parameter set {pset.id} written to {out}")
     return 0
 
 

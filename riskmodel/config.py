@@ -112,6 +112,40 @@ class MarginPolicy:
 
 
 @dataclass(frozen=True)
+class CalibrationConfig:
+    """How GARCH-family parameters are estimated (``calibrate``, and ``eod`` without --params).
+
+    ``proxies`` maps a factor to the factor whose parameters it borrows when its own fit falls
+    back (a coin listed recently, say). ``max_age_days``: ``eod --params`` warns when the
+    parameter set is older.
+    """
+
+    model: str = "garch"
+    dist: str = "normal"
+    mean: str = "zero"
+    backcast: str = "ewma"
+    min_history: int = 500
+    max_age_days: float = 35.0
+    proxies: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _choice("calibration.model", self.model, ("garch", "gjr", "egarch", "auto"))
+        _choice("calibration.dist", self.dist, ("normal", "t", "skewt", "auto"))
+        _choice("calibration.mean", self.mean, ("zero", "constant"))
+        _choice("calibration.backcast", self.backcast, ("ewma", "sample"))
+        _require_int("calibration.min_history", self.min_history, low=50, high=1_000_000)
+        _require_number("calibration.max_age_days", self.max_age_days)
+        if self.max_age_days <= 0:
+            raise UsageError(
+                f"config: calibration.max_age_days = {self.max_age_days!r} must be > 0"
+            )
+        for factor, proxy in self.proxies.items():
+            if not isinstance(proxy, str) or not proxy or proxy == factor:
+                raise UsageError(f"config: calibration.proxies.{factor} = {proxy!r} must name "
+                                 "another factor")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one end-of-day run or backtest needs besides its input files."""
 
@@ -130,6 +164,7 @@ class RunConfig:
     asset_returns: Mapping[str, str] = field(default_factory=dict)
     chunk_size: int = 4096
     margin: MarginPolicy = field(default_factory=MarginPolicy)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -185,7 +220,7 @@ _TOP_LEVEL = {
     "seed": "seed",
     "min_history": "min_history",
 }
-_SECTIONS = {"volatility", "returns", "margin", "run"}
+_SECTIONS = {"volatility", "returns", "margin", "run", "calibration"}
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
 
@@ -259,6 +294,14 @@ def config_from_mapping(
                 margin[table], getattr(defaults, table), table, source
             )
     kwargs["margin"] = MarginPolicy(**margin_kwargs)
+
+    cal = _section(
+        raw, "calibration",
+        {"model", "dist", "mean", "backcast", "min_history", "max_age_days", "proxies"}, source,
+    )
+    if "proxies" in cal and not isinstance(cal["proxies"], Mapping):
+        raise UsageError(f"{source}: [calibration.proxies] must be a table of factor = proxy")
+    kwargs["calibration"] = CalibrationConfig(**cal)
 
     for key, value in (overrides or {}).items():
         if value is not None:

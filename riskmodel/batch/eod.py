@@ -49,7 +49,7 @@ from riskmodel.volatility.params import FactorParams, ParameterSet
 
 # Fits one factor's volatility parameters from its returns (shape (n,)); supplied by the
 # composition root (the CLI) so that the engine never imports the calibration package.
-VolatilityFitter = Callable[[np.ndarray, RunConfig], FactorParams]
+VolatilityFitter = Callable[[pd.Series, RunConfig], FactorParams]
 
 # Returns beyond the lookback that the volatility filter runs over first, so that the
 # standardised residuals in the window do not depend on the recursion's starting value.
@@ -110,6 +110,13 @@ def run_eod(
         raise UsageError("--method mc: Monte Carlo scenarios are not available in this version")
     timer = _Timer()
     warnings: list[str] = []
+    if params is not None:
+        age = params.age_days()
+        if age is not None and age > config.calibration.max_age_days:
+            warnings.append(
+                f"parameter set {params.id} is {age:.0f} days old "
+                f"(calibration.max_age_days = {config.calibration.max_age_days:g}): recalibrate"
+            )
 
     with timer.stage("load"):
         history = load_prices(inputs.prices, config.return_kind)
@@ -138,9 +145,7 @@ def run_eod(
             )
 
     with timer.stage("volatility"):
-        filtered, std_resid = _filter_factors(
-            market.returns, window, factors, config, params, fitter
-        )
+        filtered = _filter_factors(market.returns, window, factors, config, params, fitter)
         for f, ff in filtered.items():
             if ff.params.fallback:
                 warnings.append(f"factor {f}: volatility fallback to {ff.params.model}: "
@@ -150,7 +155,7 @@ def run_eod(
         if config.method == "hs":
             scenarios = historical_scenarios(window, config.horizon)
         else:
-            scenarios = filtered_historical_scenarios(window, filtered, std_resid, config.horizon)
+            scenarios = filtered_historical_scenarios(window, filtered, config.horizon)
         if scenarios.n_scenarios * (1.0 - config.confidence) < 1.0:
             warnings.append(
                 f"only {scenarios.n_scenarios} scenarios at confidence {config.confidence}: "
@@ -195,20 +200,18 @@ def _filter_factors(
     config: RunConfig,
     params: ParameterSet | None,
     fitter: VolatilityFitter | None,
-) -> tuple[dict[str, FilteredFactor], pd.DataFrame]:
+) -> dict[str, FilteredFactor]:
     """Filter each factor over its own recent history (at least the window plus a burn-in).
 
     Plain HS filters nothing. FHS takes parameters from ``params`` when given, else fits GARCH
     with ``fitter`` (``volatility.model = "garch"``) or uses EWMA with the configured lambda.
     """
     if config.method == "hs":
-        return {}, pd.DataFrame()
+        return {}
     sample_len = max(config.garch_fit_window, len(window) + FILTER_BURN_IN)
     out: dict[str, FilteredFactor] = {}
-    z: dict[str, pd.Series] = {}
     for f in factors:
-        series = returns[f].dropna().iloc[-sample_len:]
-        r = series.to_numpy(np.float64)
+        series = returns[f].dropna()
         if params is not None:
             if f not in params.factors:
                 raise InputDataError(
@@ -219,12 +222,11 @@ def _filter_factors(
         elif config.vol_model == "garch":
             if fitter is None:
                 raise ModelError("GARCH volatility needs --params or a fitter")
-            fp = fitter(r, config)
+            fp = fitter(series.iloc[-sample_len:], config)
         else:
-            fp = FactorParams(model="ewma", lam=config.ewma_lambda)
-        out[f] = filter_factor(f, r, fp)
-        z[f] = pd.Series(out[f].std_resid, index=series.index)
-    return out, pd.DataFrame(z)
+            fp = FactorParams(model="ewma", decay=config.ewma_lambda)
+        out[f] = filter_factor(f, series, fp, sample_len, cover_from=window.index[0])
+    return out
 
 
 def _assemble(
@@ -353,7 +355,8 @@ def _manifest(
             "return_kinds": market.return_kinds,
         },
         "volatility": {
-            f: {"model": ff.params.model, "fallback": ff.params.fallback, "sigma_1d": ff.sigma_1d}
+            f: {"model": ff.params.model, "dist": ff.params.dist, "fallback": ff.params.fallback,
+                "sigma_1d": ff.sigma_1d, "filter_start": ff.start}
             for f, ff in filtered.items()
         },
         "counts": {

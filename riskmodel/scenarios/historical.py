@@ -19,7 +19,7 @@ import pandas as pd
 
 from riskmodel.scenarios.kernels import fhs_paths
 from riskmodel.scenarios.scenario_set import ScenarioSet
-from riskmodel.volatility.filters import MODEL_CODES, FilteredFactor
+from riskmodel.volatility.filters import FilteredFactor
 
 
 def _labels(window: pd.DataFrame, horizon: int) -> np.ndarray:
@@ -44,29 +44,26 @@ def historical_scenarios(window: pd.DataFrame, horizon: int) -> ScenarioSet:
 
 
 def filtered_historical_scenarios(
-    window: pd.DataFrame, filtered: Mapping[str, FilteredFactor], std_resid: pd.DataFrame,
-    horizon: int,
+    window: pd.DataFrame, filtered: Mapping[str, FilteredFactor], horizon: int
 ) -> ScenarioSet:
     """FHS over ``window``'s dates.
 
     Parameters
     ----------
     window : DataFrame (dates x factors) of daily returns; only its dates and columns are used.
-    filtered : factor -> its filter output (today's variance and the recursion parameters).
-    std_resid : DataFrame (dates x factors) of standardised residuals covering the window.
+    filtered : factor -> its filter output (standardised residuals covering the window, today's
+        variance and the recursion parameters).
     """
     factors = [str(c) for c in window.columns]
-    z = np.ascontiguousarray(std_resid.loc[window.index, factors].to_numpy(dtype=np.float64))
+    z = np.column_stack([filtered[f].std_resid.loc[window.index].to_numpy() for f in factors])
     ff = [filtered[f] for f in factors]
+    rec = np.array([f.params.recursion() for f in ff]).reshape(len(ff), 6)
     shocks = fhs_paths(
-        z,
+        np.ascontiguousarray(z, dtype=np.float64),
         np.array([f.sigma2_next for f in ff]),
         np.array([f.mu for f in ff]),
-        np.array([MODEL_CODES[f.params.model] for f in ff], dtype=np.int64),
-        np.array([f.omega for f in ff]),
-        np.array([f.params.alpha for f in ff]),
-        np.array([f.params.beta for f in ff]),
-        np.array([f.params.lam for f in ff]),
+        rec[:, 0].astype(np.int64),
+        *(np.ascontiguousarray(rec[:, k]) for k in range(1, 6)),
         horizon,
     )
     return ScenarioSet(

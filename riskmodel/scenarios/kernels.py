@@ -5,20 +5,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from riskmodel.volatility.kernels import variance_step
+
 
 @njit(cache=True, parallel=True)
-def fhs_paths(z, sigma2_next, mu, model_code, omega, alpha, beta, lam, horizon):
+def fhs_paths(z, sigma2_next, mu, model_code, omega, alpha, gamma, beta, decay, horizon):
     """Filtered historical h-day moves: overlapping blocks of whole historical days.
 
     Scenario s replays the standardised residuals of days s, s+1, ..., s+h-1 (all factors on the
     same day, so cross-asset dependence survives), starting from today's variance and updating
-    each factor's variance after every simulated day (``model_code`` 1: GARCH(1,1) with
-    ``omega, alpha, beta``; 0: EWMA with ``lam``).
+    each factor's variance after every simulated day with its own recursion
+    (:func:`riskmodel.volatility.kernels.variance_step`).
 
     Parameters
     ----------
     z : ndarray of shape (n_days, n_factors), standardised residuals.
-    sigma2_next, mu, omega, alpha, beta, lam : ndarray of shape (n_factors,), unscaled units.
+    sigma2_next, mu, omega, alpha, gamma, beta, decay : ndarray of shape (n_factors,),
+        unscaled units (see ``FactorParams.recursion``).
     model_code : int64 ndarray of shape (n_factors,).
     horizon : int, h >= 1.
 
@@ -36,9 +39,8 @@ def fhs_paths(z, sigma2_next, mu, model_code, omega, alpha, beta, lam, horizon):
             for k in range(horizon):
                 eps = np.sqrt(var) * z[s + k, f]
                 total += mu[f] + eps
-                if model_code[f] == 1:
-                    var = omega[f] + alpha[f] * eps * eps + beta[f] * var
-                else:
-                    var = lam[f] * var + (1.0 - lam[f]) * eps * eps
+                if k + 1 < horizon:
+                    var = variance_step(model_code[f], var, eps, omega[f], alpha[f], gamma[f],
+                                        beta[f], decay[f])
             out[s, f] = total
     return out

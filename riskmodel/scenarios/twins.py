@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from riskmodel.volatility.recursions_python import variance_step_python
 
-def fhs_paths_python(z, sigma2_next, mu, model_code, omega, alpha, beta, lam, horizon):
+
+def fhs_paths_python(z, sigma2_next, mu, model_code, omega, alpha, gamma, beta, decay, horizon):
     """Same contract as :func:`riskmodel.scenarios.kernels.fhs_paths`."""
     n_days, n_factors = z.shape
     out = np.empty((n_days - horizon + 1, n_factors))
@@ -15,9 +17,7 @@ def fhs_paths_python(z, sigma2_next, mu, model_code, omega, alpha, beta, lam, ho
             for k in range(horizon):
                 eps = np.sqrt(var) * z[s + k, f]
                 total += mu[f] + eps
-                if model_code[f] == 1:
-                    var = omega[f] + alpha[f] * eps**2 + beta[f] * var
-                else:
-                    var = lam[f] * var + (1.0 - lam[f]) * eps**2
+                var = variance_step_python(model_code[f], var, eps, omega[f], alpha[f],
+                                           gamma[f], beta[f], decay[f])
             out[s, f] = total
     return out

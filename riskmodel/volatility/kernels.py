@@ -1,34 +1,44 @@
-"""numba variance recursions (ndarrays and scalars only); twins in ``recursions_python``."""
+"""numba variance recursions (ndarrays and scalars only); twins in ``recursions_python``.
+
+See :mod:`riskmodel.volatility.recursions_python` for the models, their codes and conventions.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
 
+EWMA, GARCH, GJR, EGARCH = 0, 1, 2, 3
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+@njit(cache=True, inline="always")
+def variance_step(code, var, eps, omega, alpha, gamma, beta, lam):
+    """Next period's variance from this period's variance ``var`` and shock ``eps``."""
+    if code == EWMA:
+        return lam * var + (1.0 - lam) * eps * eps
+    if code == GARCH:
+        return omega + alpha * eps * eps + beta * var
+    if code == GJR:
+        a = alpha + gamma if eps < 0 else alpha
+        return omega + a * eps * eps + beta * var
+    z = eps / math.sqrt(var)
+    return math.exp(omega + alpha * (abs(z) - SQRT_2_OVER_PI) + gamma * z + beta * math.log(var))
+
 
 @njit(cache=True)
-def garch11_variance(
-    resids: np.ndarray, omega: float, alpha: float, beta: float, backcast: float
-) -> np.ndarray:
-    """GARCH(1,1) conditional variance, shape (n + 1,); see the twin for the conventions."""
+def conditional_variance(code, resids, omega, alpha, gamma, beta, lam, backcast):
+    """Conditional variances, shape (n + 1,); the last element is the one-step forecast."""
     n = resids.shape[0]
     sigma2 = np.empty(n + 1)
-    prev_sq = backcast
-    prev_var = backcast
-    for t in range(n + 1):
-        sigma2[t] = omega + alpha * prev_sq + beta * prev_var
-        if t < n:
-            prev_sq = resids[t] * resids[t]
-            prev_var = sigma2[t]
-    return sigma2
-
-
-@njit(cache=True)
-def ewma_variance(resids: np.ndarray, lam: float, backcast: float) -> np.ndarray:
-    """EWMA conditional variance, shape (n + 1,); see the twin for the conventions."""
-    n = resids.shape[0]
-    sigma2 = np.empty(n + 1)
-    sigma2[0] = backcast
-    for t in range(1, n + 1):
-        sigma2[t] = lam * sigma2[t - 1] + (1.0 - lam) * resids[t - 1] * resids[t - 1]
+    if code == EWMA:
+        sigma2[0] = backcast
+    elif code == EGARCH:
+        sigma2[0] = math.exp(omega + beta * math.log(backcast))
+    else:
+        sigma2[0] = omega + (alpha + 0.5 * gamma + beta) * backcast
+    for t in range(n):
+        sigma2[t + 1] = variance_step(code, sigma2[t], resids[t], omega, alpha, gamma, beta, lam)
     return sigma2

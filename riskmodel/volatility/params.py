@@ -1,110 +1,231 @@
 """The parameter-set format: what ``calibration`` writes and the engine reads.
 
-JSON, one object::
+JSON, one object (``schema_version`` 1)::
 
-    {"schema_version": 1, "created_at": "...", "return_scale": 100.0,
-     "data": {"start": "...", "end": "...", "sha256": "..."},
-     "factors": {"SPX": {"model": "garch", "dist": "normal", "mean": "zero",
-                         "return_scale": 100.0,
-                         "params": {"mu": 0.0, "omega": 0.012, "alpha": 0.09, "beta": 0.9},
-                         "converged": true, "fallback": null}}}
+    {"schema_version": 1, "created_at": "2026-11-21T10:00:00+00:00", "return_scale": 100.0,
+     "data": {"file": "...", "sha256": "...", "start": "...", "end": "..."},
+     "factors": {
+       "SPX": {"model": "gjr", "dist": "t", "mean": "zero", "return_scale": 100.0,
+               "params": {"mu": 0.0, "omega": 0.02, "alpha": 0.0, "gamma": 0.15, "beta": 0.88,
+                          "nu": 6.1},
+               "std_errors": {"omega": 0.004, ...},
+               "backcast": "ewma", "backcast_value": 1.3,
+               "sample_start": "2010-01-05T00:00:00", "sample_end": "2018-12-31T00:00:00",
+               "nobs": 2262, "loglik": -3011.2, "aic": 6032.4, "bic": 6061.0,
+               "converged": true, "fallback": null,
+               "last_variance": 2.9, "last_residual": 0.85, "unconditional_vol": 0.0112,
+               "runners_up": [{"model": "garch", "dist": "t", "bic": 6070.2}]}},
+     "dependence": {"method": "ledoit-wolf", "factors": ["NASDAQ", "SPX"],
+                    "correlation": [[1.0, 0.9], [0.9, 1.0]], "shrinkage": 0.01,
+                    "copula": {"family": "t", "nu": 7.5}}}
 
-Parameters are stored in the units of the scaled returns they were fitted on (``return_scale`` x
-return; a factor's own ``return_scale`` wins over the top-level one). ``model`` is ``garch``
-(GARCH(1,1)) or ``ewma`` (``params.lambda``). ``fallback``, when not null, says why a factor did not
-get the model that was asked for; every run that uses it repeats that in its manifest.
+Units: parameters, ``backcast_value``, ``last_variance`` and ``last_residual`` are in the units of
+the scaled returns they were fitted on (``return_scale`` x return; a factor's own
+``return_scale`` wins over the top-level one); ``unconditional_vol`` is in return units.
+
+Models: ``garch`` (GARCH(1,1)), ``gjr`` (GJR-GARCH(1,1,1)), ``egarch`` (EGARCH(1,1,1)) with
+``omega, alpha, gamma, beta``; ``ewma`` with ``decay``. Innovations: ``normal``, ``t`` (``nu``),
+``skewt`` (``nu``, ``lambda``), standardised to unit variance as in arch. ``fallback``, when not
+null, says why a factor did not get the model that was asked for; every run that uses it repeats
+that in its manifest.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from riskmodel.errors import InputDataError
 
 SCHEMA_VERSION = 1
-VOL_MODELS = ("garch", "ewma")
+VOL_MODELS = ("ewma", "garch", "gjr", "egarch")
+DISTRIBUTIONS = ("normal", "t", "skewt")
+MEANS = ("zero", "constant")
+BACKCASTS = ("ewma", "sample")
+MODEL_CODES = {"ewma": 0, "garch": 1, "gjr": 2, "egarch": 3}
+
+# JSON name of each numeric parameter inside "params" and the dataclass field holding it.
+_PARAM_FIELDS = {
+    "mu": "mu", "omega": "omega", "alpha": "alpha", "gamma": "gamma", "beta": "beta",
+    "nu": "nu", "lambda": "skew", "decay": "decay",
+}
+# Top-level per-factor entries copied as they are.
+_META_FIELDS = (
+    "backcast", "backcast_value", "sample_start", "sample_end", "nobs", "loglik", "aic", "bic",
+    "converged", "fallback", "last_variance", "last_residual", "unconditional_vol",
+    "runners_up", "std_errors",
+)
 
 
 @dataclass(frozen=True)
 class FactorParams:
-    """Volatility parameters of one risk factor, in scaled-return units."""
+    """Volatility model of one risk factor, parameters in scaled-return units."""
 
     model: str
     return_scale: float = 1.0
+    dist: str = "normal"
+    mean: str = "zero"
     mu: float = 0.0
     omega: float = 0.0
     alpha: float = 0.0
+    gamma: float = 0.0
     beta: float = 0.0
-    lam: float = 0.94
-    dist: str = "normal"
-    mean: str = "zero"
+    nu: float | None = None
+    skew: float | None = None
+    decay: float = 0.94
+    backcast: str = "ewma"
+    backcast_value: float | None = None
+    sample_start: str | None = None
+    sample_end: str | None = None
+    nobs: int | None = None
+    loglik: float | None = None
+    aic: float | None = None
+    bic: float | None = None
     converged: bool = True
     fallback: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    last_variance: float | None = None
+    last_residual: float | None = None
+    unconditional_vol: float | None = None
+    runners_up: tuple[Mapping[str, Any], ...] = ()
+    std_errors: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.model not in VOL_MODELS:
-            raise ValueError(f"model {self.model!r} must be one of {VOL_MODELS}")
-        for name in ("return_scale", "mu", "omega", "alpha", "beta", "lam"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} = {value!r} must be a finite number")
+        _one_of("model", self.model, VOL_MODELS)
+        _one_of("dist", self.dist, DISTRIBUTIONS)
+        _one_of("mean", self.mean, MEANS)
+        _one_of("backcast", self.backcast, BACKCASTS)
+        for name in ("return_scale", "mu", "omega", "alpha", "gamma", "beta", "decay"):
+            _finite(name, getattr(self, name))
         if self.return_scale <= 0:
             raise ValueError(f"return_scale = {self.return_scale!r} must be > 0")
-        if self.model == "garch":
-            if self.omega <= 0 or self.alpha < 0 or self.beta < 0:
+        if self.model in ("garch", "gjr"):
+            if self.omega <= 0 or self.alpha < 0 or self.beta < 0 or self.alpha + self.gamma < 0:
                 raise ValueError(
-                    f"GARCH needs omega > 0, alpha >= 0, beta >= 0 "
-                    f"(omega={self.omega!r}, alpha={self.alpha!r}, beta={self.beta!r})"
+                    f"{self.model} needs omega > 0, alpha >= 0, alpha + gamma >= 0, beta >= 0 "
+                    f"(omega={self.omega!r}, alpha={self.alpha!r}, gamma={self.gamma!r}, "
+                    f"beta={self.beta!r})"
                 )
-            if self.alpha + self.beta >= 1.0:
+            if self.model == "garch" and self.gamma != 0:
+                raise ValueError(f"garch has no gamma (gamma={self.gamma!r}); use gjr")
+            if self.persistence >= 1.0:
                 raise ValueError(
-                    f"GARCH is not covariance-stationary: alpha + beta = "
-                    f"{self.alpha + self.beta!r} >= 1"
+                    f"{self.model} is not covariance-stationary: persistence "
+                    f"{self.persistence!r} >= 1"
                 )
-        elif not 0.0 < self.lam < 1.0:
-            raise ValueError(f"lambda = {self.lam!r} must be in (0, 1)")
+        elif self.model == "egarch":
+            if abs(self.beta) >= 1.0:
+                raise ValueError(f"egarch is not stationary: |beta| = {abs(self.beta)!r} >= 1")
+        elif not 0.0 < self.decay < 1.0:
+            raise ValueError(f"decay = {self.decay!r} must be in (0, 1)")
+        if self.dist in ("t", "skewt"):
+            if self.nu is None or not math.isfinite(self.nu) or self.nu <= 2.0:
+                raise ValueError(f"nu = {self.nu!r} must be a finite number > 2 for {self.dist}")
+        if self.dist == "skewt":
+            if self.skew is None or not -1.0 < self.skew < 1.0:
+                raise ValueError(f"lambda = {self.skew!r} must be in (-1, 1) for skewt")
+        if self.backcast_value is not None and not self.backcast_value > 0:
+            raise ValueError(f"backcast_value = {self.backcast_value!r} must be > 0")
+
+    @property
+    def persistence(self) -> float:
+        """alpha + gamma / 2 + beta (GARCH family), beta (EGARCH), decay (EWMA)."""
+        if self.model in ("garch", "gjr"):
+            return self.alpha + 0.5 * self.gamma + self.beta
+        if self.model == "egarch":
+            return self.beta
+        return self.decay
+
+    def recursion(self) -> tuple[int, float, float, float, float, float]:
+        """``(code, omega, alpha, gamma, beta, decay)`` in unscaled return units.
+
+        Variances scale with ``return_scale**2``; for EGARCH the log-variance shifts by
+        ``2 ln c``, which moves omega by ``2 ln c (beta - 1)``.
+        """
+        c = self.return_scale
+        if self.model == "egarch":
+            omega = self.omega + 2.0 * math.log(c) * (self.beta - 1.0)
+        else:
+            omega = self.omega / c**2
+        return MODEL_CODES[self.model], omega, self.alpha, self.gamma, self.beta, self.decay
 
     def to_json(self) -> dict[str, Any]:
         params: dict[str, float] = {"mu": self.mu}
-        if self.model == "garch":
-            params.update(omega=self.omega, alpha=self.alpha, beta=self.beta)
+        if self.model == "ewma":
+            params["decay"] = self.decay
         else:
-            params["lambda"] = self.lam
-        return {
+            params.update(omega=self.omega, alpha=self.alpha, beta=self.beta)
+            if self.model != "garch":
+                params["gamma"] = self.gamma
+        if self.nu is not None:
+            params["nu"] = self.nu
+        if self.skew is not None:
+            params["lambda"] = self.skew
+        out: dict[str, Any] = {
             "model": self.model,
             "dist": self.dist,
             "mean": self.mean,
             "return_scale": self.return_scale,
             "params": params,
-            "converged": self.converged,
-            "fallback": self.fallback,
-            **dict(self.extra),
         }
+        for name in _META_FIELDS:
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else (
+                dict(value) if isinstance(value, Mapping) else value
+            )
+        return out
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any], default_scale: float = 1.0) -> FactorParams:
+        params = entry.get("params", {})
+        if not isinstance(params, Mapping):
+            raise ValueError("'params' must be an object")
+        unknown = set(params) - set(_PARAM_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {sorted(unknown)}")
+        kwargs: dict[str, Any] = {
+            _PARAM_FIELDS[k]: float(v) for k, v in params.items() if v is not None
+        }
+        known = {f.name for f in fields(cls)}
+        for name in _META_FIELDS:
+            if name in entry and name in known:
+                kwargs[name] = entry[name]
+        kwargs["runners_up"] = tuple(kwargs.get("runners_up") or ())
+        kwargs["std_errors"] = dict(kwargs.get("std_errors") or {})
+        return cls(
+            model=entry["model"],
+            return_scale=float(entry.get("return_scale", default_scale)),
+            dist=str(entry.get("dist", "normal")),
+            mean=str(entry.get("mean", "zero")),
+            **kwargs,
+        )
 
 
 @dataclass(frozen=True)
 class ParameterSet:
-    """A versioned set of per-factor volatility parameters."""
+    """A versioned set of per-factor volatility parameters and their dependence."""
 
     factors: Mapping[str, FactorParams]
     created_at: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    dependence: Mapping[str, Any] | None = None
     source: str = "file"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "created_at": self.created_at,
             "data": dict(self.data),
             "factors": {k: v.to_json() for k, v in sorted(self.factors.items())},
         }
+        if self.dependence is not None:
+            out["dependence"] = dict(self.dependence)
+        return out
 
     @property
     def id(self) -> str:
@@ -112,11 +233,22 @@ class ParameterSet:
         text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def age_days(self, at: _dt.datetime | None = None) -> float | None:
+        """Days since ``created_at`` (None when it is not a timestamp)."""
+        try:
+            created = _dt.datetime.fromisoformat(self.created_at)
+        except ValueError:
+            return None
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=_dt.timezone.utc)
+        now = at or _dt.datetime.now(_dt.timezone.utc)
+        return (now - created).total_seconds() / 86400.0
+
     def write(self, path: str | Path) -> None:
-        """Write atomically (temporary file, then rename)."""
+        """Write atomically (temporary file beside it, then rename)."""
         p = Path(path)
         tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")
         tmp.replace(p)
 
 
@@ -132,7 +264,7 @@ def load_parameter_set(path: str | Path) -> ParameterSet:
     if not isinstance(raw, Mapping) or raw.get("schema_version") != SCHEMA_VERSION:
         found = raw.get("schema_version") if isinstance(raw, Mapping) else None
         raise InputDataError(
-            f"{p}: schema_version must be {SCHEMA_VERSION} (value {found!r})"
+            f"{p}: column 'schema_version': must be {SCHEMA_VERSION} (value {found!r})"
         )
     factors_raw = raw.get("factors")
     if not isinstance(factors_raw, Mapping) or not factors_raw:
@@ -141,27 +273,23 @@ def load_parameter_set(path: str | Path) -> ParameterSet:
     factors: dict[str, FactorParams] = {}
     for asset, entry in factors_raw.items():
         try:
-            params = dict(entry.get("params", {}))
-            known = {"model", "dist", "mean", "return_scale", "params", "converged", "fallback"}
-            factors[str(asset)] = FactorParams(
-                model=entry["model"],
-                return_scale=float(entry.get("return_scale", top_scale)),
-                mu=float(params.get("mu", 0.0)),
-                omega=float(params.get("omega", 0.0)),
-                alpha=float(params.get("alpha", 0.0)),
-                beta=float(params.get("beta", 0.0)),
-                lam=float(params.get("lambda", 0.94)),
-                dist=str(entry.get("dist", "normal")),
-                mean=str(entry.get("mean", "zero")),
-                converged=bool(entry.get("converged", True)),
-                fallback=entry.get("fallback"),
-                extra={k: v for k, v in entry.items() if k not in known},
-            )
+            factors[str(asset)] = FactorParams.from_json(entry, float(top_scale))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputDataError(f"{p}: factor {asset!r}: invalid parameters: {exc}") from None
     return ParameterSet(
         factors=factors,
         created_at=str(raw.get("created_at", "")),
         data=dict(raw.get("data", {})),
+        dependence=raw.get("dependence"),
         source=str(p),
     )
+
+
+def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} = {value!r} must be one of {', '.join(allowed)}")
+
+
+def _finite(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} = {value!r} must be a finite number")

@@ -1,14 +1,25 @@
-"""Plain-Python twins of the variance recursions in :mod:`riskmodel.volatility.kernels`.
+"""Plain-Python twins of :mod:`riskmodel.volatility.kernels`: the readable reference.
 
-They are the readable reference: the numba kernels must return the same numbers. Conventions follow
-``arch`` so that a parameter set estimated there filters identically here:
-``sigma2[t]`` is the variance of ``resids[t]`` given information up to ``t-1``; the pre-sample
-squared residual and variance are both the backcast; ``sigma2[n]`` is the one-step forecast.
+Conventions follow ``arch`` so that a parameter set estimated there filters identically here
+(tested to 1e-10): ``sigma2[t]`` is the variance of ``resids[t]`` given information up to t-1,
+``sigma2[n]`` the one-step forecast. Before the sample, squared residuals and variances are the
+backcast (EGARCH: the log-variance is ``log(backcast)`` and no shock term enters at t = 0; GJR: the
+asymmetric term uses half the backcast).
+
+Models (code): EWMA (0) ``s2' = lam s2 + (1 - lam) e^2``; GARCH(1,1) (1)
+``s2' = omega + alpha e^2 + beta s2``; GJR-GARCH(1,1,1) (2)
+``s2' = omega + (alpha + gamma 1{e < 0}) e^2 + beta s2``; EGARCH(1,1,1) (3)
+``ln s2' = omega + alpha (|z| - sqrt(2/pi)) + gamma z + beta ln s2`` with ``z = e / sqrt(s2)``.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+EWMA, GARCH, GJR, EGARCH = 0, 1, 2, 3
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def ewma_backcast(resids: np.ndarray) -> float:
@@ -19,31 +30,30 @@ def ewma_backcast(resids: np.ndarray) -> float:
     return float(np.sum(resids[:tau] ** 2 * w))
 
 
-def garch11_variance_python(
-    resids: np.ndarray, omega: float, alpha: float, beta: float, backcast: float
-) -> np.ndarray:
-    """GARCH(1,1): ``sigma2[t] = omega + alpha * resids[t-1]**2 + beta * sigma2[t-1]``.
+def variance_step_python(code, var, eps, omega, alpha, gamma, beta, lam):
+    """Next period's variance from this period's variance ``var`` and shock ``eps``."""
+    if code == EWMA:
+        return lam * var + (1.0 - lam) * eps * eps
+    if code == GARCH:
+        return omega + alpha * eps * eps + beta * var
+    if code == GJR:
+        return omega + (alpha + (gamma if eps < 0 else 0.0)) * eps * eps + beta * var
+    z = eps / math.sqrt(var)
+    return math.exp(omega + alpha * (abs(z) - SQRT_2_OVER_PI) + gamma * z + beta * math.log(var))
 
-    Returns an array of shape (n + 1,); the last element is the forecast for the next period.
-    """
+
+def conditional_variance_python(code, resids, omega, alpha, gamma, beta, lam, backcast):
+    """Conditional variances, shape (n + 1,); the last element is the one-step forecast."""
     n = resids.shape[0]
     sigma2 = np.empty(n + 1)
-    prev_sq, prev_var = backcast, backcast
-    for t in range(n + 1):
-        sigma2[t] = omega + alpha * prev_sq + beta * prev_var
-        if t < n:
-            prev_sq, prev_var = resids[t] * resids[t], sigma2[t]
-    return sigma2
-
-
-def ewma_variance_python(resids: np.ndarray, lam: float, backcast: float) -> np.ndarray:
-    """RiskMetrics EWMA: ``sigma2[t] = lam * sigma2[t-1] + (1 - lam) * resids[t-1]**2``.
-
-    ``sigma2[0]`` is the backcast. Returns shape (n + 1,), the last element the forecast.
-    """
-    n = resids.shape[0]
-    sigma2 = np.empty(n + 1)
-    sigma2[0] = backcast
-    for t in range(1, n + 1):
-        sigma2[t] = lam * sigma2[t - 1] + (1.0 - lam) * resids[t - 1] * resids[t - 1]
+    if code == EWMA:
+        sigma2[0] = backcast
+    elif code == EGARCH:
+        sigma2[0] = math.exp(omega + beta * math.log(backcast))
+    else:
+        sigma2[0] = omega + (alpha + 0.5 * gamma + beta) * backcast
+    for t in range(n):
+        sigma2[t + 1] = variance_step_python(
+            code, sigma2[t], resids[t], omega, alpha, gamma, beta, lam
+        )
     return sigma2

@@ -37,14 +37,16 @@ def test_hs_overlapping_returns_are_price_ratios(h):
 def test_fhs_kernel_equals_twin():
     rng = np.random.default_rng(3)
     z = rng.standard_t(4, (500, 3))
-    args = (
-        np.array([1e-4, 4e-4, 2.0]),
-        np.array([0.0, 1e-4, 0.0]),
-        np.array([1, 0, 1]),
-        np.array([1e-6, 0.0, 0.05]),
-        np.array([0.08, 0.0, 0.1]),
-        np.array([0.9, 0.0, 0.85]),
-        np.array([0.94, 0.97, 0.94]),
+    z = rng.standard_t(4, (500, 4))
+    args = (  # one factor per model: GARCH, EWMA, GJR, EGARCH
+        np.array([1e-4, 4e-4, 2.0, 3e-4]),
+        np.array([0.0, 1e-4, 0.0, 0.0]),
+        np.array([1, 0, 2, 3]),
+        np.array([1e-6, 0.0, 0.05, -0.2]),
+        np.array([0.08, 0.0, 0.02, 0.1]),
+        np.array([0.0, 0.0, 0.12, -0.08]),
+        np.array([0.9, 0.0, 0.85, 0.97]),
+        np.array([0.94, 0.97, 0.94, 0.94]),
     )
     for h in (1, 2, 10):
         np.testing.assert_allclose(
@@ -56,12 +58,11 @@ def test_fhs_one_day_is_residual_times_todays_vol():
     prices = _prices(600, seed=4)
     returns = np.log(prices).diff().dropna()
     params = FactorParams(model="garch", return_scale=100.0, omega=0.02, alpha=0.08, beta=0.9)
-    filtered = {c: filter_factor(c, returns[c].to_numpy(), params) for c in returns}
-    z = pd.DataFrame({c: filtered[c].std_resid for c in returns}, index=returns.index)
+    filtered = {c: filter_factor(c, returns[c], params) for c in returns}
     window = returns.iloc[-250:]
-    scen = filtered_historical_scenarios(window, filtered, z, 1)
+    scen = filtered_historical_scenarios(window, filtered, 1)
     for i, c in enumerate(returns):
-        expected = np.sqrt(filtered[c].sigma2_next) * z[c].iloc[-250:].to_numpy()
+        expected = np.sqrt(filtered[c].sigma2_next) * filtered[c].std_resid.iloc[-250:].to_numpy()
         np.testing.assert_allclose(scen.shocks[:, i], expected, rtol=1e-14)
 
 
@@ -70,7 +71,7 @@ def test_fhs_multi_day_path_follows_garch_recursion_by_hand():
     omega, alpha, beta, s2 = 1e-6, 0.1, 0.85, 4e-4
     z = np.array([[1.5], [-2.0], [0.3]])
     out = fhs_paths(z, np.array([s2]), np.zeros(1), np.array([1]), np.array([omega]),
-                    np.array([alpha]), np.array([beta]), np.array([0.94]), 2)
+                    np.array([alpha]), np.zeros(1), np.array([beta]), np.array([0.94]), 2)
     e1 = np.sqrt(s2) * 1.5
     s2b = omega + alpha * e1**2 + beta * s2
     e2 = np.sqrt(s2b) * -2.0

@@ -1,84 +1,99 @@
 """Volatility filters: numba kernel == plain-Python twin == arch's own conditional variance."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from arch import arch_model
 from arch.data import sp500
 
-from calibration.garch import fit_garch11, return_scale
+from calibration.estimate import Spec, backcast_for, fit_factor
 from riskmodel.volatility.filters import filter_factor
-from riskmodel.volatility.kernels import ewma_variance, garch11_variance
-from riskmodel.volatility.params import FactorParams
-from riskmodel.volatility.recursions_python import (
-    ewma_backcast,
-    ewma_variance_python,
-    garch11_variance_python,
-)
+from riskmodel.volatility.kernels import conditional_variance
+from riskmodel.volatility.params import MODEL_CODES, FactorParams
+from riskmodel.volatility.recursions_python import conditional_variance_python
+
+ARCH_SPECS = {"garch": ("GARCH", 0), "gjr": ("GARCH", 1), "egarch": ("EGARCH", 1)}
 
 
 @pytest.fixture(scope="module")
-def spx_returns() -> np.ndarray:
+def spx_returns() -> pd.Series:
     close = sp500.load()["Adj Close"]
-    return np.log(close).diff().dropna().to_numpy()[-2000:]
+    close.index = pd.DatetimeIndex(close.index)
+    return np.log(close).diff().dropna().iloc[-2000:]
 
 
-def test_garch_kernel_equals_twin(spx_returns):
-    r = spx_returns * 100
-    args = (0.02, 0.09, 0.89, ewma_backcast(r))
-    np.testing.assert_array_equal(garch11_variance(r, *args), garch11_variance_python(r, *args))
-
-
-def test_ewma_kernel_equals_twin_and_naive_loop(spx_returns):
-    lam, b = 0.94, 1e-4
-    kernel = ewma_variance(spx_returns, lam, b)
-    np.testing.assert_array_equal(kernel, ewma_variance_python(spx_returns, lam, b))
-    # Independent oracle: the RiskMetrics recursion written out with pandas' ewm, which starts
-    # from its first input; prepend the backcast so both start in the same place.
-    import pandas as pd
-
-    x = pd.Series(np.concatenate([[b], spx_returns**2]))
-    ewm = x.ewm(alpha=1 - lam, adjust=False).mean().to_numpy()
-    np.testing.assert_allclose(kernel, ewm, rtol=1e-12)
-
-
-def test_garch_filter_reproduces_arch_conditional_variance(spx_returns):
-    """Our filter with arch's fitted parameters equals arch's conditional variance (1e-10)."""
-    params = fit_garch11(spx_returns)
-    assert params.model == "garch" and params.fallback is None
-    scale = params.return_scale
-    assert scale == 100.0
-    res = arch_model(spx_returns * scale, mean="Zero", vol="GARCH", p=1, q=1).fit(disp="off")
+@pytest.mark.parametrize("code, params", [
+    (0, (0.0, 0.0, 0.0, 0.0, 0.94)),
+    (1, (0.02, 0.09, 0.0, 0.89, 0.0)),
+    (2, (0.02, 0.01, 0.15, 0.88, 0.0)),
+    (3, (0.0, 0.12, -0.1, 0.98, 0.0)),
+])
+def test_kernel_equals_twin(spx_returns, code, params):
+    r = spx_returns.to_numpy() * 100
     np.testing.assert_allclose(
-        [params.omega, params.alpha, params.beta],
-        res.params[["omega", "alpha[1]", "beta[1]"]].to_numpy(),
-        rtol=1e-12,
+        conditional_variance(code, r, *params, 1.2),
+        conditional_variance_python(code, r, *params, 1.2),
+        rtol=1e-14,
     )
+
+
+def test_ewma_equals_naive_pandas_recursion(spx_returns):
+    lam, b = 0.94, 1e-4
+    r = spx_returns.to_numpy()
+    kernel = conditional_variance(0, r, 0.0, 0.0, 0.0, 0.0, lam, b)
+    # Independent oracle: pandas' ewm over the squares, started from the backcast.
+    x = pd.Series(np.concatenate([[b], r**2]))
+    np.testing.assert_allclose(kernel, x.ewm(alpha=1 - lam, adjust=False).mean(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", ["garch", "gjr", "egarch"])
+@pytest.mark.parametrize("dist, mean", [("normal", "zero"), ("t", "constant"),
+                                        ("skewt", "zero")])
+@pytest.mark.parametrize("backcast", ["ewma", "sample"])
+def test_filter_reproduces_arch_conditional_variance(spx_returns, model, dist, mean, backcast):
+    """Our fit and filter equal arch's own fit and conditional variance (1e-10 relative)."""
+    spec = Spec(model=model, dist=dist, mean=mean, backcast=backcast)
+    params = fit_factor(spx_returns, spec)
+    assert params.model == model and params.fallback is None
+    scale = params.return_scale
+    assert scale == 100.0  # S&P 500 daily log returns: percent
+    y = spx_returns.to_numpy() * scale
+    vol, o = ARCH_SPECS[model]
+    res = arch_model(y, mean="Zero" if mean == "zero" else "Constant", vol=vol, p=1, o=o, q=1,
+                     dist=dist).fit(disp="off", backcast=backcast_for(y, mean, backcast))
+    # calibrate agrees with a direct arch fit of the same specification
+    direct = [res.params["omega"], res.params["alpha[1]"], res.params["beta[1]"]]
+    np.testing.assert_allclose([params.omega, params.alpha, params.beta], direct, rtol=1e-3)
     filtered = filter_factor("SPX", spx_returns, params)
+    assert filtered.start.startswith("calibration sample")
     arch_var = res.conditional_volatility**2 / scale**2
-    np.testing.assert_allclose(filtered.sigma2, arch_var, rtol=1e-10)
+    np.testing.assert_allclose(filtered.sigma2.to_numpy(), arch_var, rtol=1e-10)
     forecast = res.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0] / scale**2
     np.testing.assert_allclose(filtered.sigma2_next, forecast, rtol=1e-10)
-    np.testing.assert_allclose(
-        filtered.std_resid, res.std_resid, rtol=1e-10
-    )
+    np.testing.assert_allclose(filtered.std_resid.to_numpy(), res.std_resid, rtol=1e-9)
+    np.testing.assert_allclose(params.last_variance, arch_var[-1] * scale**2, rtol=1e-10)
 
 
-def test_fallbacks_are_recorded():
-    rng = np.random.default_rng(1)
-    short = fit_garch11(rng.normal(0, 0.01, 100), min_history=250)
-    assert short.model == "ewma" and "short history" in short.fallback
-    constant = fit_garch11(np.zeros(600), min_history=250)
-    assert constant.model == "ewma" and "constant" in constant.fallback
+def test_daily_filtering_continues_past_the_calibration_end(spx_returns):
+    """Parameters fitted up to day T filter days T+1.. forward without a refit."""
+    params = fit_factor(spx_returns.iloc[:-20], Spec(model="gjr"))
+    full = filter_factor("SPX", spx_returns, params)
+    early = filter_factor("SPX", spx_returns.iloc[:-20], params)
+    np.testing.assert_array_equal(full.sigma2.to_numpy()[:-20], early.sigma2.to_numpy())
+    # the 20 new days follow the GJR recursion from the calibration's last variance
+    code, omega, alpha, gamma, beta, decay = params.recursion()
+    var, r = early.sigma2_next, spx_returns.to_numpy()[-20:]
+    for t in range(20):
+        np.testing.assert_allclose(full.sigma2.iloc[-20 + t], var, rtol=1e-12)
+        var = omega + (alpha + (gamma if r[t] < 0 else 0.0)) * r[t] ** 2 + beta * var
+    np.testing.assert_allclose(full.sigma2_next, var, rtol=1e-12)
 
 
 def test_constant_series_filters_to_zero_residuals_not_nan():
-    f = filter_factor("X", np.zeros(300), FactorParams(model="ewma", lam=0.94))
-    assert np.all(f.std_resid == 0) and f.sigma2_next == 0
+    dates = pd.bdate_range("2020-01-01", periods=300)
+    f = filter_factor("X", pd.Series(np.zeros(300), index=dates), FactorParams(model="ewma"))
+    assert np.all(f.std_resid == 0) and np.isfinite(f.sigma2_next)
 
 
-def test_return_scale_brings_std_into_half_to_five():
-    for std in (3e-4, 0.006, 0.012, 0.5, 7.0, 42.0):
-        scaled = np.std(np.random.default_rng(0).normal(0, std, 5000)) * return_scale(
-            np.random.default_rng(0).normal(0, std, 5000)
-        )
-        assert 0.5 <= scaled < 5.0
+def test_model_codes_cover_every_model():
+    assert set(MODEL_CODES) == {"ewma", "garch", "gjr", "egarch"}
