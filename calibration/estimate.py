@@ -152,9 +152,17 @@ def _std_errors(res: Any) -> dict[str, float]:
     return out
 
 
-def _unconditional_vol(model: str, p: Mapping[str, float], scale: float) -> float | None:
+def _unconditional_vol(
+    model: str, p: Mapping[str, float], scale: float, sigma2: np.ndarray
+) -> float:
+    """Long-run daily volatility in return units.
+
+    GARCH and GJR: ``sqrt(omega / (1 - alpha - gamma/2 - beta))`` (gamma/2 exact for symmetric
+    innovations). EGARCH has no simple closed form for E[sigma^2] (exp of the mean
+    log-variance understates it), so the in-sample mean conditional variance is reported.
+    """
     if model == "egarch":
-        return math.sqrt(math.exp(p["omega"] / (1.0 - p["beta"]))) / scale
+        return math.sqrt(float(np.mean(sigma2))) / scale
     persistence = p["alpha"] + 0.5 * p.get("gamma", 0.0) + p["beta"]
     return math.sqrt(p["omega"] / (1.0 - persistence)) / scale
 
@@ -214,7 +222,7 @@ def fit_factor(returns: pd.Series, spec: Spec) -> FactorParams:
         converged=True,
         last_variance=float(sigma2[-1]),
         last_residual=float(resid[-1]),
-        unconditional_vol=_unconditional_vol(best["model"], p, scale),
+        unconditional_vol=_unconditional_vol(best["model"], p, scale, sigma2),
         runners_up=runners_up,
         std_errors=_std_errors(res),
         **meta,

@@ -64,12 +64,14 @@ def with_proxy(own: FactorParams, proxy_name: str, proxy: FactorParams,
     if var <= 0:
         return own
     if proxy.model == "egarch":
+        # targets the mean log-variance (an approximation: E[ln s2] <= ln E[s2])
         omega = (1.0 - proxy.beta) * math.log(var)
     else:
         omega = var * (1.0 - proxy.persistence)
     reason = f"{own.fallback}; dynamics of proxy {proxy_name}, own variance level"
     return replace(
         proxy, return_scale=scale, omega=omega, mu=0.0, mean="zero", fallback=reason,
+        converged=False,
         backcast_value=None, sample_start=own.sample_start, sample_end=own.sample_end,
         nobs=own.nobs, loglik=None, aic=None, bic=None, last_variance=None,
         last_residual=None, unconditional_vol=math.sqrt(var) / scale, runners_up=(),

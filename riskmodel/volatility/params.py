@@ -2,7 +2,7 @@
 
 JSON, one object (``schema_version`` 1)::
 
-    {"schema_version": 1, "created_at": "2026-11-21T10:00:00+00:00", "return_scale": 100.0,
+    {"schema_version": 1, "created_at": "2026-11-21T10:00:00+00:00",
      "data": {"file": "...", "sha256": "...", "start": "...", "end": "..."},
      "factors": {
        "SPX": {"model": "gjr", "dist": "t", "mean": "zero", "return_scale": 100.0,
@@ -20,8 +20,11 @@ JSON, one object (``schema_version`` 1)::
                     "copula": {"family": "t", "nu": 7.5}}}
 
 Units: parameters, ``backcast_value``, ``last_variance`` and ``last_residual`` are in the units of
-the scaled returns they were fitted on (``return_scale`` x return; a factor's own
-``return_scale`` wins over the top-level one); ``unconditional_vol`` is in return units.
+the scaled returns they were fitted on (``return_scale`` x return; a file may also give a
+top-level ``return_scale`` as the default for factors without one); ``unconditional_vol`` is in
+return units. ``last_variance`` is the conditional variance of the last in-sample return and
+``last_residual`` that return's residual: together they give the next day's variance through the
+model's recursion.
 
 Models: ``garch`` (GARCH(1,1)), ``gjr`` (GJR-GARCH(1,1,1)), ``egarch`` (EGARCH(1,1,1)) with
 ``omega, alpha, gamma, beta``; ``ewma`` with ``decay``. Innovations: ``normal``, ``t`` (``nu``),
