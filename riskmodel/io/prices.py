@@ -1,9 +1,9 @@
 """Price history: long (``date, asset, price``) or wide (``date`` then one column per asset).
 
 The layout is detected from the header: a file with an ``asset`` or ``price`` column is long
-(and needs ``date, asset, price``; other columns are ignored), anything else with a ``date`` column
-is wide. Dates are ISO 8601, intraday timestamps allowed;
-time-zone-aware stamps are converted to UTC and stored naive. Rows may come in any order.
+(and must have exactly ``date, asset, price``), anything else with a ``date`` column is wide.
+Dates are ISO 8601, intraday timestamps allowed; time-zone-aware stamps are converted to UTC and
+stored naive. Rows may come in any order.
 An empty cell means "no price that day" (a coin not yet listed, a closed market); a written
 ``nan``/``inf`` is an error. Prices must be strictly positive for assets with logarithmic returns.
 """
@@ -66,8 +66,14 @@ def load_prices(path: str | Path, return_kind: Callable[[str], str]) -> PriceHis
     table.require_columns(["date"])
     cols = set(table.frame.columns)
     if cols & {"asset", "price"}:
-        # long layout; a missing 'asset' or 'price' is reported as such, not read as wide
+        # long layout: a missing or extra column is reported as such, not read as a wide file
         table.require_columns(["date", "asset", "price"])
+        extra = [c for c in table.frame.columns if c not in ("date", "asset", "price")]
+        if extra:
+            raise InputDataError(
+                f"{table.path}: long price layout takes exactly 'date', 'asset', 'price'; "
+                f"unexpected column(s) {', '.join(repr(c) for c in extra)}"
+            )
         frame = _long_to_wide(table)
     else:
         frame = _wide(table)
@@ -84,8 +90,8 @@ def load_prices(path: str | Path, return_kind: Callable[[str], str]) -> PriceHis
                 raise InputDataError(
                     f"{table.path}: date {frame.index[i].isoformat()}, column {asset!r}: "
                     f"non-positive price for an asset with logarithmic returns "
-                    f"(value {float(values[i])!r}); set returns.assets.{asset} = \"absolute\" in the "
-                    f"config for series that can go negative"
+                    f"(value {float(values[i])!r}); set returns.assets.{asset} = \"absolute\" "
+                    f"in the config for series that can go negative"
                 )
         if np.isnan(frame[asset].to_numpy()).all():
             raise InputDataError(f"{table.path}: column {asset!r} has no prices at all")

@@ -90,7 +90,9 @@ class Table:
         Raises on text that is not a number and, when ``finite``, on NaN/inf written in the file.
         """
         raw = self.frame[column]
-        if not self.is_csv and pd.api.types.is_numeric_dtype(raw.dtype):
+        # bool counts as numeric for pandas; True is not a quantity: it fails as text below
+        numeric = pd.api.types.is_numeric_dtype(raw.dtype)
+        if not self.is_csv and numeric and not pd.api.types.is_bool_dtype(raw.dtype):
             values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
             # Parquet stores nulls (missing) apart from NaN (a written non-finite value).
             null = self.null_masks.get(column, raw.isna().to_numpy())

@@ -13,6 +13,7 @@ Returns are logarithmic by default; factors configured as ``absolute`` use price
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,22 +45,32 @@ class MarketData:
 
 
 def resolve_market_date(history: PriceHistory, as_of: str | None) -> pd.Timestamp:
-    """The last price date on or before ``as_of`` (default: the last date in the file)."""
+    """The last price stamp on or before ``as_of`` (default: the last date in the file).
+
+    A date without a time (``2024-03-28``) means the whole UTC day, so an intraday stamp on that
+    day (``2024-03-28T16:00Z``) is the market date, not the previous day's.
+    """
     index = history.frame.index
     if as_of is None:
         return pd.Timestamp(index[-1])
     try:
-        stamp = pd.Timestamp(as_of)
+        # ISO 8601 only: pd.Timestamp would also read "01/02/2024", month or day first
+        stamp = pd.to_datetime(as_of, format="ISO8601")
     except (ValueError, TypeError):
-        raise InputDataError(f"--as-of: unparsable date {as_of!r} (expected ISO 8601)") from None
+        stamp = pd.NaT
+    if stamp is pd.NaT:  # an empty string parses to NaT rather than failing
+        raise InputDataError(f"--as-of: unparsable date {as_of!r} (expected ISO 8601)")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    if stamp < index[0] or stamp > index[-1]:
+    end = stamp
+    if re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", as_of.strip()):
+        end = stamp + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+    if end < index[0] or stamp > index[-1]:
         raise InputDataError(
             f"{history.path}: as-of date {stamp.isoformat()} is outside the data "
             f"({index[0].isoformat()} .. {index[-1].isoformat()}) (value {as_of!r})"
         )
-    return pd.Timestamp(index[index <= stamp][-1])
+    return pd.Timestamp(index[index <= end][-1])
 
 
 def build_market_data(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from riskmodel.cli import main
 
@@ -174,6 +175,17 @@ def staging_leftovers(out: Path) -> list[Path]:
     return found
 
 
+def csv_with_cell(src: Path, dst: Path, row: int, column: str, value: str) -> int:
+    """Copy CSV ``src`` to ``dst`` with one cell replaced by ``value`` (as written text).
+
+    Returns the 1-based line of the cell (header = line 1).
+    """
+    frame = pd.read_csv(src, dtype=str, keep_default_na=False).astype(object)
+    frame.loc[row, column] = value
+    frame.to_csv(dst, index=False)
+    return row + 2
+
+
 OLD_MARGINS = "account_id,initial_margin\nOLD,123.45\n"
 KEEP_TEXT = "keep me\n"
 
@@ -192,3 +204,66 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 Runner = Callable[..., tuple[int, str]]
+
+
+# --- fixtures (imported by tests/io/conftest.py and tests/cli/conftest.py) -----------------
+
+
+@pytest.fixture(scope="session")
+def dataset_csv(tmp_path_factory) -> Dataset:
+    """The valid input set, wide CSV prices. Shared: tests must not modify it."""
+    return make_dataset(tmp_path_factory.mktemp("valid-csv"), "csv", "wide")
+
+
+@pytest.fixture(scope="session")
+def dataset_parquet(tmp_path_factory) -> Dataset:
+    """The same input set as Parquet (wide prices with a timestamp date column)."""
+    return make_dataset(tmp_path_factory.mktemp("valid-parquet"), "parquet", "wide")
+
+
+@pytest.fixture
+def run_eod(capsys) -> Runner:
+    """``run_eod(argv) -> (exit code, stderr)``, in-process."""
+
+    def run(argv: Sequence[str]) -> tuple[int, str]:
+        return run_cli(argv, capsys)
+
+    return run
+
+
+@pytest.fixture
+def expect_failure(tmp_path, capsys) -> Callable[..., str]:
+    """``expect_failure(make_argv, code, *fragments) -> stderr`` runs the command twice.
+
+    ``make_argv(out)`` builds the argv for an ``--out`` folder. First with an ``--out`` that does
+    not exist (it must still not exist afterwards, and its parent must stay empty), then with an
+    ``--out`` that already holds ``keep.txt`` and an old ``margins.csv`` (both must survive
+    byte for byte). Each time: the exit code, every fragment in stderr, no traceback and no
+    staging folder left behind.
+    """
+    counter = [0]
+
+    def check(make_argv: Callable[[Path], list[str]], code: int, *fragments: str) -> str:
+        counter[0] += 1
+        base = tmp_path / f"runs{counter[0]}"
+        fresh_parent = base / "fresh"
+        fresh_parent.mkdir(parents=True)
+        fresh = fresh_parent / "out"
+        kept = base / "kept" / "out"
+        before = prefill_out(kept)
+        first = ""
+        for out in (fresh, kept):
+            rc, err = run_cli(make_argv(out), capsys)
+            assert rc == code, f"exit {rc}, expected {code}; stderr: {err}"
+            assert "Traceback" not in err, err
+            for fragment in fragments:
+                assert fragment in err, f"{fragment!r} not in stderr: {err}"
+            assert not staging_leftovers(out), staging_leftovers(out)
+            first = first or err
+        assert not fresh.exists(), sorted(fresh.rglob("*"))
+        assert list(fresh_parent.iterdir()) == []
+        assert snapshot(kept) == before
+        assert sorted(p.name for p in kept.parent.iterdir()) == ["out"]
+        return first
+
+    return check
