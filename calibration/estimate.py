@@ -12,9 +12,13 @@ scale is recorded and parameters are stored in scaled units.
 Pre-sample variance (``backcast``): ``ewma`` is arch's default (0.94-weighted mean of the first
 75 squared residuals); ``sample`` is the sample mean of the squared residuals, the convention of
 the published GARCH software benchmarks (Fiorentini, Calzolari and Panattoni 1996; McCullough and
-Renfro 1998). Residuals for the backcast are the returns less their sample mean (constant mean) or
-the returns (zero mean), as in arch. The value used is stored, so the engine's filter reproduces
-arch's conditional variance exactly.
+Renfro 1998), where the backcast moves with mu inside the likelihood. arch takes a fixed backcast,
+so with a constant mean and the ``sample`` rule mu is profiled out: for each trial mu the
+zero-mean model is fitted to ``r - mu`` with backcast ``mean((r - mu)^2)``, and a bounded scalar
+search maximises that profile likelihood over mu (this is the joint maximum of the benchmark's
+likelihood; tested against the published estimates). Otherwise the backcast is computed once from
+the returns less their sample mean (constant mean) or the returns (zero mean), as in arch. The
+value used is stored, so the engine's filter reproduces the conditional variance exactly.
 
 Fallbacks (never silent: ``fallback`` holds the reason and every run's manifest repeats it):
 too short a history (fewer than ``min_history`` returns), a constant series, no candidate that
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from arch import arch_model
+from scipy import optimize
 
 from riskmodel.volatility.params import FactorParams
 from riskmodel.volatility.recursions_python import ewma_backcast
@@ -105,20 +110,52 @@ def _stationary(model: str, p: Mapping[str, float]) -> tuple[bool, float]:
     return persistence < 1.0 - STATIONARITY_MARGIN, persistence
 
 
-def _fit_one(y: np.ndarray, model: str, dist: str, spec: Spec, backcast: float) -> dict[str, Any]:
-    """Fit one candidate; returns a record with the arch result or the reason it failed."""
+def _arch_fit(y: np.ndarray, model: str, dist: str, mean: str, backcast: float,
+              max_iter: int | None) -> Any:
     vol, o = _ARCH_VOL[model]
-    am = arch_model(y, mean="Zero" if spec.mean == "zero" else "Constant", vol=vol, p=1, o=o,
+    am = arch_model(y, mean="Zero" if mean == "zero" else "Constant", vol=vol, p=1, o=o,
                     q=1, dist=_ARCH_DIST[dist], rescale=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            options = {"maxiter": spec.max_iter} if spec.max_iter else None
-            res = am.fit(disp="off", show_warning=False, backcast=backcast, options=options)
-        except (ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
-            return {"model": model, "dist": dist, "ok": False, "reason": f"fit failed: {exc}"}
+        options = {"maxiter": max_iter} if max_iter else None
+        return am.fit(disp="off", show_warning=False, backcast=backcast, options=options)
+
+
+def _profile_mu_fit(y: np.ndarray, model: str, dist: str, max_iter: int | None
+                    ) -> tuple[Any, float, float]:
+    """Constant mean with the ``sample`` backcast at the current mu: profile mu out.
+
+    Returns the zero-mean fit at the optimal mu, that mu and the backcast used there.
+    """
+    def fit_at(mu: float) -> Any:
+        e = y - mu
+        return _arch_fit(e, model, dist, "zero", float(np.mean(e * e)), max_iter)
+
+    se = float(np.std(y)) / math.sqrt(len(y))
+    centre = float(np.mean(y))
+    search = optimize.minimize_scalar(
+        lambda mu: -fit_at(mu).loglikelihood, bounds=(centre - 6 * se, centre + 6 * se),
+        method="bounded", options={"xatol": 1e-9 * max(float(np.std(y)), 1e-12)},
+    )
+    mu = float(search.x)
+    e = y - mu
+    return fit_at(mu), mu, float(np.mean(e * e))
+
+
+def _fit_one(y: np.ndarray, model: str, dist: str, spec: Spec, backcast: float) -> dict[str, Any]:
+    """Fit one candidate; returns a record with the arch result or the reason it failed."""
+    profiled_mu = None
+    try:
+        if spec.mean == "constant" and spec.backcast == "sample":
+            res, profiled_mu, backcast = _profile_mu_fit(y, model, dist, spec.max_iter)
+        else:
+            res = _arch_fit(y, model, dist, spec.mean, backcast, spec.max_iter)
+    except (ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
+        return {"model": model, "dist": dist, "ok": False, "reason": f"fit failed: {exc}"}
+    # A profiled mu is one more estimated parameter than the zero-mean fit reports.
+    extra_k = 0 if profiled_mu is None else 1
     p = {
-        "mu": float(res.params.get("mu", 0.0)),
+        "mu": float(res.params.get("mu", 0.0)) if profiled_mu is None else profiled_mu,
         "omega": float(res.params["omega"]),
         "alpha": float(res.params["alpha[1]"]),
         "gamma": float(res.params.get("gamma[1]", 0.0)),
@@ -130,8 +167,9 @@ def _fit_one(y: np.ndarray, model: str, dist: str, spec: Spec, backcast: float) 
         p["nu"] = float(res.params["eta"])
     if "lambda" in res.params:
         p["skew"] = float(res.params["lambda"])
-    record = {"model": model, "dist": dist, "params": p, "result": res,
-              "bic": float(res.bic), "aic": float(res.aic), "loglik": float(res.loglikelihood)}
+    record = {"model": model, "dist": dist, "params": p, "result": res, "backcast": backcast,
+              "bic": float(res.bic) + extra_k * math.log(res.nobs),
+              "aic": float(res.aic) + 2 * extra_k, "loglik": float(res.loglikelihood)}
     if res.convergence_flag != 0:
         return {**record, "ok": False,
                 "reason": f"did not converge (optimizer flag {res.convergence_flag})"}
@@ -215,7 +253,7 @@ def fit_factor(returns: pd.Series, spec: Spec) -> FactorParams:
         nu=p.get("nu"),
         skew=p.get("skew"),
         backcast=spec.backcast,
-        backcast_value=backcast,
+        backcast_value=best["backcast"],
         loglik=best["loglik"],
         aic=best["aic"],
         bic=best["bic"],

@@ -11,7 +11,6 @@ Exit codes: 0 success, 2 usage, 3 invalid input data, 4 calibration or model fai
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
 import shutil
 import sys
@@ -131,7 +130,7 @@ def _spec(calibration: Any, ewma_decay: float) -> Any:
                 ewma_decay=ewma_decay, proxies=dict(calibration.proxies))
 
 
-def _fitter() -> Any:
+def garch_fitter() -> Any:
     """Run-time estimation for `eod` without --params (the engine never imports calibration)."""
     from calibration.estimate import fit_factor
 
@@ -148,7 +147,7 @@ def cmd_eod(args: argparse.Namespace) -> int:
     config = _config(args)
     params = load_parameter_set(args.params) if args.params else None
     inputs = EodInputs(args.prices, args.instruments, args.positions, args.accounts, args.params)
-    result = run_eod(inputs, config, as_of=args.as_of, params=params, fitter=_fitter(),
+    result = run_eod(inputs, config, as_of=args.as_of, params=params, fitter=garch_fitter(),
                      progress=_progress(args.quiet))
     write_eod(result, args.out)
     if not args.quiet:
@@ -189,7 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         files = write_demo_inputs(scratch / "inputs", n_accounts=args.accounts)
         config = load_config(files.config)
         result = run_eod(EodInputs(files.prices, files.instruments, files.positions,
-                                   files.accounts), config, fitter=_fitter(),
+                                   files.accounts), config, fitter=garch_fitter(),
                          progress=_progress(args.quiet))
         with staged_output(out / "inputs") as staging:
             for f in sorted((scratch / "inputs").iterdir()):

@@ -81,7 +81,7 @@ def demo_prices() -> pd.DataFrame:
     spx = sp500.load()["Close"].rename("SPX")
     ndx = nasdaq.load()["Close"].rename("NASDAQ")
     oil = wti.load()["DCOILWTICO"].rename("WTI")
-    frame = pd.concat([spx, ndx, oil], axis=1).loc["1999-01-04":DEMO_END]
+    frame = pd.concat([spx, ndx, oil], axis=1, sort=True).loc["1999-01-04":DEMO_END]
     frame.index = pd.DatetimeIndex(frame.index).strftime("%Y-%m-%d")
     frame.index.name = "date"
     # WTI has no fixing on some exchange days and vice versa: leave those cells empty, the engine

@@ -1,18 +1,16 @@
-"""Shared helpers for end-to-end engine tests: write input files into a temporary folder."""
+"""Helpers for end-to-end engine tests: write input files into a temporary folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from arch.data import nasdaq, sp500
 
 from riskmodel.batch.eod import EodInputs
 
 
-@pytest.fixture(scope="session")
-def index_closes() -> pd.DataFrame:
+def load_index_closes() -> pd.DataFrame:
     """Real S&P 500 and NASDAQ Composite daily closes (arch.data), 1999-2018."""
     spx = sp500.load()["Close"].rename("SPX")
     ndx = nasdaq.load()["Close"].rename("NASDAQ")

@@ -7,11 +7,10 @@ Acerbi-Tasche formula. Tolerance 1e-9 relative.
 
 import numpy as np
 import pytest
+from engine_inputs import write_inputs
 
 from riskmodel.batch.eod import run_eod
 from riskmodel.config import RunConfig
-
-from .conftest import write_inputs
 
 INSTRUMENTS = [
     ("SPX", "spot", "SPX", 1.0),
