@@ -303,10 +303,10 @@ def config_from_mapping(
         raise UsageError(f"{source}: [calibration.proxies] must be a table of factor = proxy")
     kwargs["calibration"] = CalibrationConfig(**cal)
 
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            kwargs[key] = value
-    return RunConfig(**kwargs)
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if flags:
+        RunConfig(**kwargs)  # the file's own values are validated even where a flag wins
+    return RunConfig(**{**kwargs, **flags})
 
 
 def _section(raw: Mapping[str, Any], name: str, allowed: set[str], source: str) -> dict[str, Any]:

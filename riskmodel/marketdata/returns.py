@@ -114,6 +114,12 @@ def common_window(returns: pd.DataFrame, lookback: int, min_history: int) -> pd.
     window = common.iloc[-lookback:] if lookback < len(common) else common
     if len(window) < min_history:
         first = {f: returns[f].first_valid_index() for f in returns.columns}
+        if all(v is None for v in first.values()):
+            end = returns.index[-1].isoformat() if len(returns) else "the market date"
+            raise InputDataError(
+                f"no daily returns up to {end}: the market date is the first price date "
+                f"(min_history = {min_history}) (value 0)"
+            )
         latest = max(first, key=lambda f: (first[f] is not None, first[f] or pd.Timestamp.min))
         raise InputDataError(
             f"only {len(window)} daily returns are common to all factors in use "
