@@ -145,6 +145,73 @@ class CalibrationConfig:
                                  "another factor")
 
 
+STRESS_MODES = ("report", "max", "blend")
+
+
+@dataclass(frozen=True)
+class StressGrid:
+    """SPAN-style hypothetical grid: each factor's price moved by -move..+move in ``steps``
+    steps (0 included), plus extreme moves of ``extreme_multiple`` x move counted at
+    ``extreme_fraction`` of their loss. ``vol_shifts`` are relative implied-volatility shifts
+    crossed with the price moves (they move option prices only)."""
+
+    enabled: bool = True
+    move: float = 0.15
+    steps: int = 7
+    extreme_multiple: float = 2.0
+    extreme_fraction: float = 0.35
+    vol_shifts: tuple[float, ...] = (-0.25, 0.0, 0.25)
+    move_by_underlying: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, value in [("move", self.move), *(
+            (f"move_by_underlying.{k}", v) for k, v in self.move_by_underlying.items()
+        )]:
+            _require_number(f"stress.grid.{key}", value)
+            if not 0.0 < value < 1.0:
+                raise UsageError(f"config: stress.grid.{key} = {value!r} must be in (0, 1)")
+        _require_int("stress.grid.steps", self.steps, low=3, high=101)
+        if self.steps % 2 == 0:
+            raise UsageError(f"config: stress.grid.steps = {self.steps} must be odd (0 included)")
+        _require_number("stress.grid.extreme_multiple", self.extreme_multiple)
+        if not 1.0 <= self.extreme_multiple <= 10.0:
+            raise UsageError("config: stress.grid.extreme_multiple = "
+                             f"{self.extreme_multiple!r} must be in [1, 10]")
+        _require_number("stress.grid.extreme_fraction", self.extreme_fraction)
+        if not 0.0 <= self.extreme_fraction <= 1.0:
+            raise UsageError("config: stress.grid.extreme_fraction = "
+                             f"{self.extreme_fraction!r} must be in [0, 1]")
+        for v in self.vol_shifts:
+            _require_number("stress.grid.vol_shifts", v)
+            if not -1.0 < v <= 5.0:
+                raise UsageError(f"config: stress.grid.vol_shifts value {v!r} must be in (-1, 5]")
+
+
+@dataclass(frozen=True)
+class StressConfig:
+    """Stress scenarios and how the worst stress loss enters the margin.
+
+    ``mode``: ``report`` (computed and reported as ``stress_loss``, margin unchanged), ``max``
+    (the margin base is ``max(model_margin, weight x stress_loss)``) or ``blend``
+    (``(1 - weight) x model_margin + weight x stress_loss``).
+    """
+
+    mode: str = "report"
+    weight: float = 1.0
+    historical: bool = True
+    windows_file: str | None = None
+    files: tuple[str, ...] = ()
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    grid: StressGrid = field(default_factory=StressGrid)
+
+    def __post_init__(self) -> None:
+        _choice("stress.mode", self.mode, STRESS_MODES)
+        _require_number("stress.weight", self.weight)
+        if not 0.0 <= self.weight <= 10.0 or (self.mode == "blend" and self.weight > 1.0):
+            raise UsageError(f"config: stress.weight = {self.weight!r} must be in [0, 10] "
+                             "([0, 1] for blend)")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one end-of-day run or backtest needs besides its input files."""
@@ -165,6 +232,7 @@ class RunConfig:
     chunk_size: int = 4096
     margin: MarginPolicy = field(default_factory=MarginPolicy)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    stress: StressConfig = field(default_factory=StressConfig)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -220,7 +288,7 @@ _TOP_LEVEL = {
     "seed": "seed",
     "min_history": "min_history",
 }
-_SECTIONS = {"volatility", "returns", "margin", "run", "calibration"}
+_SECTIONS = {"volatility", "returns", "margin", "run", "calibration", "stress"}
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
 
@@ -302,6 +370,21 @@ def config_from_mapping(
     if "proxies" in cal and not isinstance(cal["proxies"], Mapping):
         raise UsageError(f"{source}: [calibration.proxies] must be a table of factor = proxy")
     kwargs["calibration"] = CalibrationConfig(**cal)
+
+    stress = _section(
+        raw, "stress",
+        {"mode", "weight", "historical", "windows_file", "files", "proxies", "grid"}, source,
+    )
+    if "grid" in stress:
+        grid = _section(stress, "grid", {"enabled", "move", "steps", "extreme_multiple",
+                                         "extreme_fraction", "vol_shifts",
+                                         "move_by_underlying"}, source)
+        if "vol_shifts" in grid:
+            grid["vol_shifts"] = tuple(grid["vol_shifts"])
+        stress["grid"] = StressGrid(**grid)
+    if "files" in stress:
+        stress["files"] = tuple(stress["files"])
+    kwargs["stress"] = StressConfig(**stress)
 
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     if flags:

@@ -34,7 +34,8 @@ from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.positions import check_collateral_coverage, load_accounts, load_positions
 from riskmodel.io.prices import load_prices
 from riskmodel.io.tables import sha256_file
-from riskmodel.margin.policy import STATUSES, apply_policy, per_set_sum
+from riskmodel.batch.stress_run import StressResult, evaluate_stress
+from riskmodel.margin.policy import STATUSES, apply_policy, margin_base, per_set_sum
 from riskmodel.marketdata.returns import build_market_data, common_window, resolve_market_date
 from riskmodel.measures import tail_measures
 from riskmodel.portfolio.netting import Book, net_positions
@@ -58,7 +59,7 @@ FILTER_BURN_IN = 250
 MARGIN_COLUMNS = [
     "account_id", "netting_set", "n_positions", "gross_notional", "var", "es", "model_margin",
     "addons", "initial_margin", "maintenance_floor", "maintenance_margin", "flat_rate_margin",
-    "equity", "margin_level", "status", "call_amount",
+    "equity", "margin_level", "status", "call_amount", "stress_loss", "stress_scenario",
 ]
 ATTRIBUTION_COLUMNS = [
     "account_id", "netting_set", "instrument_id", "quantity", "market_value", "notional",
@@ -174,8 +175,13 @@ def run_eod(
             progress=progress,
         )
 
+    with timer.stage("stress"):
+        stress = evaluate_stress(book, used, market, window, config)
+        warnings += stress.info["notes"]
+
     with timer.stage("margin"):
-        margins, attribution = _assemble(book, used, market.spot, tail, accounts.frame, config)
+        margins, attribution = _assemble(book, used, market.spot, tail, stress, accounts.frame,
+                                         config)
         _check_finite(margins)
 
     factors_out = pd.DataFrame(
@@ -190,6 +196,13 @@ def run_eod(
     )
     manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
                          margins, timer, warnings)
+    model = margins["model_margin"].to_numpy()
+    manifest["stress"] = {
+        **{k: v for k, v in stress.info.items() if k != "notes"},
+        "binding_sets": int(np.sum(
+            margin_base(model, stress.loss, config.stress.mode, config.stress.weight) > model
+        )),
+    }
     return EodResult(margins, attribution, factors_out, manifest, scenarios)
 
 
@@ -234,6 +247,7 @@ def _assemble(
     used: pd.DataFrame,
     spot: pd.Series,
     tail: Any,
+    stress: StressResult,
     collateral: pd.DataFrame,
     config: RunConfig,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -257,10 +271,13 @@ def _assemble(
         .fillna(0.0)  # an isolated set with no collateral row of its own is funded with zero
         .to_numpy(np.float64)
     )
+    base = margin_base(model_margin, stress.loss, config.stress.mode, config.stress.weight)
     policy = apply_policy(
         model_margin, np.zeros(book.n_sets), notional, kinds, underlyings, book.indptr, equity,
-        config.margin,
+        config.margin, base=base,
     )
+    policy["stress_loss"] = stress.loss
+    policy["stress_scenario"] = stress.label
     margins = pd.concat(
         [
             book.sets.reset_index(drop=True),

@@ -5,8 +5,11 @@ Per netting set (all amounts in the reporting currency, losses positive):
 * ``model_margin = max(ES, 0)`` (or VaR with ``--measure var``): a book whose worst scenarios
   still make money needs no model margin, but never a negative one.
 * ``addons``: 0 in this version (liquidity and concentration add-ons come with the policy issue).
+* ``stress_loss``: the worst stress loss; with ``[stress] mode`` ``max`` the margin base is
+  ``max(model_margin, weight x stress_loss)``, with ``blend`` it is ``(1 - weight) x model_margin
+  + weight x stress_loss``, with ``report`` (default) it is the model margin alone.
 * ``maintenance_floor = sum |notional| x maintenance_rate``.
-* ``initial_margin = max(model_margin + addons, initial_floor)``, ``initial_floor =
+* ``initial_margin = max(base + addons, initial_floor)``, ``initial_floor =
   max(min_initial_margin, sum |notional| x initial_floor_rate, maintenance_floor)``: the initial
   floor includes the maintenance floor so that initial margin is never below maintenance margin
   (otherwise an account could hold its initial margin and still be liquidated).
@@ -53,6 +56,16 @@ def per_set_sum(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     return totals
 
 
+def margin_base(model_margin: np.ndarray, stress_loss: np.ndarray, mode: str, weight: float
+                ) -> np.ndarray:
+    """The amount add-ons are added to: the model margin, combined with stress per ``mode``."""
+    if mode == "max":
+        return np.maximum(model_margin, weight * stress_loss)
+    if mode == "blend":
+        return (1.0 - weight) * model_margin + weight * stress_loss
+    return model_margin
+
+
 def apply_policy(
     model_margin: np.ndarray,
     addons: np.ndarray,
@@ -62,6 +75,7 @@ def apply_policy(
     indptr: np.ndarray,
     equity: np.ndarray,
     policy: MarginPolicy,
+    base: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Margin columns per netting set.
 
@@ -71,6 +85,8 @@ def apply_policy(
     notional : ndarray of shape (n_positions,), |notional| of each position.
     kinds, underlyings : sequences of length n_positions.
     indptr : int64 ndarray of shape (n_sets + 1,), CSR offsets of the positions.
+    base : ndarray of shape (n_sets,), the margin base (default: ``model_margin``); see
+        :func:`margin_base`.
     """
 
     def charge(table: RateTable) -> np.ndarray:
@@ -81,7 +97,7 @@ def apply_policy(
         np.maximum(policy.min_initial_margin, charge(policy.initial_floor_rates)),
         maintenance_floor,
     )
-    initial = np.maximum(model_margin + addons, initial_floor)
+    initial = np.maximum((model_margin if base is None else base) + addons, initial_floor)
     maintenance = np.maximum(policy.mm_ratio * initial, maintenance_floor)
     flat = charge(policy.flat_rates)
     status = np.select(

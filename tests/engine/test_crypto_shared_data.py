@@ -79,3 +79,18 @@ def test_btc_24_7_calendar_carries_no_prices(tmp_path):
                           [("a", "BTC-PERP", 1.0)], [("a", 1e5)])
     result = run_eod(inputs, RunConfig(method="hs", horizon=1, lookback=500))
     assert result.manifest["calendar"]["carried_prices"]["BTC"] == 0
+
+
+def test_crypto_stress_windows_and_proxy_rule(tmp_path):
+    """SOL did not trade on 2020-03-12: it takes its best-correlated coin's move, scaled by
+    their volatility ratio; on 2022-11-09 (FTX) it has its own -55% move."""
+    inputs = _inputs(tmp_path, [("sol", "SOL-PERP", 100.0)], [("sol", 1e4)])
+    result = run_eod(inputs, RunConfig(method="hs", horizon=1, lookback=800))
+    notes = result.manifest["warnings"]
+    assert any(n.startswith("stress crypto-black-thursday-2020-03-12: SOL takes") for n in notes)
+    closes = pd.read_csv(CLOSES, index_col="date", parse_dates=True)
+    sol = closes["SOL"]
+    ftx = np.log(sol.loc["2022-11-09"] / sol.loc["2022-11-08"])
+    m = result.margins.iloc[0]
+    # the worst 1-day move for a long SOL book is at least FTX's own move, applied to today
+    assert m["stress_loss"] >= -100.0 * sol.iloc[-1] * np.expm1(ftx) * (1 - 1e-12)

@@ -36,7 +36,9 @@ def test_demo_writes_every_output(demo_out):
 
 def test_demo_margins_are_consistent(demo_out):
     m = pd.read_parquet(demo_out / "margins.parquet")
-    assert list(m.columns) == MARGIN_COLUMNS
+    # DESIGN.md's columns, in order, then the stress columns this version adds
+    assert list(m.columns) == MARGIN_COLUMNS + ["stress_loss", "stress_scenario"]
+    assert (m["stress_loss"] >= 0).all()
     assert len(m) > 120  # some accounts hold an isolated netting set too
     numeric = m.select_dtypes("number")
     assert np.isfinite(numeric.to_numpy()).all()

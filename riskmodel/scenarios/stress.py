@@ -1,0 +1,236 @@
+"""Stress scenarios: named historical windows, user shock files and the hypothetical grid.
+
+Historical windows (``data/stress/historical_windows.toml``, versioned): every overlapping h-day
+move of each factor inside the window, read from the run's own price history (the union calendar,
+last price carried over closed days) and applied to today's prices. A factor with no prices at
+both ends of a move borrows a proxy's move scaled by the ratio of their current volatilities
+(standard deviation of daily returns over the run's window): the proxy is the one named in
+``[stress.proxies]``, else the factor with data in the window whose daily returns are most
+correlated with it over their common history (at least 60 common returns); with neither, the
+factor does not move and the manifest says so.
+
+User shock files (``[stress] files``, CSV or Parquet ``scenario, asset, shock``): for a factor
+with log returns ``shock`` is the relative price change (-0.2: the price falls 20%); for a factor
+with absolute returns it is the price difference. Listed factors move, others stay; assets the
+run does not use are ignored.
+
+The hypothetical grid (SPAN style, see :class:`riskmodel.config.StressGrid`) is evaluated per
+factor in :func:`grid_loss`: each factor's price moves on its own; a netting set's grid loss is the
+sum over factors of its worst loss on that factor's scan (no diversification across underlyings).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.config import StressGrid
+from riskmodel.errors import InputDataError
+from riskmodel.io.tables import read_table
+from riskmodel.scenarios.scenario_set import ScenarioSet
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MIN_PROXY_OVERLAP = 60
+WINDOWS_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class StressWindow:
+    name: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    description: str = ""
+
+
+def default_windows_file() -> Path | None:
+    """``data/stress/historical_windows.toml`` of the source checkout, if present."""
+    path = Path(__file__).resolve().parents[2] / "data" / "stress" / "historical_windows.toml"
+    return path if path.is_file() else None
+
+
+def load_windows(path: str | Path) -> tuple[list[StressWindow], int]:
+    """Read a windows file; returns the windows and the file's ``version``."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputDataError(f"stress windows file not found: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputDataError(f"{p}: not valid TOML: {exc}") from None
+    if raw.get("schema_version") != WINDOWS_SCHEMA:
+        raise InputDataError(f"{p}: column 'schema_version': must be {WINDOWS_SCHEMA} "
+                             f"(value {raw.get('schema_version')!r})")
+    windows = []
+    for i, entry in enumerate(raw.get("windows", [])):
+        try:
+            w = StressWindow(str(entry["name"]), pd.Timestamp(entry["start"]),
+                             pd.Timestamp(entry["end"]), str(entry.get("description", "")))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InputDataError(f"{p}: window {i + 1}: invalid entry: {exc} "
+                                 f"(value {entry!r})") from None
+        if w.end <= w.start:
+            raise InputDataError(f"{p}: window {w.name!r}: column 'end': must be after start "
+                                 f"(value {entry['end']!r})")
+        windows.append(w)
+    return windows, int(raw.get("version", 0))
+
+
+def _best_proxy(factor: str, candidates: Sequence[str], returns: pd.DataFrame) -> str | None:
+    best, best_corr = None, -np.inf
+    for c in candidates:
+        pair = returns[[factor, c]].dropna()
+        if len(pair) < MIN_PROXY_OVERLAP:
+            continue
+        corr = pair[factor].corr(pair[c])
+        if np.isfinite(corr) and corr > best_corr:
+            best, best_corr = c, corr
+    return best
+
+
+def historical_stress(
+    prices: pd.DataFrame,
+    returns: pd.DataFrame,
+    windows: Sequence[StressWindow],
+    horizon: int,
+    return_kinds: Mapping[str, str],
+    sigma: pd.Series,
+    proxies: Mapping[str, str],
+) -> tuple[ScenarioSet | None, list[str]]:
+    """Scenarios from the named windows; returns the set (None if no window has data) and notes.
+
+    Parameters
+    ----------
+    prices : DataFrame (dates x factors), aligned, carried over, up to the market date.
+    returns : DataFrame (dates x factors) of daily returns (for proxy selection).
+    sigma : Series (factors,), current daily volatility in return units (for proxy scaling).
+    """
+    factors = [str(c) for c in prices.columns]
+    rows: list[np.ndarray] = []
+    labels: list[str] = []
+    notes: list[str] = []
+    for w in windows:
+        span = prices.loc[w.start:w.end]
+        if len(span) < horizon + 1:
+            continue
+        p = span.to_numpy(np.float64)
+        start, end = p[:-horizon], p[horizon:]
+        moves = np.empty_like(start)
+        for j, f in enumerate(factors):
+            if return_kinds[f] == "log":
+                moves[:, j] = np.log(end[:, j] / start[:, j])
+            else:
+                moves[:, j] = end[:, j] - start[:, j]
+        present = np.isfinite(moves).all(axis=0)
+        if not present.any():
+            continue
+        with_data = [f for f, ok in zip(factors, present) if ok]
+        for j, f in enumerate(factors):
+            if present[j]:
+                continue
+            proxy = proxies.get(f)
+            if proxy not in with_data:
+                proxy = _best_proxy(f, with_data, returns)
+            if proxy is None:
+                moves[:, j] = 0.0
+                notes.append(f"stress {w.name}: {f} has no prices in the window and no proxy; "
+                             "it does not move")
+                continue
+            ratio = float(sigma[f] / sigma[proxy]) if sigma[proxy] > 0 else 0.0
+            moves[:, j] = moves[:, factors.index(proxy)] * ratio
+            notes.append(f"stress {w.name}: {f} takes {proxy}'s moves x {ratio:.4g} "
+                         "(volatility ratio)")
+        rows.append(moves)
+        labels += [f"{w.name}:{d.strftime('%Y-%m-%d')}" for d in span.index[:-horizon]]
+    if not rows:
+        return None, notes
+    shocks = np.vstack(rows)
+    return ScenarioSet(shocks=shocks, factors=tuple(factors), labels=np.asarray(labels),
+                       kind="stress-historical", horizon=horizon,
+                       provenance={"windows": [w.name for w in windows]}), notes
+
+
+def user_shocks(
+    path: str | Path, factors: Sequence[str], return_kinds: Mapping[str, str], horizon: int
+) -> ScenarioSet | None:
+    """Scenarios from a shock file (``scenario, asset, shock``); see the module docstring."""
+    table = read_table(path, "stress shocks")
+    table.require_columns(["scenario", "asset", "shock"])
+    names = table.text("scenario")
+    assets = table.text("asset")
+    shocks = table.numbers("shock", what="shock")
+    index = {f: j for j, f in enumerate(factors)}
+    order = list(dict.fromkeys(names))
+    out = np.zeros((len(order), len(factors)))
+    seen: set[tuple[str, str]] = set()
+    for i, (name, asset, shock) in enumerate(zip(names, assets, shocks)):
+        if (name, asset) in seen:
+            raise table.fail(i, "asset", asset, f"duplicate shock in scenario {name!r}")
+        seen.add((name, asset))
+        if asset not in index:
+            continue
+        if return_kinds[asset] == "log":
+            if shock <= -1.0:
+                raise table.fail(i, "shock", float(shock),
+                                 "relative price change must be > -1 for a log-return factor")
+            out[order.index(name), index[asset]] = np.log1p(shock)
+        else:
+            out[order.index(name), index[asset]] = shock
+    return ScenarioSet(shocks=out, factors=tuple(factors), labels=np.asarray(order),
+                       kind="stress-user", horizon=horizon, provenance={"file": str(path)})
+
+
+def grid_moves(grid: StressGrid, underlying: str) -> tuple[np.ndarray, np.ndarray]:
+    """Relative price moves of the grid for one underlying and the weight of each.
+
+    Returns ``(moves, weights)``: ``steps`` moves from -move to +move (0 included) at weight 1,
+    then the two extreme moves +/- extreme_multiple x move at ``extreme_fraction``.
+    """
+    move = grid.move_by_underlying.get(underlying, grid.move)
+    regular = np.linspace(-move, move, grid.steps)
+    extreme = np.array([-grid.extreme_multiple * move, grid.extreme_multiple * move])
+    # a price cannot fall below zero: cap extreme falls at -99% for the scan
+    extreme = np.maximum(extreme, -0.99)
+    moves = np.concatenate([regular, extreme])
+    weights = np.concatenate([np.ones(grid.steps), np.full(2, grid.extreme_fraction)])
+    return moves, weights
+
+
+def grid_loss(
+    position_grid_pnl: np.ndarray,
+    weights: np.ndarray,
+    group: np.ndarray,
+    set_of_group: np.ndarray,
+    n_sets: int,
+) -> np.ndarray:
+    """Grid stress loss per netting set.
+
+    Parameters
+    ----------
+    position_grid_pnl : ndarray of shape (n_positions, n_grid), each position's P&L on its own
+        factor's scan.
+    weights : ndarray of shape (n_grid,), weight of each scan point's loss.
+    group : int ndarray of shape (n_positions,), the (netting set, factor) group of each position.
+    set_of_group : int ndarray of shape (n_groups,), the netting set of each group.
+    n_sets : number of netting sets.
+
+    Returns
+    -------
+    ndarray of shape (n_sets,): sum over the set's factors of the worst weighted scan loss (>= 0,
+    since the scan includes the unchanged price).
+    """
+    n_groups = len(set_of_group)
+    group_pnl = np.zeros((n_groups, position_grid_pnl.shape[1]))
+    np.add.at(group_pnl, group, position_grid_pnl)
+    worst = np.max(-group_pnl * weights[None, :], axis=1)
+    out = np.zeros(n_sets)
+    np.add.at(out, set_of_group, worst)
+    return out
