@@ -176,7 +176,7 @@ def run_eod(
         )
 
     with timer.stage("stress"):
-        stress = evaluate_stress(book, used, market, window, config)
+        stress = evaluate_stress(book, used, market, window, config, history)
         warnings += stress.info["notes"]
 
     with timer.stage("margin"):

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
-from riskmodel.marketdata.returns import MarketData
+from riskmodel.io.prices import PriceHistory
+from riskmodel.marketdata.returns import MarketData, align
 from riskmodel.measures.stress_kernels import worst_loss
 from riskmodel.portfolio.netting import Book
 from riskmodel.pricing.linear import factor_price_moves, instrument_pnl
@@ -70,7 +71,7 @@ def _grid(book: Book, used: pd.DataFrame, market: MarketData, config: RunConfig)
 
 
 def evaluate_stress(book: Book, used: pd.DataFrame, market: MarketData, window: pd.DataFrame,
-                    config: RunConfig) -> StressResult:
+                    config: RunConfig, history: PriceHistory) -> StressResult:
     """Worst stress loss of every netting set; see the module docstring."""
     stress = config.stress
     candidates: list[tuple[np.ndarray, np.ndarray]] = []
@@ -82,9 +83,13 @@ def evaluate_stress(book: Book, used: pd.DataFrame, market: MarketData, window: 
             info["notes"].append("no historical stress windows file found")
         else:
             windows, version = load_windows(path)
-            sigma = window.std(ddof=1)
-            hist, notes = historical_stress(market.prices, market.returns, windows,
-                                            config.horizon, market.return_kinds, sigma,
+            # every asset of the price file is a proxy candidate, not only the book's factors
+            prices, returns, _ = align(history, history.assets, market.market_date,
+                                       config.return_kind)
+            sigma = returns.loc[window.index].std(ddof=1)
+            kinds = {a: config.return_kind(a) for a in history.assets}
+            hist, notes = historical_stress(prices, returns, list(market.prices.columns),
+                                            windows, config.horizon, kinds, sigma,
                                             stress.proxies)
             info["windows"] = {"file": str(path), "version": version,
                                "scenarios": 0 if hist is None else hist.n_scenarios}

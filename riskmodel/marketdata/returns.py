@@ -73,6 +73,24 @@ def resolve_market_date(history: PriceHistory, as_of: str | None) -> pd.Timestam
     return pd.Timestamp(index[index <= end][-1])
 
 
+def align(
+    history: PriceHistory,
+    factors: Sequence[str],
+    market_date: pd.Timestamp,
+    return_kind: Callable[[str], str],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Prices carried over closed dates up to ``market_date``, daily returns, carried counts."""
+    raw = history.frame.loc[:market_date, list(factors)]
+    listed = raw.notna().cummax()
+    prices = raw.ffill()
+    carried = {f: int((listed[f] & raw[f].isna()).sum()) for f in factors}
+    returns = pd.DataFrame(index=prices.index[1:], columns=list(factors), dtype=np.float64)
+    for f in factors:
+        p = prices[f].to_numpy()
+        returns[f] = np.log(p[1:] / p[:-1]) if return_kind(f) == "log" else p[1:] - p[:-1]
+    return prices, returns, carried
+
+
 def build_market_data(
     history: PriceHistory,
     factors: Sequence[str],
@@ -80,10 +98,7 @@ def build_market_data(
     return_kind: Callable[[str], str],
 ) -> MarketData:
     """Align the used factors' prices up to ``market_date`` and compute their returns."""
-    raw = history.frame.loc[:market_date, list(factors)]
-    listed = raw.notna().cummax()
-    prices = raw.ffill()
-    carried = {f: int((listed[f] & raw[f].isna()).sum()) for f in factors}
+    prices, returns, carried = align(history, factors, market_date, return_kind)
     last = prices.iloc[-1]
     for f in factors:
         if not np.isfinite(last[f]):
@@ -92,11 +107,6 @@ def build_market_data(
                 f"{market_date.isoformat()} (value nan)"
             )
     kinds = {f: return_kind(f) for f in factors}
-    returns = pd.DataFrame(index=prices.index[1:], columns=list(factors), dtype=np.float64)
-    for f in factors:
-        p = prices[f].to_numpy()
-        r = np.log(p[1:] / p[:-1]) if kinds[f] == "log" else p[1:] - p[:-1]
-        returns[f] = r
     return MarketData(prices, returns, market_date, last.astype(np.float64), carried, kinds)
 
 

@@ -99,21 +99,25 @@ def _best_proxy(factor: str, candidates: Sequence[str], returns: pd.DataFrame) -
 def historical_stress(
     prices: pd.DataFrame,
     returns: pd.DataFrame,
+    factors: Sequence[str],
     windows: Sequence[StressWindow],
     horizon: int,
     return_kinds: Mapping[str, str],
     sigma: pd.Series,
     proxies: Mapping[str, str],
 ) -> tuple[ScenarioSet | None, list[str]]:
-    """Scenarios from the named windows; returns the set (None if no window has data) and notes.
+    """Scenarios for ``factors`` from the named windows (None if no window has data) and notes.
 
     Parameters
     ----------
-    prices : DataFrame (dates x factors), aligned, carried over, up to the market date.
-    returns : DataFrame (dates x factors) of daily returns (for proxy selection).
-    sigma : Series (factors,), current daily volatility in return units (for proxy scaling).
+    prices : DataFrame (dates x assets), every asset of the price file (proxy candidates too),
+        aligned and carried over, up to the market date.
+    returns : DataFrame (dates x assets) of daily returns (for proxy selection).
+    factors : the factors the scenarios move (columns of ``prices``).
+    sigma : Series (assets,), current daily volatility in return units (for proxy scaling).
     """
-    factors = [str(c) for c in prices.columns]
+    universe = [str(c) for c in prices.columns]
+    factors = list(factors)
     rows: list[np.ndarray] = []
     labels: list[str] = []
     notes: list[str] = []
@@ -123,16 +127,19 @@ def historical_stress(
             continue
         p = span.to_numpy(np.float64)
         start, end = p[:-horizon], p[horizon:]
-        moves = np.empty_like(start)
-        for j, f in enumerate(factors):
+        all_moves = np.empty_like(start)
+        for j, f in enumerate(universe):
             if return_kinds[f] == "log":
-                moves[:, j] = np.log(end[:, j] / start[:, j])
+                all_moves[:, j] = np.log(end[:, j] / start[:, j])
             else:
-                moves[:, j] = end[:, j] - start[:, j]
-        present = np.isfinite(moves).all(axis=0)
-        if not present.any():
+                all_moves[:, j] = end[:, j] - start[:, j]
+        present_all = np.isfinite(all_moves).all(axis=0)
+        if not present_all.any():
             continue
-        with_data = [f for f, ok in zip(factors, present) if ok]
+        with_data = [f for f, ok in zip(universe, present_all) if ok]
+        columns = [universe.index(f) for f in factors]
+        moves = all_moves[:, columns]
+        present = present_all[columns]
         for j, f in enumerate(factors):
             if present[j]:
                 continue
@@ -145,13 +152,15 @@ def historical_stress(
                              "it does not move")
                 continue
             ratio = float(sigma[f] / sigma[proxy]) if sigma[proxy] > 0 else 0.0
-            moves[:, j] = moves[:, factors.index(proxy)] * ratio
+            moves[:, j] = all_moves[:, universe.index(proxy)] * ratio
             notes.append(f"stress {w.name}: {f} takes {proxy}'s moves x {ratio:.4g} "
                          "(volatility ratio)")
         rows.append(moves)
         labels += [f"{w.name}:{d.strftime('%Y-%m-%d')}" for d in span.index[:-horizon]]
     if not rows:
         return None, notes
+    if not any(np.any(r != 0) for r in rows):
+        notes.append("stress windows: no factor in use has data or a proxy in any window")
     shocks = np.vstack(rows)
     return ScenarioSet(shocks=shocks, factors=tuple(factors), labels=np.asarray(labels),
                        kind="stress-historical", horizon=horizon,

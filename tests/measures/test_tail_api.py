@@ -1,0 +1,229 @@
+"""tail_measures: validation, chunking, progress, result object and bitwise determinism."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+from riskmodel.measures import TailResult, tail_measures, var_es
+
+
+def make_book(seed=0, n_sets=300, n_scen=1500, n_instr=40, max_pos=8):
+    rng = np.random.default_rng(seed)
+    pnl = rng.standard_normal((n_instr, n_scen)) * rng.uniform(0.5, 2.0, (n_instr, 1))
+    n_pos = rng.integers(0, max_pos + 1, n_sets)
+    indptr = np.concatenate(([0], np.cumsum(n_pos)))
+    idx = rng.integers(0, n_instr, indptr[-1])
+    qty = rng.normal(0.0, 10.0, indptr[-1])
+    return pnl, indptr, idx, qty
+
+
+BOOK = make_book()
+
+
+def assert_bitwise_equal(r1: TailResult, r2: TailResult):
+    for name in ("var", "es", "contribution", "model_measure"):
+        a, b = getattr(r1, name), getattr(r2, name)
+        assert a.tobytes() == b.tobytes(), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Result object
+
+
+def test_result_shapes_and_model_measure():
+    pnl, indptr, idx, qty = BOOK
+    es = tail_measures(pnl, indptr, idx, qty, 0.99)
+    var = tail_measures(pnl, indptr, idx, qty, 0.99, measure="var")
+    assert es.var.shape == es.es.shape == es.model_measure.shape == (indptr.size - 1,)
+    assert es.contribution.shape == (idx.size,)
+    assert es.measure == "es" and var.measure == "var" and es.confidence == 0.99
+    np.testing.assert_array_equal(es.model_measure, es.es)
+    np.testing.assert_array_equal(var.model_measure, var.var)
+    np.testing.assert_array_equal(es.var, var.var)
+    np.testing.assert_array_equal(es.es, var.es)
+    with pytest.raises(ValueError):
+        es.var[0] = 1.0  # read-only
+    with pytest.raises(AttributeError):
+        es.var = None  # frozen
+
+
+def test_matches_var_es_per_set():
+    pnl, indptr, idx, qty = BOOK
+    r = tail_measures(pnl, indptr, idx, qty, 0.975)
+    for s in range(0, indptr.size - 1, 17):
+        loss = np.zeros(pnl.shape[1])
+        for p in range(indptr[s], indptr[s + 1]):
+            loss -= qty[p] * pnl[idx[p]]
+        v, e = var_es(loss, 0.975)
+        assert r.var[s] == pytest.approx(v, rel=1e-12, abs=1e-12)
+        assert r.es[s] == pytest.approx(e, rel=1e-12, abs=1e-12)
+
+
+def test_accepts_lists_ints_and_non_contiguous_input():
+    pnl, indptr, idx, qty = BOOK
+    ref = tail_measures(pnl, indptr, idx, qty, 0.99)
+    fortran = np.asfortranarray(pnl)
+    strided = np.zeros((pnl.shape[0], 2 * pnl.shape[1]))
+    strided[:, ::2] = pnl
+    for p in (fortran, strided[:, ::2]):
+        assert_bitwise_equal(tail_measures(p, list(indptr), idx.astype(np.int32), qty, 0.99), ref)
+    r = tail_measures(np.array([[1, -2, 3, 0]]), [0, 1], [0], [2], 0.5)  # integer P&L and qty
+    assert r.var[0] == -2.0 and r.es[0] == 2.0  # losses -2, 4, -6, 0: worst half 4, 0
+
+
+def test_weights_are_normalised():
+    pnl, indptr, idx, qty = BOOK
+    w = np.random.default_rng(1).random(pnl.shape[1])
+    r1 = tail_measures(pnl, indptr, idx, qty, 0.99, weights=w)
+    r2 = tail_measures(pnl, indptr, idx, qty, 0.99, weights=w * 1024.0)  # exact rescaling
+    assert_bitwise_equal(r1, r2)
+
+
+def test_empty_book():
+    r = tail_measures(np.zeros((2, 10)), [0], [], [], 0.99)
+    assert r.var.shape == r.es.shape == (0,) and r.contribution.shape == (0,)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(instrument_pnl=np.zeros(5)), "instrument_pnl must be 2-D"),
+        (dict(instrument_pnl=np.zeros((3, 0))), "at least one scenario"),
+        (dict(instrument_pnl=np.array([[1.0, np.nan]] * 3)), "instrument_pnl must be finite"),
+        (dict(instrument_pnl=np.array([[1.0, np.inf]] * 3)), "instrument_pnl must be finite"),
+        (dict(instrument_pnl=np.array([["a", "b"]] * 3)), "instrument_pnl must be real"),
+        (dict(indptr=[1, 2, 3]), r"indptr\[0\] must be 0"),
+        (dict(indptr=[0, 2, 1, 3]), "non-decreasing"),
+        (dict(indptr=[0, 1, 2]), r"indptr\[-1\] = 2 must equal len\(instrument_index\) = 3"),
+        (dict(indptr=[0.0, 1.0, 3.0]), "indptr must hold integers"),
+        (dict(indptr=[]), "n_sets \\+ 1"),
+        (dict(instrument_index=[0, 3, 1]), r"instrument_index\[1\] = 3 is outside \[0, 3\)"),
+        (dict(instrument_index=[0, -1, 1]), r"instrument_index\[1\] = -1"),
+        (dict(quantity=[1.0, 2.0]), "quantity has 2 entries"),
+        (dict(quantity=[1.0, np.nan, 2.0]), "quantity must be finite"),
+        (dict(confidence=1.0), "confidence must lie strictly between 0 and 1"),
+        (dict(confidence=0.0), "confidence must lie strictly between 0 and 1"),
+        (dict(confidence=float("nan")), "confidence"),
+        (dict(confidence="0.99"), "confidence must be a real number"),
+        (dict(confidence=True), "confidence must be a real number"),
+        (dict(measure="cvar"), "measure must be 'es' or 'var'"),
+        (dict(weights=np.ones(3)), "weights has 3 entries"),
+        (dict(weights=-np.ones(4)), "weights must be non-negative"),
+        (dict(weights=np.zeros(4)), "positive sum"),
+        (dict(weights=np.array([1.0, np.nan, 1.0, 1.0])), "weights must be finite"),
+        (dict(chunk_size=0), "chunk_size must be a positive integer"),
+        (dict(chunk_size=2.5), "chunk_size must be a positive integer"),
+        (dict(progress="yes"), "progress must be callable"),
+    ],
+)
+def test_validation_errors(change, match):
+    args = dict(
+        instrument_pnl=np.arange(12.0).reshape(3, 4),
+        indptr=[0, 1, 3],
+        instrument_index=[0, 1, 2],
+        quantity=[1.0, -1.0, 2.0],
+        confidence=0.9,
+    )
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        tail_measures(**args)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([], 0.9), "at least one scenario"),
+        (([1.0, np.nan], 0.9), "losses must be finite"),
+        (([[1.0, 2.0]], 0.9), "losses must be 1-D"),
+        (([1.0, 2.0], 1.5), "confidence"),
+        (([1.0, 2.0], 0.9, [1.0]), "weights has 1 entries"),
+        (([1.0, 2.0], 0.9, [-1.0, 2.0]), "non-negative"),
+    ],
+)
+def test_var_es_validation(args, match):
+    with pytest.raises(ValueError, match=match):
+        var_es(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunking, progress, determinism
+
+
+def test_progress_reports_every_chunk():
+    pnl, indptr, idx, qty = BOOK
+    calls = []
+    tail_measures(
+        pnl, indptr, idx, qty, 0.99, chunk_size=128, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(128, 300), (256, 300), (300, 300)]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bitwise_independent_of_chunk_size(weighted):
+    pnl, indptr, idx, qty = BOOK
+    w = np.random.default_rng(3).random(pnl.shape[1]) if weighted else None
+    ref = tail_measures(pnl, indptr, idx, qty, 0.99, weights=w, chunk_size=4096)
+    for chunk in (1, 7, 64, 299):
+        assert_bitwise_equal(
+            tail_measures(pnl, indptr, idx, qty, 0.99, weights=w, chunk_size=chunk), ref
+        )
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_bitwise_independent_of_thread_count_in_process():
+    pnl, indptr, idx, qty = BOOK
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = tail_measures(pnl, indptr, idx, qty, 0.99)
+        numba.set_num_threads(2)
+        two = tail_measures(pnl, indptr, idx, qty, 0.99)
+    finally:
+        numba.set_num_threads(before)
+    assert_bitwise_equal(one, two)
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from riskmodel.measures import tail_measures
+    rng = np.random.default_rng(42)
+    pnl = rng.standard_normal((30, 2500))
+    n_pos = rng.integers(0, 9, 400)
+    indptr = np.concatenate(([0], np.cumsum(n_pos)))
+    idx = rng.integers(0, 30, indptr[-1])
+    qty = rng.normal(0.0, 5.0, indptr[-1])
+    w = rng.random(2500)
+    r = tail_measures(pnl, indptr, idx, qty, 0.99)
+    rw = tail_measures(pnl, indptr, idx, qty, 0.975, measure="var", weights=w)
+    np.savez(sys.argv[1], var=r.var, es=r.es, c=r.contribution, wvar=rw.var, wes=rw.es,
+             wc=rw.contribution)
+    """
+)
+
+
+def test_bitwise_independent_of_numba_num_threads(tmp_path):
+    """The same book in fresh processes with NUMBA_NUM_THREADS=1 and =2: identical bits."""
+    # compile (and cache) in this process first, so the subprocesses load the cached kernel
+    tail_measures(*make_book(n_sets=3, n_scen=50), 0.99)
+    tail_measures(*make_book(n_sets=3, n_scen=50), 0.99, weights=np.ones(50))
+    results = {}
+    for threads in (1, 2):
+        out = tmp_path / f"threads{threads}.npz"
+        env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
+        subprocess.run([sys.executable, "-c", _SCRIPT, str(out)], env=env, check=True, timeout=300)
+        results[threads] = np.load(out)
+    for key in results[1].files:
+        assert results[1][key].tobytes() == results[2][key].tobytes(), key
