@@ -130,6 +130,17 @@ def _spec(calibration: Any, ewma_decay: float) -> Any:
                 ewma_decay=ewma_decay, proxies=dict(calibration.proxies))
 
 
+def dependence_fitter() -> Any:
+    """Run-time dependence estimation for Monte Carlo without a parameter set's dependence."""
+    from calibration.dependence import estimate_dependence
+
+    def fit(z: Any) -> Any:
+        dep = estimate_dependence(z)
+        return dep.correlation, dep.copula_nu
+
+    return fit
+
+
 def garch_fitter() -> Any:
     """Run-time estimation for `eod` without --params (the engine never imports calibration)."""
     from calibration.estimate import fit_factor
@@ -148,7 +159,7 @@ def cmd_eod(args: argparse.Namespace) -> int:
     params = load_parameter_set(args.params) if args.params else None
     inputs = EodInputs(args.prices, args.instruments, args.positions, args.accounts, args.params)
     result = run_eod(inputs, config, as_of=args.as_of, params=params, fitter=garch_fitter(),
-                     progress=_progress(args.quiet))
+                     dependence_fitter=dependence_fitter(), progress=_progress(args.quiet))
     write_eod(result, args.out)
     if not args.quiet:
         _summary(result.manifest, args.out)

@@ -28,6 +28,7 @@ METHODS = ("fhs", "hs", "mc")
 MEASURES = ("es", "var")
 VOL_MODELS = ("garch", "ewma")
 RETURN_KINDS = ("log", "absolute")
+MC_INNOVATIONS = ("t-copula", "gaussian", "bootstrap")
 INSTRUMENT_KINDS = (
     "spot",
     "future",
@@ -230,6 +231,8 @@ class RunConfig:
     default_return: str = "log"
     asset_returns: Mapping[str, str] = field(default_factory=dict)
     chunk_size: int = 4096
+    mc_innovations: str = "t-copula"
+    mc_antithetic: bool = False
     margin: MarginPolicy = field(default_factory=MarginPolicy)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     stress: StressConfig = field(default_factory=StressConfig)
@@ -239,6 +242,10 @@ class RunConfig:
         _choice("measure", self.measure, MEASURES)
         _choice("volatility.model", self.vol_model, VOL_MODELS)
         _choice("returns.default", self.default_return, RETURN_KINDS)
+        _choice("monte_carlo.innovations", self.mc_innovations, MC_INNOVATIONS)
+        if not isinstance(self.mc_antithetic, bool):
+            raise UsageError(f"monte_carlo.antithetic = {self.mc_antithetic!r} must be true or "
+                             "false")
         for asset, kind in self.asset_returns.items():
             _choice(f"returns.assets.{asset}", kind, RETURN_KINDS)
         _require_number("confidence", self.confidence)
@@ -288,7 +295,7 @@ _TOP_LEVEL = {
     "seed": "seed",
     "min_history": "min_history",
 }
-_SECTIONS = {"volatility", "returns", "margin", "run", "calibration", "stress"}
+_SECTIONS = {"volatility", "returns", "margin", "run", "calibration", "stress", "monte_carlo"}
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
 
@@ -341,6 +348,12 @@ def config_from_mapping(
         if not isinstance(ret["assets"], Mapping):
             raise UsageError(f"{source}: [returns.assets] must be a table of asset = kind")
         kwargs["asset_returns"] = dict(ret["assets"])
+
+    mc = _section(raw, "monte_carlo", {"innovations", "antithetic"}, source)
+    if "innovations" in mc:
+        kwargs["mc_innovations"] = mc["innovations"]
+    if "antithetic" in mc:
+        kwargs["mc_antithetic"] = mc["antithetic"]
 
     run = _section(raw, "run", {"chunk_size"}, source)
     if "chunk_size" in run:

@@ -27,34 +27,29 @@ import numpy as np
 import pandas as pd
 
 from riskmodel import __version__
+from riskmodel.batch.model_scenarios import (
+    DependenceFitter,
+    VolatilityFitter,
+    filter_factors,
+    model_scenarios,
+    volatility_warnings,
+)
+from riskmodel.batch.stress_run import StressResult, evaluate_stress
 from riskmodel.config import RunConfig
-from riskmodel.errors import InputDataError, ModelError, UsageError
+from riskmodel.errors import InputDataError, ModelError
 from riskmodel.io.instruments import load_instruments
 from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.positions import check_collateral_coverage, load_accounts, load_positions
 from riskmodel.io.prices import load_prices
 from riskmodel.io.tables import sha256_file
-from riskmodel.batch.stress_run import StressResult, evaluate_stress
 from riskmodel.margin.policy import STATUSES, apply_policy, margin_base, per_set_sum
 from riskmodel.marketdata.returns import build_market_data, common_window, resolve_market_date
 from riskmodel.measures import tail_measures
 from riskmodel.portfolio.netting import Book, net_positions
 from riskmodel.pricing.linear import factor_price_moves, instrument_pnl, valuation
-from riskmodel.scenarios.historical import (
-    filtered_historical_scenarios,
-    historical_scenarios,
-)
 from riskmodel.scenarios.scenario_set import ScenarioSet
-from riskmodel.volatility.filters import FilteredFactor, filter_factor
-from riskmodel.volatility.params import FactorParams, ParameterSet
-
-# Fits one factor's volatility parameters from its returns (shape (n,)); supplied by the
-# composition root (the CLI) so that the engine never imports the calibration package.
-VolatilityFitter = Callable[[pd.Series, RunConfig], FactorParams]
-
-# Returns beyond the lookback that the volatility filter runs over first, so that the
-# standardised residuals in the window do not depend on the recursion's starting value.
-FILTER_BURN_IN = 250
+from riskmodel.volatility.filters import FilteredFactor
+from riskmodel.volatility.params import ParameterSet
 
 MARGIN_COLUMNS = [
     "account_id", "netting_set", "n_positions", "gross_notional", "var", "es", "model_margin",
@@ -104,11 +99,10 @@ def run_eod(
     as_of: str | None = None,
     params: ParameterSet | None = None,
     fitter: VolatilityFitter | None = None,
+    dependence_fitter: DependenceFitter | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EodResult:
     """Run the end-of-day margin computation; see the module docstring for the stages."""
-    if config.method == "mc":
-        raise UsageError("--method mc: Monte Carlo scenarios are not available in this version")
     timer = _Timer()
     warnings: list[str] = []
     if params is not None:
@@ -146,22 +140,12 @@ def run_eod(
             )
 
     with timer.stage("volatility"):
-        filtered = _filter_factors(market.returns, window, factors, config, params, fitter)
-        for f, ff in filtered.items():
-            if ff.params.fallback:
-                warnings.append(f"factor {f}: volatility fallback to {ff.params.model}: "
-                                f"{ff.params.fallback}")
+        filtered = filter_factors(market.returns, window, factors, config, params, fitter)
+        warnings += volatility_warnings(filtered)
 
     with timer.stage("scenarios"):
-        if config.method == "hs":
-            scenarios = historical_scenarios(window, config.horizon)
-        else:
-            scenarios = filtered_historical_scenarios(window, filtered, config.horizon)
-        if scenarios.n_scenarios * (1.0 - config.confidence) < 1.0:
-            warnings.append(
-                f"only {scenarios.n_scenarios} scenarios at confidence {config.confidence}: "
-                "fewer than one scenario lies beyond VaR; VaR and ES are the worst scenario"
-            )
+        scenarios = model_scenarios(window, filtered, config, params, dependence_fitter,
+                                    warnings)
 
     with timer.stage("repricing"):
         moves = factor_price_moves(scenarios, market.spot, market.return_kinds)
@@ -204,42 +188,6 @@ def run_eod(
         )),
     }
     return EodResult(margins, attribution, factors_out, manifest, scenarios)
-
-
-def _filter_factors(
-    returns: pd.DataFrame,
-    window: pd.DataFrame,
-    factors: list[str],
-    config: RunConfig,
-    params: ParameterSet | None,
-    fitter: VolatilityFitter | None,
-) -> dict[str, FilteredFactor]:
-    """Filter each factor over its own recent history (at least the window plus a burn-in).
-
-    Plain HS filters nothing. FHS takes parameters from ``params`` when given, else fits GARCH
-    with ``fitter`` (``volatility.model = "garch"``) or uses EWMA with the configured lambda.
-    """
-    if config.method == "hs":
-        return {}
-    sample_len = max(config.garch_fit_window, len(window) + FILTER_BURN_IN)
-    out: dict[str, FilteredFactor] = {}
-    for f in factors:
-        series = returns[f].dropna()
-        if params is not None:
-            if f not in params.factors:
-                raise InputDataError(
-                    f"{params.source}: parameter set has no entry for factor {f!r} "
-                    f"(has: {', '.join(sorted(params.factors))}) (value {f!r})"
-                )
-            fp = params.factors[f]
-        elif config.vol_model == "garch":
-            if fitter is None:
-                raise ModelError("GARCH volatility needs --params or a fitter")
-            fp = fitter(series.iloc[-sample_len:], config)
-        else:
-            fp = FactorParams(model="ewma", decay=config.ewma_lambda)
-        out[f] = filter_factor(f, series, fp, sample_len, cover_from=window.index[0])
-    return out
 
 
 def _assemble(
