@@ -70,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="netting sets per tail-kernel chunk (4096)")
     _shared_options(eod)
 
+    scen = sub.add_parser("scenarios", help="export the scenario sets a run would use",
+                          description="Write the model scenarios (and with --stress the stress "
+                          "scenarios) of a run to a Parquet file, one row per scenario and one "
+                          "column per factor.")
+    scen.add_argument("--prices", required=True, type=Path, metavar="FILE")
+    scen.add_argument("--out", required=True, type=Path, metavar="FILE.parquet")
+    scen.add_argument("--factors", metavar="A,B,...",
+                      help="price columns to include (default: all)")
+    scen.add_argument("--params", type=Path, metavar="PARAMS.json")
+    scen.add_argument("--as-of", metavar="DATE", help="market date (default: last price date)")
+    scen.add_argument("--stress", action="store_true",
+                      help="also the named historical windows and user shock files")
+    _shared_options(scen)
+
     cal = sub.add_parser("calibrate", help="fit GARCH-family parameters per risk factor with arch",
                          description="Estimate each price column's volatility model and the "
                          "dependence of their standardised residuals; write a parameter set for "
@@ -268,7 +282,26 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eod": cmd_eod, "demo": cmd_demo, "calibrate": cmd_calibrate}
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from riskmodel.batch.scenario_export import export_scenarios
+    from riskmodel.volatility.params import load_parameter_set
+
+    config = _config(args)
+    params = load_parameter_set(args.params) if args.params else None
+    factors = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
+    prov = export_scenarios(args.prices, args.out, config, factors=factors, as_of=args.as_of,
+                            params=params, fitter=garch_fitter(),
+                            dependence_fitter=dependence_fitter(), stress=args.stress)
+    if not args.quiet:
+        counts = ", ".join(f"{k} {v['count']}" for k, v in prov["sets"].items())
+        print(f"scenarios as of {prov['market_date'][:10]} ({counts}) written to {args.out}")
+        for w in prov["warnings"]:
+            print(f"  warning: {w}")
+    return 0
+
+
+COMMANDS = {"eod": cmd_eod, "demo": cmd_demo, "calibrate": cmd_calibrate,
+            "scenarios": cmd_scenarios}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

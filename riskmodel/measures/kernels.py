@@ -29,22 +29,26 @@ sum to the measure:
 * VaR: ``tie_k``
 
 where ``tie_k`` is the ``w``-weighted mean of ``loss_k,i`` over the scenarios tied at
-``L_i == VaR``.
+``L_i == VaR``. (Where scenarios tie exactly the measure is not differentiable and the Euler
+allocation is not unique; averaging over the tied scenarios is the convention used.)
 
 Implementation notes
 --------------------
 Kernels take only ndarrays and scalars and do no validation (see :mod:`riskmodel.measures.api`).
-The netting-set loss vectors are formed one set at a time in a per-thread scratch buffer (the
-``n_sets x n_scenarios`` matrix is never materialised); ``prange`` runs over blocks of sets. Every
-set is computed with a fixed sequence of floating-point operations, so results are bitwise
-identical for any thread count, block size or chunking. The VaR order statistic is found by
-selection, never by a full sort. While each tile of the loss vector is formed, the maxima of its
-blocks of 16 scenarios are kept; the m-th largest block maximum ``t`` (m = number of scenarios at
-or above the VaR) is a threshold with at least m losses ``>= t``, hence ``t <= VaR``. Only the
-scenarios of the blocks that reach ``t`` are gathered, in scenario order, and an introselect (or,
-with weights, a partition-and-accumulate weighted selection) runs on those few candidates. With
-weights the threshold is checked exactly (the weight at or above it must exceed ``1 - a``) and
-lowered until it holds, so the threshold affects speed only, never the result.
+The netting-set loss vectors are formed one set at a time in scratch buffers allocated once per
+block of sets (the ``n_sets x n_scenarios`` matrix is never materialised); ``prange`` runs over
+the blocks. Every set is computed with a fixed sequence of floating-point operations, so results
+are bitwise identical for any thread count, block size or chunking; no fastmath touches the
+arithmetic (so no FMA contraction either), and the loss vectors equal the twins' bit for bit.
+
+The VaR order statistic is found by selection, never by a full sort. While each tile of the loss
+vector is formed, the maxima of its blocks of 16 scenarios are kept; the m-th largest block
+maximum ``t`` (``m = n - k + 1``, the VaR's rank from the top) is a threshold with at least m
+losses ``>= t``, hence ``t <= VaR``. Only the scenarios of the blocks that reach ``t`` are
+gathered, in scenario order, and an introselect (or, with weights, a partition-and-accumulate
+weighted selection) runs on those few candidates. With weights the threshold is checked exactly
+(the weight at or above it must exceed ``1 - a``) and lowered until it holds, so the threshold
+affects speed only, never the result.
 """
 
 from __future__ import annotations
