@@ -113,8 +113,10 @@ def _stationary(model: str, p: Mapping[str, float]) -> tuple[bool, float]:
 def _arch_fit(y: np.ndarray, model: str, dist: str, mean: str, backcast: float,
               max_iter: int | None) -> Any:
     vol, o = _ARCH_VOL[model]
-    am = arch_model(y, mean="Zero" if mean == "zero" else "Constant", vol=vol, p=1, o=o,
-                    q=1, dist=_ARCH_DIST[dist], rescale=False)
+    arch_vol: Any = vol  # arch types these as Literal; ours come from validated tables
+    arch_dist: Any = _ARCH_DIST[dist]
+    am = arch_model(y, mean="Zero" if mean == "zero" else "Constant", vol=arch_vol, p=1, o=o,
+                    q=1, dist=arch_dist, rescale=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         options = {"maxiter": max_iter} if max_iter else None

@@ -155,7 +155,8 @@ def run_eod(
     with timer.stage("tail"):
         tail = tail_measures(
             pnl, book.indptr, book.instrument_index, book.quantity, config.confidence,
-            measure=config.measure, weights=scenarios.weights, chunk_size=config.chunk_size,
+            measure="es" if config.measure == "es" else "var",
+            weights=scenarios.weights, chunk_size=config.chunk_size,
             progress=progress,
         )
 
@@ -288,6 +289,7 @@ def _manifest(
     if inputs.params is not None:
         files["params"] = inputs.params
     counts = margins["status"].value_counts()
+    parameter_set: dict[str, Any]
     if params is not None:
         parameter_set = {"id": params.id, "source": params.source, "created_at": params.created_at}
     elif filtered:

@@ -84,7 +84,7 @@ def _dependence(
     covers them, else estimated on the window's standardised residuals."""
     factors = [str(c) for c in window.columns]
     dep = params.dependence if params is not None else None
-    if dep and set(factors) <= set(dep.get("factors", [])):
+    if params is not None and dep and set(factors) <= set(dep.get("factors", [])):
         idx = [dep["factors"].index(f) for f in factors]
         corr = np.asarray(dep["correlation"], dtype=np.float64)[np.ix_(idx, idx)]
         nu = (dep.get("copula") or {}).get("nu")

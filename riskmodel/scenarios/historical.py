@@ -58,7 +58,7 @@ def filtered_historical_scenarios(
     z = np.column_stack([filtered[f].std_resid.loc[window.index].to_numpy() for f in factors])
     ff = [filtered[f] for f in factors]
     rec = np.array([f.params.recursion() for f in ff]).reshape(len(ff), 6)
-    shocks = fhs_paths(
+    shocks = fhs_paths(  # type: ignore[call-arg]
         np.ascontiguousarray(z, dtype=np.float64),
         np.array([f.sigma2_next for f in ff]),
         np.array([f.mu for f in ff]),

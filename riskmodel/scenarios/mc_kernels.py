@@ -14,14 +14,16 @@ Table layout (built by :func:`riskmodel.scenarios.monte_carlo.build_quantile_tab
 has two halves, ``half = 1`` for ``y >= 0`` and ``half = 0`` for ``y < 0``, both indexed by
 ``a = |y|``.
 
-- Body, ``0 <= a < n_body h``: quintic Hermite pieces in ``x``, uniform spacing ``h``;
+- Body, ``0 <= a < n_body h - shift``: quintic Hermite pieces in ``x`` on the nodes
+  ``a_i = i h - shift`` (``0 <= shift < h`` puts a skew-t's density kink on a node);
   ``body[k, half, i, :]`` are the coefficients ``c0..c5`` of ``x = sum_j c_j s^j`` with
-  ``s = a / h - i`` in ``[0, 1)``.
+  ``s = (a + shift) / h - i`` in ``[0, 1)``.
 - Tail, ``t = ln a >= t0``: quintic pieces in ``w = ln|x|`` on a uniform grid in ``t``
   (``tail[k, half, i, :]``), so power-law tails are interpolated almost exactly; beyond the last
   node ``w`` continues linearly in ``t`` (a power law, the exact asymptote when both the copula
   and the marginal are Student's t); ``x = sign exp(w)``.
-- ``hp[k, half, :]`` = ``(1/h, n_body, t0, 1/h_t, n_tail, w_end, slope, sign)`` where ``slope``
+- ``hp[k, half, :]`` = ``(1/h, shift/h, n_body, t0, 1/h_t, n_tail, w_end, slope, sign)`` where
+  ``slope``
   is ``dw/dt`` at the last tail node times ``h_t`` (per grid step) and ``sign`` is the sign of
   ``x`` in that tail.
 
@@ -39,8 +41,8 @@ from riskmodel.volatility.kernels import variance_step
 from riskmodel.volatility.recursions_python import variance_step_python
 
 # Columns of hp[k, half, :].
-HP_INV_H, HP_N_BODY, HP_T0, HP_INV_HT, HP_N_TAIL, HP_W_END, HP_SLOPE, HP_SIGN = range(8)
-N_HP = 8
+HP_INV_H, HP_OFFSET, HP_N_BODY, HP_T0, HP_INV_HT, HP_N_TAIL, HP_W_END, HP_SLOPE, HP_SIGN = range(9)
+N_HP = 9
 
 
 @njit(cache=True, inline="always")
@@ -54,18 +56,18 @@ def _eval_one(y, k, body, tail, hp):
     half = 1 if y >= 0.0 else 0
     a = abs(y)
     p = hp[k, half]
-    u = a * p[0]
-    if u < p[1]:
+    u = a * p[0] + p[1]
+    if u < p[2]:
         i = int(u)
         return _quintic(body[k, half, i], u - i)
     # tail: interpolate ln|x| in ln a; max() absorbs rounding at the body/tail seam
-    s = max((math.log(a) - p[2]) * p[3], 0.0)
-    if s < p[4]:
+    s = max((math.log(a) - p[3]) * p[4], 0.0)
+    if s < p[5]:
         i = int(s)
         w = _quintic(tail[k, half, i], s - i)
     else:
-        w = p[5] + p[6] * (s - p[4])
-    return p[7] * math.exp(w)
+        w = p[6] + p[7] * (s - p[5])
+    return p[8] * math.exp(w)
 
 
 @njit(cache=True, parallel=True)
@@ -78,7 +80,7 @@ def eval_table(y, k, body, tail, hp):
     k : int, table index (>= 0).
     body : ndarray of shape (n_tables, 2, n_body_max, 6)
     tail : ndarray of shape (n_tables, 2, n_tail_max, 6)
-    hp : ndarray of shape (n_tables, 2, 8)
+    hp : ndarray of shape (n_tables, 2, 9)
 
     Returns
     -------
@@ -91,13 +93,13 @@ def eval_table(y, k, body, tail, hp):
 
 
 @njit(cache=True, parallel=True)
-def copula_day(g, w, table_of, body, tail, hp, var, total, mu, model_code, omega, alpha, gamma,
-               beta, decay, update_var):
+def copula_day(g, w, table_of, body, tail, hp, sigma2, var, total, mu, model_code, omega, alpha,
+               gamma, beta, decay, first, update_var):
     """One simulated day for copula innovations, in place on ``var`` and ``total``.
 
     ``x[b, f, s] = table_of[f](g[b, f, s] * w[b, s])`` (the identity where ``table_of[f] < 0``),
-    then ``eps = sqrt(var) x``, ``total += mu + eps`` and, if ``update_var``, the variance
-    recursion.
+    then ``eps = sqrt(v) x`` with ``v`` today's variance, ``total += mu + eps`` and, if
+    ``update_var``, ``var = variance_step(v, eps)``.
 
     Parameters
     ----------
@@ -106,10 +108,14 @@ def copula_day(g, w, table_of, body, tail, hp, var, total, mu, model_code, omega
         ``sqrt(nu / chi2_nu)`` of each scenario-day (ones for the Gaussian copula).
     table_of : int64 ndarray of shape (n_factors,), each factor's table (-1: identity).
     body, tail, hp : the quantile tables (module docstring).
+    sigma2 : ndarray of shape (n_factors,), the first day's variance.
     var, total : ndarray of shape (n_blocks, n_factors, block_size), updated in place: the
-        variance of this day's shock, and the sum of the returns so far.
+        variance of the next day's shock, and the sum of the returns so far. On the first day
+        ``var`` is not read and ``total`` is overwritten; ``var`` is not touched at all when
+        ``first`` and not ``update_var`` (it may then be any 3-d array).
     mu, omega, alpha, gamma, beta, decay : ndarray of shape (n_factors,), unscaled units.
     model_code : int64 ndarray of shape (n_factors,).
+    first : bool, the first simulated day.
     update_var : bool, False on the last day (the next variance is not needed).
     """
     n_blocks, n_factors, n_b = g.shape
@@ -120,17 +126,20 @@ def copula_day(g, w, table_of, body, tail, hp, var, total, mu, model_code, omega
         for s in range(n_b):
             y = g[b, f, s] * w[b, s]
             x = y if k < 0 else _eval_one(y, k, body, tail, hp)
-            v = var[b, f, s]
+            v = sigma2[f] if first else var[b, f, s]
             eps = math.sqrt(v) * x
-            total[b, f, s] += mu[f] + eps
+            if first:
+                total[b, f, s] = mu[f] + eps
+            else:
+                total[b, f, s] += mu[f] + eps
             if update_var:
                 var[b, f, s] = variance_step(model_code[f], v, eps, omega[f], alpha[f],
                                              gamma[f], beta[f], decay[f])
 
 
 @njit(cache=True, parallel=True)
-def bootstrap_day(zt, idx, var, total, mu, model_code, omega, alpha, gamma, beta, decay,
-                  update_var):
+def bootstrap_day(zt, idx, sigma2, var, total, mu, model_code, omega, alpha, gamma, beta, decay,
+                  first, update_var):
     """One simulated day of the filtered bootstrap, in place on ``var`` and ``total``.
 
     ``x[b, f, s] = zt[f, idx[b, s]]``: every factor of a scenario-day takes the same historical
@@ -141,20 +150,56 @@ def bootstrap_day(zt, idx, var, total, mu, model_code, omega, alpha, gamma, beta
     zt : ndarray of shape (n_factors, n_days), standardised residuals (factor-major, so that a
         factor's history stays in cache).
     idx : int64 ndarray of shape (n_blocks, block_size), the historical day of each scenario.
-    var, total, mu, ..., update_var : as in :func:`copula_day`.
+    sigma2, var, total, mu, ..., update_var : as in :func:`copula_day`.
     """
-    n_blocks, n_factors, n_b = var.shape
+    n_blocks, n_factors, n_b = total.shape
     for task in prange(n_blocks * n_factors):
         b = task // n_factors
         f = task - b * n_factors
         for s in range(n_b):
             x = zt[f, idx[b, s]]
-            v = var[b, f, s]
+            v = sigma2[f] if first else var[b, f, s]
             eps = math.sqrt(v) * x
-            total[b, f, s] += mu[f] + eps
+            if first:
+                total[b, f, s] = mu[f] + eps
+            else:
+                total[b, f, s] += mu[f] + eps
             if update_var:
                 var[b, f, s] = variance_step(model_code[f], v, eps, omega[f], alpha[f],
                                              gamma[f], beta[f], decay[f])
+
+
+_TILE = 64
+
+
+@njit(cache=True, parallel=True)
+def gather_shocks(total, n_scenarios):
+    """Scenario-major copy of the block-major sums: ``out[b * block + s, f] = total[b, f, s]``.
+
+    Parameters
+    ----------
+    total : ndarray of shape (n_blocks, n_factors, block_size)
+    n_scenarios : int, rows kept (the last block may be cut short).
+
+    Returns
+    -------
+    ndarray of shape (n_scenarios, n_factors)
+    """
+    n_blocks, n_factors, n_b = total.shape
+    out = np.empty((n_scenarios, n_factors))
+    n_s_tiles = (n_b + _TILE - 1) // _TILE
+    for task in prange(n_blocks * n_s_tiles):
+        b = task // n_s_tiles
+        s0 = (task - b * n_s_tiles) * _TILE
+        s1 = min(s0 + _TILE, n_b, n_scenarios - b * n_b)
+        # tiles of 64 x 64 keep both the reads and the writes in cache
+        for f0 in range(0, n_factors, _TILE):
+            f1 = min(f0 + _TILE, n_factors)
+            for s in range(s0, s1):
+                row = b * n_b + s
+                for f in range(f0, f1):
+                    out[row, f] = total[b, f, s]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,8 +209,8 @@ def bootstrap_day(zt, idx, var, total, mu, model_code, omega, alpha, gamma, beta
 def _eval_one_python(y, k, body, tail, hp):
     half = 1 if y >= 0.0 else 0
     a = abs(y)
-    inv_h, n_body, t0, inv_ht, n_tail, w_end, slope, sign = hp[k, half]
-    u = a * inv_h
+    inv_h, offset, n_body, t0, inv_ht, n_tail, w_end, slope, sign = hp[k, half]
+    u = a * inv_h + offset
     if u < n_body:
         i = int(u)
         c, s = body[k, half, i], u - i
@@ -185,8 +230,8 @@ def eval_table_python(y, k, body, tail, hp):
     return np.array([_eval_one_python(float(v), k, body, tail, hp) for v in y])
 
 
-def copula_day_python(g, w, table_of, body, tail, hp, var, total, mu, model_code, omega, alpha,
-                      gamma, beta, decay, update_var):
+def copula_day_python(g, w, table_of, body, tail, hp, sigma2, var, total, mu, model_code, omega,
+                      alpha, gamma, beta, decay, first, update_var):
     """Same contract as :func:`copula_day`."""
     n_blocks, n_factors, n_b = g.shape
     for b in range(n_blocks):
@@ -195,25 +240,31 @@ def copula_day_python(g, w, table_of, body, tail, hp, var, total, mu, model_code
             for s in range(n_b):
                 y = g[b, f, s] * w[b, s]
                 x = y if k < 0 else _eval_one_python(y, k, body, tail, hp)
-                v = var[b, f, s]
+                v = sigma2[f] if first else var[b, f, s]
                 eps = math.sqrt(v) * x
-                total[b, f, s] += mu[f] + eps
+                total[b, f, s] = (0.0 if first else total[b, f, s]) + (mu[f] + eps)
                 if update_var:
                     var[b, f, s] = variance_step_python(model_code[f], v, eps, omega[f],
                                                         alpha[f], gamma[f], beta[f], decay[f])
 
 
-def bootstrap_day_python(zt, idx, var, total, mu, model_code, omega, alpha, gamma, beta, decay,
-                         update_var):
+def bootstrap_day_python(zt, idx, sigma2, var, total, mu, model_code, omega, alpha, gamma, beta,
+                         decay, first, update_var):
     """Same contract as :func:`bootstrap_day`."""
-    n_blocks, n_factors, n_b = var.shape
+    n_blocks, n_factors, n_b = total.shape
     for b in range(n_blocks):
         for f in range(n_factors):
             for s in range(n_b):
                 x = zt[f, idx[b, s]]
-                v = var[b, f, s]
+                v = sigma2[f] if first else var[b, f, s]
                 eps = math.sqrt(v) * x
-                total[b, f, s] += mu[f] + eps
+                total[b, f, s] = (0.0 if first else total[b, f, s]) + (mu[f] + eps)
                 if update_var:
                     var[b, f, s] = variance_step_python(model_code[f], v, eps, omega[f],
                                                         alpha[f], gamma[f], beta[f], decay[f])
+
+
+def gather_shocks_python(total, n_scenarios):
+    """Same contract as :func:`gather_shocks`."""
+    n_blocks, n_factors, n_b = total.shape
+    return np.ascontiguousarray(total.transpose(0, 2, 1).reshape(-1, n_factors)[:n_scenarios])

@@ -71,7 +71,6 @@ the horizon: days are generated one at a time and accumulated.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -84,13 +83,22 @@ import pandas as pd
 from scipy import special
 from scipy.linalg import blas
 
-from riskmodel.scenarios.mc_kernels import N_HP, bootstrap_day, copula_day
+from riskmodel.scenarios.mc_kernels import (
+    HP_SIGN,
+    N_HP,
+    bootstrap_day,
+    copula_day,
+    eval_table,
+    gather_shocks,
+)
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.volatility.filters import FilteredFactor
 
 INNOVATIONS = ("t-copula", "gaussian", "bootstrap")
-BODY_STEP = 0.25  # largest body grid step in y
-TAIL_STEP = 0.25  # largest tail grid step in ln|y|
+BODY_STEP = 0.25  # body grid step in y before refinement
+TAIL_STEP = 0.25  # tail grid step in ln|y| before refinement
+TOLERANCE = 1e-8  # refine a grid until every piece's midpoint error is below this
+MAX_REFINE = 8  # at most this many halvings of a grid step
 BODY_MIN = 4.0  # the body covers at least |y| <= 4
 P_MIN = 1e-20  # the tail grid ends where the copula's tail probability is P_MIN
 GENERATOR = "numpy PCG64; SeedSequence(seed) child b per block of block_size, " \
@@ -107,8 +115,8 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 class Marginal:
     """A standardised (zero mean, unit variance) innovation distribution, as in arch.
 
-    ``dist`` is ``"normal"``, ``"t"`` (``nu``) or ``"skewt"`` (``nu``, ``skew`` = arch's lambda);
-    a Student's t is computed as the skew-t with lambda 0 (the same distribution).
+    ``dist`` is ``"normal"``, ``"t"`` (``nu``) or ``"skewt"`` (``nu``, ``skew`` = arch's lambda,
+    Hansen 1994); a Student's t is computed as the skew-t with lambda 0 (the same distribution).
     """
 
     dist: str
@@ -127,54 +135,25 @@ class Marginal:
     def symmetric(self) -> bool:
         return self.skew == 0.0
 
-    def _consts(self) -> tuple[float, float, float, float]:
-        """Hansen's (1994) constants as arch computes them: (log c, a, b, sqrt(1 - 2/nu))."""
-        nu, lam = self.nu, self.skew
-        log_c = special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2) \
-            - 0.5 * math.log(math.pi * (nu - 2))
-        a = 4.0 * lam * math.exp(log_c) * (nu - 2) / (nu - 1)
-        b = math.sqrt(1.0 + 3.0 * lam * lam - a * a)
-        return float(log_c), a, b, math.sqrt(1.0 - 2.0 / nu)
 
-    def kink_prob(self) -> float:
-        """cdf at the point where the skew-t density switches scale (``x = -a/b``)."""
-        return 0.5 if self.dist == "normal" else (1.0 - self.skew) / 2.0
+class _MarginalArrays:
+    """Per-table constants of a list of marginals, for vectorised evaluation.
 
-    def quantile_lower(self, p: np.ndarray) -> np.ndarray:
-        """``F^{-1}(p)`` for ``p`` in (0, 1/2] (accurate for tiny ``p``)."""
-        p = np.asarray(p, dtype=np.float64)
-        if self.dist == "normal":
-            return special.ndtri(p)
-        _, a, b, s = self._consts()
-        nu, lam = self.nu, self.skew
-        left = p < (1.0 - lam) / 2.0
-        t_left = special.stdtrit(nu, np.where(left, p / (1.0 - lam), 0.25))
-        t_right = special.stdtrit(nu, np.where(left, 0.5, 0.5 + (p - (1 - lam) / 2) / (1 + lam)))
-        return np.where(left, t_left * (1 - lam) * s - a, t_right * (1 + lam) * s - a) / b
+    Hansen's constants as arch computes them: ``log c = lnG((nu+1)/2) - lnG(nu/2)
+    - ln(pi (nu-2)) / 2``, ``a = 4 lambda c (nu-2)/(nu-1)``, ``b = sqrt(1 + 3 lambda^2 - a^2)``,
+    and ``s = sqrt(1 - 2/nu)`` (the t's unit-variance scale). Normal marginals carry dummies.
+    """
 
-    def quantile_upper(self, q: np.ndarray) -> np.ndarray:
-        """``F^{-1}(1 - q)`` for ``q`` in (0, 1/2] (accurate for tiny ``q``)."""
-        q = np.asarray(q, dtype=np.float64)
-        if self.dist == "normal":
-            return -special.ndtri(q)
-        _, a, b, s = self._consts()
-        nu, lam = self.nu, self.skew
-        right = q < (1.0 + lam) / 2.0
-        t_right = -special.stdtrit(nu, np.where(right, q / (1.0 + lam), 0.25))
-        t_left = special.stdtrit(nu, np.where(right, 0.25, (1.0 - q) / (1.0 - lam)))
-        return np.where(right, t_right * (1 + lam) * s - a, t_left * (1 - lam) * s - a) / b
-
-    def logpdf_and_score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``ln f(x)`` and ``d ln f / dx`` (closed forms)."""
-        if self.dist == "normal":
-            return -0.5 * x * x - _LOG_SQRT_2PI, -x
-        log_c, a, b, _ = self._consts()
-        nu, lam = self.nu, self.skew
-        scale = np.where(x < -a / b, 1.0 - lam, 1.0 + lam)
-        z = (b * x + a) / scale
-        logpdf = math.log(b) + log_c - (nu + 1) / 2 * np.log1p(z * z / (nu - 2))
-        score = -(nu + 1) * z * (b / scale) / (nu - 2 + z * z)
-        return logpdf, score
+    def __init__(self, marginals: Sequence[Marginal]) -> None:
+        self.normal = np.array([m.dist == "normal" for m in marginals], dtype=bool)
+        nu = np.array([5.0 if m.dist == "normal" else m.nu for m in marginals], dtype=np.float64)
+        lam = np.array([m.skew for m in marginals], dtype=np.float64)
+        self.nu, self.lam = nu, lam
+        self.log_c = special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2) \
+            - 0.5 * np.log(np.pi * (nu - 2))
+        self.a = 4.0 * lam * np.exp(self.log_c) * (nu - 2) / (nu - 1)
+        self.b = np.sqrt(1.0 + 3.0 * lam * lam - self.a * self.a)
+        self.s = np.sqrt(1.0 - 2.0 / nu)
 
 
 def _copula_tail(nu: float, a: np.ndarray) -> np.ndarray:
@@ -182,22 +161,71 @@ def _copula_tail(nu: float, a: np.ndarray) -> np.ndarray:
     return special.ndtr(-a) if math.isinf(nu) else special.stdtr(nu, -a)
 
 
-def _copula_quantile(nu: float, p: float) -> float:
-    return float(special.ndtri(p) if math.isinf(nu) else special.stdtrit(nu, p))
+def _copula_quantile(nu: float, p: np.ndarray | float) -> np.ndarray:
+    return special.ndtri(p) if math.isinf(nu) else special.stdtrit(nu, p)
 
 
-def _copula_logpdf_and_score(nu: float, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if math.isinf(nu):
-        return -0.5 * y * y - _LOG_SQRT_2PI, -y
-    k = special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2) - 0.5 * math.log(nu * math.pi)
-    return k - (nu + 1) / 2 * np.log1p(y * y / nu), -(nu + 1) * y / (nu + y * y)
+def _exact(y: np.ndarray, tk: np.ndarray, mar: _MarginalArrays, copula_nu: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x = F^{-1}(C(y))``, ``dx/dy`` and ``d2x/dy2`` for elements y of tables tk (scipy).
+
+    Works from tail probabilities on both sides (``C(-|y|)``), so it stays accurate where
+    ``C(y)`` rounds to 1. Derivatives from ``C(y) = F(x)``: ``x' = c(y) / f(x)`` and
+    ``x'' = x' (c'/c (y) - f'/f (x) x')``.
+    """
+    p = _copula_tail(copula_nu, np.abs(y))
+    lower = y < 0
+    x = np.empty_like(y)
+    lm = np.empty_like(y)  # ln f(x)
+    sm = np.empty_like(y)  # d ln f / dx
+    normal = mar.normal[tk]
+    if normal.any():
+        pn, lo = p[normal], lower[normal]
+        xn = np.where(lo, special.ndtri(pn), -special.ndtri(pn))
+        x[normal] = xn
+        lm[normal] = -0.5 * xn * xn - _LOG_SQRT_2PI
+        sm[normal] = -xn
+    st = ~normal
+    if st.any():
+        k = tk[st]
+        nu, lam, a, b, s = mar.nu[k], mar.lam[k], mar.a[k], mar.b[k], mar.s[k]
+        pt, lo = p[st], lower[st]
+        # Which side of the density's kink (x = -a/b, cdf (1 - lam)/2) and the t quantile T
+        # there: lower tail p: left if p < (1-lam)/2; upper tail q: right if q < (1+lam)/2.
+        left = np.where(lo, pt < (1 - lam) / 2, pt >= (1 + lam) / 2)
+        arg = np.where(
+            lo,
+            np.where(left, pt / (1 - lam), 0.5 + (pt - (1 - lam) / 2) / (1 + lam)),
+            np.where(left, (1 - pt) / (1 - lam), pt / (1 + lam)),
+        )
+        t_q = special.stdtrit(nu, arg)
+        # scipy's stdtrit is off by up to ~2e-8 (absolute) near the median; one Newton step
+        # on stdtr, which is accurate there, brings it to ~1e-16.
+        mid = np.abs(arg - 0.5) < 0.25
+        if mid.any():
+            tm, nm = t_q[mid], nu[mid]
+            log_pdf = special.gammaln((nm + 1) / 2) - special.gammaln(nm / 2) \
+                - 0.5 * np.log(nm * np.pi) - (nm + 1) / 2 * np.log1p(tm * tm / nm)
+            t_q[mid] = tm - (special.stdtr(nm, tm) - arg[mid]) / np.exp(log_pdf)
+        t_q = np.where(~lo & ~left, -t_q, t_q)  # upper tail: T^{-1}(1 - r) = -T^{-1}(r)
+        scale = np.where(left, 1 - lam, 1 + lam)
+        xt = (t_q * scale * s - a) / b
+        z = (b * xt + a) / scale
+        x[st] = xt
+        lm[st] = np.log(b) + mar.log_c[k] - (nu + 1) / 2 * np.log1p(z * z / (nu - 2))
+        sm[st] = -(nu + 1) * z * (b / scale) / (nu - 2 + z * z)
+    if math.isinf(copula_nu):
+        lc, sc = -0.5 * y * y - _LOG_SQRT_2PI, -y
+    else:
+        nc = copula_nu
+        kc = special.gammaln((nc + 1) / 2) - special.gammaln(nc / 2) - 0.5 * math.log(nc * math.pi)
+        lc, sc = kc - (nc + 1) / 2 * np.log1p(y * y / nc), -(nc + 1) * y / (nc + y * y)
+    dx = np.exp(lc - lm)
+    return x, dx, dx * (sc - sm * dx)
 
 
 def composite_quantile(y: np.ndarray, copula_nu: float, marginal: Marginal) -> np.ndarray:
-    """The exact map ``x = F^{-1}(C(y))`` with scipy (reference for the tables; slow).
-
-    Works from tail probabilities on both sides, so it stays accurate where ``C(y)`` rounds to
-    1 in double precision.
+    """The exact map ``x = F^{-1}(C(y))`` with scipy (the tables' reference; slow).
 
     Parameters
     ----------
@@ -209,24 +237,16 @@ def composite_quantile(y: np.ndarray, copula_nu: float, marginal: Marginal) -> n
     -------
     ndarray of shape (n,)
     """
-    y = np.asarray(y, dtype=np.float64)
-    p = _copula_tail(copula_nu, np.abs(y))
-    lower = y < 0
-    out = np.empty_like(y)
-    out[lower] = marginal.quantile_lower(p[lower])
-    out[~lower] = marginal.quantile_upper(p[~lower])
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Tables.
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    return _exact(y, np.zeros(y.shape, dtype=np.int64), _MarginalArrays([marginal]),
+                  float(copula_nu))[0]
 
 
 def _quintic_coefficients(v: np.ndarray, d: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Coefficients (n - 1, 6) of the quintic Hermite pieces through n nodes.
+    """Coefficients (n - 1, 6) of the quintic Hermite pieces between consecutive nodes.
 
-    ``v``, ``d``, ``s``: values, first and second derivatives already scaled by the step
-    (``h f'``, ``h^2 f''``).
+    ``v``, ``d``, ``s``: values and first and second derivatives already scaled by the step
+    (``h f'``, ``h^2 f''``), so a piece is ``sum_j c_j s^j`` for ``s`` in [0, 1].
     """
     dv = v[1:] - v[:-1]
     d0, d1, s0, s1 = d[:-1], d[1:], s[:-1], s[1:]
@@ -238,69 +258,154 @@ def _quintic_coefficients(v: np.ndarray, d: np.ndarray, s: np.ndarray) -> np.nda
     ])
 
 
-def _derivatives(sign: float, a: np.ndarray, copula_nu: float, marginal: Marginal
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x, dx/da and d2x/da2 along one half (``y = sign * a``)."""
-    p = _copula_tail(copula_nu, a)
-    x = marginal.quantile_upper(p) if sign > 0 else marginal.quantile_lower(p)
-    lc, sc = _copula_logpdf_and_score(copula_nu, sign * a)
-    lm, sm = marginal.logpdf_and_score(x)
-    dx = np.exp(lc - lm)  # dx/dy = c(y) / f(x), from C(y) = F(x)
-    d2x = dx * (sc - sm * dx)
-    return x, sign * dx, d2x
+_MID = 0.5 ** np.arange(6)  # a quintic piece at s = 1/2 is c @ _MID
 
 
-def _half_table(sign: float, copula_nu: float, marginal: Marginal
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Body coefficients, tail coefficients and the hp row of one half (see mc_kernels)."""
-    # The kink of the skew-t density sits at y_k; put it on a node so every piece is smooth.
-    y_k = _copula_quantile(copula_nu, marginal.kink_prob())
-    kink = abs(y_k) if (marginal.dist == "skewt" and y_k * sign > 0) else 0.0
-    # Body end: |x| >= 1/2 with the tail's sign there, so ln|x| is smooth in the tail.
+def _build_segments(kind: np.ndarray, sign: np.ndarray, tk: np.ndarray, grids: list[np.ndarray],
+                    steps: np.ndarray, mar: _MarginalArrays, copula_nu: float
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Quintic pieces of many segments at once, and each segment's error at its midpoints.
+
+    A segment is one half's body (``kind`` 0, nodes ``a`` with step ``h``, values ``x``) or
+    tail (``kind`` 1, nodes ``t = ln a`` with step ``h_t``, values ``w = ln|x|``); ``grids[i]``
+    holds its nodes in ``a``. The error is ``|x_table - x| / max(|x|, 1)`` at every piece's
+    midpoint, where a quintic Hermite piece's error peaks.
+    """
+    counts = np.array([len(g) for g in grids])
+    a = np.concatenate(grids)
+    seg = np.repeat(np.arange(len(grids)), counts)
+    sg, kd, hs = sign[seg], kind[seg], steps[seg]
+    x, dxdy, d2x = _exact(sg * a, tk[seg], mar, copula_nu)
+    dxda = sg * dxdy
+    tail = kd == 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = a * dxda / x  # dw/dt for w = ln|x|, t = ln a
+        v = np.where(tail, np.log(np.abs(x)), x)
+        d = hs * np.where(tail, r, dxda)
+        s = hs * hs * np.where(tail, r + a * a * d2x / x - r * r, d2x)
+    coef = _quintic_coefficients(v, d, s)
+    ends = np.cumsum(counts)
+    keep = np.ones(len(a) - 1, dtype=bool)
+    keep[ends[:-1] - 1] = False  # no piece across two segments
+    coef = coef[keep]
+    pieces = counts - 1
+    # midpoints: a halfway between body nodes, ln a halfway between tail nodes
+    a0, a1 = a[:-1][keep], a[1:][keep]
+    pseg = np.repeat(np.arange(len(grids)), pieces)
+    ptail = kind[pseg] == 1
+    amid = np.where(ptail, np.sqrt(np.abs(a0 * a1)), 0.5 * (a0 + a1))
+    xmid = _exact(sign[pseg] * amid, tk[pseg], mar, copula_nu)[0]
+    vmid = coef @ _MID
+    with np.errstate(over="ignore"):
+        got = np.where(ptail, np.sign(xmid) * np.exp(np.where(ptail, vmid, 0.0)), vmid)
+    err = np.abs(got - xmid) / np.maximum(np.abs(xmid), 1.0)
+    err = np.where(np.isfinite(err), err, np.inf)
+    seg_err = np.maximum.reduceat(err, np.concatenate([[0], np.cumsum(pieces)[:-1]]))
+    return np.split(coef, np.cumsum(pieces)[:-1]), seg_err
+
+
+def _build_halves(copula_nu: float, marginals: Sequence[Marginal]
+                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """Body, tail, hp row and midpoint error of every needed half (see mc_kernels).
+
+    Halves: for table k, ``2k`` is ``y < 0`` and ``2k + 1`` is ``y >= 0``; a symmetric marginal's
+    lower half is the mirror of its upper half and is not computed (None in the list).
+    """
+    mar = _MarginalArrays(marginals)
+    n = len(marginals)
+    need = [h for k, m in enumerate(marginals) for h in (() if m.symmetric else (2 * k,))
+            ] + [2 * k + 1 for k in range(n)]
+    need.sort()
+    hidx = np.array(need, dtype=np.int64)
+    tk = hidx // 2
+    sign = np.where(hidx % 2 == 1, 1.0, -1.0)
+    # The skew-t density's kink (x = -a/b, cdf (1 - lam)/2) sits at y_k; it becomes a body node.
+    y_k = _copula_quantile(copula_nu, (1.0 - mar.lam[tk]) / 2.0)
+    kink = np.where(~mar.normal[tk] & (y_k * sign > 0), np.abs(y_k), 0.0)
+    # Tail grid end (copula tail probability P_MIN) and the body's end: the first candidate
+    # where x has the tail's sign and |x| >= 0.1 (so ln|x| is smooth in the tail).
+    a_end = float(-_copula_quantile(copula_nu, P_MIN))
     cands = np.array([4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0])
-    cands = cands[cands >= max(BODY_MIN, 1.25 * kink + 0.5)]
-    p = _copula_tail(copula_nu, cands)
-    xc = marginal.quantile_upper(p) if sign > 0 else marginal.quantile_lower(p)
-    ok = np.nonzero(sign * xc >= 0.5)[0]
-    if not len(ok):
-        raise ValueError(f"cannot tabulate {marginal} under copula nu={copula_nu}")
-    body_end = float(cands[ok[0]])
-    if kink > 0:
-        h = kink / math.ceil(kink / BODY_STEP)
-        n_body = math.ceil(body_end / h - 1e-9)
-    else:
-        n_body = math.ceil(body_end / BODY_STEP)
-        h = body_end / n_body
-    a = h * np.arange(n_body + 1)
-    if kink > 0:
-        a[round(kink / h)] = kink
-    x, dx, d2x = _derivatives(sign, a, copula_nu, marginal)
-    body = _quintic_coefficients(x, h * dx, h * h * d2x)
+    cands = cands[cands <= a_end / 1.5]
+    hc = np.repeat(np.arange(len(hidx)), len(cands))
+    xc = _exact(sign[hc] * np.tile(cands, len(hidx)), tk[hc], mar, copula_nu)[0]
+    ok = (sign[hc] * xc >= 0.1) & (np.tile(cands, len(hidx)) >= 1.25 * kink[hc] + 0.5)
+    ok = ok.reshape(len(hidx), len(cands))
+    if not ok.any(axis=1).all():
+        bad = marginals[int(tk[~ok.any(axis=1)][0])]
+        raise ValueError(f"cannot tabulate {bad} under copula nu = {copula_nu}: its quantile "
+                         "keeps the wrong sign too far into the tail")
+    body_end = cands[ok.argmax(axis=1)]
+    t0 = np.log(body_end)
+    t_range = math.log(a_end) - t0
 
-    a_end = max(-_copula_quantile(copula_nu, P_MIN), 2.0 * a[-1])
-    t0 = math.log(a[-1])
-    n_tail = max(2, math.ceil((math.log(a_end) - t0) / TAIL_STEP))
-    ht = (math.log(a_end) - t0) / n_tail
-    t = t0 + ht * np.arange(n_tail + 1)
-    at = np.exp(t)
-    at[0] = a[-1]
-    x, dx, d2x = _derivatives(sign, at, copula_nu, marginal)
-    r = at * dx / x  # dw/dt, w = ln|x|, t = ln a
-    w = np.log(np.abs(x))
-    w_tt = r + at * at * d2x / x - r * r
-    tail = _quintic_coefficients(w, ht * r, ht * ht * w_tt)
-    hp = np.array([1.0 / h, n_body, t0, 1.0 / ht, n_tail, w[-1], r[-1] * ht, sign])
-    return body, tail, hp
+    level = np.zeros((len(hidx), 2), dtype=np.int64)
+    result: dict[tuple[int, int], tuple[np.ndarray, float, float]] = {}
+    todo = [(i, kd) for i in range(len(hidx)) for kd in (0, 1)]
+    grid_meta: dict[tuple[int, int], tuple[float, float, int]] = {}
+    for _ in range(MAX_REFINE + 1):
+        grids, kinds, steps = [], [], []
+        for i, kd in todo:
+            lv = level[i, kd]
+            if kd == 0:
+                h = BODY_STEP / 2.0**lv
+                shift = (h * math.ceil(kink[i] / h) - kink[i]) if kink[i] > 0 else 0.0
+                nb = math.ceil((body_end[i] + shift) / h - 1e-12)
+                g = np.arange(nb + 1) * h - shift
+                if kink[i] > 0:
+                    g[round((kink[i] + shift) / h)] = kink[i]
+                grid_meta[(i, 0)] = (h, shift, nb)
+                steps.append(h)
+            else:
+                nt = max(2, math.ceil(t_range[i] / (TAIL_STEP / 2.0**lv)))
+                ht = t_range[i] / nt
+                g = np.exp(t0[i] + ht * np.arange(nt + 1))
+                g[0] = body_end[i]
+                grid_meta[(i, 1)] = (ht, 0.0, nt)
+                steps.append(ht)
+            grids.append(g)
+            kinds.append(kd)
+        ti = np.array([i for i, _ in todo])
+        coefs, errs = _build_segments(np.array(kinds), sign[ti], tk[ti], grids,
+                                      np.array(steps), mar, copula_nu)
+        retry = []
+        for (i, kd), c, e in zip(todo, coefs, errs):
+            result[(i, kd)] = (c, float(e), 0.0)
+            if e > TOLERANCE and level[i, kd] < MAX_REFINE:
+                level[i, kd] += 1
+                retry.append((i, kd))
+        if not retry:
+            break
+        todo = retry
+
+    halves: list[Any] = [None] * (2 * n)
+    for i, h_i in enumerate(hidx):
+        body, e_body, _ = result[(i, 0)]
+        tail, e_tail, _ = result[(i, 1)]
+        h, shift, nb = grid_meta[(i, 0)]
+        ht, _, nt = grid_meta[(i, 1)]
+        # last tail node: w and its slope per grid step, from the last piece at s = 1
+        w_end = float(tail[-1].sum())
+        slope = float(tail[-1] @ np.arange(6.0))
+        tail_sign = float(sign[i])
+        hp = np.array([1.0 / h, shift / h, nb, t0[i], 1.0 / ht, nt, w_end, slope, tail_sign])
+        halves[h_i] = (body, tail, hp, max(e_body, e_tail))
+    for k, m in enumerate(marginals):
+        if m.symmetric:
+            body, tail, hp, err = halves[2 * k + 1]
+            mirrored = hp.copy()
+            mirrored[HP_SIGN] = -1.0
+            halves[2 * k] = (-body, tail, mirrored, err)
+    return halves
 
 
-@functools.lru_cache(maxsize=4096)
-def _table(copula_nu: float, marginal: Marginal) -> tuple[np.ndarray, ...]:
-    upper = _half_table(1.0, copula_nu, marginal)
-    if marginal.symmetric:  # mirror: exactly antisymmetric, x(-y) = -x(y)
-        lower = (-upper[0], upper[1], upper[2] * np.array([1, 1, 1, 1, 1, 1, 1, -1.0]))
-    else:
-        lower = _half_table(-1.0, copula_nu, marginal)
-    return lower + upper
+_TABLE_CACHE: dict[tuple[float, Marginal], tuple[Any, Any]] = {}
+_TABLE_CACHE_MAX = 8192
+
+
+def clear_table_cache() -> None:
+    """Forget the tables built so far (they are rebuilt on demand)."""
+    _TABLE_CACHE.clear()
 
 
 @dataclass(frozen=True)
@@ -311,7 +416,9 @@ class QuantileTables:
     ----------
     body : ndarray of shape (n_tables, 2, n_body_max, 6)
     tail : ndarray of shape (n_tables, 2, n_tail_max, 6)
-    hp : ndarray of shape (n_tables, 2, 8)
+    hp : ndarray of shape (n_tables, 2, 9)
+    max_error : ndarray of shape (n_tables,), the largest midpoint error found when building
+        (``|x_table - x| / max(|x|, 1)``, scipy as the reference).
     copula_nu : float (``inf``: Gaussian copula).
     marginals : tuple of Marginal, length n_tables.
     """
@@ -319,44 +426,53 @@ class QuantileTables:
     body: np.ndarray
     tail: np.ndarray
     hp: np.ndarray
+    max_error: np.ndarray
     copula_nu: float
     marginals: tuple[Marginal, ...]
 
     def __call__(self, y: np.ndarray, k: int) -> np.ndarray:
         """Table k applied to ``y`` (ndarray of shape (n,)) with the numba kernel."""
-        from riskmodel.scenarios.mc_kernels import eval_table
-
         return eval_table(np.ascontiguousarray(y, dtype=np.float64), k, self.body, self.tail,
                           self.hp)
 
 
 def build_quantile_tables(copula_nu: float, marginals: Sequence[Marginal]) -> QuantileTables:
-    """Tabulate ``y -> F^{-1}(C(y))`` for each marginal under one copula.
+    """Tabulate ``y -> F^{-1}(C(y))`` for each marginal under one copula (module docstring).
 
-    Tables are cached per (copula nu, marginal), so a rerun with the same parameters costs only
-    the stacking.
+    Every piece is checked against scipy at its midpoint and its grid halved until the error is
+    below ``TOLERANCE`` (at most ``MAX_REFINE`` times). Tables are cached per (copula nu,
+    marginal): a rerun with the same parameters costs only the stacking.
 
     Parameters
     ----------
     copula_nu : float > 0, the t copula's degrees of freedom; ``inf`` for the Gaussian copula.
     marginals : sequence of Marginal, length n_tables.
     """
-    if not (copula_nu > 0):
+    copula_nu = float(copula_nu)
+    if not copula_nu > 0:
         raise ValueError(f"copula_nu = {copula_nu!r} must be > 0")
-    halves = [_table(float(copula_nu), m) for m in marginals]
-    n_t = len(halves)
-    nb = max(max(h[0].shape[0], h[3].shape[0]) for h in halves) if n_t else 1
-    nt = max(max(h[1].shape[0], h[4].shape[0]) for h in halves) if n_t else 1
+    missing = list(dict.fromkeys(m for m in marginals if (copula_nu, m) not in _TABLE_CACHE))
+    if missing:
+        halves = _build_halves(copula_nu, missing)
+        if len(_TABLE_CACHE) + len(missing) > _TABLE_CACHE_MAX:
+            _TABLE_CACHE.clear()
+        for k, m in enumerate(missing):
+            _TABLE_CACHE[(copula_nu, m)] = (halves[2 * k], halves[2 * k + 1])
+    parts = [_TABLE_CACHE[(copula_nu, m)] for m in marginals]
+    n_t = len(parts)
+    nb = max([h[0].shape[0] for p in parts for h in p], default=1)
+    nt = max([h[1].shape[0] for p in parts for h in p], default=1)
     body = np.zeros((n_t, 2, nb, 6))
     tail = np.zeros((n_t, 2, nt, 6))
     hp = np.zeros((n_t, 2, N_HP))
-    for k, parts in enumerate(halves):
-        for half in (0, 1):
-            b, t, p = parts[3 * half: 3 * half + 3]
+    err = np.zeros(n_t)
+    for k, pair in enumerate(parts):
+        for half, (b, t, p, e) in enumerate(pair):
             body[k, half, : b.shape[0]] = b
             tail[k, half, : t.shape[0]] = t
             hp[k, half] = p
-    return QuantileTables(body, tail, hp, float(copula_nu), tuple(marginals))
+            err[k] = max(err[k], e)
+    return QuantileTables(body, tail, hp, err, copula_nu, tuple(marginals))
 
 
 def marginal_of(params: Any) -> Marginal:
@@ -506,8 +622,8 @@ def monte_carlo_scenarios(
     }
     nu_eff = math.inf
     chol = None
-    tables = None
     zt = None
+    marg: list[Marginal] = []
     if innovations == "bootstrap":
         zt, extra = _bootstrap_days(std_resid, filtered, factors)
         prov.update(extra)
@@ -525,28 +641,20 @@ def monte_carlo_scenarios(
         prov["copula"] = "gaussian" if math.isinf(nu_eff) else "t"
         chol = _cholesky(correlation, n_f)
         marg = [marginal_of(f.params) for f in ff]
-        # Normal marginals under the Gaussian copula are the normals themselves (k = -1).
-        needs = [not (math.isinf(nu_eff) and m.dist == "normal") for m in marg]
-        distinct = list(dict.fromkeys(m for m, n in zip(marg, needs) if n))
-        tables = build_quantile_tables(nu_eff, distinct)
-        pos = {m: k for k, m in enumerate(distinct)}
-        table_of = np.array([pos[m] if n else -1 for m, n in zip(marg, needs)], dtype=np.int64)
-        prov["tables"] = {"distinct": len(distinct), "body_step": BODY_STEP,
-                          "tail_step": TAIL_STEP, "p_min": P_MIN}
 
     n_blocks = -(-n_scenarios // block_size)
     children = np.random.SeedSequence(seed).spawn(n_blocks)
     streams = [[np.random.Generator(np.random.PCG64(s)) for s in c.spawn(2)] for c in children]
-    var = np.empty((n_blocks, n_f, block_size))
-    var[:] = sigma2[None, :, None]
-    total = np.zeros((n_blocks, n_f, block_size))
+    # var is only needed between days; total is written on day one
+    var = np.empty((n_blocks, n_f, block_size) if horizon > 1 else (1, 1, 1))
+    total = np.empty((n_blocks, n_f, block_size))
     n_half = block_size // 2 if antithetic else block_size
 
     if zt is not None:
         idx = np.empty((n_blocks, block_size), dtype=np.int64)
 
         def fill(b: int) -> None:
-            streams[b][0].integers(0, zt.shape[1], size=block_size, out=idx[b])
+            idx[b] = streams[b][0].integers(0, zt.shape[1], size=block_size)
 
     else:
         z = np.empty((n_blocks, n_f, block_size))
@@ -569,25 +677,45 @@ def monte_carlo_scenarios(
 
     workers = max(1, min(numba.get_num_threads(), n_blocks))
     with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Pipeline: a block's next day is drawn (pool threads; numpy releases the GIL) as soon
+        # as its current day has gone through the kernel, while this thread runs the BLAS
+        # product and the kernel of other blocks. Each block draws from its own streams in day
+        # order, so the schedule cannot change a number.
+        pending = [pool.submit(fill, b) for b in range(n_blocks)]
+        if zt is None:
+            # Normal marginals under the Gaussian copula are the normals themselves (k = -1).
+            needs = [not (math.isinf(nu_eff) and m.dist == "normal") for m in marg]
+            distinct = list(dict.fromkeys(m for m, n in zip(marg, needs) if n))
+            tables = build_quantile_tables(nu_eff, distinct)
+            pos = {m: k for k, m in enumerate(distinct)}
+            table_of = np.array([pos[m] if n else -1 for m, n in zip(marg, needs)],
+                                dtype=np.int64)
+            prov["tables"] = {"distinct": len(distinct), "body_step": BODY_STEP,
+                              "tail_step": TAIL_STEP, "tolerance": TOLERANCE, "p_min": P_MIN,
+                              "max_error": float(tables.max_error.max(initial=0.0))}
         for day in range(horizon):
-            # Each block fills from its own streams: the thread schedule cannot change a draw.
-            list(pool.map(fill, range(n_blocks)))
-            update = day + 1 < horizon
-            if zt is not None:
-                bootstrap_day(zt, idx, var, total, mu, code, omega, alpha, gamma, beta, decay,
-                              update)
-                continue
-            if chol is not None:
-                # g = L z per scenario, in place: z[b] is (n_f, block) C-ordered, i.e. the
-                # Fortran (block, n_f) matrix Z, and Z L^T is the triangular product (BLAS,
-                # outside numba; one call per block with identical shapes).
-                for b in range(n_blocks):
-                    blas.dtrmm(1.0, chol, z[b].T, side=1, lower=1, trans_a=1, overwrite_b=1)
-            assert tables is not None
-            copula_day(z, w, table_of, tables.body, tables.tail, tables.hp, var, total, mu,
-                       code, omega, alpha, gamma, beta, decay, update)
+            first, update = day == 0, day + 1 < horizon
+            for b in range(n_blocks):
+                pending[b].result()
+                blk = slice(b, b + 1)
+                vb = var[blk] if horizon > 1 else var
+                if zt is not None:
+                    bootstrap_day(zt, idx[blk], sigma2, vb, total[blk], mu, code, omega, alpha,
+                                  gamma, beta, decay, first, update)
+                else:
+                    if chol is not None:
+                        # g = L z per scenario, in place: z[b] is (n_f, block) C-ordered, i.e.
+                        # the Fortran (block, n_f) matrix Z, and Z L^T is a triangular product
+                        # (BLAS, outside numba; the same shapes for every block).
+                        blas.dtrmm(1.0, chol, z[b].T, side=1, lower=1, trans_a=1,
+                                   overwrite_b=1)
+                    copula_day(z[blk], w[blk], table_of, tables.body, tables.tail, tables.hp,
+                               sigma2, vb, total[blk], mu, code, omega, alpha, gamma, beta,
+                               decay, first, update)
+                if update:
+                    pending[b] = pool.submit(fill, b)
 
-    shocks = np.ascontiguousarray(total.transpose(0, 2, 1).reshape(-1, n_f)[:n_scenarios])
+    shocks = gather_shocks(total, n_scenarios)
     width = max(6, len(str(n_scenarios - 1)))
     labels = np.array([f"mc-{i:0{width}d}" for i in range(n_scenarios)])
     return ScenarioSet(shocks=shocks, factors=tuple(factors), labels=labels, kind="mc",
