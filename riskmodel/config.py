@@ -246,6 +246,12 @@ class RunConfig:
         if not isinstance(self.mc_antithetic, bool):
             raise UsageError(f"monte_carlo.antithetic = {self.mc_antithetic!r} must be true or "
                              "false")
+        if self.mc_antithetic and self.mc_innovations == "bootstrap":
+            raise UsageError("monte_carlo.antithetic = true does not apply to bootstrap "
+                             "innovations (negating historical days would remove their skew)")
+        if self.mc_antithetic and self.scenarios % 2:
+            raise UsageError(f"scenarios = {self.scenarios} must be even with "
+                             "monte_carlo.antithetic = true (scenarios come in pairs)")
         for asset, kind in self.asset_returns.items():
             _choice(f"returns.assets.{asset}", kind, RETURN_KINDS)
         _require_number("confidence", self.confidence)

@@ -314,6 +314,8 @@ def _manifest(
             "window_start": window.index[0].isoformat(),
             "window_end": window.index[-1].isoformat(),
             "window_returns": len(window),
+            "provenance": {k: v for k, v in scenarios.provenance.items()
+                           if isinstance(v, (str, int, float, bool)) or v is None},
         },
         "calendar": {
             "rule": "union of all dates; last price carried over closed dates; "

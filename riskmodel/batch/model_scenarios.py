@@ -93,7 +93,15 @@ def _dependence(
     if dependence_fitter is None:
         warnings.append("Monte Carlo: no dependence in the parameter set and no estimator: "
                         "sample correlation of the window's residuals, Gaussian copula")
-        return np.corrcoef(z.to_numpy().T).reshape(len(factors), len(factors)), None, "sample"
+        corr = np.corrcoef(z.to_numpy().T).reshape(len(factors), len(factors))
+        # fewer days than factors leaves it singular: shrink towards the identity until it
+        # has a Cholesky factor
+        shrink = 0.0
+        while np.linalg.eigvalsh(corr).min() < 1e-8 and shrink < 1.0:
+            shrink = min(1.0, shrink + 0.05)
+            corr = (1 - shrink) * np.corrcoef(z.to_numpy().T).reshape(corr.shape) + \
+                shrink * np.eye(len(factors))
+        return corr, None, "sample"
     corr, nu = dependence_fitter(z)
     return corr, nu, "estimated on the window's standardised residuals"
 

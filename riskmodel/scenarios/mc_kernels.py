@@ -1,7 +1,7 @@
 """numba kernels for Monte Carlo scenario paths (ndarrays and scalars only), with Python twins.
 
-Two jobs, both per simulated day and both element-wise independent (so the result does not
-depend on the number of threads):
+Per simulated day, element-wise independent work (so the result does not depend on the number
+of threads):
 
 1. The innovation of each (scenario, factor): for the copulas, the composite quantile map
    ``y -> x = F_f^{-1}(C(y))`` read off a precomputed piecewise-quintic table
@@ -9,6 +9,8 @@ depend on the number of threads):
 2. One step of the path: ``eps = sqrt(var) x``, ``total += mu + eps`` and, unless it is the last
    day, ``var = variance_step(...)`` (:func:`riskmodel.volatility.kernels.variance_step`, the
    same recursion the filter and FHS use).
+
+At the end, :func:`gather_shocks` turns the block-major sums into the scenario-major shocks.
 
 Table layout (built by :func:`riskmodel.scenarios.monte_carlo.build_quantile_tables`): table k
 has two halves, ``half = 1`` for ``y >= 0`` and ``half = 0`` for ``y < 0``, both indexed by
@@ -22,10 +24,9 @@ has two halves, ``half = 1`` for ``y >= 0`` and ``half = 0`` for ``y < 0``, both
   (``tail[k, half, i, :]``), so power-law tails are interpolated almost exactly; beyond the last
   node ``w`` continues linearly in ``t`` (a power law, the exact asymptote when both the copula
   and the marginal are Student's t); ``x = sign exp(w)``.
-- ``hp[k, half, :]`` = ``(1/h, shift/h, n_body, t0, 1/h_t, n_tail, w_end, slope, sign)`` where
-  ``slope``
-  is ``dw/dt`` at the last tail node times ``h_t`` (per grid step) and ``sign`` is the sign of
-  ``x`` in that tail.
+- ``hp[k, half, :]`` = ``(1/h, shift/h, n_body, t0, 1/h_t, n_tail, w_end, slope, sign)``
+  where ``slope`` is ``dw/dt`` at the last tail node times ``h_t`` (per grid step) and
+  ``sign`` is the sign of ``x`` in that tail.
 
 A table index ``k < 0`` means the identity map (normal marginal under a Gaussian copula).
 """

@@ -28,26 +28,32 @@ Only the innovations ``x_k`` (unit variance, independent across days) are drawn 
 
 Marginal transforms without scipy in the hot loop: for every distinct (copula, marginal) pair
 the composite map ``y -> x = F^{-1}(C(y))`` (``y = g W``, ``C`` the copula's univariate cdf,
-``T_nu`` or ``Phi``) is tabulated once, from accurate tail probabilities and closed-form
-densities, and read off in numba (:mod:`riskmodel.scenarios.mc_kernels`):
+``T_nu`` or ``Phi``) is tabulated once and read off in numba
+(:mod:`riskmodel.scenarios.mc_kernels`). Each half (``y < 0``, ``y >= 0``) has:
 
-- body ``|y| <= A`` (``A >= 4``, further out if the skew-t's kink or ``x``'s sign change lies
-  there): quintic Hermite interpolation of ``x`` with its exact first and second derivatives
-  (``x' = c(y) / f(x)``) on a uniform grid of step at most ``BODY_STEP``; for a skew-t, the kink
-  of its density (``x = -a/b``) is a grid node, so every piece is smooth;
-- tails ``|y| > A``: the same in ``(ln|y|, ln|x|)``, step at most ``TAIL_STEP``, out to the
-  point where the copula's tail probability is ``P_MIN`` (1e-20); power-law tails are nearly
-  linear there;
-- beyond that (probability below 2e-20 per draw): ``ln|x|`` continues linearly in ``ln|y|``, the
-  exact asymptote when copula and marginal are both Student's t; for a normal marginal under a
-  t copula it overstates the move (conservative), for a Student-t marginal under the Gaussian
-  copula it understates it.
+- a body ``|y| <= A`` (``A >= 4``; further out where needed so that beyond it ``x`` has the
+  tail's sign with ``|x| >= 0.1`` and a skew-t's kink lies inside): quintic Hermite pieces of
+  ``x`` through its exact value, first and second derivative (``x' = c(y) / f(x)``,
+  ``x'' = x' (c'/c - x' f'/f)``) on a uniform grid; a skew-t's density kink (``x = -a/b``,
+  cdf ``(1 - lambda)/2``) is put on a node, so every piece is smooth;
+- a tail ``|y| > A``: the same in ``(ln|y|, ln|x|)``, where power-law tails are nearly linear,
+  out to copula tail probability ``P_MIN`` = 1e-20;
+- beyond that (probability 2e-20 per draw, ~1e-12 in a whole 10,000 x 500 x 10 run):
+  ``ln|x|`` continues linearly in ``ln|y|`` with the last node's slope (the exact asymptote
+  when copula and marginal are both Student's t; for a normal marginal under a t copula it
+  overstates the move, for a fat-tailed marginal under the Gaussian copula it understates it).
 
-Accuracy against scipy/arch (``tests/scenarios/test_monte_carlo.py`` checks it; run this module
-as a script to print it): relative error of ``x`` below 2e-9 for ``|x| >= 1`` and absolute error
-below 2e-9 for ``|x| < 1`` over the whole tabulated range (typically ~1e-11 in the body), for
-copula nu in [2.05, 200] or Gaussian, marginal nu in [2.05, 100], skew in [-0.95, 0.95].
-Symmetric marginals give exactly antisymmetric tables (``x(-y) = -x(y)`` bitwise).
+Every grid starts at step 0.25 (``BODY_STEP``, ``TAIL_STEP``) and is halved, per half and per
+region, until every piece's error at its midpoint (where a quintic Hermite piece's error peaks)
+is below ``TOLERANCE`` = 1e-8 against scipy: relative for ``|x| >= 1``, absolute below. The
+scipy reference (:func:`composite_quantile`) works from tail probabilities (``stdtr``/``ndtr``
+of ``-|y|``, then ``stdtrit``/``ndtri``), so it is accurate in both tails, and corrects scipy's
+``stdtrit``, which is off by up to 2e-8 near the median, with one Newton step. Checked on dense
+grids (tests, and 400 random cases: copula nu in [2.05, 1000] or Gaussian, marginal nu in
+[2.05, 200], lambda in [-0.98, 0.98]): largest error 1e-8 over the tabulated range; against
+arch's ``ppf`` in the body within 1e-7 (arch inherits scipy's 2e-8). Tables for 333 distinct
+marginals take about 0.04 s and are cached. Symmetric marginals give exactly antisymmetric
+tables (``x(-y) = -x(y)`` bitwise).
 
 Random numbers and reproducibility: scenarios come in blocks of ``block_size``; block b draws
 from ``SeedSequence(seed).spawn(...)[b]`` (child b, whatever the number of blocks) through its own
@@ -65,14 +71,23 @@ chi-square (so ``g W`` and ``-g W``); for symmetric marginals the innovations ar
 the residuals do not have (it would remove their skew), so ``antithetic=True`` raises there.
 
 Memory: the state is three arrays of ``n_blocks x n_factors x block_size`` doubles (this day's
-innovations, the variances, the running sums), i.e. about 3 x 41 MB for 10,000 x 500, whatever
-the horizon: days are generated one at a time and accumulated.
+innovations, the variances, the running sums), i.e. about 3 x 41 MB for 10,000 x 500, plus the
+result, whatever the horizon: days are generated one at a time and accumulated.
+
+Threads: blocks are drawn and correlated (numpy, then one BLAS triangular product per block,
+BLAS held at one thread) in a pool of ``numba.get_num_threads()`` Python threads, pipelined
+with the numba kernel of the blocks already drawn.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import math
-from collections.abc import Mapping, Sequence
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +114,7 @@ BODY_STEP = 0.25  # body grid step in y before refinement
 TAIL_STEP = 0.25  # tail grid step in ln|y| before refinement
 TOLERANCE = 1e-8  # refine a grid until every piece's midpoint error is below this
 MAX_REFINE = 8  # at most this many halvings of a grid step
+MAX_ERROR = 1e-6  # a table that cannot get below this after MAX_REFINE halvings is an error
 BODY_MIN = 4.0  # the body covers at least |y| <= 4
 P_MIN = 1e-20  # the tail grid ends where the copula's tail probability is P_MIN
 GENERATOR = "numpy PCG64; SeedSequence(seed) child b per block of block_size, " \
@@ -309,7 +325,8 @@ def _build_halves(copula_nu: float, marginals: Sequence[Marginal]
     """Body, tail, hp row and midpoint error of every needed half (see mc_kernels).
 
     Halves: for table k, ``2k`` is ``y < 0`` and ``2k + 1`` is ``y >= 0``; a symmetric marginal's
-    lower half is the mirror of its upper half and is not computed (None in the list).
+    lower half is not computed but mirrored from its upper half. Raises ValueError if a grid
+    cannot reach ``MAX_ERROR`` within ``MAX_REFINE`` halvings.
     """
     mar = _MarginalArrays(marginals)
     n = len(marginals)
@@ -340,7 +357,7 @@ def _build_halves(copula_nu: float, marginals: Sequence[Marginal]
     t_range = math.log(a_end) - t0
 
     level = np.zeros((len(hidx), 2), dtype=np.int64)
-    result: dict[tuple[int, int], tuple[np.ndarray, float, float]] = {}
+    result: dict[tuple[int, int], tuple[np.ndarray, float]] = {}
     todo = [(i, kd) for i in range(len(hidx)) for kd in (0, 1)]
     grid_meta: dict[tuple[int, int], tuple[float, float, int]] = {}
     for _ in range(MAX_REFINE + 1):
@@ -370,7 +387,7 @@ def _build_halves(copula_nu: float, marginals: Sequence[Marginal]
                                       np.array(steps), mar, copula_nu)
         retry = []
         for (i, kd), c, e in zip(todo, coefs, errs):
-            result[(i, kd)] = (c, float(e), 0.0)
+            result[(i, kd)] = (c, float(e))
             if e > TOLERANCE and level[i, kd] < MAX_REFINE:
                 level[i, kd] += 1
                 retry.append((i, kd))
@@ -380,8 +397,11 @@ def _build_halves(copula_nu: float, marginals: Sequence[Marginal]
 
     halves: list[Any] = [None] * (2 * n)
     for i, h_i in enumerate(hidx):
-        body, e_body, _ = result[(i, 0)]
-        tail, e_tail, _ = result[(i, 1)]
+        body, e_body = result[(i, 0)]
+        tail, e_tail = result[(i, 1)]
+        if max(e_body, e_tail) > MAX_ERROR:
+            raise ValueError(f"cannot tabulate {marginals[int(tk[i])]} under copula nu = "
+                             f"{copula_nu} to {MAX_ERROR:g} (error {max(e_body, e_tail):.1e})")
         h, shift, nb = grid_meta[(i, 0)]
         ht, _, nt = grid_meta[(i, 1)]
         # last tail node: w and its slope per grid step, from the last piece at s = 1
@@ -485,6 +505,78 @@ def marginal_of(params: Any) -> Marginal:
 
 
 # ----------------------------------------------------------------------------------------------
+# BLAS threads.
+#
+# The correlated normals come from one triangular product per block, run in the pool threads
+# (parallel across blocks). OpenBLAS's own worker threads would oversubscribe the two levels
+# and, worse, they spin for a while after every call, starving numba's threads (a 20x slow-down
+# seen with many small blocks). So while the generator runs, the process's BLAS libraries
+# (numpy's and scipy's OpenBLAS) are held at one thread: with threadpoolctl when it is
+# installed, else through OpenBLAS's own ``*openblas_set_num_threads*`` entry points found among
+# the loaded libraries (Linux). Where neither works the results are the same, only slower. A
+# counter makes nested and concurrent generators restore the setting once, when the last one
+# leaves; BLAS calls made elsewhere in the process meanwhile run on one thread.
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_SAVED: list[tuple[Any, int]] = []
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas_controls() -> list[tuple[Any, Any]]:
+    """(get, set) thread-count functions of every OpenBLAS loaded in this process."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so[\w.]*)", fh.read())))
+    except OSError:
+        return []
+    controls = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_{}64_", "scipy_openblas_{}", "openblas_{}64_", "openblas_{}"):
+            get = getattr(lib, name.format("get_num_threads"), None)
+            put = getattr(lib, name.format("set_num_threads"), None)
+            if get is not None and put is not None:
+                get.restype = ctypes.c_int
+                put.argtypes = [ctypes.c_int]
+                controls.append((get, put))
+                break
+    return controls
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    global _BLAS_USERS
+    with _BLAS_LOCK:
+        _BLAS_USERS += 1
+        if _BLAS_USERS == 1:
+            try:
+                from threadpoolctl import threadpool_limits
+
+                limiter = threadpool_limits(1, user_api="blas")
+                _BLAS_SAVED.append((limiter, -1))
+            except ImportError:
+                for get, put in _openblas_controls():
+                    _BLAS_SAVED.append((put, int(get())))
+                    put(1)
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0:
+                while _BLAS_SAVED:
+                    handle, n = _BLAS_SAVED.pop()
+                    if n < 0:
+                        handle.restore_original_limits()
+                    else:
+                        handle(n)
+
+
+# ----------------------------------------------------------------------------------------------
 # The generator.
 
 
@@ -570,7 +662,7 @@ def monte_carlo_scenarios(
     copula_nu : float > 0 or None
         The t copula's degrees of freedom (``inf``: Gaussian copula). Required for
         ``"t-copula"`` with more than one factor; with one factor the copula cannot matter and
-        None means the Gaussian one.
+        None means the Gaussian one. Not used by ``"gaussian"`` and ``"bootstrap"``.
     antithetic : bool
         Scenarios ``2i``, ``2i + 1`` use opposite normals and the same chi-square; needs an even
         ``block_size`` and ``n_scenarios``; not for the bootstrap.
@@ -669,6 +761,11 @@ def monte_carlo_scenarios(
                 np.negative(half, out=zb[:, 1::2])
             else:
                 streams[b][0].standard_normal(out=zb)
+            if chol is not None:
+                # g = L z per scenario, in place: z[b] is (n_f, block) C-ordered, i.e. the
+                # Fortran (block, n_f) matrix Z, and Z L^T is a triangular product (BLAS,
+                # outside numba, one thread; the same shapes for every block).
+                blas.dtrmm(1.0, chol, zb.T, side=1, lower=1, trans_a=1, overwrite_b=1)
             if t_copula:
                 chi2 = 2.0 * streams[b][1].standard_gamma(0.5 * nu_eff, size=n_half)
                 # nu / chi2 with chi2 kept off 0 (reachable only for nu << 1)
@@ -676,10 +773,10 @@ def monte_carlo_scenarios(
                 w[b] = np.repeat(wb, 2) if antithetic else wb
 
     workers = max(1, min(numba.get_num_threads(), n_blocks))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        # Pipeline: a block's next day is drawn (pool threads; numpy releases the GIL) as soon
-        # as its current day has gone through the kernel, while this thread runs the BLAS
-        # product and the kernel of other blocks. Each block draws from its own streams in day
+    with _single_threaded_blas(), ThreadPoolExecutor(max_workers=workers) as pool:
+        # Pipeline: a block's next day is drawn and correlated (pool threads; numpy and BLAS
+        # release the GIL) as soon as its current day has gone through the kernel, while this
+        # thread runs the kernel of other blocks. Each block draws from its own streams in day
         # order, so the schedule cannot change a number.
         pending = [pool.submit(fill, b) for b in range(n_blocks)]
         if zt is None:
@@ -703,12 +800,6 @@ def monte_carlo_scenarios(
                     bootstrap_day(zt, idx[blk], sigma2, vb, total[blk], mu, code, omega, alpha,
                                   gamma, beta, decay, first, update)
                 else:
-                    if chol is not None:
-                        # g = L z per scenario, in place: z[b] is (n_f, block) C-ordered, i.e.
-                        # the Fortran (block, n_f) matrix Z, and Z L^T is a triangular product
-                        # (BLAS, outside numba; the same shapes for every block).
-                        blas.dtrmm(1.0, chol, z[b].T, side=1, lower=1, trans_a=1,
-                                   overwrite_b=1)
                     copula_day(z[blk], w[blk], table_of, tables.body, tables.tail, tables.hp,
                                sigma2, vb, total[blk], mu, code, omega, alpha, gamma, beta,
                                decay, first, update)

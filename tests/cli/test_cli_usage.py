@@ -66,9 +66,12 @@ def test_unknown_measure(dataset_csv, expect_failure):
                    USAGE, "--measure", "'cvar'")
 
 
-def test_monte_carlo_not_available_yet(dataset_csv, expect_failure):
-    expect_failure(lambda out: dataset_csv.argv(out, "--method", "mc"),
-                   USAGE, "--method mc", "not available")
+def test_antithetic_needs_an_even_scenario_count(dataset_csv, expect_failure, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text("[monte_carlo]\nantithetic = true\n")
+    expect_failure(lambda out: dataset_csv.argv(out, "--method", "mc", "--scenarios", "1001",
+                                                "--config", str(config)),
+                   USAGE, "scenarios", "1001", "even")
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])
