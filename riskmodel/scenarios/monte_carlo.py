@@ -82,10 +82,7 @@ with the numba kernel of the blocks already drawn.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import math
-import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -97,6 +94,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 from scipy.linalg import blas
+from threadpoolctl import threadpool_limits
 
 from riskmodel.scenarios.mc_kernels import (
     HP_SIGN,
@@ -511,40 +509,13 @@ def marginal_of(params: Any) -> Marginal:
 # (parallel across blocks). OpenBLAS's own worker threads would oversubscribe the two levels
 # and, worse, they spin for a while after every call, starving numba's threads (a 20x slow-down
 # seen with many small blocks). So while the generator runs, the process's BLAS libraries
-# (numpy's and scipy's OpenBLAS) are held at one thread: with threadpoolctl when it is
-# installed, else through OpenBLAS's own ``*openblas_set_num_threads*`` entry points found among
-# the loaded libraries (Linux). Where neither works the results are the same, only slower. A
-# counter makes nested and concurrent generators restore the setting once, when the last one
-# leaves; BLAS calls made elsewhere in the process meanwhile run on one thread.
+# (numpy's and scipy's OpenBLAS) are held at one thread with threadpoolctl. A counter makes
+# nested and concurrent generators restore the setting once, when the last one leaves; BLAS
+# calls made elsewhere in the process meanwhile run on one thread.
 
 _BLAS_LOCK = threading.Lock()
 _BLAS_USERS = 0
-_BLAS_SAVED: list[tuple[Any, int]] = []
-
-
-@functools.lru_cache(maxsize=1)
-def _openblas_controls() -> list[tuple[Any, Any]]:
-    """(get, set) thread-count functions of every OpenBLAS loaded in this process."""
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so[\w.]*)", fh.read())))
-    except OSError:
-        return []
-    controls = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_{}64_", "scipy_openblas_{}", "openblas_{}64_", "openblas_{}"):
-            get = getattr(lib, name.format("get_num_threads"), None)
-            put = getattr(lib, name.format("set_num_threads"), None)
-            if get is not None and put is not None:
-                get.restype = ctypes.c_int
-                put.argtypes = [ctypes.c_int]
-                controls.append((get, put))
-                break
-    return controls
+_BLAS_LIMITER: list[Any] = []
 
 
 @contextlib.contextmanager
@@ -553,27 +524,15 @@ def _single_threaded_blas() -> Iterator[None]:
     with _BLAS_LOCK:
         _BLAS_USERS += 1
         if _BLAS_USERS == 1:
-            try:
-                from threadpoolctl import threadpool_limits
-
-                limiter = threadpool_limits(1, user_api="blas")
-                _BLAS_SAVED.append((limiter, -1))
-            except ImportError:
-                for get, put in _openblas_controls():
-                    _BLAS_SAVED.append((put, int(get())))
-                    put(1)
+            _BLAS_LIMITER.append(threadpool_limits(1, user_api="blas"))
     try:
         yield
     finally:
         with _BLAS_LOCK:
             _BLAS_USERS -= 1
             if _BLAS_USERS == 0:
-                while _BLAS_SAVED:
-                    handle, n = _BLAS_SAVED.pop()
-                    if n < 0:
-                        handle.restore_original_limits()
-                    else:
-                        handle(n)
+                while _BLAS_LIMITER:
+                    _BLAS_LIMITER.pop().restore_original_limits()
 
 
 # ----------------------------------------------------------------------------------------------
