@@ -6,9 +6,11 @@ Stages and what each one guarantees:
 2. net positions into a sparse netting-set x instrument book;
 3. align the used factors' prices (calendar rule in :mod:`riskmodel.marketdata.returns`) and
    filter their volatility with fixed parameters (from ``--params``, or fitted by the caller);
-4. build the scenario set (HS or FHS), reprice each unique instrument once per scenario;
+4. build the scenario set (HS, FHS or Monte Carlo), reprice each unique instrument once per
+   scenario;
 5. stream netting sets through the tail kernels (VaR, ES, Euler contributions);
-6. apply the margin policy and assemble the output tables and the manifest.
+6. worst loss of each netting set over the stress scenarios;
+7. apply the margin policy and assemble the output tables and the manifest.
 
 Nothing is written here: :func:`write_eod` writes a finished result atomically.
 """
@@ -178,7 +180,7 @@ def run_eod(
             "sigma_1d": [filtered[f].sigma_1d if f in filtered
                          else float(window[f].std(ddof=1)) for f in factors],
         }
-    )
+    )[FACTOR_COLUMNS]
     manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
                          margins, timer, warnings)
     model = margins["model_margin"].to_numpy()
