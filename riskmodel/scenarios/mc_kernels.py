@@ -93,6 +93,24 @@ def eval_table(y, k, body, tail, hp):
     return out
 
 
+@njit(cache=True, inline="always")
+def _advance(x, b, f, s, sigma2, var, total, mu, model_code, omega, alpha, gamma, beta, decay,
+             first, update_var):
+    """One day of one scenario path: shock ``sqrt(v) x``, add the return, update the variance.
+
+    Shared by every kind of innovation so the path arithmetic is written once.
+    """
+    v = sigma2[f] if first else var[b, f, s]
+    eps = math.sqrt(v) * x
+    if first:
+        total[b, f, s] = mu[f] + eps
+    else:
+        total[b, f, s] += mu[f] + eps
+    if update_var:
+        var[b, f, s] = variance_step(model_code[f], v, eps, omega[f], alpha[f], gamma[f],
+                                     beta[f], decay[f])
+
+
 @njit(cache=True, parallel=True)
 def copula_day(g, w, table_of, body, tail, hp, sigma2, var, total, mu, model_code, omega, alpha,
                gamma, beta, decay, first, update_var):
@@ -127,15 +145,8 @@ def copula_day(g, w, table_of, body, tail, hp, sigma2, var, total, mu, model_cod
         for s in range(n_b):
             y = g[b, f, s] * w[b, s]
             x = y if k < 0 else _eval_one(y, k, body, tail, hp)
-            v = sigma2[f] if first else var[b, f, s]
-            eps = math.sqrt(v) * x
-            if first:
-                total[b, f, s] = mu[f] + eps
-            else:
-                total[b, f, s] += mu[f] + eps
-            if update_var:
-                var[b, f, s] = variance_step(model_code[f], v, eps, omega[f], alpha[f],
-                                             gamma[f], beta[f], decay[f])
+            _advance(x, b, f, s, sigma2, var, total, mu, model_code, omega, alpha, gamma, beta,
+                     decay, first, update_var)
 
 
 @njit(cache=True, parallel=True)
@@ -158,16 +169,8 @@ def bootstrap_day(zt, idx, sigma2, var, total, mu, model_code, omega, alpha, gam
         b = task // n_factors
         f = task - b * n_factors
         for s in range(n_b):
-            x = zt[f, idx[b, s]]
-            v = sigma2[f] if first else var[b, f, s]
-            eps = math.sqrt(v) * x
-            if first:
-                total[b, f, s] = mu[f] + eps
-            else:
-                total[b, f, s] += mu[f] + eps
-            if update_var:
-                var[b, f, s] = variance_step(model_code[f], v, eps, omega[f], alpha[f],
-                                             gamma[f], beta[f], decay[f])
+            _advance(zt[f, idx[b, s]], b, f, s, sigma2, var, total, mu, model_code, omega,
+                     alpha, gamma, beta, decay, first, update_var)
 
 
 _TILE = 64
