@@ -82,6 +82,12 @@ def test_demo_manifest_and_factors(demo_out):
         assert len(entry["sha256"]) == 64
     m = pd.read_parquet(demo_out / "margins.parquet")
     assert sum(manifest["counts"]["by_status"].values()) == len(m)
+    eff = manifest["capital_efficiency"]
+    np.testing.assert_allclose(eff["im_over_flat"],
+                               m["initial_margin"].sum() / m["flat_rate_margin"].sum())
+    ok = m[m["status"] == "ok"]
+    np.testing.assert_allclose(eff["by_status"]["ok"]["initial_margin"], ok["initial_margin"].sum())
+    assert eff["by_status"]["ok"]["netting_sets"] == len(ok)
     factors = pd.read_csv(demo_out / "factors.csv")
     assert list(factors.columns) == ["asset", "price", "vol_model", "sigma_1d"]
     assert set(factors["asset"]) == {"SPX", "NASDAQ", "WTI"}
