@@ -15,9 +15,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from riskmodel.errors import UsageError
+
+if TYPE_CHECKING:
+    from riskmodel.margin.addons import AddonPolicy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -231,6 +234,9 @@ class RunConfig:
     default_return: str = "log"
     asset_returns: Mapping[str, str] = field(default_factory=dict)
     chunk_size: int = 4096
+    horizons_by_kind: Mapping[str, int] = field(default_factory=dict)
+    addons: AddonPolicy = field(default_factory=lambda: _addon_policy({}, "defaults"))
+    addon_adv: Mapping[str, float] = field(default_factory=dict)
     mc_innovations: str = "t-copula"
     mc_antithetic: bool = False
     margin: MarginPolicy = field(default_factory=MarginPolicy)
@@ -269,18 +275,36 @@ class RunConfig:
             raise UsageError(
                 f"config: volatility.ewma_lambda = {self.ewma_lambda!r} must be in (0, 1)"
             )
-        if self.horizon >= self.lookback:
-            raise UsageError(
-                f"horizon = {self.horizon} must be shorter than lookback = {self.lookback}"
-            )
+        for name, h in [("horizon", self.horizon),
+                        *((f"horizons.kind.{k}", v) for k, v in self.horizons_by_kind.items())]:
+            _require_int(name, h, low=1, high=250)
+            if h >= self.lookback:
+                raise UsageError(f"{name} = {h} must be shorter than lookback = {self.lookback}")
+        for k in self.horizons_by_kind:
+            _choice("horizons.kind", k, INSTRUMENT_KINDS)
+
+    def horizon_of_kind(self, kind: str) -> int:
+        """Margin period of risk of an instrument kind (``[horizons.kind]``, else ``horizon``)."""
+        return int(self.horizons_by_kind.get(kind, self.horizon))
 
     def return_kind(self, asset: str) -> str:
         """``"log"`` or ``"absolute"`` returns for ``asset``."""
         return self.asset_returns.get(asset, self.default_return)
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration as plain JSON-able data (for the manifest)."""
-        return json.loads(json.dumps(dataclasses.asdict(self), default=dict))
+        """The resolved configuration as plain JSON-able data (for the manifest); infinite
+        values (an add-on threshold that is off) are written as the string ``"inf"``."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, float) and not math.isfinite(value):
+                return str(value)
+            if isinstance(value, Mapping):
+                return {str(k): plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+
+        return plain(dataclasses.asdict(self))
 
     def digest(self) -> str:
         """SHA-256 of the resolved configuration, canonical JSON."""
@@ -301,7 +325,10 @@ _TOP_LEVEL = {
     "seed": "seed",
     "min_history": "min_history",
 }
-_SECTIONS = {"volatility", "returns", "margin", "run", "calibration", "stress", "monte_carlo"}
+_SECTIONS = {
+    "volatility", "returns", "margin", "run", "calibration", "stress", "monte_carlo", "horizons",
+    "addons",
+}
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
 
@@ -354,6 +381,26 @@ def config_from_mapping(
         if not isinstance(ret["assets"], Mapping):
             raise UsageError(f"{source}: [returns.assets] must be a table of asset = kind")
         kwargs["asset_returns"] = dict(ret["assets"])
+
+    addons = _section(raw, "addons", {"spreads", "concentration_threshold", "concentration_rate",
+                                      "concentration_power", "threshold_adv_multiple", "adv"},
+                      source)
+    if "adv" in addons:
+        adv = addons.pop("adv")
+        if not isinstance(adv, Mapping):
+            raise UsageError(f"{source}: [addons.adv] must be a table of underlying = notional")
+        for k, v in adv.items():
+            _require_number(f"addons.adv.{k}", v)
+            if v <= 0:
+                raise UsageError(f"config: addons.adv.{k} = {v!r} must be > 0")
+        kwargs["addon_adv"] = dict(adv)
+    kwargs["addons"] = _addon_policy(addons, source)
+
+    horizons = _section(raw, "horizons", {"kind"}, source)
+    if "kind" in horizons:
+        if not isinstance(horizons["kind"], Mapping):
+            raise UsageError(f"{source}: [horizons.kind] must be a table of kind = days")
+        kwargs["horizons_by_kind"] = dict(horizons["kind"])
 
     mc = _section(raw, "monte_carlo", {"innovations", "antithetic"}, source)
     if "innovations" in mc:
@@ -409,6 +456,25 @@ def config_from_mapping(
     if flags:
         RunConfig(**kwargs)  # the file's own values are validated even where a flag wins
     return RunConfig(**{**kwargs, **flags})
+
+
+def _addon_policy(raw: Mapping[str, Any], source: str) -> AddonPolicy:
+    """Build the add-on policy from ``[addons]`` (validated there; exit 2 when out of range)."""
+    # imported here: riskmodel.margin.addons builds on this module's RateTable
+    from riskmodel.margin.addons import AddonPolicy, ThresholdTable
+
+    kwargs: dict[str, Any] = {}
+    for name in ("spreads", "concentration_rate"):
+        if name in raw:
+            kwargs[name] = _rate_table(raw[name], RateTable(default=0.0), name, source)
+    if "concentration_threshold" in raw:
+        t = _rate_table(raw["concentration_threshold"], RateTable(default=math.inf),
+                        "concentration_threshold", source)
+        kwargs["concentration_threshold"] = ThresholdTable(t.default, t.kind, t.underlying)
+    for name in ("concentration_power", "threshold_adv_multiple"):
+        if name in raw:
+            kwargs[name] = raw[name]
+    return AddonPolicy(**kwargs)
 
 
 def _section(raw: Mapping[str, Any], name: str, allowed: set[str], source: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ Nothing is written here: :func:`write_eod` writes a finished result atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.positions import check_collateral_coverage, load_accounts, load_positions
 from riskmodel.io.prices import load_prices
 from riskmodel.io.tables import sha256_file
+from riskmodel.margin.addons import position_addons, set_addons
 from riskmodel.margin.policy import STATUSES, apply_policy, margin_base, per_set_sum
 from riskmodel.marketdata.returns import build_market_data, common_window, resolve_market_date
 from riskmodel.measures import tail_measures
@@ -60,7 +62,7 @@ MARGIN_COLUMNS = [
 ]
 ATTRIBUTION_COLUMNS = [
     "account_id", "netting_set", "instrument_id", "quantity", "market_value", "notional",
-    "contribution",
+    "contribution", "liquidity_addon", "concentration_addon",
 ]
 FACTOR_COLUMNS = ["asset", "price", "vol_model", "sigma_1d"]
 
@@ -145,26 +147,40 @@ def run_eod(
         filtered = filter_factors(market.returns, window, factors, config, params, fitter)
         warnings += volatility_warnings(filtered)
 
-    with timer.stage("scenarios"):
-        scenarios = model_scenarios(window, filtered, config, params, dependence_fitter,
-                                    warnings)
-
-    with timer.stage("repricing"):
-        moves = factor_price_moves(scenarios, market.spot, market.return_kinds)
-        factor_row = pd.Index(scenarios.factors).get_indexer(used["factor"])
-        pnl = instrument_pnl(moves, factor_row, used["multiplier"].to_numpy(np.float64))
-
-    with timer.stage("tail"):
-        tail = tail_measures(
-            pnl, book.indptr, book.instrument_index, book.quantity, config.confidence,
-            measure="es" if config.measure == "es" else "var",
-            weights=scenarios.weights, chunk_size=config.chunk_size,
-            progress=progress,
-        )
-
-    with timer.stage("stress"):
-        stress = evaluate_stress(book, used, market, window, config, history)
-        warnings += stress.info["notes"]
+    # Each netting set takes the longest margin period of risk of its positions; the scenario,
+    # tail and stress stages run once per distinct horizon over the sets that have it.
+    set_horizon = _set_horizons(book, used, config)
+    tail = _TailArrays.empty(book.n_sets, len(book.quantity))
+    stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
+    horizon_counts: dict[int, int] = {}
+    scenarios = None
+    for h in sorted(set(set_horizon.tolist())):
+        cfg = dataclasses.replace(config, horizon=h)
+        sets = np.flatnonzero(set_horizon == h)
+        part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
+        horizon_counts[h] = len(sets)
+        with timer.stage(f"scenarios_{h}d"):
+            scen_h = model_scenarios(window, filtered, cfg, params, dependence_fitter, warnings)
+            if h == config.horizon or scenarios is None:
+                scenarios = scen_h
+        with timer.stage(f"repricing_{h}d"):
+            moves = factor_price_moves(scen_h, market.spot, market.return_kinds)
+            factor_row = pd.Index(scen_h.factors).get_indexer(used["factor"])
+            pnl = instrument_pnl(moves, factor_row, used["multiplier"].to_numpy(np.float64))
+        with timer.stage(f"tail_{h}d"):
+            tail.put(sets, rows, tail_measures(
+                pnl, part.indptr, part.instrument_index, part.quantity, config.confidence,
+                measure="es" if config.measure == "es" else "var",
+                weights=scen_h.weights, chunk_size=config.chunk_size, progress=progress,
+            ))
+        with timer.stage(f"stress_{h}d"):
+            stress_h = evaluate_stress(part, used, market, window, cfg, history)
+            stress.loss[sets] = stress_h.loss
+            stress.label[sets] = stress_h.label
+            stress.info = {**stress_h.info, **stress.info,
+                           "notes": stress.info.get("notes", []) + stress_h.info["notes"]}
+    warnings += list(dict.fromkeys(stress.info.get("notes", [])))
+    assert scenarios is not None
 
     with timer.stage("margin"):
         margins, attribution = _assemble(book, used, market.spot, tail, stress, accounts.frame,
@@ -183,6 +199,8 @@ def run_eod(
     )[FACTOR_COLUMNS]
     manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
                          margins, timer, warnings)
+    manifest["scenarios"]["netting_sets_by_horizon_days"] = {
+        str(h): n for h, n in sorted(horizon_counts.items())}
     model = margins["model_margin"].to_numpy()
     manifest["stress"] = {
         **{k: v for k, v in stress.info.items() if k != "notes"},
@@ -191,6 +209,38 @@ def run_eod(
         )),
     }
     return EodResult(margins, attribution, factors_out, manifest, scenarios)
+
+
+@dataclass
+class _TailArrays:
+    """Tail results of the whole book, filled horizon group by horizon group."""
+
+    var: np.ndarray
+    es: np.ndarray
+    model_measure: np.ndarray
+    contribution: np.ndarray
+
+    @classmethod
+    def empty(cls, n_sets: int, n_positions: int) -> _TailArrays:
+        return cls(np.zeros(n_sets), np.zeros(n_sets), np.zeros(n_sets), np.zeros(n_positions))
+
+    def put(self, sets: np.ndarray, rows: np.ndarray | None, part: Any) -> None:
+        self.var[sets] = part.var
+        self.es[sets] = part.es
+        self.model_measure[sets] = part.model_measure
+        if rows is None:
+            self.contribution[:] = part.contribution
+        else:
+            self.contribution[rows] = part.contribution
+
+
+def _set_horizons(book: Book, used: pd.DataFrame, config: RunConfig) -> np.ndarray:
+    """Margin period of risk of each netting set: the longest of its positions' kinds."""
+    by_instrument = np.array([config.horizon_of_kind(k) for k in used["kind"]], dtype=np.int64)
+    per_position = by_instrument[book.instrument_index]
+    out = np.zeros(book.n_sets, dtype=np.int64)
+    np.maximum.at(out, book.set_of_position(), per_position)
+    return out
 
 
 def _assemble(
@@ -223,9 +273,11 @@ def _assemble(
         .to_numpy(np.float64)
     )
     base = margin_base(model_margin, stress.loss, config.stress.mode, config.stress.weight)
+    liquidity, concentration = position_addons(notional, kinds, underlyings, config.addons,
+                                               config.addon_adv)
     policy = apply_policy(
-        model_margin, np.zeros(book.n_sets), notional, kinds, underlyings, book.indptr, equity,
-        config.margin, base=base,
+        model_margin, set_addons(liquidity, concentration, book.indptr), notional, kinds,
+        underlyings, book.indptr, equity, config.margin, base=base,
     )
     policy["stress_loss"] = stress.loss
     policy["stress_scenario"] = stress.label
@@ -253,6 +305,8 @@ def _assemble(
             "market_value": market_value,
             "notional": notional,
             "contribution": contribution,
+            "liquidity_addon": liquidity,
+            "concentration_addon": concentration,
         }
     )[ATTRIBUTION_COLUMNS]
     return margins, attribution

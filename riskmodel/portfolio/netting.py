@@ -40,6 +40,24 @@ class Book:
     def n_sets(self) -> int:
         return len(self.sets)
 
+    def subset(self, sets: np.ndarray) -> tuple[Book, np.ndarray]:
+        """The netting sets ``sets`` (sorted row numbers) as a book of their own, and the
+        position rows of this book they hold (to scatter per-position results back)."""
+        counts = np.diff(self.indptr)[sets]
+        rows = np.concatenate(
+            [np.arange(self.indptr[s], self.indptr[s + 1]) for s in sets]
+        ) if len(sets) else np.zeros(0, dtype=np.int64)
+        indptr = np.zeros(len(sets) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        book = Book(
+            sets=self.sets.iloc[sets].reset_index(drop=True),
+            positions=self.positions.iloc[rows].reset_index(drop=True),
+            indptr=indptr,
+            instrument_index=self.instrument_index[rows],
+            quantity=self.quantity[rows],
+        )
+        return book, rows
+
     def set_of_position(self) -> np.ndarray:
         """Netting-set row of each position, shape (n_positions,)."""
         return np.repeat(np.arange(self.n_sets), np.diff(self.indptr))

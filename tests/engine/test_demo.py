@@ -58,11 +58,15 @@ def test_demo_margins_are_consistent(demo_out):
 def test_demo_attribution_sums_to_model_margin(demo_out):
     m = pd.read_parquet(demo_out / "margins.parquet")
     a = pd.read_parquet(demo_out / "attribution.parquet")
-    assert list(a.columns) == ATTRIBUTION_COLUMNS
+    # DESIGN.md's columns, then each position's add-ons broken out
+    assert list(a.columns) == ATTRIBUTION_COLUMNS + ["liquidity_addon", "concentration_addon"]
+    addons = a.groupby(["account_id", "netting_set"])[["liquidity_addon",
+                                                       "concentration_addon"]].sum().sum(axis=1)
     sums = a.groupby(["account_id", "netting_set"])["contribution"].sum()
     per_set = m.set_index(["account_id", "netting_set"])
     np.testing.assert_allclose(sums.loc[per_set.index], per_set["model_margin"],
                                rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(addons.loc[per_set.index], per_set["addons"], rtol=1e-12)
     counts = a.groupby(["account_id", "netting_set"]).size()
     np.testing.assert_array_equal(counts.loc[per_set.index], per_set["n_positions"])
     np.testing.assert_allclose(

@@ -75,3 +75,26 @@ def test_hs_as_of_uses_only_data_up_to_that_date(tmp_path, index_closes):
     var, es = reference(prices.loc[:"2008-10-15"], {"ES": 1.0}, 0.99)
     np.testing.assert_allclose(result.margins["es"].iat[0], es, rtol=1e-9)
     assert result.manifest["market_date"].startswith("2008-10-15")
+
+
+def test_horizon_by_kind_takes_the_longest_in_each_set(tmp_path, index_closes):
+    """Perpetuals at 1 day, futures at 2 (the default): a perpetual-only set is margined on
+    1-day moves, a set mixing both on 2-day moves (overlapping, inside the last 500 returns)."""
+    prices = index_closes.loc[:"2018-12-31"]
+    positions = [("perp", "NDX-PERP", 300.0), ("mixed", "NDX-PERP", 300.0),
+                 ("mixed", "ES", -1.0)]
+    inputs = write_inputs(tmp_path, prices, INSTRUMENTS, positions, [("perp", 1e6),
+                                                                      ("mixed", 1e6)])
+    config = RunConfig(method="hs", horizon=2, lookback=500, horizons_by_kind={"perpetual": 1})
+    result = run_eod(inputs, config)
+    m = result.margins.set_index("account_id")
+    logret = np.log(prices / prices.shift(1)).dropna().iloc[-500:]
+    last = prices.iloc[-1]
+    for account, h in (("perp", 1), ("mixed", 2)):
+        r = sum(logret.iloc[k: len(logret) - h + 1 + k].to_numpy() for k in range(h))
+        pnl = 300.0 * last["NASDAQ"] * np.expm1(r[:, 1])
+        if account == "mixed":
+            pnl += -1.0 * 50.0 * last["SPX"] * np.expm1(r[:, 0])
+        var = np.quantile(-pnl, 0.99, method="inverted_cdf")
+        np.testing.assert_allclose(m.loc[account, "var"], var, rtol=1e-9)
+    assert result.manifest["scenarios"]["netting_sets_by_horizon_days"] == {"1": 1, "2": 1}
