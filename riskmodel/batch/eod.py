@@ -46,6 +46,7 @@ from riskmodel.io.positions import check_collateral_coverage, load_accounts, loa
 from riskmodel.io.prices import load_prices
 from riskmodel.io.tables import sha256_file
 from riskmodel.margin.addons import position_addons, set_addons
+from riskmodel.margin.liquidation_distance import liquidation_distance
 from riskmodel.margin.policy import STATUSES, apply_policy, margin_base, per_set_sum
 from riskmodel.marketdata.returns import build_market_data, common_window, resolve_market_date
 from riskmodel.measures import tail_measures
@@ -59,6 +60,8 @@ MARGIN_COLUMNS = [
     "account_id", "netting_set", "n_positions", "gross_notional", "var", "es", "model_margin",
     "addons", "initial_margin", "maintenance_floor", "maintenance_margin", "flat_rate_margin",
     "equity", "margin_level", "status", "call_amount", "stress_loss", "stress_scenario",
+    "dominant_underlying", "liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant",
+    "liq_sigmas_uniform", "liquidation_price",
 ]
 ATTRIBUTION_COLUMNS = [
     "account_id", "netting_set", "instrument_id", "quantity", "market_value", "notional",
@@ -182,11 +185,6 @@ def run_eod(
     warnings += list(dict.fromkeys(stress.info.get("notes", [])))
     assert scenarios is not None
 
-    with timer.stage("margin"):
-        margins, attribution = _assemble(book, used, market.spot, tail, stress, accounts.frame,
-                                         config)
-        _check_finite(margins)
-
     factors_out = pd.DataFrame(
         {
             "asset": factors,
@@ -197,6 +195,16 @@ def run_eod(
                          else float(window[f].std(ddof=1)) for f in factors],
         }
     )[FACTOR_COLUMNS]
+
+    with timer.stage("margin"):
+        sigma_rel = pd.Series(factors_out["sigma_1d"].to_numpy(), index=factors)
+        for f in factors:  # price-difference volatility as a relative one, for the distance
+            if market.return_kinds[f] == "absolute":
+                sigma_rel[f] = sigma_rel[f] / abs(float(market.spot[f]))
+        margins, attribution = _assemble(book, used, market.spot, tail, stress, accounts.frame,
+                                         config, sigma_rel)
+        _check_finite(margins)
+
     manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
                          margins, timer, warnings)
     manifest["scenarios"]["netting_sets_by_horizon_days"] = {
@@ -251,6 +259,7 @@ def _assemble(
     stress: StressResult,
     collateral: pd.DataFrame,
     config: RunConfig,
+    sigma_rel: pd.Series,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Margin table (one row per netting set) and attribution table (one row per position)."""
     pos = book.positions
@@ -281,6 +290,16 @@ def _assemble(
     )
     policy["stress_loss"] = stress.loss
     policy["stress_scenario"] = stress.label
+    factor_names = list(sigma_rel.index)
+    factor_code = pd.Index(factor_names).get_indexer(info["factor"])
+    distance = liquidation_distance(
+        book.indptr, book.quantity, info["multiplier"].to_numpy(np.float64), price,
+        factor_code.astype(np.int64), len(factor_names), equity,
+        policy["maintenance_margin"].to_numpy(), sigma_rel.to_numpy(np.float64),
+    )
+    distance["dominant_underlying"] = np.asarray(factor_names, dtype=object)[
+        distance["dominant_underlying"].to_numpy()]
+    policy = pd.concat([policy, distance], axis=1)
     margins = pd.concat(
         [
             book.sets.reset_index(drop=True),
@@ -312,9 +331,17 @@ def _assemble(
     return margins, attribution
 
 
+# Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.
+MAY_BE_INFINITE = ("liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant",
+                   "liq_sigmas_uniform", "liquidation_price")
+
+
 def _check_finite(margins: pd.DataFrame) -> None:
+    """No NaN anywhere, and no infinity in any margin figure."""
     numeric = margins.select_dtypes("number")
-    bad = ~np.isfinite(numeric.to_numpy(np.float64))
+    values = numeric.to_numpy(np.float64)
+    infinite_ok = np.isin(numeric.columns, MAY_BE_INFINITE)[None, :]
+    bad = np.isnan(values) | (np.isinf(values) & ~infinite_ok)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ModelError(

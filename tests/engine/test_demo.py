@@ -37,11 +37,15 @@ def test_demo_writes_every_output(demo_out):
 def test_demo_margins_are_consistent(demo_out):
     m = pd.read_parquet(demo_out / "margins.parquet")
     # DESIGN.md's columns, in order, then the stress columns this version adds
-    assert list(m.columns) == MARGIN_COLUMNS + ["stress_loss", "stress_scenario"]
+    assert list(m.columns) == MARGIN_COLUMNS + [
+        "stress_loss", "stress_scenario", "dominant_underlying", "liq_move_dominant",
+        "liq_move_uniform", "liq_sigmas_dominant", "liq_sigmas_uniform", "liquidation_price"]
     assert (m["stress_loss"] >= 0).all()
     assert len(m) > 120  # some accounts hold an isolated netting set too
     numeric = m.select_dtypes("number")
-    assert np.isfinite(numeric.to_numpy()).all()
+    assert not np.isnan(numeric.to_numpy()).any()
+    distance = [c for c in numeric.columns if c.startswith("liq")]
+    assert np.isfinite(numeric.drop(columns=distance).to_numpy()).all()
     assert set(m["status"]) <= {"ok", "warning", "margin_call", "liquidation"}
     assert {"ok", "liquidation"} <= set(m["status"])  # the demo has under-collateralised books
     np.testing.assert_allclose(m["margin_level"], m["equity"] / m["maintenance_margin"])

@@ -98,3 +98,32 @@ def test_horizon_by_kind_takes_the_longest_in_each_set(tmp_path, index_closes):
         var = np.quantile(-pnl, 0.99, method="inverted_cdf")
         np.testing.assert_allclose(m.loc[account, "var"], var, rtol=1e-9)
     assert result.manifest["scenarios"]["netting_sets_by_horizon_days"] == {"1": 1, "2": 1}
+
+
+def test_liquidation_price_of_a_single_perpetual_and_spot(tmp_path, index_closes):
+    """Closed form at the run's own maintenance margin: E + q m (P - P0) = MM0 P / P0."""
+    prices = index_closes.loc[:"2018-12-31"]
+    positions = [("perp", "NDX-PERP", 40.0), ("spot", "SPX", -100.0)]
+    inputs = write_inputs(tmp_path, prices, INSTRUMENTS, positions, [("perp", 60_000.0),
+                                                                      ("spot", 60_000.0)])
+    m = run_eod(inputs, RunConfig(method="hs", horizon=1, lookback=500)).margins
+    m = m.set_index("account_id")
+    for account, q, p0 in (("perp", 40.0, prices["NASDAQ"].iloc[-1]),
+                           ("spot", -100.0, prices["SPX"].iloc[-1])):
+        e, mm = m.loc[account, "equity"], m.loc[account, "maintenance_margin"]
+        expected = (q * p0 - e) / (q - mm / p0)
+        np.testing.assert_allclose(m.loc[account, "liquidation_price"], expected, rtol=1e-12)
+        x = expected / p0 - 1
+        assert (x < 0) == (q > 0)  # a long is liquidated by a fall, a short by a rise
+        np.testing.assert_allclose(m.loc[account, "liq_move_uniform"], x, rtol=1e-12)
+
+
+def test_hedged_pair_is_further_from_liquidation_than_either_leg(tmp_path, index_closes):
+    prices = index_closes.loc[:"2018-12-31"]
+    es, nq = 1.0, -1.0 * (50 * prices["SPX"].iloc[-1]) / (20 * prices["NASDAQ"].iloc[-1])
+    positions = [("pair", "ES", es), ("pair", "NQ", nq), ("long", "ES", es), ("short", "NQ", nq)]
+    accounts = [(a, 20_000.0) for a in ("pair", "long", "short")]
+    inputs = write_inputs(tmp_path, prices, INSTRUMENTS, positions, accounts)
+    m = run_eod(inputs, RunConfig(method="hs", horizon=1, lookback=500)).margins
+    d = m.set_index("account_id")["liq_move_uniform"].abs()
+    assert d["pair"] > d["long"] and d["pair"] > d["short"]
