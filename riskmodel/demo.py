@@ -48,6 +48,18 @@ WTI = 0.02
 default = 0.10
 [margin.flat_rates.underlying]
 WTI = 0.15
+
+[horizons.kind]
+perpetual = 1      # perpetuals are liquidated continuously: one-day margin period of risk
+
+[addons.spreads]   # full bid-ask spread as a fraction of price
+default = 0.0002
+[addons.spreads.underlying]
+WTI = 0.0010
+[addons.concentration_threshold]   # notional per position above which a convex charge applies
+default = 5000000.0
+[addons.concentration_rate]
+default = 0.01
 """
 
 INSTRUMENTS = pd.DataFrame(

@@ -59,3 +59,20 @@ def test_bad_values_name_key_and_value(raw, words):
 def test_config_digest_changes_with_values():
     assert RunConfig().digest() != RunConfig(confidence=0.975).digest()
     assert RunConfig().digest() == RunConfig().digest()
+
+
+def test_addons_and_horizons_sections():
+    c = config_from_mapping({
+        "horizon": 2,
+        "horizons": {"kind": {"perpetual": 1, "option": 5}},
+        "addons": {"spreads": {"default": 0.001}, "concentration_threshold": {"default": 1e6},
+                   "concentration_rate": {"default": 0.02}, "adv": {"BTC": 5e9}},
+    })
+    assert c.horizon_of_kind("perpetual") == 1 and c.horizon_of_kind("future") == 2
+    assert c.addons.spreads.rate("spot", "X") == 0.001
+    assert c.addons.concentration_threshold.rate("spot", "X") == 1e6
+    assert c.addon_adv == {"BTC": 5e9}
+    with pytest.raises(UsageError, match="horizons.kind.swap|swap"):
+        config_from_mapping({"horizons": {"kind": {"swap": 1}}})
+    with pytest.raises(UsageError, match="concentration_power"):
+        config_from_mapping({"addons": {"concentration_power": 1.0}})
