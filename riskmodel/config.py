@@ -216,6 +216,38 @@ class StressConfig:
                              "([0, 1] for blend)")
 
 
+APC_TOOLS = ("buffer", "stressed_weight", "floor")
+
+
+@dataclass(frozen=True)
+class ProcyclicalityConfig:
+    """EMIR Article 28 anti-procyclicality tools (see :mod:`riskmodel.margin.procyclicality`)."""
+
+    tools: tuple[str, ...] = ()
+    buffer: float = 0.25
+    release_trigger: float = 0.5
+    stressed_weight: float = 0.25
+    stressed_windows: tuple[str, ...] = ("gfc-2008-10", "covid-2020-03",
+                                         "crypto-black-thursday-2020-03-12")
+    floor_lookback: int = 2520
+
+    def __post_init__(self) -> None:
+        for tool in self.tools:
+            _choice("anti_procyclicality.tools", tool, APC_TOOLS)
+        for key, low in (("buffer", 0.25), ("stressed_weight", 0.25)):
+            value = getattr(self, key)
+            _require_number(f"anti_procyclicality.{key}", value)
+            if not low <= value < 1.0:
+                raise UsageError(f"config: anti_procyclicality.{key} = {value!r} must be in "
+                                 f"[{low}, 1) (EMIR Article 28 asks for at least {low:.0%})")
+        _require_number("anti_procyclicality.release_trigger", self.release_trigger)
+        if not 0.0 < self.release_trigger <= 10.0:
+            raise UsageError("config: anti_procyclicality.release_trigger = "
+                             f"{self.release_trigger!r} must be in (0, 10]")
+        _require_int("anti_procyclicality.floor_lookback", self.floor_lookback, low=250,
+                     high=100_000)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one end-of-day run or backtest needs besides its input files."""
@@ -242,6 +274,7 @@ class RunConfig:
     margin: MarginPolicy = field(default_factory=MarginPolicy)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     stress: StressConfig = field(default_factory=StressConfig)
+    anti_procyclicality: ProcyclicalityConfig = field(default_factory=ProcyclicalityConfig)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -327,7 +360,7 @@ _TOP_LEVEL = {
 }
 _SECTIONS = {
     "volatility", "returns", "margin", "run", "calibration", "stress", "monte_carlo", "horizons",
-    "addons",
+    "addons", "anti_procyclicality",
 }
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
@@ -395,6 +428,14 @@ def config_from_mapping(
                 raise UsageError(f"config: addons.adv.{k} = {v!r} must be > 0")
         kwargs["addon_adv"] = dict(adv)
     kwargs["addons"] = _addon_policy(addons, source)
+
+    apc = _section(raw, "anti_procyclicality", {"tools", "buffer", "release_trigger",
+                                                "stressed_weight", "stressed_windows",
+                                                "floor_lookback"}, source)
+    for key in ("tools", "stressed_windows"):
+        if key in apc:
+            apc[key] = tuple(apc[key])
+    kwargs["anti_procyclicality"] = ProcyclicalityConfig(**apc)
 
     horizons = _section(raw, "horizons", {"kind"}, source)
     if "kind" in horizons:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, ModelError
+from riskmodel.margin.procyclicality import with_stressed_observations
 from riskmodel.scenarios.historical import filtered_historical_scenarios, historical_scenarios
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.volatility.filters import FilteredFactor, filter_factor
@@ -113,8 +114,14 @@ def model_scenarios(
     params: ParameterSet | None,
     dependence_fitter: DependenceFitter | None,
     warnings: list[str],
+    stressed: ScenarioSet | None = None,
 ) -> ScenarioSet:
-    """The run's model scenario set (``config.method``); appends notes to ``warnings``."""
+    """The run's model scenario set (``config.method``); appends notes to ``warnings``.
+
+    ``stressed``: the stressed observations of the anti-procyclicality tool ``stressed_weight``
+    (historical h-day moves of the stressed windows, as the stress stage builds them); when the
+    tool is on they join the set with their configured share of the probability.
+    """
     if config.method == "hs":
         scenarios = historical_scenarios(window, config.horizon)
     elif config.method == "fhs":
@@ -138,6 +145,13 @@ def model_scenarios(
         prov["dependence_source"] = source
         scenarios = ScenarioSet(scenarios.shocks, scenarios.factors, scenarios.labels,
                                 scenarios.kind, scenarios.horizon, scenarios.weights, prov)
+    if "stressed_weight" in config.anti_procyclicality.tools:
+        if stressed is None or stressed.n_scenarios == 0:
+            warnings.append("anti-procyclicality stressed_weight: no stressed observations in "
+                            "the price history for the configured windows; not applied")
+        else:
+            scenarios = with_stressed_observations(
+                scenarios, stressed, config.anti_procyclicality.stressed_weight)
     if scenarios.n_scenarios * (1.0 - config.confidence) < 1.0:
         warnings.append(
             f"only {scenarios.n_scenarios} scenarios at confidence {config.confidence}: "
