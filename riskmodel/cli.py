@@ -84,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also the named historical windows and user shock files")
     _shared_options(scen)
 
+    whatif = sub.add_parser("whatif", help="margin after hypothetical trades, from a finished run",
+                            description="Recompute model, initial and maintenance margin of the "
+                            "netting sets the trades touch, from the state an eod run keeps "
+                            "under DIR/state (no re-run of the batch).")
+    whatif.add_argument("--run", required=True, type=Path, metavar="DIR",
+                        help="output folder of `riskmodel eod`")
+    whatif.add_argument("--trades", required=True, type=Path, metavar="FILE",
+                        help="account_id, instrument_id, quantity [, netting_set] (CSV/Parquet)")
+    whatif.add_argument("--out", required=True, type=Path, metavar="FILE.csv")
+    whatif.add_argument("--quiet", action="store_true", help="no summary output")
+
     cal = sub.add_parser("calibrate", help="fit GARCH-family parameters per risk factor with arch",
                          description="Estimate each price column's volatility model and the "
                          "dependence of their standardised residuals; write a parameter set for "
@@ -108,15 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from riskmodel.config import load_config
-
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {
         key: getattr(args, key, None)
         for key in ("method", "measure", "confidence", "horizon", "lookback", "scenarios", "seed")
     }
     overrides["chunk_size"] = getattr(args, "chunk_size", None)
-    return load_config(getattr(args, "config", None), overrides)
+    return overrides
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from riskmodel.config import load_config
+
+    return load_config(getattr(args, "config", None), _overrides(args))
+
+
+def _config_with_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The run configuration and the raw TOML + overrides it came from (kept for what-if)."""
+    from riskmodel.batch.run_store import load_config_source
+
+    return load_config_source(getattr(args, "config", None), _overrides(args))
 
 
 def _progress(quiet: bool, what: str = "netting sets", label: str = "tail kernels") -> Any:
@@ -169,11 +191,12 @@ def cmd_eod(args: argparse.Namespace) -> int:
     from riskmodel.batch.eod import EodInputs, run_eod, write_eod
     from riskmodel.volatility.params import load_parameter_set
 
-    config = _config(args)
+    config, source = _config_with_source(args)
     params = load_parameter_set(args.params) if args.params else None
     inputs = EodInputs(args.prices, args.instruments, args.positions, args.accounts, args.params)
     result = run_eod(inputs, config, as_of=args.as_of, params=params, fitter=garch_fitter(),
-                     dependence_fitter=dependence_fitter(), progress=_progress(args.quiet))
+                     dependence_fitter=dependence_fitter(), progress=_progress(args.quiet),
+                     config_source=source)
     write_eod(result, args.out)
     if not args.quiet:
         _summary(result.manifest, args.out)
@@ -200,7 +223,7 @@ def _summary(manifest: dict[str, Any], out: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from riskmodel.batch.eod import EodInputs, run_eod, write_eod
-    from riskmodel.config import load_config
+    from riskmodel.batch.run_store import load_config_source
     from riskmodel.demo import write_demo_inputs
     from riskmodel.io.outputs import staged_output
 
@@ -211,10 +234,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="riskmodel-demo-"))
     try:
         files = write_demo_inputs(scratch / "inputs", n_accounts=args.accounts)
-        config = load_config(files.config)
+        config, source = load_config_source(files.config)
+        source["source"] = str((out / "inputs" / "run.toml").absolute())
         result = run_eod(EodInputs(files.prices, files.instruments, files.positions,
                                    files.accounts), config, fitter=garch_fitter(),
-                         progress=_progress(args.quiet))
+                         progress=_progress(args.quiet), config_source=source)
         with staged_output(out / "inputs") as staging:
             for f in sorted((scratch / "inputs").iterdir()):
                 shutil.copy2(f, staging / f.name)
@@ -300,8 +324,27 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_whatif(args: argparse.Namespace) -> int:
+    from riskmodel.margin.whatif import load_run, load_trades, what_if, write_result
+
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise UsageError(f"--out {out}: must end in .csv or .parquet")
+    if not out.absolute().parent.is_dir():
+        raise UsageError(f"--out {out}: folder {out.absolute().parent} does not exist")
+    state = load_run(args.run)
+    trades = load_trades(args.trades, state)
+    result = what_if(state, trades)
+    write_result(result, out)
+    if not args.quiet:
+        print(f"riskmodel whatif: {len(result)} netting sets touched; initial margin "
+              f"{result['initial_margin_before'].sum():,.0f} -> "
+              f"{result['initial_margin_after'].sum():,.0f}; written to {out}")
+    return 0
+
+
 COMMANDS = {"eod": cmd_eod, "demo": cmd_demo, "calibrate": cmd_calibrate,
-            "scenarios": cmd_scenarios}
+            "scenarios": cmd_scenarios, "whatif": cmd_whatif}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,7 @@ from riskmodel.batch.model_scenarios import (
     model_scenarios,
     volatility_warnings,
 )
+from riskmodel.batch.run_store import STATE_DIR, RunStateData, StressBlock, write_state
 from riskmodel.batch.stress_run import StressResult, evaluate_stress
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, ModelError
@@ -81,11 +82,16 @@ class EodInputs:
 
 @dataclass
 class EodResult:
+    """A finished run: the output tables, the manifest, the model scenarios of the default
+    horizon and the what-if state (:mod:`riskmodel.batch.run_store`) written under ``state/``."""
+
     margins: pd.DataFrame
     attribution: pd.DataFrame
     factors: pd.DataFrame
     manifest: dict[str, Any]
     scenarios: ScenarioSet
+    state: RunStateData | None = None
+    config_source: dict[str, Any] | None = None
 
 
 @dataclass
@@ -108,8 +114,15 @@ def run_eod(
     fitter: VolatilityFitter | None = None,
     dependence_fitter: DependenceFitter | None = None,
     progress: Callable[[int, int], None] | None = None,
+    config_source: dict[str, Any] | None = None,
 ) -> EodResult:
-    """Run the end-of-day margin computation; see the module docstring for the stages."""
+    """Run the end-of-day margin computation; see the module docstring for the stages.
+
+    ``config_source`` (``raw`` TOML mapping, ``overrides``, ``source``, as returned by
+    :func:`riskmodel.batch.run_store.load_config_source`) is stored with the what-if state so
+    that :mod:`riskmodel.margin.whatif` rebuilds exactly ``config``; without it the state is
+    still written but cannot be loaded for what-if.
+    """
     timer = _Timer()
     warnings: list[str] = []
     if params is not None:
@@ -135,6 +148,11 @@ def run_eod(
             raise InputDataError(f"{inputs.positions}: no non-zero position after netting")
         used = instr.loc[used_ids]
         factors = sorted(set(used["factor"]))
+        # What-if trades may open positions in any instrument on a factor the run prices, so
+        # those are priced too (file order); the book's own rows are taken out of that matrix.
+        priced = instruments.frame[instruments.frame["factor"].isin(factors)]
+        priced_mult = priced["multiplier"].to_numpy(np.float64)
+        used_in_priced = pd.Index(priced["instrument_id"]).get_indexer(used_ids)
 
     with timer.stage("market_data"):
         market_date = resolve_market_date(history, as_of)
@@ -152,11 +170,14 @@ def run_eod(
 
     # Each netting set takes the longest margin period of risk of its positions; the scenario,
     # tail and stress stages run once per distinct horizon over the sets that have it.
-    set_horizon = _set_horizons(book, used, config)
-    tail = _TailArrays.empty(book.n_sets, len(book.quantity))
+    set_horizon = set_horizons(book, used, config)
+    tail = TailArrays.empty(book.n_sets, len(book.quantity))
     stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
     horizon_counts: dict[int, int] = {}
     scenarios = None
+    state_pnl: dict[int, np.ndarray] = {}
+    state_weights: dict[int, np.ndarray | None] = {}
+    state_stress: dict[int, tuple[np.ndarray, list[str], list[StressBlock]]] = {}
     for h in sorted(set(set_horizon.tolist())):
         cfg = dataclasses.replace(config, horizon=h)
         sets = np.flatnonzero(set_horizon == h)
@@ -168,8 +189,11 @@ def run_eod(
                 scenarios = scen_h
         with timer.stage(f"repricing_{h}d"):
             moves = factor_price_moves(scen_h, market.spot, market.return_kinds)
-            factor_row = pd.Index(scen_h.factors).get_indexer(used["factor"])
-            pnl = instrument_pnl(moves, factor_row, used["multiplier"].to_numpy(np.float64))
+            factor_row = pd.Index(scen_h.factors).get_indexer(priced["factor"])
+            pnl_priced = instrument_pnl(moves, factor_row, priced_mult)
+            pnl = np.ascontiguousarray(pnl_priced[used_in_priced])  # same values, book's rows
+            state_pnl[h] = pnl_priced
+            state_weights[h] = scen_h.weights
         with timer.stage(f"tail_{h}d"):
             tail.put(sets, rows, tail_measures(
                 pnl, part.indptr, part.instrument_index, part.quantity, config.confidence,
@@ -182,6 +206,7 @@ def run_eod(
             stress.label[sets] = stress_h.label
             stress.info = {**stress_h.info, **stress.info,
                            "notes": stress.info.get("notes", []) + stress_h.info["notes"]}
+            state_stress[h] = _stress_state(stress_h, priced, priced_mult, market)
     warnings += list(dict.fromkeys(stress.info.get("notes", [])))
     assert scenarios is not None
 
@@ -201,9 +226,9 @@ def run_eod(
         for f in factors:  # price-difference volatility as a relative one, for the distance
             if market.return_kinds[f] == "absolute":
                 sigma_rel[f] = sigma_rel[f] / abs(float(market.spot[f]))
-        margins, attribution = _assemble(book, used, market.spot, tail, stress, accounts.frame,
-                                         config, sigma_rel)
-        _check_finite(margins)
+        margins, attribution = assemble_margins(book, used, market.spot, tail, stress,
+                                                accounts.frame, config, sigma_rel)
+        check_finite(margins)
 
     manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
                          margins, timer, warnings)
@@ -216,11 +241,57 @@ def run_eod(
             margin_base(model, stress.loss, config.stress.mode, config.stress.weight) > model
         )),
     }
-    return EodResult(margins, attribution, factors_out, manifest, scenarios)
+    instruments_out = instruments.frame.copy()
+    instruments_out["price"] = [float(market.spot[f]) if f in factors else np.nan
+                                for f in instruments_out["factor"]]
+    pnl_row = np.full(len(instruments_out), -1, dtype=np.int64)
+    pnl_row[instruments_out["factor"].isin(factors).to_numpy()] = np.arange(len(priced))
+    instruments_out["pnl_row"] = pnl_row
+    state = RunStateData(
+        instruments=instruments_out.reset_index(drop=True),
+        factors=pd.DataFrame({
+            "factor": factors,
+            "price": factors_out["price"].to_numpy(np.float64),
+            "return_kind": [market.return_kinds[f] for f in factors],
+            "sigma_1d": factors_out["sigma_1d"].to_numpy(np.float64),
+            "sigma_rel": sigma_rel.to_numpy(np.float64),
+        }),
+        collateral=accounts.frame[["account_id", "netting_set", "collateral"]].copy(),
+        config_source=config_source or {},
+        config_sha256=config.digest(),
+        pnl=state_pnl,
+        weights=state_weights,
+        stress_pnl={h: v[0] for h, v in state_stress.items()},
+        stress_labels={h: v[1] for h, v in state_stress.items()},
+        stress_blocks={h: v[2] for h, v in state_stress.items()},
+    )
+    manifest["state"] = {"folder": STATE_DIR, "horizons_days": sorted(state_pnl),
+                         "priced_instruments": len(priced)}
+    return EodResult(margins, attribution, factors_out, manifest, scenarios, state,
+                     config_source)
+
+
+def _stress_state(stress_h: StressResult, priced: pd.DataFrame, multiplier: np.ndarray,
+                  market: Any) -> tuple[np.ndarray, list[str], list[StressBlock]]:
+    """Per-unit P&L of the priced instruments in the historical and user stress scenarios,
+    concatenated in the order the run reduces them, with labels and each set's column range."""
+    parts: list[np.ndarray] = []
+    labels: list[str] = []
+    blocks: list[StressBlock] = []
+    start = 0
+    for s in stress_h.sets:
+        moves = factor_price_moves(s, market.spot, market.return_kinds)
+        rows = pd.Index(s.factors).get_indexer(priced["factor"])
+        parts.append(instrument_pnl(moves, rows, multiplier))
+        labels += [str(x) for x in s.labels]
+        blocks.append(StressBlock(s.kind, start, start + s.n_scenarios))
+        start += s.n_scenarios
+    pnl = np.hstack(parts) if parts else np.zeros((len(priced), 0))
+    return np.ascontiguousarray(pnl), labels, blocks
 
 
 @dataclass
-class _TailArrays:
+class TailArrays:
     """Tail results of the whole book, filled horizon group by horizon group."""
 
     var: np.ndarray
@@ -229,7 +300,7 @@ class _TailArrays:
     contribution: np.ndarray
 
     @classmethod
-    def empty(cls, n_sets: int, n_positions: int) -> _TailArrays:
+    def empty(cls, n_sets: int, n_positions: int) -> TailArrays:
         return cls(np.zeros(n_sets), np.zeros(n_sets), np.zeros(n_sets), np.zeros(n_positions))
 
     def put(self, sets: np.ndarray, rows: np.ndarray | None, part: Any) -> None:
@@ -242,7 +313,7 @@ class _TailArrays:
             self.contribution[rows] = part.contribution
 
 
-def _set_horizons(book: Book, used: pd.DataFrame, config: RunConfig) -> np.ndarray:
+def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig) -> np.ndarray:
     """Margin period of risk of each netting set: the longest of its positions' kinds."""
     by_instrument = np.array([config.horizon_of_kind(k) for k in used["kind"]], dtype=np.int64)
     per_position = by_instrument[book.instrument_index]
@@ -251,7 +322,7 @@ def _set_horizons(book: Book, used: pd.DataFrame, config: RunConfig) -> np.ndarr
     return out
 
 
-def _assemble(
+def assemble_margins(
     book: Book,
     used: pd.DataFrame,
     spot: pd.Series,
@@ -261,7 +332,12 @@ def _assemble(
     config: RunConfig,
     sigma_rel: pd.Series,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Margin table (one row per netting set) and attribution table (one row per position)."""
+    """Margin table (one row per netting set) and attribution table (one row per position).
+
+    ``used`` is indexed by ``instrument_id`` (``kind, underlying, multiplier, factor``), ``spot``
+    by factor; ``tail`` has ``var, es, model_measure`` per set and ``contribution`` per position.
+    Shared with :mod:`riskmodel.margin.whatif`, so a what-if applies the very same policy.
+    """
     pos = book.positions
     info = used.loc[pos["instrument_id"]]
     kinds = info["kind"].to_numpy()
@@ -336,7 +412,7 @@ MAY_BE_INFINITE = ("liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant
                    "liq_sigmas_uniform", "liquidation_price")
 
 
-def _check_finite(margins: pd.DataFrame) -> None:
+def check_finite(margins: pd.DataFrame) -> None:
     """No NaN anywhere, and no infinity in any margin figure."""
     numeric = margins.select_dtypes("number")
     values = numeric.to_numpy(np.float64)
@@ -458,4 +534,6 @@ def write_eod(result: EodResult, out: str | Path) -> Path:
         write_table(result.factors, staging / "factors.csv")
         result.manifest["timings_s"]["write"] = round(time.perf_counter() - start, 4)
         write_json(result.manifest, staging / "manifest.json")
+        if result.state is not None:
+            write_state(staging / STATE_DIR, result.state)
     return Path(out)

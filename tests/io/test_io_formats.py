@@ -28,8 +28,9 @@ from eod_testdata import (
     write_parquet,
 )
 
+# ``state`` is the what-if state folder (riskmodel.batch.run_store)
 OUTPUTS = {"margins.parquet", "margins.csv", "attribution.parquet", "factors.csv",
-           "manifest.json"}
+           "manifest.json", "state"}
 
 
 @pytest.fixture(scope="module")

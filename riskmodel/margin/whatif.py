@@ -1,0 +1,341 @@
+"""What-if margin: the margin of the netting sets a set of hypothetical trades touches, answered
+from a finished ``eod`` run without re-running the batch.
+
+The run keeps, under ``DIR/state/`` (format in :mod:`riskmodel.batch.run_store`), the per-unit
+scenario P&L of every instrument on a factor it priced, per horizon, the stress scenario P&L,
+prices, volatilities, collateral and the exact configuration. A what-if:
+
+1. adds the trades to the touched netting sets' netted positions (``attribution.parquet``) and
+   nets them again with :func:`riskmodel.portfolio.netting.net_positions` (trades open,
+   increase, reduce, flip or close positions, or open new netting sets);
+2. gives each touched set its margin period of risk (:func:`riskmodel.batch.eod.set_horizons`;
+   a trade adding a kind with a longer horizon moves the set to that horizon's stored P&L);
+3. runs the engine's own tail kernels (:func:`riskmodel.measures.tail_measures`) and stress
+   reduction (:func:`riskmodel.measures.stress_kernels.worst_loss` over the stored stress P&L,
+   the grid recomputed from prices and configuration) on the touched sets only;
+4. applies the margin policy through :func:`riskmodel.batch.eod.assemble_margins`, the function
+   ``eod`` itself uses (add-ons, margin base, policy, distance to liquidation).
+
+The result equals a full ``eod`` re-run with the trades appended to the positions file, as long
+as the trades do not change the set of factors the run uses (they cannot add one: an instrument
+whose factor the run did not price is an error). A netting set whose positions all close is
+reported with zero margin and status ``closed`` (``eod`` would drop it).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.batch.eod import TailArrays, assemble_margins, check_finite, set_horizons
+from riskmodel.batch.run_store import RunStateData, read_state
+from riskmodel.batch.stress_run import StressResult
+from riskmodel.batch.stress_run import _grid as grid_stress  # the run's own grid reduction
+from riskmodel.config import RunConfig
+from riskmodel.errors import InputDataError
+from riskmodel.io.positions import DEFAULT_NETTING_SET, load_positions
+from riskmodel.measures import tail_measures
+from riskmodel.measures.stress_kernels import worst_loss
+from riskmodel.portfolio.netting import Book, net_positions
+
+__all__ = ["WHATIF_COLUMNS", "RunState", "load_run", "load_trades", "what_if", "write_result"]
+
+WHATIF_COLUMNS = [
+    "account_id", "netting_set", "model_margin_before", "model_margin_after",
+    "initial_margin_before", "initial_margin_after", "maintenance_margin_after", "status_after",
+]
+#: ``status_after`` of a netting set whose positions the trades all close.
+CLOSED = "closed"
+
+_Key = tuple[str, str]
+
+
+@dataclass
+class RunState:
+    """A finished run, loaded once for any number of what-ifs.
+
+    Attributes
+    ----------
+    run_dir : Path
+    data : RunStateData
+        The stored arrays and tables (:mod:`riskmodel.batch.run_store`).
+    config : RunConfig
+        The run's configuration, rebuilt from the stored TOML mapping and overrides.
+    instruments : DataFrame
+        Priced instruments in P&L-row order, indexed by ``instrument_id``.
+    axis : Index
+        ``instrument_id`` of each P&L row (the book's instrument axis).
+    unpriced : dict
+        ``instrument_id -> factor`` of the instruments whose factor the run did not price.
+    spot, sigma_rel : Series
+        Factor price and relative one-day volatility, indexed by factor (sorted, as in eod).
+    positions : DataFrame
+        Netted positions of the run (``attribution.parquet``).
+    position_rows : dict
+        ``(account_id, netting_set) -> row numbers`` into ``positions``.
+    before : DataFrame
+        ``model_margin, initial_margin`` of the run's netting sets, indexed by the set key.
+    stress_blocks : dict
+        Per horizon, ``(C-contiguous stress P&L block, labels)`` per stress scenario set, in the
+        order the run reduced them.
+    """
+
+    run_dir: Path
+    data: RunStateData
+    config: RunConfig
+    instruments: pd.DataFrame
+    axis: pd.Index
+    unpriced: dict[str, str]
+    spot: pd.Series
+    sigma_rel: pd.Series
+    positions: pd.DataFrame
+    position_rows: dict[_Key, np.ndarray]
+    before: pd.DataFrame
+    stress_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]]
+
+
+def load_run(run_dir: str | Path) -> RunState:
+    """Load the what-if state of the ``eod`` output folder ``run_dir``.
+
+    Raises
+    ------
+    InputDataError
+        When the folder holds no (readable) state, or the configuration rebuilt from it does
+        not reproduce the run's (its SHA-256 differs from the one recorded).
+    """
+    run_dir = Path(run_dir)
+    data = read_state(run_dir)
+    config = data.config()
+    if data.config_sha256 and config.digest() != data.config_sha256:
+        raise InputDataError(
+            f"{run_dir}/state/state.json: the stored configuration no longer resolves to the "
+            "run's (config_sha256 differs; riskmodel version changed?): rerun eod"
+        )
+    table = data.instruments
+    priced = table[table["pnl_row"] >= 0].sort_values("pnl_row")
+    instruments = priced.set_index("instrument_id", drop=False)
+    unpriced = dict(zip(table.loc[table["pnl_row"] < 0, "instrument_id"],
+                        table.loc[table["pnl_row"] < 0, "factor"]))
+    try:
+        positions = pd.read_parquet(run_dir / "attribution.parquet",
+                                    columns=["account_id", "netting_set", "instrument_id",
+                                             "quantity"])
+        margins = pd.read_parquet(run_dir / "margins.parquet",
+                                  columns=["account_id", "netting_set", "model_margin",
+                                           "initial_margin"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputDataError(f"{run_dir}: cannot read the run's margin tables: {exc}") from None
+    rows = positions.groupby(["account_id", "netting_set"], sort=False).indices
+    before = margins.set_index(["account_id", "netting_set"])
+    blocks = {
+        h: [(np.ascontiguousarray(data.stress_pnl[h][:, b.start:b.stop]),
+             np.asarray(data.stress_labels[h][b.start:b.stop], dtype=object))
+            for b in data.stress_blocks[h]]
+        for h in data.stress_pnl
+    }
+    return RunState(
+        run_dir=run_dir,
+        data=data,
+        config=config,
+        instruments=instruments,
+        axis=pd.Index(priced["instrument_id"]),
+        unpriced=unpriced,
+        spot=pd.Series(data.factors["price"].to_numpy(np.float64), index=data.factors["factor"]),
+        sigma_rel=pd.Series(data.factors["sigma_rel"].to_numpy(np.float64),
+                            index=data.factors["factor"]),
+        positions=positions,
+        position_rows={(str(k[0]), str(k[1])): v for k, v in rows.items()},
+        before=before,
+        stress_blocks=blocks,
+    )
+
+
+def load_trades(path: str | Path, state: RunState) -> pd.DataFrame:
+    """Read a trades file (CSV or Parquet, the positions format) and check it against the run.
+
+    Errors name the file, line or row, column and value (:class:`InputDataError`, exit 3):
+    an unknown instrument, or one whose factor the run did not price.
+    """
+    known = list(state.axis) + list(state.unpriced)
+    positions = load_positions(path, known)
+    frame = positions.frame
+    bad = frame["instrument_id"].isin(state.unpriced).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        iid = frame["instrument_id"].iat[i]
+        raise positions.table.fail(i, "instrument_id", iid, _unpriced_message(state, iid))
+    return frame[["account_id", "netting_set", "instrument_id", "quantity"]]
+
+
+def what_if(state: RunState, trades: pd.DataFrame) -> pd.DataFrame:
+    """Margin before and after ``trades`` of every netting set they touch.
+
+    Parameters
+    ----------
+    state : RunState
+        From :func:`load_run`.
+    trades : DataFrame
+        ``account_id, instrument_id, quantity`` (signed, added to the position) and optionally
+        ``netting_set`` (blank or absent: the account's ``default`` set).
+
+    Returns
+    -------
+    DataFrame
+        One row per touched netting set, ordered by ``(account_id, netting_set)``:
+        ``account_id, netting_set, model_margin_before, model_margin_after,
+        initial_margin_before, initial_margin_after, maintenance_margin_after, status_after``.
+        ``*_before`` are the run's figures (0 for a set the run did not have); a set the trades
+        close entirely has zero margin after and ``status_after = "closed"``.
+
+    Raises
+    ------
+    InputDataError
+        A missing column, a non-finite quantity, an unknown or unpriced instrument, an account
+        without collateral, or a horizon the run did not store.
+    """
+    rows = _validate(state, trades)
+    keys = sorted(set(zip(rows["account_id"], rows["netting_set"])))
+    held = [state.position_rows[k] for k in keys if k in state.position_rows]
+    existing = state.positions.iloc[np.concatenate(held)] if held else state.positions.iloc[:0]
+    book = net_positions(pd.concat([existing, rows], ignore_index=True), state.axis)
+    after = _margins(state, book) if book.n_sets else None
+
+    out = pd.DataFrame(keys, columns=["account_id", "netting_set"])
+    idx = pd.MultiIndex.from_tuples(keys)
+    before = state.before.reindex(idx)
+    out["model_margin_before"] = before["model_margin"].fillna(0.0).to_numpy()
+    out["initial_margin_before"] = before["initial_margin"].fillna(0.0).to_numpy()
+    if after is not None:
+        now = after.set_index(["account_id", "netting_set"]).reindex(idx)
+    else:
+        now = pd.DataFrame(index=idx, columns=["model_margin", "initial_margin",
+                                               "maintenance_margin", "status"])
+    out["model_margin_after"] = now["model_margin"].fillna(0.0).to_numpy(np.float64)
+    out["initial_margin_after"] = now["initial_margin"].fillna(0.0).to_numpy(np.float64)
+    out["maintenance_margin_after"] = now["maintenance_margin"].fillna(0.0).to_numpy(np.float64)
+    out["status_after"] = now["status"].fillna(CLOSED).to_numpy(dtype=object)
+    return out[WHATIF_COLUMNS]
+
+
+def write_result(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` to ``path`` (CSV or Parquet by extension) atomically: a temporary file
+    beside it, renamed over it only when complete."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
+                               dir=target.parent if str(target.parent) else ".")
+    os.close(fd)
+    try:
+        if target.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unpriced_message(state: RunState, iid: str) -> str:
+    return (f"instrument {iid!r} is on factor {state.unpriced[iid]!r}, which the run did not "
+            f"price (priced: {', '.join(state.spot.index)})")
+
+
+def _validate(state: RunState, trades: pd.DataFrame) -> pd.DataFrame:
+    """Trades as position rows ``account_id, netting_set, instrument_id, quantity``."""
+    missing = [c for c in ("account_id", "instrument_id", "quantity") if c not in trades]
+    if missing:
+        raise InputDataError(f"trades: missing column(s) {', '.join(map(repr, missing))}; "
+                             f"found {', '.join(map(repr, trades.columns))}")
+    ids = trades["instrument_id"].astype(str).str.strip().to_numpy(dtype=object)
+    for i, iid in enumerate(ids):
+        if iid in state.unpriced:
+            raise InputDataError(f"trades row {i + 1}, column 'instrument_id': "
+                                 f"{_unpriced_message(state, iid)} (value {iid!r})")
+    unknown = ~pd.Index(ids).isin(state.axis)
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        raise InputDataError(f"trades row {i + 1}, column 'instrument_id': unknown instrument "
+                             f"(value {ids[i]!r})")
+    quantity = pd.to_numeric(trades["quantity"], errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(quantity)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputDataError(f"trades row {i + 1}, column 'quantity': not a finite number "
+                             f"(value {trades['quantity'].iat[i]!r})")
+    if "netting_set" in trades:
+        sets = trades["netting_set"].fillna("").astype(str).str.strip()
+        sets = sets.where(sets != "", DEFAULT_NETTING_SET)
+    else:
+        sets = pd.Series(DEFAULT_NETTING_SET, index=trades.index)
+    return pd.DataFrame({
+        "account_id": trades["account_id"].astype(str).str.strip().to_numpy(dtype=object),
+        "netting_set": sets.to_numpy(dtype=object),
+        "instrument_id": ids,
+        "quantity": quantity,
+    })
+
+
+def _margins(state: RunState, book: Book) -> pd.DataFrame:
+    """eod's margin table for the netting sets of ``book`` (on the state's instrument axis)."""
+    config = state.config
+    collateral = state.data.collateral
+    funded = set(collateral["account_id"])
+    unfunded = [a for a in book.sets["account_id"] if a not in funded]
+    if unfunded:  # as eod: an account holding positions needs a collateral row
+        raise InputDataError(f"trades: account {unfunded[0]!r} has positions but no collateral "
+                             f"row in the run's accounts file (value {unfunded[0]!r})")
+    set_horizon = set_horizons(book, state.instruments, config)
+    tail = TailArrays.empty(book.n_sets, len(book.quantity))
+    stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
+    market = SimpleNamespace(spot=state.spot)  # all the grid reads of the market data
+    for h in sorted(set(set_horizon.tolist())):
+        if h not in state.data.pnl:
+            raise InputDataError(
+                f"{state.run_dir}: a touched netting set needs the {h}-day horizon, which the run "
+                f"did not compute (stored: {', '.join(f'{x}d' for x in sorted(state.data.pnl))})"
+            )
+        sets = np.flatnonzero(set_horizon == h)
+        part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
+        tail.put(sets, rows, tail_measures(
+            state.data.pnl[h], part.indptr, part.instrument_index, part.quantity,
+            config.confidence, measure="es" if config.measure == "es" else "var",
+            weights=state.data.weights[h], chunk_size=config.chunk_size,
+        ))
+        loss, label = _stress(state, part, h, market)
+        stress.loss[sets] = loss
+        stress.label[sets] = label
+    margins, _ = assemble_margins(book, state.instruments, state.spot, tail, stress, collateral,
+                                  config, state.sigma_rel)
+    check_finite(margins)
+    return margins
+
+
+def _stress(state: RunState, part: Book, h: int, market: SimpleNamespace
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Worst stress loss and its label per set, reduced in the run's order (historical, user
+    files, grid; a later set wins only when strictly worse, floor 0), as ``evaluate_stress``."""
+    n = part.n_sets
+    candidates: list[tuple[np.ndarray, np.ndarray]] = []
+    for pnl, labels in state.stress_blocks[h]:
+        if pnl.shape[1] == 0:
+            continue
+        worst = np.empty(n)
+        arg = np.empty(n, dtype=np.int64)
+        worst_loss(pnl, part.indptr, part.instrument_index, part.quantity, worst, arg)
+        candidates.append((worst, labels[arg]))
+    if state.config.stress.grid.enabled:
+        g = grid_stress(part, state.instruments, market, state.config)  # type: ignore[arg-type]
+        candidates.append((g, np.full(n, "grid", dtype=object)))
+    loss = np.zeros(n)
+    label = np.full(n, "", dtype=object)
+    for worst, lab in candidates:
+        better = worst > loss
+        loss = np.where(better, worst, loss)
+        label = np.where(better, lab, label)
+    return loss, label

@@ -1,0 +1,177 @@
+"""What-if margin from a finished run equals a full eod re-run with the trades appended."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel.cli import main
+from riskmodel.demo import write_demo_inputs
+from riskmodel.errors import InputDataError
+from riskmodel.margin.whatif import WHATIF_COLUMNS, load_run, what_if
+
+KEY = ["account_id", "netting_set"]
+
+
+def _eod(files, positions, out, method):
+    rc = main(["eod", "--prices", str(files.prices), "--instruments", str(files.instruments),
+               "--positions", str(positions), "--accounts", str(files.accounts),
+               "--config", str(files.config), "--method", method, "--out", str(out), "--quiet"])
+    assert rc == 0
+    return pd.read_parquet(out / "margins.parquet")
+
+
+@pytest.fixture(scope="module", params=["hs", "fhs"])
+def run(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"whatif-{request.param}")
+    files = write_demo_inputs(tmp / "inputs", n_accounts=30)
+    accounts = pd.read_csv(files.accounts, dtype=str, keep_default_na=False)
+    # an account with collateral but no position yet: trades may open its first set
+    accounts.loc[len(accounts)] = {"account_id": "NEWACC", "collateral": "50000",
+                                   "netting_set": ""}
+    accounts.to_csv(files.accounts, index=False)
+    _eod(files, files.positions, tmp / "run", request.param)
+    return request.param, files, tmp
+
+
+def _trades(attribution: pd.DataFrame) -> pd.DataFrame:
+    """Trades that open, increase, reduce, flip and close positions, close a whole set, open a
+    new netting set and a new account, and move a set to a longer horizon."""
+    a = attribution.set_index(["account_id", "netting_set", "instrument_id"])["quantity"]
+    q = lambda acc, inst, ns="default": float(a.loc[(acc, ns, inst)])  # noqa: E731
+    rows = [
+        ("ACC0000", "SPX", 10.0, ""),                                   # increase
+        ("ACC0000", "SPX-PERP", -2.0 * q("ACC0000", "SPX-PERP"), ""),    # flip
+        ("ACC0000", "NQ", -q("ACC0000", "NQ"), "default"),                # close one position
+        ("ACC0007", "ES", -0.5 * q("ACC0007", "ES"), ""),                # reduce
+        ("ACC0001", "CL", -q("ACC0001", "CL"), ""),                      # close the whole set
+        ("ACC0004", "ES", 1.0, ""),                                      # open; 1d -> 2d
+        ("ACC0012", "SPX-PERP", 5.0, "isolated-SPX"),                    # new set, no collateral
+        ("ACC0026", "WTI-PERP", 3.0, "isolated-WTI"),                    # isolated set
+        ("NEWACC", "NQ", 2.0, ""),                                       # new account
+        ("NEWACC", "CL", -1.0, ""),
+        ("NEWACC", "CL", 0.5, ""),                                       # trades net too
+    ]
+    return pd.DataFrame(rows, columns=["account_id", "instrument_id", "quantity", "netting_set"])
+
+
+def test_whatif_equals_full_rerun(run):
+    method, files, tmp = run
+    state = load_run(tmp / "run")
+    before = pd.read_parquet(tmp / "run" / "margins.parquet").set_index(KEY)
+    trades = _trades(pd.read_parquet(tmp / "run" / "attribution.parquet"))
+    result = what_if(state, trades)
+    assert list(result.columns) == WHATIF_COLUMNS
+
+    appended = pd.concat([pd.read_csv(files.positions, dtype=str, keep_default_na=False),
+                          trades.astype(str)], ignore_index=True)
+    appended.to_csv(tmp / "positions_after.csv", index=False)
+    rerun = _eod(files, tmp / "positions_after.csv", tmp / f"rerun-{method}", method)
+    rerun = rerun.set_index(KEY)
+
+    touched = set(zip(trades["account_id"],
+                      trades["netting_set"].replace("", "default")))
+    assert set(zip(result["account_id"], result["netting_set"])) == touched
+    assert list(zip(result["account_id"], result["netting_set"])) == sorted(touched)
+    closed = result["status_after"] == "closed"
+    assert list(result.loc[closed, "account_id"]) == ["ACC0001"]
+    assert ("ACC0001", "default") not in rerun.index
+    assert (result.loc[closed, ["model_margin_after", "initial_margin_after",
+                                "maintenance_margin_after"]] == 0).all().all()
+    live = result[~closed].set_index(KEY)
+    expect = rerun.loc[live.index]
+    for col in ("model_margin", "initial_margin", "maintenance_margin"):
+        np.testing.assert_allclose(live[f"{col}_after"], expect[col], rtol=1e-9, atol=1e-9)
+    assert (live["status_after"] == expect["status"]).all()
+    for col in ("model_margin", "initial_margin"):
+        old = before[col].reindex(result.set_index(KEY).index).fillna(0.0)
+        np.testing.assert_array_equal(result[f"{col}_before"], old.to_numpy())
+    # the horizon change and the new sets really happened
+    assert live.loc[("ACC0004", "default"), "model_margin_after"] != \
+        before.loc[("ACC0004", "default"), "model_margin"]
+    assert live.loc[("NEWACC", "default"), "initial_margin_before"] == 0.0
+    assert rerun.loc[("ACC0012", "isolated-SPX"), "equity"] == 0.0
+    # sets not touched are unchanged in the re-run (what-if recomputes only touched sets)
+    untouched = before.index.difference(pd.MultiIndex.from_tuples(sorted(touched)))
+    np.testing.assert_allclose(rerun.loc[untouched, "initial_margin"],
+                               before.loc[untouched, "initial_margin"], rtol=1e-12)
+
+
+def test_state_format(run):
+    _, _, tmp = run
+    state_dir = tmp / "run" / "state"
+    meta = json.loads((state_dir / "state.json").read_text())
+    instruments = pd.read_parquet(state_dir / "instruments.parquet")
+    assert list(instruments.columns) == ["instrument_id", "kind", "underlying", "multiplier",
+                                         "factor", "price", "pnl_row"]
+    n_priced = int((instruments["pnl_row"] >= 0).sum())
+    assert n_priced == len(instruments)  # every demo instrument is on a priced factor
+    assert meta["horizons"] == [1, 2]
+    for h in meta["horizons"]:
+        pnl = np.load(state_dir / f"pnl_{h}d.npy", allow_pickle=False)
+        assert pnl.dtype == np.float64 and pnl.shape[0] == n_priced
+        stress = np.load(state_dir / f"stress_pnl_{h}d.npy", allow_pickle=False)
+        assert stress.shape == (n_priced, len(meta["stress"][str(h)]["labels"]))
+
+
+def test_cli_whatif_and_errors(run, tmp_path, capsys):
+    _, _, tmp = run
+    trades = _trades(pd.read_parquet(tmp / "run" / "attribution.parquet"))
+    trades.to_parquet(tmp_path / "trades.parquet", index=False)
+    out = tmp_path / "whatif.csv"
+    assert main(["whatif", "--run", str(tmp / "run"), "--trades",
+                 str(tmp_path / "trades.parquet"), "--out", str(out), "--quiet"]) == 0
+    api = what_if(load_run(tmp / "run"), trades)
+    cli = pd.read_csv(out, keep_default_na=False)
+    np.testing.assert_allclose(cli["initial_margin_after"], api["initial_margin_after"],
+                               rtol=1e-15)
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("account_id,instrument_id,quantity\nACC0000,SPX,1\nACC0000,NOPE,2\n")
+    capsys.readouterr()
+    assert main(["whatif", "--run", str(tmp / "run"), "--trades", str(bad),
+                 "--out", str(tmp_path / "x.csv")]) == 3
+    err = capsys.readouterr().err
+    assert "bad.csv line 3" in err and "'instrument_id'" in err and "NOPE" in err
+    assert not (tmp_path / "x.csv").exists()
+
+    bad.write_text("account_id,instrument_id,quantity\nACC0000,SPX,inf\n")
+    assert main(["whatif", "--run", str(tmp / "run"), "--trades", str(bad),
+                 "--out", str(tmp_path / "x.csv")]) == 3
+    assert "line 2" in capsys.readouterr().err
+    with pytest.raises(InputDataError, match="unknown instrument"):
+        what_if(load_run(tmp / "run"), pd.DataFrame(
+            {"account_id": ["ACC0000"], "instrument_id": ["NOPE"], "quantity": [1.0]}))
+    with pytest.raises(InputDataError, match="no collateral row"):
+        what_if(load_run(tmp / "run"), pd.DataFrame(
+            {"account_id": ["NOBODY"], "instrument_id": ["SPX"], "quantity": [1.0]}))
+
+
+def test_unpriced_factor_and_missing_horizon(tmp_path, capsys):
+    files = write_demo_inputs(tmp_path / "inputs", n_accounts=30)
+    positions = pd.read_csv(files.positions, dtype=str, keep_default_na=False)
+    # no WTI instrument and no perpetual: the run prices SPX and NASDAQ at 2 days only
+    keep = positions["instrument_id"].isin(["SPX", "ES", "MES", "NQ"])
+    positions[keep].to_csv(tmp_path / "positions.csv", index=False)
+    _eod(files, tmp_path / "positions.csv", tmp_path / "run", "hs")
+    state = load_run(tmp_path / "run")
+    with pytest.raises(InputDataError, match="factor 'WTI'.*did not price"):
+        what_if(state, pd.DataFrame(
+            {"account_id": ["ACC0000"], "instrument_id": ["CL"], "quantity": [1.0]}))
+    with pytest.raises(InputDataError, match="1-day horizon"):
+        what_if(state, pd.DataFrame({"account_id": ["ACC0000"], "netting_set": ["perp"],
+                                     "instrument_id": ["SPX-PERP"], "quantity": [1.0]}))
+    trades = tmp_path / "trades.csv"
+    trades.write_text("account_id,instrument_id,quantity\nACC0000,CL,1\n")
+    capsys.readouterr()
+    assert main(["whatif", "--run", str(tmp_path / "run"), "--trades", str(trades),
+                 "--out", str(tmp_path / "x.csv")]) == 3
+    err = capsys.readouterr().err
+    assert "trades.csv line 2" in err and "WTI" in err
+    # a perpetual on a priced factor is fine when its set keeps a 2-day position
+    out = what_if(state, pd.DataFrame({"account_id": ["ACC0000"], "instrument_id": ["SPX-PERP"],
+                                       "quantity": [1.0]}))
+    assert out["status_after"].iat[0] != "closed"
