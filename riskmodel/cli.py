@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     eod.add_argument("--as-of", metavar="DATE", help="market date (default: last price date)")
     eod.add_argument("--chunk-size", type=int, metavar="N",
                      help="netting sets per tail-kernel chunk (4096)")
+    eod.add_argument("--previous-run", type=Path, metavar="DIR",
+                     help="previous eod output folder (anti-procyclicality buffer release)")
     _shared_options(eod)
 
     scen = sub.add_parser("scenarios", help="export the scenario sets a run would use",
@@ -196,7 +198,7 @@ def cmd_eod(args: argparse.Namespace) -> int:
     inputs = EodInputs(args.prices, args.instruments, args.positions, args.accounts, args.params)
     result = run_eod(inputs, config, as_of=args.as_of, params=params, fitter=garch_fitter(),
                      dependence_fitter=dependence_fitter(), progress=_progress(args.quiet),
-                     config_source=source)
+                     config_source=source, previous_run=args.previous_run)
     write_eod(result, args.out)
     if not args.quiet:
         _summary(result.manifest, args.out)

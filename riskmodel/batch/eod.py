@@ -30,6 +30,12 @@ import numpy as np
 import pandas as pd
 
 from riskmodel import __version__
+from riskmodel.batch.apc_stage import (
+    apply_tools,
+    read_previous_model_margin,
+    stressed_info,
+    stressed_observations,
+)
 from riskmodel.batch.model_scenarios import (
     DependenceFitter,
     VolatilityFitter,
@@ -115,13 +121,15 @@ def run_eod(
     dependence_fitter: DependenceFitter | None = None,
     progress: Callable[[int, int], None] | None = None,
     config_source: dict[str, Any] | None = None,
+    previous_run: str | Path | None = None,
 ) -> EodResult:
     """Run the end-of-day margin computation; see the module docstring for the stages.
 
     ``config_source`` (``raw`` TOML mapping, ``overrides``, ``source``, as returned by
     :func:`riskmodel.batch.run_store.load_config_source`) is stored with the what-if state so
     that :mod:`riskmodel.margin.whatif` rebuilds exactly ``config``; without it the state is
-    still written but cannot be loaded for what-if.
+    still written but cannot be loaded for what-if. ``previous_run``: a previous run's output
+    folder, whose model margins the anti-procyclicality buffer compares against.
     """
     timer = _Timer()
     warnings: list[str] = []
@@ -164,8 +172,13 @@ def run_eod(
                 "a factor's history starts later"
             )
 
+        apc_floor = "floor" in config.anti_procyclicality.tools
+        long_window = (common_window(market.returns, config.anti_procyclicality.floor_lookback,
+                                     config.min_history) if apc_floor else window)
+
     with timer.stage("volatility"):
-        filtered = filter_factors(market.returns, window, factors, config, params, fitter)
+        # the filter must cover the floor's longer window too
+        filtered = filter_factors(market.returns, long_window, factors, config, params, fitter)
         warnings += volatility_warnings(filtered)
 
     # Each netting set takes the longest margin period of risk of its positions; the scenario,
@@ -178,13 +191,19 @@ def run_eod(
     state_pnl: dict[int, np.ndarray] = {}
     state_weights: dict[int, np.ndarray | None] = {}
     state_stress: dict[int, tuple[np.ndarray, list[str], list[StressBlock]]] = {}
+    floor_margin = np.zeros(book.n_sets) if apc_floor else None
+    by_horizon: dict[int, ScenarioSet] = {}
     for h in sorted(set(set_horizon.tolist())):
         cfg = dataclasses.replace(config, horizon=h)
         sets = np.flatnonzero(set_horizon == h)
         part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
         horizon_counts[h] = len(sets)
         with timer.stage(f"scenarios_{h}d"):
-            scen_h = model_scenarios(window, filtered, cfg, params, dependence_fitter, warnings)
+            stressed, notes = stressed_observations(history, market, window, cfg, h)
+            warnings += notes
+            scen_h = model_scenarios(window, filtered, cfg, params, dependence_fitter, warnings,
+                                     stressed=stressed)
+            by_horizon[h] = scen_h
             if h == config.horizon or scenarios is None:
                 scenarios = scen_h
         with timer.stage(f"repricing_{h}d"):
@@ -200,6 +219,21 @@ def run_eod(
                 measure="es" if config.measure == "es" else "var",
                 weights=scen_h.weights, chunk_size=config.chunk_size, progress=progress,
             ))
+        if floor_margin is not None:
+            with timer.stage(f"apc_floor_{h}d"):
+                cfg_long = dataclasses.replace(
+                    cfg, lookback=config.anti_procyclicality.floor_lookback)
+                scen_long = model_scenarios(long_window, filtered, cfg_long, params,
+                                            dependence_fitter, warnings, stressed=stressed)
+                moves_long = factor_price_moves(scen_long, market.spot, market.return_kinds)
+                pnl_long = np.ascontiguousarray(instrument_pnl(
+                    moves_long, pd.Index(scen_long.factors).get_indexer(priced["factor"]),
+                    priced_mult)[used_in_priced])
+                long_tail = tail_measures(
+                    pnl_long, part.indptr, part.instrument_index, part.quantity,
+                    config.confidence, measure="es" if config.measure == "es" else "var",
+                    weights=scen_long.weights, chunk_size=config.chunk_size)
+                floor_margin[sets] = np.maximum(long_tail.model_measure, 0.0)
         with timer.stage(f"stress_{h}d"):
             stress_h = evaluate_stress(part, used, market, window, cfg, history)
             stress.loss[sets] = stress_h.loss
@@ -226,14 +260,20 @@ def run_eod(
         for f in factors:  # price-difference volatility as a relative one, for the distance
             if market.return_kinds[f] == "absolute":
                 sigma_rel[f] = sigma_rel[f] / abs(float(market.spot[f]))
+        previous = (read_previous_model_margin(previous_run, book.sets)
+                    if previous_run is not None else None)
+        apc_base, apc_info = apply_tools(np.maximum(tail.model_measure, 0.0), floor_margin,
+                                         previous, config)
         margins, attribution = assemble_margins(book, used, market.spot, tail, stress,
-                                                accounts.frame, config, sigma_rel)
+                                                accounts.frame, config, sigma_rel,
+                                                apc_base=apc_base)
         check_finite(margins)
 
     manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
                          margins, timer, warnings)
     manifest["scenarios"]["netting_sets_by_horizon_days"] = {
         str(h): n for h, n in sorted(horizon_counts.items())}
+    manifest["anti_procyclicality"] = {**apc_info, **stressed_info(by_horizon, config)}
     model = margins["model_margin"].to_numpy()
     manifest["stress"] = {
         **{k: v for k, v in stress.info.items() if k != "notes"},
@@ -331,12 +371,15 @@ def assemble_margins(
     collateral: pd.DataFrame,
     config: RunConfig,
     sigma_rel: pd.Series,
+    apc_base: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Margin table (one row per netting set) and attribution table (one row per position).
 
     ``used`` is indexed by ``instrument_id`` (``kind, underlying, multiplier, factor``), ``spot``
     by factor; ``tail`` has ``var, es, model_measure`` per set and ``contribution`` per position.
     Shared with :mod:`riskmodel.margin.whatif`, so a what-if applies the very same policy.
+    ``apc_base``: the model margin after the anti-procyclicality floor and buffer (default: the
+    model margin), which the stress combination then starts from.
     """
     pos = book.positions
     info = used.loc[pos["instrument_id"]]
@@ -357,7 +400,8 @@ def assemble_margins(
         .fillna(0.0)  # an isolated set with no collateral row of its own is funded with zero
         .to_numpy(np.float64)
     )
-    base = margin_base(model_margin, stress.loss, config.stress.mode, config.stress.weight)
+    base = margin_base(model_margin if apc_base is None else apc_base, stress.loss,
+                       config.stress.mode, config.stress.weight)
     liquidity, concentration = position_addons(notional, kinds, underlyings, config.addons,
                                                config.addon_adv)
     policy = apply_policy(

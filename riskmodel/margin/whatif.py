@@ -38,7 +38,7 @@ from riskmodel.batch.run_store import RunStateData, read_state
 from riskmodel.batch.stress_run import StressResult
 from riskmodel.batch.stress_run import _grid as grid_stress  # the run's own grid reduction
 from riskmodel.config import RunConfig
-from riskmodel.errors import InputDataError
+from riskmodel.errors import InputDataError, UsageError
 from riskmodel.io.positions import DEFAULT_NETTING_SET, load_positions
 from riskmodel.measures import tail_measures
 from riskmodel.measures.stress_kernels import worst_loss
@@ -116,6 +116,13 @@ def load_run(run_dir: str | Path) -> RunState:
         raise InputDataError(
             f"{run_dir}/state/state.json: the stored configuration no longer resolves to the "
             "run's (config_sha256 differs; riskmodel version changed?): rerun eod"
+        )
+    unsupported = sorted(set(config.anti_procyclicality.tools) & {"floor", "buffer"})
+    if unsupported:
+        # the floor needs the long-lookback P&L and the buffer the previous run: not stored
+        raise UsageError(
+            f"{run_dir}: what-if does not apply the anti-procyclicality tool(s) "
+            f"{', '.join(unsupported)} the run used; rerun eod with the trades added"
         )
     table = data.instruments
     priced = table[table["pnl_row"] >= 0].sort_values("pnl_row")
