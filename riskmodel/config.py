@@ -267,6 +267,7 @@ class RunConfig:
     asset_returns: Mapping[str, str] = field(default_factory=dict)
     chunk_size: int = 4096
     horizons_by_kind: Mapping[str, int] = field(default_factory=dict)
+    horizons_by_account_type: Mapping[str, int] = field(default_factory=dict)
     addons: AddonPolicy = field(default_factory=lambda: _addon_policy({}, "defaults"))
     addon_adv: Mapping[str, float] = field(default_factory=dict)
     mc_innovations: str = "t-copula"
@@ -309,7 +310,9 @@ class RunConfig:
                 f"config: volatility.ewma_lambda = {self.ewma_lambda!r} must be in (0, 1)"
             )
         for name, h in [("horizon", self.horizon),
-                        *((f"horizons.kind.{k}", v) for k, v in self.horizons_by_kind.items())]:
+                        *((f"horizons.kind.{k}", v) for k, v in self.horizons_by_kind.items()),
+                        *((f"horizons.account_type.{k}", v)
+                          for k, v in self.horizons_by_account_type.items())]:
             _require_int(name, h, low=1, high=250)
             if h >= self.lookback:
                 raise UsageError(f"{name} = {h} must be shorter than lookback = {self.lookback}")
@@ -437,11 +440,13 @@ def config_from_mapping(
             apc[key] = tuple(apc[key])
     kwargs["anti_procyclicality"] = ProcyclicalityConfig(**apc)
 
-    horizons = _section(raw, "horizons", {"kind"}, source)
-    if "kind" in horizons:
-        if not isinstance(horizons["kind"], Mapping):
-            raise UsageError(f"{source}: [horizons.kind] must be a table of kind = days")
-        kwargs["horizons_by_kind"] = dict(horizons["kind"])
+    horizons = _section(raw, "horizons", {"kind", "account_type"}, source)
+    for key, field_name in (("kind", "horizons_by_kind"),
+                            ("account_type", "horizons_by_account_type")):
+        if key in horizons:
+            if not isinstance(horizons[key], Mapping):
+                raise UsageError(f"{source}: [horizons.{key}] must be a table of {key} = days")
+            kwargs[field_name] = dict(horizons[key])
 
     mc = _section(raw, "monte_carlo", {"innovations", "antithetic"}, source)
     if "innovations" in mc:

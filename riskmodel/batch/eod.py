@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +49,12 @@ from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, ModelError
 from riskmodel.io.instruments import load_instruments
 from riskmodel.io.outputs import staged_output, write_json, write_table
-from riskmodel.io.positions import check_collateral_coverage, load_accounts, load_positions
+from riskmodel.io.positions import (
+    account_types,
+    check_collateral_coverage,
+    load_accounts,
+    load_positions,
+)
 from riskmodel.io.prices import load_prices
 from riskmodel.io.tables import sha256_file
 from riskmodel.margin.addons import position_addons, set_addons
@@ -183,7 +188,7 @@ def run_eod(
 
     # Each netting set takes the longest margin period of risk of its positions; the scenario,
     # tail and stress stages run once per distinct horizon over the sets that have it.
-    set_horizon = set_horizons(book, used, config)
+    set_horizon = set_horizons(book, used, config, account_types(accounts.frame))
     tail = TailArrays.empty(book.n_sets, len(book.quantity))
     stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
     horizon_counts: dict[int, int] = {}
@@ -296,7 +301,8 @@ def run_eod(
             "sigma_1d": factors_out["sigma_1d"].to_numpy(np.float64),
             "sigma_rel": sigma_rel.to_numpy(np.float64),
         }),
-        collateral=accounts.frame[["account_id", "netting_set", "collateral"]].copy(),
+        collateral=accounts.frame[["account_id", "netting_set", "collateral",
+                                   "account_type"]].copy(),
         config_source=config_source or {},
         config_sha256=config.digest(),
         pnl=state_pnl,
@@ -353,12 +359,19 @@ class TailArrays:
             self.contribution[rows] = part.contribution
 
 
-def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig) -> np.ndarray:
-    """Margin period of risk of each netting set: the longest of its positions' kinds."""
+def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig,
+                 types: Mapping[str, str] | None = None) -> np.ndarray:
+    """Margin period of risk of each netting set: the longest of its positions' kinds and of its
+    account's type (``[horizons.account_type]``, ``types`` maps account to type)."""
     by_instrument = np.array([config.horizon_of_kind(k) for k in used["kind"]], dtype=np.int64)
     per_position = by_instrument[book.instrument_index]
     out = np.zeros(book.n_sets, dtype=np.int64)
     np.maximum.at(out, book.set_of_position(), per_position)
+    if types and config.horizons_by_account_type:
+        by_type = config.horizons_by_account_type
+        account_h = np.array([by_type.get(types.get(a, ""), 0) for a in book.sets["account_id"]],
+                             dtype=np.int64)
+        out = np.maximum(out, account_h)
     return out
 
 

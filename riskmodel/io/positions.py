@@ -1,5 +1,8 @@
 """Positions (``account_id, instrument_id, quantity`` [, ``netting_set``]) and accounts
-(``account_id, collateral`` [, ``netting_set``]).
+(``account_id, collateral`` [, ``netting_set``, ``account_type``]).
+
+``account_type`` (optional, e.g. ``otc``) selects a margin period of risk in
+``[horizons.account_type]``; an account has one type (blank cells inherit it).
 
 A blank or absent ``netting_set`` means the account's cross-margined set, named ``default``.
 Collateral rows with a ``netting_set`` fund that (isolated) set; rows without fund ``default``.
@@ -76,13 +79,25 @@ def load_accounts(path: str | Path) -> Accounts:
     accounts = table.text("account_id")
     collateral = table.numbers("collateral", what="collateral")
     sets = _netting_sets(table)
+    types = (table.text("account_type", allow_missing=True)
+             if "account_type" in table.frame.columns else np.full(len(accounts), "", dtype=object))
     frame = pd.DataFrame(
         {
             "account_id": accounts.astype(str),
             "netting_set": sets.astype(str),
             "collateral": collateral,
+            "account_type": types.astype(str),
         }
     )
+    seen: dict[str, tuple[str, int]] = {}
+    for i, (account, kind) in enumerate(zip(frame["account_id"], frame["account_type"])):
+        if not kind:
+            continue
+        if account in seen and seen[account][0] != kind:
+            raise table.fail(i, "account_type", kind,
+                             f"account {account!r} already has type {seen[account][0]!r} "
+                             f"(at {table.where(seen[account][1])})")
+        seen.setdefault(account, (kind, i))
     duplicated = frame.duplicated(["account_id", "netting_set"], keep=False).to_numpy()
     if duplicated.any():
         rows = np.flatnonzero(duplicated)[:2]
@@ -94,6 +109,14 @@ def load_accounts(path: str | Path) -> Accounts:
             f"(also at {table.where(int(rows[0]))})",
         )
     return Accounts(table, frame)
+
+
+def account_types(collateral: pd.DataFrame) -> dict[str, str]:
+    """Each account's type from the accounts table (accounts without one are left out)."""
+    if "account_type" not in collateral.columns:
+        return {}
+    typed = collateral[collateral["account_type"].astype(str) != ""]
+    return dict(zip(typed["account_id"], typed["account_type"].astype(str)))
 
 
 def check_collateral_coverage(positions: Positions, accounts: Accounts) -> None:

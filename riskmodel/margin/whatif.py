@@ -39,7 +39,7 @@ from riskmodel.batch.stress_run import StressResult
 from riskmodel.batch.stress_run import _grid as grid_stress  # the run's own grid reduction
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, UsageError
-from riskmodel.io.positions import DEFAULT_NETTING_SET, load_positions
+from riskmodel.io.positions import DEFAULT_NETTING_SET, account_types, load_positions
 from riskmodel.measures import tail_measures
 from riskmodel.measures.stress_kernels import worst_loss
 from riskmodel.portfolio.netting import Book, net_positions
@@ -297,7 +297,7 @@ def _margins(state: RunState, book: Book) -> pd.DataFrame:
     if unfunded:  # as eod: an account holding positions needs a collateral row
         raise InputDataError(f"trades: account {unfunded[0]!r} has positions but no collateral "
                              f"row in the run's accounts file (value {unfunded[0]!r})")
-    set_horizon = set_horizons(book, state.instruments, config)
+    set_horizon = set_horizons(book, state.instruments, config, account_types(collateral))
     tail = TailArrays.empty(book.n_sets, len(book.quantity))
     stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
     market = SimpleNamespace(spot=state.spot)  # all the grid reads of the market data

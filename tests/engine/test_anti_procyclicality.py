@@ -22,12 +22,12 @@ NO_STRESS = StressConfig(historical=False, grid=StressGrid(enabled=False))
 def _weighted_var_es(losses, weights, a):
     """Sort-based weighted VaR/ES from the DESIGN.md definitions (independent of the kernels)."""
     order = np.argsort(losses, kind="stable")
-    l, w = losses[order], weights[order] / weights.sum()
+    loss, w = losses[order], weights[order] / weights.sum()
     cum = np.cumsum(w)
     i = int(np.argmax(cum >= a - 1e-12))
-    var = l[i]
-    tail = w[l > var] @ l[l > var]
-    es = (tail + var * (w[l <= var].sum() - a)) / (1 - a)
+    var = loss[i]
+    tail = w[loss > var] @ loss[loss > var]
+    es = (tail + var * (w[loss <= var].sum() - a)) / (1 - a)
     return var, es
 
 

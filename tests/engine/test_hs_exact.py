@@ -6,6 +6,7 @@ Acerbi-Tasche formula. Tolerance 1e-9 relative.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 from engine_inputs import write_inputs
 
@@ -127,3 +128,23 @@ def test_hedged_pair_is_further_from_liquidation_than_either_leg(tmp_path, index
     m = run_eod(inputs, RunConfig(method="hs", horizon=1, lookback=500)).margins
     d = m.set_index("account_id")["liq_move_uniform"].abs()
     assert d["pair"] > d["long"] and d["pair"] > d["short"]
+
+
+def test_horizon_by_account_type(tmp_path, index_closes):
+    """An OTC account (5-day margin period of risk) holding a future (2 days) gets 5."""
+    prices = index_closes.loc[:"2018-12-31"]
+    inputs = write_inputs(tmp_path, prices, INSTRUMENTS,
+                          [("otc", "ES", 1.0), ("listed", "ES", 1.0)],
+                          [("otc", 1e6, "default"), ("listed", 1e6, "default")])
+    accounts = pd.read_csv(inputs.accounts)
+    accounts["account_type"] = ["otc", ""]
+    accounts.to_csv(inputs.accounts, index=False)
+    config = RunConfig(method="hs", horizon=2, lookback=500, horizons_by_account_type={"otc": 5})
+    result = run_eod(inputs, config)
+    m = result.margins.set_index("account_id")
+    logret = np.log(prices["SPX"] / prices["SPX"].shift(1)).dropna().iloc[-500:].to_numpy()
+    for account, h in (("otc", 5), ("listed", 2)):
+        r = sum(logret[k: len(logret) - h + 1 + k] for k in range(h))
+        var = np.quantile(-50.0 * prices["SPX"].iloc[-1] * np.expm1(r), 0.99,
+                          method="inverted_cdf")
+        np.testing.assert_allclose(m.loc[account, "var"], var, rtol=1e-9)
