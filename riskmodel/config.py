@@ -376,17 +376,22 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
     path : path of a TOML file, or None for all defaults.
     overrides : flat mapping of top-level keys (``method``, ``confidence``, ...) from flags.
     """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            with p.open("rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise UsageError(f"--config: file not found: {p}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"--config {p}: not valid TOML: {exc}") from None
-    return config_from_mapping(raw, overrides, source=str(path) if path else "defaults")
+    return config_from_mapping(read_toml(path), overrides,
+                               source=str(path) if path else "defaults")
+
+
+def read_toml(path: str | Path | None) -> dict[str, Any]:
+    """The parsed ``--config`` file ({} for none); a missing or invalid file is a usage error."""
+    if path is None:
+        return {}
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"--config: file not found: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--config {p}: not valid TOML: {exc}") from None
 
 
 def config_from_mapping(

@@ -47,10 +47,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import tomllib
 
-from riskmodel.config import RunConfig, config_from_mapping
-from riskmodel.errors import InputDataError, UsageError
+from riskmodel.config import RunConfig, config_from_mapping, read_toml
+from riskmodel.errors import InputDataError
 
 STATE_DIR = "state"
 FORMAT = "riskmodel-run-state"
@@ -115,16 +114,7 @@ def load_config_source(
         ``raw`` (the parsed TOML mapping), ``overrides`` (the non-None flag values) and
         ``source``; :meth:`RunStateData.config` rebuilds ``config`` from it.
     """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            with p.open("rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise UsageError(f"--config: file not found: {p}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"--config {p}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     kept = {k: v for k, v in (overrides or {}).items() if v is not None}
     source = str(path) if path else "defaults"
     config = config_from_mapping(raw, kept, source=source)
