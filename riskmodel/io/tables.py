@@ -153,7 +153,12 @@ def read_table(path: str | Path, what: str) -> Table:
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputDataError(f"{p}: cannot read {what} Parquet: {exc}") from None
         _require_unique_columns(p, [str(c) for c in arrow.column_names])
-        frame = arrow.to_pandas()
+        # A frame saved with pandas keeps its index as a column (a DatetimeIndex named "date"
+        # is the usual way to write prices): read every stored column as a plain column, and
+        # drop pandas' anonymous index columns, which carry no data of ours.
+        anonymous = [n for n in arrow.column_names if n.startswith("__index_level_")]
+        arrow = arrow.drop_columns(anonymous)
+        frame = arrow.to_pandas(ignore_metadata=True)
         frame.columns = [str(c).strip() for c in frame.columns]
         null_masks = {
             str(name).strip(): arrow.column(name).is_null().to_numpy(zero_copy_only=False)

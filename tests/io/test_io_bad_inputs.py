@@ -81,10 +81,13 @@ def test_missing_column_parquet(tmp_path, dataset_parquet, expect_failure):
                    INPUT, str(bad), "missing column", "'quantity'")
 
 
-def test_prices_with_date_index_in_parquet(tmp_path, dataset_parquet, expect_failure):
-    # pandas' default to_parquet keeps the dates as an index: there is no 'date' column
+def test_prices_with_unnamed_date_index_in_parquet(tmp_path, dataset_parquet, expect_failure):
+    # an index named "date" is read as the date column (test_io_formats); an unnamed one is
+    # pandas' anonymous index, which carries no name we could trust
     bad = tmp_path / "prices.parquet"
-    gbm_prices().to_parquet(bad)
+    frame = gbm_prices()
+    frame.index.name = None
+    frame.to_parquet(bad)
     expect_failure(lambda out: dataset_parquet.argv(out, prices=bad),
                    INPUT, str(bad), "missing column", "'date'")
 

@@ -242,3 +242,22 @@ def test_parquet_null_netting_set_means_default(baseline, dataset_parquet, tmp_p
     code, err = run_eod(dataset_parquet.argv(out, positions=path))
     assert code == 0, err
     _frames_equal(baseline, out, "margins.parquet")
+
+
+def test_parquet_written_with_a_date_index_is_read(tmp_path):
+    """pandas' df.to_parquet() keeps a DatetimeIndex named "date" as a column: accept it, and
+    ignore an anonymous RangeIndex column in the other files."""
+    from riskmodel.io.prices import load_prices
+
+    dates = pd.bdate_range("2021-01-04", periods=5, name="date")
+    prices = pd.DataFrame({"AAA": [1.0, 2.0, 3.0, 4.0, 5.0]}, index=dates)
+    path = tmp_path / "p.parquet"
+    prices.to_parquet(path)
+    loaded = load_prices(path, lambda a: "log")
+    assert loaded.assets == ["AAA"]
+    assert list(loaded.frame.index) == list(dates)
+    other = tmp_path / "q.parquet"
+    prices.reset_index(drop=True).iloc[1:].to_parquet(other)  # a non-default RangeIndex
+    from riskmodel.io.tables import read_table
+
+    assert list(read_table(other, "x").frame.columns) == ["AAA"]
