@@ -71,7 +71,9 @@ class Table:
                     raise self.fail(i, column, "", "empty value")
                 out[i] = ""
             else:
-                s = str(v).strip()
+                # Parquet stores integer ids in a column with nulls as floats: 1001.0 is "1001"
+                is_whole = isinstance(v, (float, np.floating)) and float(v).is_integer()
+                s = str(int(v)) if is_whole else str(v).strip()
                 if not s and not allow_missing:
                     raise self.fail(i, column, v, "empty value")
                 out[i] = s

@@ -261,3 +261,13 @@ def test_parquet_written_with_a_date_index_is_read(tmp_path):
     from riskmodel.io.tables import read_table
 
     assert list(read_table(other, "x").frame.columns) == ["AAA"]
+
+
+def test_integer_ids_stored_as_floats_in_parquet_keep_their_text(tmp_path):
+    """A Parquet id column with nulls is stored as float: 1001.0 must still match '1001'."""
+    from riskmodel.io.tables import read_table
+
+    path = tmp_path / "ids.parquet"
+    pd.DataFrame({"account_id": [1001, None, 1002.0], "x": [1, 2, 3]}).to_parquet(path)
+    text = read_table(path, "accounts").text("account_id", allow_missing=True)
+    assert list(text) == ["1001", "", "1002"]
