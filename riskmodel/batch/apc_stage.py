@@ -19,23 +19,21 @@ import pandas as pd
 
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError
-from riskmodel.io.prices import PriceHistory
 from riskmodel.margin.procyclicality import buffer_margin, floored_margin
-from riskmodel.marketdata.returns import MarketData, align
+from riskmodel.marketdata.returns import MarketData, Universe
 from riskmodel.scenarios.scenario_set import ScenarioSet
-from riskmodel.scenarios.stress import default_windows_file, historical_stress, load_windows
+from riskmodel.scenarios.stress import load_windows, universe_window_scenarios, windows_file
 
 
 def stressed_observations(
-    history: PriceHistory, market: MarketData, window: pd.DataFrame, config: RunConfig,
+    universe: Universe, market: MarketData, window: pd.DataFrame, config: RunConfig,
     horizon: int,
 ) -> tuple[ScenarioSet | None, list[str]]:
     """The stressed windows' h-day moves of the run's factors (None when the tool is off)."""
     apc = config.anti_procyclicality
     if "stressed_weight" not in apc.tools:
         return None, []
-    path = (Path(config.stress.windows_file) if config.stress.windows_file
-            else default_windows_file())
+    path = windows_file(config.stress.windows_file)
     if path is None:
         return None, ["anti-procyclicality: no stress windows file for the stressed windows"]
     windows, _ = load_windows(path)
@@ -44,12 +42,9 @@ def stressed_observations(
     if missing:
         raise InputDataError(f"{path}: anti_procyclicality.stressed_windows names unknown "
                              f"window {missing[0]!r} (value {missing[0]!r})")
-    prices, returns, _ = align(history, history.assets, market.market_date, config.return_kind)
-    sigma = returns.loc[window.index].std(ddof=1)
-    kinds = {a: config.return_kind(a) for a in history.assets}
     chosen = [by_name[n] for n in apc.stressed_windows]
-    return historical_stress(prices, returns, list(market.prices.columns), chosen, horizon,
-                             kinds, sigma, config.stress.proxies)
+    return universe_window_scenarios(universe, list(market.prices.columns), chosen, window,
+                                     horizon, config.stress.proxies)
 
 
 def read_previous_model_margin(run_dir: str | Path, sets: pd.DataFrame) -> np.ndarray:

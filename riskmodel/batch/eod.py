@@ -60,7 +60,12 @@ from riskmodel.io.tables import sha256_file
 from riskmodel.margin.addons import position_addons, set_addons
 from riskmodel.margin.liquidation_distance import liquidation_distance
 from riskmodel.margin.policy import STATUSES, apply_policy, margin_base, per_set_sum
-from riskmodel.marketdata.returns import build_market_data, common_window, resolve_market_date
+from riskmodel.marketdata.returns import (
+    build_market_data,
+    build_universe,
+    common_window,
+    resolve_market_date,
+)
 from riskmodel.measures import tail_measures
 from riskmodel.portfolio.netting import Book, net_positions
 from riskmodel.pricing.linear import factor_price_moves, instrument_pnl, valuation
@@ -170,6 +175,8 @@ def run_eod(
     with timer.stage("market_data"):
         market_date = resolve_market_date(history, as_of)
         market = build_market_data(history, factors, market_date, config.return_kind)
+        # every asset of the price file, aligned once: stress windows take moves and proxies
+        universe = build_universe(history, market_date, config.return_kind)
         window = common_window(market.returns, config.lookback, config.min_history)
         if len(window) < config.lookback:
             warnings.append(
@@ -204,7 +211,7 @@ def run_eod(
         part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
         horizon_counts[h] = len(sets)
         with timer.stage(f"scenarios_{h}d"):
-            stressed, notes = stressed_observations(history, market, window, cfg, h)
+            stressed, notes = stressed_observations(universe, market, window, cfg, h)
             warnings += notes
             scen_h = model_scenarios(window, filtered, cfg, params, dependence_fitter, warnings,
                                      stressed=stressed)
@@ -240,7 +247,7 @@ def run_eod(
                     weights=scen_long.weights, chunk_size=config.chunk_size)
                 floor_margin[sets] = np.maximum(long_tail.model_measure, 0.0)
         with timer.stage(f"stress_{h}d"):
-            stress_h = evaluate_stress(part, used, market, window, cfg, history)
+            stress_h = evaluate_stress(part, used, market, window, cfg, universe)
             stress.loss[sets] = stress_h.loss
             stress.label[sets] = stress_h.label
             stress.info = {**stress_h.info, **stress.info,

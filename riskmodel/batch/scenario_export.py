@@ -31,17 +31,17 @@ from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, UsageError
 from riskmodel.io.prices import load_prices
 from riskmodel.marketdata.returns import (
-    align,
     build_market_data,
+    build_universe,
     common_window,
     resolve_market_date,
 )
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.scenarios.stress import (
-    default_windows_file,
-    historical_stress,
     load_windows,
+    universe_window_scenarios,
     user_shocks,
+    windows_file,
 )
 from riskmodel.volatility.params import ParameterSet
 
@@ -87,16 +87,12 @@ def export_scenarios(
     sets = [("model", model_scenarios(window, filtered, config, params, dependence_fitter,
                                       warnings))]
     if stress:
-        path = (Path(config.stress.windows_file) if config.stress.windows_file
-                else default_windows_file())
+        path = windows_file(config.stress.windows_file)
         if config.stress.historical and path is not None:
             windows, _ = load_windows(path)
-            all_prices, all_returns, _ = align(history, history.assets, market_date,
-                                               config.return_kind)
-            sigma = all_returns.loc[window.index].std(ddof=1)
-            kinds = {a: config.return_kind(a) for a in history.assets}
-            hist, notes = historical_stress(all_prices, all_returns, chosen, windows,
-                                            config.horizon, kinds, sigma, config.stress.proxies)
+            universe = build_universe(history, market_date, config.return_kind)
+            hist, notes = universe_window_scenarios(universe, chosen, windows, window,
+                                                    config.horizon, config.stress.proxies)
             warnings += notes
             if hist is not None:
                 sets.append(("stress", hist))

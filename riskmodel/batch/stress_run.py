@@ -8,26 +8,24 @@ the worst historical-window loss, the worst user-shock loss and the grid loss (n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
-from riskmodel.io.prices import PriceHistory
-from riskmodel.marketdata.returns import MarketData, align
+from riskmodel.marketdata.returns import MarketData, Universe
 from riskmodel.measures.stress_kernels import worst_loss
 from riskmodel.portfolio.netting import Book
 from riskmodel.pricing.linear import factor_price_moves, instrument_pnl
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.scenarios.stress import (
-    default_windows_file,
     grid_loss,
     grid_moves,
-    historical_stress,
     load_windows,
+    universe_window_scenarios,
     user_shocks,
+    windows_file,
 )
 
 
@@ -71,26 +69,21 @@ def _grid(book: Book, used: pd.DataFrame, market: MarketData, config: RunConfig)
 
 
 def evaluate_stress(book: Book, used: pd.DataFrame, market: MarketData, window: pd.DataFrame,
-                    config: RunConfig, history: PriceHistory) -> StressResult:
+                    config: RunConfig, universe: Universe) -> StressResult:
     """Worst stress loss of every netting set; see the module docstring."""
     stress = config.stress
     candidates: list[tuple[np.ndarray, np.ndarray]] = []
     info: dict[str, Any] = {"mode": stress.mode, "weight": stress.weight, "notes": []}
     sets: list[ScenarioSet] = []
     if stress.historical:
-        path = Path(stress.windows_file) if stress.windows_file else default_windows_file()
+        path = windows_file(stress.windows_file)
         if path is None:
             info["notes"].append("no historical stress windows file found")
         else:
             windows, version = load_windows(path)
-            # every asset of the price file is a proxy candidate, not only the book's factors
-            prices, returns, _ = align(history, history.assets, market.market_date,
-                                       config.return_kind)
-            sigma = returns.loc[window.index].std(ddof=1)
-            kinds = {a: config.return_kind(a) for a in history.assets}
-            hist, notes = historical_stress(prices, returns, list(market.prices.columns),
-                                            windows, config.horizon, kinds, sigma,
-                                            stress.proxies)
+            hist, notes = universe_window_scenarios(universe, list(market.prices.columns),
+                                                    windows, window, config.horizon,
+                                                    stress.proxies)
             info["windows"] = {"file": str(path), "version": version,
                                "scenarios": 0 if hist is None else hist.n_scenarios}
             info["notes"] += notes

@@ -91,6 +91,27 @@ def align(
     return prices, returns, carried
 
 
+@dataclass(frozen=True)
+class Universe:
+    """Every asset of the price file aligned up to the market date, with daily returns: the
+    pool stress windows read their moves and proxies from (not only the book's factors)."""
+
+    prices: pd.DataFrame
+    returns: pd.DataFrame
+    return_kinds: dict[str, str]
+
+    def sigma(self, window: pd.DataFrame) -> pd.Series:
+        """Each asset's daily volatility over ``window``'s dates (proxy scaling)."""
+        return self.returns.loc[window.index].std(ddof=1)
+
+
+def build_universe(
+    history: PriceHistory, market_date: pd.Timestamp, return_kind: Callable[[str], str]
+) -> Universe:
+    prices, returns, _ = align(history, history.assets, market_date, return_kind)
+    return Universe(prices, returns, {a: return_kind(a) for a in history.assets})
+
+
 def build_market_data(
     history: PriceHistory,
     factors: Sequence[str],

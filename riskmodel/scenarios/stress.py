@@ -32,6 +32,7 @@ import pandas as pd
 from riskmodel.config import StressGrid
 from riskmodel.errors import InputDataError
 from riskmodel.io.tables import read_table
+from riskmodel.marketdata.returns import Universe
 from riskmodel.scenarios.scenario_set import ScenarioSet
 
 if sys.version_info >= (3, 11):
@@ -82,6 +83,20 @@ def load_windows(path: str | Path) -> tuple[list[StressWindow], int]:
                                  f"(value {entry['end']!r})")
         windows.append(w)
     return windows, int(raw.get("version", 0))
+
+
+def windows_file(configured: str | None) -> Path | None:
+    """The windows file a run uses: the configured one, else the bundled one (or None)."""
+    return Path(configured) if configured else default_windows_file()
+
+
+def universe_window_scenarios(
+    universe: Universe, factors: Sequence[str], windows: Sequence[StressWindow],
+    window: pd.DataFrame, horizon: int, proxies: Mapping[str, str],
+) -> tuple[ScenarioSet | None, list[str]]:
+    """:func:`historical_stress` over the whole price file, volatilities from ``window``."""
+    return historical_stress(universe.prices, universe.returns, factors, windows, horizon,
+                             universe.return_kinds, universe.sigma(window), proxies)
 
 
 def _best_proxy(factor: str, candidates: Sequence[str], returns: pd.DataFrame) -> str | None:
