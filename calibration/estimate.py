@@ -39,6 +39,7 @@ import pandas as pd
 from arch import arch_model
 from scipy import optimize
 
+from riskmodel.config import CalibrationConfig
 from riskmodel.volatility.params import FactorParams
 from riskmodel.volatility.recursions_python import ewma_backcast
 
@@ -70,6 +71,13 @@ class Spec:
             raise ValueError(f"mean {self.mean!r} must be zero or constant")
         if self.backcast not in ("ewma", "sample"):
             raise ValueError(f"backcast {self.backcast!r} must be ewma or sample")
+
+    @classmethod
+    def from_config(cls, calibration: CalibrationConfig, ewma_decay: float) -> Spec:
+        """The spec of a run's ``[calibration]`` settings (and its EWMA decay for fallbacks)."""
+        return cls(model=calibration.model, dist=calibration.dist, mean=calibration.mean,
+                   backcast=calibration.backcast, min_history=calibration.min_history,
+                   ewma_decay=ewma_decay, proxies=dict(calibration.proxies))
 
     def candidates(self) -> list[tuple[str, str]]:
         models = MODELS if self.model == "auto" else (self.model,)

@@ -160,14 +160,6 @@ def _progress(quiet: bool, what: str = "netting sets", label: str = "tail kernel
     return report
 
 
-def _spec(calibration: Any, ewma_decay: float) -> Any:
-    from calibration.estimate import Spec
-
-    return Spec(model=calibration.model, dist=calibration.dist, mean=calibration.mean,
-                backcast=calibration.backcast, min_history=calibration.min_history,
-                ewma_decay=ewma_decay, proxies=dict(calibration.proxies))
-
-
 def dependence_fitter() -> Any:
     """Run-time dependence estimation for Monte Carlo without a parameter set's dependence."""
     from calibration.dependence import estimate_dependence
@@ -181,10 +173,10 @@ def dependence_fitter() -> Any:
 
 def garch_fitter() -> Any:
     """Run-time estimation for `eod` without --params (the engine never imports calibration)."""
-    from calibration.estimate import fit_factor
+    from calibration.estimate import Spec, fit_factor
 
     def fit(returns: Any, config: Any) -> Any:
-        return fit_factor(returns, _spec(config.calibration, config.ewma_lambda))
+        return fit_factor(returns, Spec.from_config(config.calibration, config.ewma_lambda))
 
     return fit
 
@@ -263,6 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from calibration.estimate import Spec
     from calibration.runner import calibrate
     from riskmodel.config import load_config
     from riskmodel.io.prices import load_prices
@@ -293,7 +286,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             "start": returns.index[0].isoformat(), "end": end.isoformat(),
             "max_returns_per_factor": config.garch_fit_window,
             "return_kinds": market.return_kinds}
-    pset = calibrate(returns, _spec(calibration, config.ewma_lambda), jobs=args.jobs, data=data,
+    spec = Spec.from_config(calibration, config.ewma_lambda)
+    pset = calibrate(returns, spec, jobs=args.jobs, data=data,
                      progress=_progress(args.quiet, "factors", "calibrating"))
     if args.report is not None:
         from calibration.diagnostics import write_report

@@ -60,21 +60,28 @@ class RateTable:
             return self.kind[kind]
         return self.default
 
+    def entries(self, name: str) -> list[tuple[str, float]]:
+        """``(config key, value)`` of every rate in the table, for validation messages."""
+        return [(f"{name}.default", self.default),
+                *((f"{name}.kind.{k}", v) for k, v in self.kind.items()),
+                *((f"{name}.underlying.{k}", v) for k, v in self.underlying.items())]
+
+    def check_kinds(self, name: str, error: type[Exception] = UsageError) -> None:
+        """Every ``kind.*`` key must be a known instrument kind."""
+        for k in self.kind:
+            if k not in INSTRUMENT_KINDS:
+                raise error(
+                    f"config: {name}.kind.{k}: unknown instrument kind {k!r} "
+                    f"(known: {', '.join(INSTRUMENT_KINDS)})"
+                )
+
     def validate(self, name: str, *, strictly_positive: bool = False) -> None:
-        entries = [(f"{name}.default", self.default)]
-        entries += [(f"{name}.kind.{k}", v) for k, v in self.kind.items()]
-        entries += [(f"{name}.underlying.{k}", v) for k, v in self.underlying.items()]
-        for key, value in entries:
+        for key, value in self.entries(name):
             _require_number(key, value)
             if not (0.0 <= value <= 10.0) or (strictly_positive and value <= 0.0):
                 bound = "in (0, 10]" if strictly_positive else "in [0, 10]"
                 raise UsageError(f"config: {key} = {value!r} must be {bound}")
-        for k in self.kind:
-            if k not in INSTRUMENT_KINDS:
-                raise UsageError(
-                    f"config: {name}.kind.{k}: unknown instrument kind {k!r} "
-                    f"(known: {', '.join(INSTRUMENT_KINDS)})"
-                )
+        self.check_kinds(name)
 
 
 @dataclass(frozen=True)

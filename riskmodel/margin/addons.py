@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from riskmodel.config import INSTRUMENT_KINDS, RateTable
+from riskmodel.config import RateTable
 from riskmodel.errors import UsageError
 from riskmodel.margin.policy import per_set_sum, position_rates
 
@@ -78,20 +78,12 @@ class ThresholdTable(RateTable):
 
     def validate(self, name: str, *, strictly_positive: bool = True) -> None:
         """Raise :class:`AddonConfigError` unless every threshold is a number in (0, inf]."""
-        entries = [(f"{name}.default", self.default)]
-        entries += [(f"{name}.kind.{k}", v) for k, v in self.kind.items()]
-        entries += [(f"{name}.underlying.{k}", v) for k, v in self.underlying.items()]
-        for key, value in entries:
+        for key, value in self.entries(name):
             if (isinstance(value, bool) or not isinstance(value, (int, float))
                     or math.isnan(value) or not value > 0.0):
                 raise AddonConfigError(f"config: {key} = {value!r} must be a number > 0 "
                                        "(inf: no threshold)")
-        for k in self.kind:
-            if k not in INSTRUMENT_KINDS:
-                raise AddonConfigError(
-                    f"config: {name}.kind.{k}: unknown instrument kind {k!r} "
-                    f"(known: {', '.join(INSTRUMENT_KINDS)})"
-                )
+        self.check_kinds(name, AddonConfigError)
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,17 @@ def eval_table_python(y, k, body, tail, hp):
     return np.array([_eval_one_python(float(v), k, body, tail, hp) for v in y])
 
 
+def _advance_python(x, b, f, s, sigma2, var, total, mu, model_code, omega, alpha, gamma, beta,
+                    decay, first, update_var):
+    """Twin of :func:`_advance`: one day of one scenario path."""
+    v = sigma2[f] if first else var[b, f, s]
+    eps = math.sqrt(v) * x
+    total[b, f, s] = (0.0 if first else total[b, f, s]) + (mu[f] + eps)
+    if update_var:
+        var[b, f, s] = variance_step_python(model_code[f], v, eps, omega[f], alpha[f], gamma[f],
+                                            beta[f], decay[f])
+
+
 def copula_day_python(g, w, table_of, body, tail, hp, sigma2, var, total, mu, model_code, omega,
                       alpha, gamma, beta, decay, first, update_var):
     """Same contract as :func:`copula_day`."""
@@ -244,12 +255,8 @@ def copula_day_python(g, w, table_of, body, tail, hp, sigma2, var, total, mu, mo
             for s in range(n_b):
                 y = g[b, f, s] * w[b, s]
                 x = y if k < 0 else _eval_one_python(y, k, body, tail, hp)
-                v = sigma2[f] if first else var[b, f, s]
-                eps = math.sqrt(v) * x
-                total[b, f, s] = (0.0 if first else total[b, f, s]) + (mu[f] + eps)
-                if update_var:
-                    var[b, f, s] = variance_step_python(model_code[f], v, eps, omega[f],
-                                                        alpha[f], gamma[f], beta[f], decay[f])
+                _advance_python(x, b, f, s, sigma2, var, total, mu, model_code, omega, alpha,
+                                gamma, beta, decay, first, update_var)
 
 
 def bootstrap_day_python(zt, idx, sigma2, var, total, mu, model_code, omega, alpha, gamma, beta,
@@ -260,12 +267,8 @@ def bootstrap_day_python(zt, idx, sigma2, var, total, mu, model_code, omega, alp
         for f in range(n_factors):
             for s in range(n_b):
                 x = zt[f, idx[b, s]]
-                v = sigma2[f] if first else var[b, f, s]
-                eps = math.sqrt(v) * x
-                total[b, f, s] = (0.0 if first else total[b, f, s]) + (mu[f] + eps)
-                if update_var:
-                    var[b, f, s] = variance_step_python(model_code[f], v, eps, omega[f],
-                                                        alpha[f], gamma[f], beta[f], decay[f])
+                _advance_python(x, b, f, s, sigma2, var, total, mu, model_code, omega, alpha,
+                                gamma, beta, decay, first, update_var)
 
 
 def gather_shocks_python(total, n_scenarios):
