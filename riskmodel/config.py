@@ -256,6 +256,55 @@ class ProcyclicalityConfig:
 
 
 @dataclass(frozen=True)
+class LiquidationConfig:
+    """Liquidation penalty, partial liquidation, the venue liquidation map and cascades.
+
+    ``penalty_rates``: the fee charged on the notional liquidated (rate of ``|notional|``, by
+    underlying, kind or default), paid out of the netting set's equity. ``target_margin_level``:
+    partial liquidation restores ``equity >= target x initial_margin``. ``include_margin_call``:
+    also liquidate sets in ``margin_call`` (a venue that auto-deleverages below initial margin).
+    ``map_range`` and ``map_points``: the liquidation map's grid of relative moves, ``map_points``
+    evenly spaced moves from ``-map_range`` to ``+map_range``. ``impact_coefficient`` (``Y``) and
+    ``impact_adv`` (average daily volume in the reporting currency per underlying; default: the
+    ``[addons.adv]`` table): the square-root impact ``Y x sigma_1d x sqrt(|flow| / ADV)`` of a
+    cascade round; ``cascade_max_rounds`` bounds the feedback loop.
+    """
+
+    penalty_rates: RateTable = field(default_factory=lambda: RateTable(default=0.0))
+    target_margin_level: float = 1.0
+    include_margin_call: bool = False
+    map_range: float = 0.5
+    map_points: int = 41
+    impact_coefficient: float = 1.0
+    impact_adv: Mapping[str, float] = field(default_factory=dict)
+    cascade_max_rounds: int = 50
+
+    def __post_init__(self) -> None:
+        self.penalty_rates.validate("liquidation.penalty_rates")
+        for name in ("target_margin_level", "map_range", "impact_coefficient"):
+            _require_number(f"liquidation.{name}", getattr(self, name))
+        if not 0.1 <= self.target_margin_level <= 10.0:
+            raise UsageError("config: liquidation.target_margin_level = "
+                             f"{self.target_margin_level!r} must be in [0.1, 10]")
+        if not isinstance(self.include_margin_call, bool):
+            raise UsageError("config: liquidation.include_margin_call = "
+                             f"{self.include_margin_call!r} must be true or false")
+        if not 0.0 < self.map_range < 1.0:
+            raise UsageError(f"config: liquidation.map_range = {self.map_range!r} must be in "
+                             "(0, 1) (a fall of 100% or more is no price)")
+        _require_int("liquidation.map_points", self.map_points, low=3, high=1001)
+        if self.impact_coefficient < 0:
+            raise UsageError("config: liquidation.impact_coefficient = "
+                             f"{self.impact_coefficient!r} must be >= 0")
+        for k, v in self.impact_adv.items():
+            _require_number(f"liquidation.impact_adv.{k}", v)
+            if v <= 0:
+                raise UsageError(f"config: liquidation.impact_adv.{k} = {v!r} must be > 0")
+        _require_int("liquidation.cascade_max_rounds", self.cascade_max_rounds, low=1,
+                     high=10_000)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one end-of-day run or backtest needs besides its input files."""
 
@@ -283,6 +332,7 @@ class RunConfig:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     stress: StressConfig = field(default_factory=StressConfig)
     anti_procyclicality: ProcyclicalityConfig = field(default_factory=ProcyclicalityConfig)
+    liquidation: LiquidationConfig = field(default_factory=LiquidationConfig)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -370,7 +420,7 @@ _TOP_LEVEL = {
 }
 _SECTIONS = {
     "volatility", "returns", "margin", "run", "calibration", "stress", "monte_carlo", "horizons",
-    "addons", "anti_procyclicality",
+    "addons", "anti_procyclicality", "liquidation",
 }
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
@@ -510,6 +560,20 @@ def config_from_mapping(
         stress["files"] = tuple(stress["files"])
     kwargs["stress"] = StressConfig(**stress)
 
+    liq = _section(raw, "liquidation", {"penalty_rates", "target_margin_level",
+                                        "include_margin_call", "map_range", "map_points",
+                                        "impact_coefficient", "impact_adv",
+                                        "cascade_max_rounds"}, source)
+    if "penalty_rates" in liq:
+        liq["penalty_rates"] = _rate_table(liq["penalty_rates"], RateTable(default=0.0),
+                                           "penalty_rates", source, section="liquidation")
+    if "impact_adv" in liq:
+        if not isinstance(liq["impact_adv"], Mapping):
+            raise UsageError(f"{source}: [liquidation.impact_adv] must be a table of "
+                             "underlying = notional")
+        liq["impact_adv"] = dict(liq["impact_adv"])
+    kwargs["liquidation"] = LiquidationConfig(**liq)
+
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     if flags:
         RunConfig(**kwargs)  # the file's own values are validated even where a flag wins
@@ -524,10 +588,11 @@ def _addon_policy(raw: Mapping[str, Any], source: str) -> AddonPolicy:
     kwargs: dict[str, Any] = {}
     for name in ("spreads", "concentration_rate"):
         if name in raw:
-            kwargs[name] = _rate_table(raw[name], RateTable(default=0.0), name, source)
+            kwargs[name] = _rate_table(raw[name], RateTable(default=0.0), name, source,
+                                        section="addons")
     if "concentration_threshold" in raw:
         t = _rate_table(raw["concentration_threshold"], RateTable(default=math.inf),
-                        "concentration_threshold", source)
+                        "concentration_threshold", source, section="addons")
         kwargs["concentration_threshold"] = ThresholdTable(t.default, t.kind, t.underlying)
     for name in ("concentration_power", "threshold_adv_multiple"):
         if name in raw:
@@ -545,12 +610,13 @@ def _section(raw: Mapping[str, Any], name: str, allowed: set[str], source: str) 
     return dict(section)
 
 
-def _rate_table(raw: Any, default: RateTable, name: str, source: str) -> RateTable:
+def _rate_table(raw: Any, default: RateTable, name: str, source: str,
+                section: str = "margin") -> RateTable:
     if not isinstance(raw, Mapping):
-        raise UsageError(f"{source}: [margin.{name}] must be a table")
+        raise UsageError(f"{source}: [{section}.{name}] must be a table")
     for key in raw:
         if key not in ("default", "kind", "underlying"):
-            raise UsageError(f"{source}: unknown key margin.{name}.{key}")
+            raise UsageError(f"{source}: unknown key {section}.{name}.{key}")
     return RateTable(
         default=raw.get("default", default.default),
         kind=dict(raw.get("kind", {})),

@@ -60,6 +60,13 @@ WTI = 0.0010
 default = 5000000.0
 [addons.concentration_rate]
 default = 0.01
+
+[liquidation]
+target_margin_level = 1.0   # partial liquidation restores equity to the initial margin
+[liquidation.penalty_rates]  # fee on the notional liquidated
+default = 0.002
+[liquidation.penalty_rates.kind]
+perpetual = 0.005
 """
 
 INSTRUMENTS = pd.DataFrame(

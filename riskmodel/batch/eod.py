@@ -10,7 +10,9 @@ Stages and what each one guarantees:
    scenario;
 5. stream netting sets through the tail kernels (VaR, ES, Euler contributions);
 6. worst loss of each netting set over the stress scenarios;
-7. apply the margin policy and assemble the output tables and the manifest.
+7. apply the margin policy and assemble the output tables and the manifest;
+8. partial liquidation of the sets in ``liquidation``: orders and ``liquidation_penalty``
+   (:mod:`riskmodel.batch.liquidation_stage`).
 
 Nothing is written here: :func:`write_eod` writes a finished result atomically.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from riskmodel.batch.apc_stage import (
     stressed_info,
     stressed_observations,
 )
+from riskmodel.batch.liquidation_stage import liquidation_stage
 from riskmodel.batch.model_scenarios import (
     DependenceFitter,
     VolatilityFitter,
@@ -46,7 +49,7 @@ from riskmodel.batch.model_scenarios import (
 from riskmodel.batch.run_store import STATE_DIR, RunStateData, StressBlock, write_state
 from riskmodel.batch.stress_run import StressResult, evaluate_stress
 from riskmodel.config import RunConfig
-from riskmodel.errors import InputDataError, ModelError
+from riskmodel.errors import InputDataError
 from riskmodel.io.instruments import load_instruments
 from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.positions import (
@@ -57,9 +60,13 @@ from riskmodel.io.positions import (
 )
 from riskmodel.io.prices import load_prices
 from riskmodel.io.tables import sha256_file
-from riskmodel.margin.addons import position_addons, set_addons
-from riskmodel.margin.liquidation_distance import liquidation_distance
-from riskmodel.margin.policy import STATUSES, apply_policy, margin_base, per_set_sum
+from riskmodel.margin.policy import STATUSES, margin_base
+from riskmodel.margin.tables import (
+    TailArrays,
+    assemble_margins,
+    check_finite,
+    set_horizons,
+)
 from riskmodel.marketdata.returns import (
     build_market_data,
     build_universe,
@@ -67,23 +74,12 @@ from riskmodel.marketdata.returns import (
     resolve_market_date,
 )
 from riskmodel.measures import tail_measures
-from riskmodel.portfolio.netting import Book, net_positions
-from riskmodel.pricing.linear import factor_price_moves, instrument_pnl, valuation
+from riskmodel.portfolio.netting import net_positions
+from riskmodel.pricing.linear import factor_price_moves, instrument_pnl
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.volatility.filters import FilteredFactor
 from riskmodel.volatility.params import ParameterSet
 
-MARGIN_COLUMNS = [
-    "account_id", "netting_set", "n_positions", "gross_notional", "var", "es", "model_margin",
-    "addons", "initial_margin", "maintenance_floor", "maintenance_margin", "flat_rate_margin",
-    "equity", "margin_level", "status", "call_amount", "stress_loss", "stress_scenario",
-    "dominant_underlying", "liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant",
-    "liq_sigmas_uniform", "liquidation_price",
-]
-ATTRIBUTION_COLUMNS = [
-    "account_id", "netting_set", "instrument_id", "quantity", "market_value", "notional",
-    "contribution", "liquidity_addon", "concentration_addon",
-]
 FACTOR_COLUMNS = ["asset", "price", "vol_model", "sigma_1d"]
 
 
@@ -99,7 +95,8 @@ class EodInputs:
 @dataclass
 class EodResult:
     """A finished run: the output tables, the manifest, the model scenarios of the default
-    horizon and the what-if state (:mod:`riskmodel.batch.run_store`) written under ``state/``."""
+    horizon, the what-if state (:mod:`riskmodel.batch.run_store`) written under ``state/`` and
+    the partial-liquidation orders (``liquidation_orders.parquet``)."""
 
     margins: pd.DataFrame
     attribution: pd.DataFrame
@@ -108,6 +105,7 @@ class EodResult:
     scenarios: ScenarioSet
     state: RunStateData | None = None
     config_source: dict[str, Any] | None = None
+    liquidation_orders: pd.DataFrame | None = None
 
 
 @dataclass
@@ -320,8 +318,15 @@ def run_eod(
     )
     manifest["state"] = {"folder": STATE_DIR, "horizons_days": sorted(state_pnl),
                          "priced_instruments": len(priced)}
+    with timer.stage("liquidation"):
+        penalty, orders, liquidation, notes = liquidation_stage(margins, attribution, state,
+                                                                config)
+        margins["liquidation_penalty"] = penalty.to_numpy(np.float64)
+        manifest["liquidation"] = liquidation
+        manifest["totals"]["liquidation_penalty"] = liquidation["penalties"]
+        manifest["warnings"] += notes
     return EodResult(margins, attribution, factors_out, manifest, scenarios, state,
-                     config_source)
+                     config_source, orders)
 
 
 def _stress_state(stress_h: StressResult, priced: pd.DataFrame, multiplier: np.ndarray,
@@ -341,153 +346,6 @@ def _stress_state(stress_h: StressResult, priced: pd.DataFrame, multiplier: np.n
         start += s.n_scenarios
     pnl = np.hstack(parts) if parts else np.zeros((len(priced), 0))
     return np.ascontiguousarray(pnl), labels, blocks
-
-
-@dataclass
-class TailArrays:
-    """Tail results of the whole book, filled horizon group by horizon group."""
-
-    var: np.ndarray
-    es: np.ndarray
-    model_measure: np.ndarray
-    contribution: np.ndarray
-
-    @classmethod
-    def empty(cls, n_sets: int, n_positions: int) -> TailArrays:
-        return cls(np.zeros(n_sets), np.zeros(n_sets), np.zeros(n_sets), np.zeros(n_positions))
-
-    def put(self, sets: np.ndarray, rows: np.ndarray | None, part: Any) -> None:
-        self.var[sets] = part.var
-        self.es[sets] = part.es
-        self.model_measure[sets] = part.model_measure
-        if rows is None:
-            self.contribution[:] = part.contribution
-        else:
-            self.contribution[rows] = part.contribution
-
-
-def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig,
-                 types: Mapping[str, str] | None = None) -> np.ndarray:
-    """Margin period of risk of each netting set: the longest of its positions' kinds and of its
-    account's type (``[horizons.account_type]``, ``types`` maps account to type)."""
-    by_instrument = np.array([config.horizon_of_kind(k) for k in used["kind"]], dtype=np.int64)
-    per_position = by_instrument[book.instrument_index]
-    out = np.zeros(book.n_sets, dtype=np.int64)
-    np.maximum.at(out, book.set_of_position(), per_position)
-    if types and config.horizons_by_account_type:
-        by_type = config.horizons_by_account_type
-        account_h = np.array([by_type.get(types.get(a, ""), 0) for a in book.sets["account_id"]],
-                             dtype=np.int64)
-        out = np.maximum(out, account_h)
-    return out
-
-
-def assemble_margins(
-    book: Book,
-    used: pd.DataFrame,
-    spot: pd.Series,
-    tail: Any,
-    stress: StressResult,
-    collateral: pd.DataFrame,
-    config: RunConfig,
-    sigma_rel: pd.Series,
-    apc_base: np.ndarray | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Margin table (one row per netting set) and attribution table (one row per position).
-
-    ``used`` is indexed by ``instrument_id`` (``kind, underlying, multiplier, factor``), ``spot``
-    by factor; ``tail`` has ``var, es, model_measure`` per set and ``contribution`` per position.
-    Shared with :mod:`riskmodel.margin.whatif`, so a what-if applies the very same policy.
-    ``apc_base``: the model margin after the anti-procyclicality floor and buffer (default: the
-    model margin), which the stress combination then starts from.
-    """
-    pos = book.positions
-    info = used.loc[pos["instrument_id"]]
-    kinds = info["kind"].to_numpy()
-    underlyings = info["underlying"].to_numpy()
-    price = spot.loc[info["factor"]].to_numpy(np.float64)
-    market_value, notional = valuation(
-        kinds, info["multiplier"].to_numpy(np.float64), price, book.quantity
-    )
-    # A book that gains even in its tail needs no model margin: floor the measure at zero and
-    # drop its contributions with it, so contributions always sum to the model margin.
-    positive = tail.model_measure > 0
-    model_margin = np.where(positive, tail.model_measure, 0.0)
-    contribution = np.where(positive[book.set_of_position()], tail.contribution, 0.0)
-
-    equity = (
-        book.sets.merge(collateral, on=["account_id", "netting_set"], how="left")["collateral"]
-        .fillna(0.0)  # an isolated set with no collateral row of its own is funded with zero
-        .to_numpy(np.float64)
-    )
-    base = margin_base(model_margin if apc_base is None else apc_base, stress.loss,
-                       config.stress.mode, config.stress.weight)
-    liquidity, concentration = position_addons(notional, kinds, underlyings, config.addons,
-                                               config.addon_adv)
-    policy = apply_policy(
-        model_margin, set_addons(liquidity, concentration, book.indptr), notional, kinds,
-        underlyings, book.indptr, equity, config.margin, base=base,
-    )
-    policy["stress_loss"] = stress.loss
-    policy["stress_scenario"] = stress.label
-    factor_names = list(sigma_rel.index)
-    factor_code = pd.Index(factor_names).get_indexer(info["factor"])
-    distance = liquidation_distance(
-        book.indptr, book.quantity, info["multiplier"].to_numpy(np.float64), price,
-        factor_code.astype(np.int64), len(factor_names), equity,
-        policy["maintenance_margin"].to_numpy(), sigma_rel.to_numpy(np.float64),
-    )
-    distance["dominant_underlying"] = np.asarray(factor_names, dtype=object)[
-        distance["dominant_underlying"].to_numpy()]
-    policy = pd.concat([policy, distance], axis=1)
-    margins = pd.concat(
-        [
-            book.sets.reset_index(drop=True),
-            pd.DataFrame(
-                {
-                    "n_positions": np.diff(book.indptr).astype(np.int64),
-                    "gross_notional": per_set_sum(notional, book.indptr),
-                    "var": tail.var,
-                    "es": tail.es,
-                }
-            ),
-            policy,
-        ],
-        axis=1,
-    )[MARGIN_COLUMNS]
-    attribution = pd.DataFrame(
-        {
-            "account_id": pos["account_id"].to_numpy(),
-            "netting_set": pos["netting_set"].to_numpy(),
-            "instrument_id": pos["instrument_id"].to_numpy(),
-            "quantity": book.quantity,
-            "market_value": market_value,
-            "notional": notional,
-            "contribution": contribution,
-            "liquidity_addon": liquidity,
-            "concentration_addon": concentration,
-        }
-    )[ATTRIBUTION_COLUMNS]
-    return margins, attribution
-
-
-# Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.
-MAY_BE_INFINITE = ("liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant",
-                   "liq_sigmas_uniform", "liquidation_price")
-
-
-def check_finite(margins: pd.DataFrame) -> None:
-    """No NaN anywhere, and no infinity in any margin figure."""
-    numeric = margins.select_dtypes("number")
-    values = numeric.to_numpy(np.float64)
-    infinite_ok = np.isin(numeric.columns, MAY_BE_INFINITE)[None, :]
-    bad = np.isnan(values) | (np.isinf(values) & ~infinite_ok)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ModelError(
-            f"non-finite {numeric.columns[col]} for account "
-            f"{margins['account_id'].iat[row]!r} netting set {margins['netting_set'].iat[row]!r}"
-        )
 
 
 def _manifest(
@@ -596,6 +454,8 @@ def write_eod(result: EodResult, out: str | Path) -> Path:
         write_table(result.margins, staging / "margins.csv")
         write_table(result.attribution, staging / "attribution.parquet")
         write_table(result.factors, staging / "factors.csv")
+        if result.liquidation_orders is not None:
+            write_table(result.liquidation_orders, staging / "liquidation_orders.parquet")
         result.manifest["timings_s"]["write"] = round(time.perf_counter() - start, 4)
         write_json(result.manifest, staging / "manifest.json")
         if result.state is not None:

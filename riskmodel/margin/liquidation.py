@@ -1,5 +1,5 @@
 """Partial liquidation: the smallest reduction that restores a netting set's margin, with a
-liquidation penalty, computed on a finished run through the what-if engine.
+liquidation penalty, computed on a run through the what-if engine.
 
 For every netting set in ``liquidation`` (and, optionally, ``margin_call``), positions are reduced
 riskiest first, by their Euler contribution to the model margin (``attribution.parquet``): the
@@ -8,9 +8,18 @@ riskiest position is closed by the smallest fraction that brings the set back to
 closed and the next one is reduced, and so on. ``equity_after = equity - penalty``: closing at
 the mark realises nothing that variation margin has not already settled, but the venue charges
 ``penalty = rate x |notional closed|`` (rates per underlying, kind or default, as every rate
-table). Every trial margin is recomputed exactly by :func:`riskmodel.margin.whatif.what_if`, so
-the orders are checked by construction against the engine's own margin; the fraction is found by
-bisection (60 halvings: far below any quantity increment a venue trades).
+table). Every trial margin is recomputed exactly by the engine's own margin of a netted book
+(:func:`riskmodel.margin.whatif.book_margins`: tail kernels, stress, add-ons, floors), so the
+orders are checked by construction against the engine's margin.
+
+The fraction of the position being reduced is the root of ``g(x) = equity_after(x) - target x
+initial_margin_after(x)`` between a short point (``g < 0``) and a restored one (``g >= 0``),
+found by the Illinois variant of regula falsi with a bisection step every third iteration (the
+margin is piecewise linear in ``x``: regula falsi lands on a linear piece's root at once, the
+bisection steps bound the worst case). The restored end of the bracket is reported, so the orders
+always restore the target exactly, never approximately. All the netting sets being liquidated
+advance in lockstep: each iteration is one margin evaluation of all of them together, which is
+what makes liquidating thousands of sets in an end-of-day run cheap.
 
 ``quantity_to_close`` carries the position's sign (a long of 10 closing 3.2 reports 3.2; the
 closing trade is ``-quantity_to_close``).
@@ -25,18 +34,24 @@ import pandas as pd
 
 from riskmodel.config import RateTable
 from riskmodel.margin.policy import position_rates
-from riskmodel.margin.whatif import RunState, what_if
+from riskmodel.margin.whatif import RunState, book_margins
+from riskmodel.portfolio.netting import net_positions
 
 ORDER_COLUMNS = ["account_id", "netting_set", "instrument_id", "quantity_to_close",
                  "margin_after", "equity_after"]
-BISECTIONS = 60
+SET_COLUMNS = ["account_id", "netting_set", "liquidation_penalty", "notional_liquidated",
+               "margin_after", "equity_after", "restored"]
+MAX_ITERATIONS = 200
+# the bracket is closed when it is this narrow (relative to the position) ...
+FRACTION_TOL = 1e-13
+# ... or when the restored end is within this share of the set's scale of its root
+SURPLUS_TOL = 1e-13
 
 
 @dataclass(frozen=True)
 class LiquidationResult:
     """``orders`` (one row per position reduced, :data:`ORDER_COLUMNS`) and ``sets`` (one row per
-    netting set considered: ``account_id, netting_set, liquidation_penalty,
-    notional_liquidated, margin_after, equity_after, restored``)."""
+    netting set considered, :data:`SET_COLUMNS`)."""
 
     orders: pd.DataFrame
     sets: pd.DataFrame
@@ -48,93 +63,190 @@ def partial_liquidation(
     target: float = 1.0,
     include_margin_call: bool = False,
     penalty: RateTable | None = None,
+    margins: pd.DataFrame | None = None,
+    attribution: pd.DataFrame | None = None,
 ) -> LiquidationResult:
-    """Liquidation orders for the run's under-margined netting sets (module docstring)."""
+    """Liquidation orders for the run's under-margined netting sets (module docstring).
+
+    ``margins`` and ``attribution`` are the run's tables (read from ``state.run_dir`` when not
+    given): ``status, equity, initial_margin`` per set and ``contribution`` per position.
+    """
     if not target > 0:
         raise ValueError(f"target = {target!r} must be > 0")
     penalty = penalty or RateTable(default=0.0)
-    margins = pd.read_parquet(state.run_dir / "margins.parquet")
+    if margins is None:
+        margins = pd.read_parquet(state.run_dir / "margins.parquet")
+    if attribution is None:
+        attribution = pd.read_parquet(state.run_dir / "attribution.parquet",
+                                      columns=["account_id", "netting_set", "instrument_id",
+                                               "contribution"])
     statuses = {"liquidation", "margin_call"} if include_margin_call else {"liquidation"}
     chosen = margins[margins["status"].isin(statuses)]
-    # the Euler contributions rank the positions: riskiest first
-    attribution = pd.read_parquet(state.run_dir / "attribution.parquet",
-                                  columns=["account_id", "netting_set", "instrument_id",
-                                           "contribution"])
+    if chosen.empty:
+        return LiquidationResult(pd.DataFrame(columns=ORDER_COLUMNS),
+                                 pd.DataFrame(columns=SET_COLUMNS))
     contribution = attribution.set_index(["account_id", "netting_set", "instrument_id"])[
         "contribution"]
-    positions = state.positions
-    order_rows: list[dict] = []
-    set_rows: list[dict] = []
-    for _, row in chosen.iterrows():
-        key = (row["account_id"], row["netting_set"])
-        held = positions.iloc[state.position_rows[key]].copy()
+    sets = []
+    for key, equity, im in zip(zip(chosen["account_id"], chosen["netting_set"]),
+                               chosen["equity"].to_numpy(np.float64),
+                               chosen["initial_margin"].to_numpy(np.float64)):
+        held = state.positions.iloc[state.position_rows[key]].copy()
         held["contribution"] = contribution.reindex(pd.MultiIndex.from_arrays(
             [held["account_id"], held["netting_set"], held["instrument_id"]])).to_numpy()
         held = held.sort_values("contribution", ascending=False, kind="stable")
-        one = _SetToLiquidate(state, key, held, penalty, float(row["equity"]),
-                              float(row["initial_margin"]))
-        fractions = one.smallest_reduction(target)
-        im, eq, notional = one.outcome(fractions)
-        for k in np.flatnonzero(fractions):
-            order_rows.append({"account_id": key[0], "netting_set": key[1],
-                               "instrument_id": held["instrument_id"].iat[k],
-                               "quantity_to_close": fractions[k] * one.quantity[k],
-                               "margin_after": im, "equity_after": eq})
-        set_rows.append({"account_id": key[0], "netting_set": key[1],
-                         "liquidation_penalty": one.equity - eq,
-                         "notional_liquidated": notional, "margin_after": im,
-                         "equity_after": eq, "restored": bool(eq >= target * im)})
-    orders = pd.DataFrame(order_rows, columns=ORDER_COLUMNS)
-    sets = pd.DataFrame(set_rows, columns=["account_id", "netting_set", "liquidation_penalty",
-                                           "notional_liquidated", "margin_after",
-                                           "equity_after", "restored"])
-    return LiquidationResult(orders, sets)
+        sets.append(_SetToLiquidate(state, key, held, penalty, float(equity), float(im)))
+    _Lockstep(state, sets, target).run()
+    return _result(sets, target)
 
 
 class _SetToLiquidate:
-    """One netting set's positions, riskiest first, and its margin after closing fractions."""
+    """One netting set's positions, riskiest first, the fractions closed so far and the
+    outcome (margin, equity, notional closed) at those fractions."""
 
     def __init__(self, state: RunState, key: tuple[str, str], held: pd.DataFrame,
                  penalty: RateTable, equity: float, initial_margin: float) -> None:
         info = state.instruments.loc[held["instrument_id"]]
-        self.state, self.key, self.equity, self.initial_margin = state, key, equity, initial_margin
+        self.key, self.equity, self.initial_margin = key, equity, initial_margin
         self.instrument_id = held["instrument_id"].to_numpy()
         self.quantity = held["quantity"].to_numpy(np.float64)
-        self.unit_notional = (info["multiplier"].to_numpy(np.float64)
-                              * state.spot.loc[info["factor"]].to_numpy(np.float64))
+        self.unit_notional = np.abs(info["multiplier"].to_numpy(np.float64)
+                                    * state.spot.loc[info["factor"]].to_numpy(np.float64))
         self.rates = position_rates(penalty, info["kind"].to_numpy(),
                                     info["underlying"].to_numpy())
+        self.fractions = np.zeros(len(self.quantity))
+        self.margin_after, self.equity_after, self.notional = initial_margin, equity, 0.0
+        self.scale = max(abs(equity), initial_margin, 1.0)
 
-    def outcome(self, fractions: np.ndarray) -> tuple[float, float, float]:
-        """(initial margin after, equity after the penalty, notional closed)."""
-        closed = fractions * self.quantity
-        notional = np.abs(closed) * self.unit_notional
-        equity = self.equity - float(np.sum(notional * self.rates))
-        if not closed.any():
-            return self.initial_margin, equity, 0.0
-        trades = pd.DataFrame({"account_id": self.key[0], "netting_set": self.key[1],
-                               "instrument_id": self.instrument_id, "quantity": -closed})
-        after = what_if(self.state, trades[closed != 0]).iloc[0]
-        return float(after["initial_margin_after"]), equity, float(np.sum(notional))
+    def closed_notional(self, fractions: np.ndarray) -> float:
+        return float(np.sum(np.abs(fractions * self.quantity) * self.unit_notional))
 
-    def short(self, fractions: np.ndarray, target: float) -> bool:
-        im, equity, _ = self.outcome(fractions)
-        return equity < target * im
+    def equity_at(self, fractions: np.ndarray) -> float:
+        notional = np.abs(fractions * self.quantity) * self.unit_notional
+        return self.equity - float(np.sum(notional * self.rates))
 
-    def smallest_reduction(self, target: float) -> np.ndarray:
-        """Fractions closed per position: riskiest first, bisection on the last one."""
-        fractions = np.zeros(len(self.quantity))
-        for k in range(len(self.quantity)):
-            trial = fractions.copy()
-            trial[k] = 1.0
-            if self.short(trial, target):  # closing this one is not enough: close it, go on
-                fractions = trial
-                continue
-            lo, hi = 0.0, 1.0
-            for _ in range(BISECTIONS):
-                mid = 0.5 * (lo + hi)
-                trial[k] = mid
-                lo, hi = (mid, hi) if self.short(trial, target) else (lo, mid)
-            trial[k] = hi
-            return trial
-        return fractions
+    def remaining(self, fractions: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"account_id": self.key[0], "netting_set": self.key[1],
+                             "instrument_id": self.instrument_id,
+                             "quantity": self.quantity * (1.0 - fractions)})
+
+    def keep(self, fractions: np.ndarray, margin: float) -> None:
+        self.fractions = fractions.copy()
+        self.margin_after, self.equity_after = margin, self.equity_at(fractions)
+        self.notional = self.closed_notional(fractions)
+
+
+class _Lockstep:
+    """Advances every set's reduction together; one margin evaluation per step for all."""
+
+    def __init__(self, state: RunState, sets: list[_SetToLiquidate], target: float) -> None:
+        self.state, self.sets, self.target = state, sets, target
+
+    def margins(self, trials: dict[int, np.ndarray]) -> dict[int, float]:
+        """Initial margin of each set ``i`` with its positions reduced by ``trials[i]``."""
+        frames = [self.sets[i].remaining(f) for i, f in trials.items()]
+        book = net_positions(pd.concat(frames, ignore_index=True), self.state.axis)
+        found: dict[tuple[str, str], float] = {}
+        if book.n_sets:
+            after = book_margins(self.state, book)
+            found = dict(zip(zip(after["account_id"], after["netting_set"]),
+                             after["initial_margin"].to_numpy(np.float64)))
+        # a set closed entirely is absent from the book: it needs no margin
+        return {i: found.get(self.sets[i].key, 0.0) for i in trials}
+
+    def surplus(self, i: int, fractions: np.ndarray, margin: float) -> float:
+        return self.sets[i].equity_at(fractions) - self.target * margin
+
+    def run(self) -> None:
+        current = {i: self.surplus(i, s.fractions, s.initial_margin)
+                   for i, s in enumerate(self.sets)}
+        active = [i for i, g in current.items() if g < 0]
+        k = 0
+        while active:
+            # close position k in full: sets still short keep it closed and go on to k + 1
+            trials = {}
+            for i in active:
+                trials[i] = self.sets[i].fractions.copy()
+                trials[i][k] = 1.0
+            full = self.margins(trials)
+            brackets: dict[int, _Bracket] = {}
+            still_short = []
+            for i in active:
+                g1 = self.surplus(i, trials[i], full[i])
+                if g1 < 0:
+                    self.sets[i].keep(trials[i], full[i])
+                    current[i] = g1
+                    if k + 1 < len(self.sets[i].quantity):
+                        still_short.append(i)
+                else:
+                    brackets[i] = _Bracket(0.0, 1.0, current[i], g1, g1, full[i])
+            self.solve(k, brackets)
+            active = still_short
+            k += 1
+
+    def solve(self, k: int, brackets: dict[int, _Bracket]) -> None:
+        """Illinois regula falsi on position ``k``'s fraction, all bracketed sets together."""
+        for it in range(MAX_ITERATIONS):
+            open_ = {i: b for i, b in brackets.items()
+                     if b.hi - b.lo > FRACTION_TOL
+                     and b.surplus_hi > SURPLUS_TOL * self.sets[i].scale}
+            if not open_:
+                break
+            trials = {}
+            for i, b in open_.items():
+                x = 0.5 * (b.lo + b.hi) if it % 3 == 2 else b.secant()
+                trials[i] = self.sets[i].fractions.copy()
+                trials[i][k] = x if b.lo < x < b.hi else 0.5 * (b.lo + b.hi)
+            margins = self.margins(trials)
+            for i, b in open_.items():
+                b.update(trials[i][k], self.surplus(i, trials[i], margins[i]), margins[i])
+        for i, b in brackets.items():
+            fractions = self.sets[i].fractions.copy()
+            fractions[k] = b.hi
+            self.sets[i].keep(fractions, b.margin_hi)
+
+
+@dataclass
+class _Bracket:
+    """``g(lo) < 0 <= g(hi)``; ``weight_lo`` and ``weight_hi`` are the Illinois-weighted
+    surpluses the secant uses, ``surplus_hi`` the true one at ``hi``."""
+
+    lo: float
+    hi: float
+    weight_lo: float
+    weight_hi: float
+    surplus_hi: float
+    margin_hi: float
+    side: int = 0  # the end moved last: -1 lo, +1 hi
+
+    def secant(self) -> float:
+        return self.hi - self.weight_hi * (self.hi - self.lo) / (self.weight_hi - self.weight_lo)
+
+    def update(self, x: float, g: float, margin: float) -> None:
+        if g >= 0:
+            if self.side > 0:  # hi moved twice: the lo end is stuck, halve its weight
+                self.weight_lo *= 0.5
+            self.hi, self.weight_hi, self.surplus_hi, self.margin_hi, self.side = \
+                x, g, g, margin, 1
+        else:
+            if self.side < 0:
+                self.weight_hi *= 0.5
+            self.lo, self.weight_lo, self.side = x, g, -1
+
+
+def _result(sets: list[_SetToLiquidate], target: float) -> LiquidationResult:
+    order_rows: list[dict] = []
+    set_rows: list[dict] = []
+    for s in sets:
+        for k in np.flatnonzero(s.fractions):
+            order_rows.append({"account_id": s.key[0], "netting_set": s.key[1],
+                               "instrument_id": s.instrument_id[k],
+                               "quantity_to_close": s.fractions[k] * s.quantity[k],
+                               "margin_after": s.margin_after, "equity_after": s.equity_after})
+        set_rows.append({"account_id": s.key[0], "netting_set": s.key[1],
+                         "liquidation_penalty": s.equity - s.equity_after,
+                         "notional_liquidated": s.notional, "margin_after": s.margin_after,
+                         "equity_after": s.equity_after,
+                         "restored": bool(s.equity_after >= target * s.margin_after)})
+    return LiquidationResult(pd.DataFrame(order_rows, columns=ORDER_COLUMNS),
+                             pd.DataFrame(set_rows, columns=SET_COLUMNS))

@@ -8,12 +8,12 @@ prices, volatilities, collateral and the exact configuration. A what-if:
 1. adds the trades to the touched netting sets' netted positions (``attribution.parquet``) and
    nets them again with :func:`riskmodel.portfolio.netting.net_positions` (trades open,
    increase, reduce, flip or close positions, or open new netting sets);
-2. gives each touched set its margin period of risk (:func:`riskmodel.batch.eod.set_horizons`;
+2. gives each touched set its margin period of risk (:func:`riskmodel.margin.tables.set_horizons`;
    a trade adding a kind with a longer horizon moves the set to that horizon's stored P&L);
 3. runs the engine's own tail kernels (:func:`riskmodel.measures.tail_measures`) and stress
    reduction (:func:`riskmodel.measures.stress_kernels.worst_loss` over the stored stress P&L,
    the grid recomputed from prices and configuration) on the touched sets only;
-4. applies the margin policy through :func:`riskmodel.batch.eod.assemble_margins`, the function
+4. applies the margin policy through :func:`riskmodel.margin.tables.assemble_margins`, the function
    ``eod`` itself uses (add-ons, margin base, policy, distance to liquidation).
 
 The result equals a full ``eod`` re-run with the trades appended to the positions file, as long
@@ -33,18 +33,19 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from riskmodel.batch.eod import TailArrays, assemble_margins, check_finite, set_horizons
 from riskmodel.batch.run_store import RunStateData, read_state
 from riskmodel.batch.stress_run import StressResult
 from riskmodel.batch.stress_run import _grid as grid_stress  # the run's own grid reduction
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, UsageError
 from riskmodel.io.positions import DEFAULT_NETTING_SET, account_types, load_positions
+from riskmodel.margin.tables import TailArrays, assemble_margins, check_finite, set_horizons
 from riskmodel.measures import tail_measures
 from riskmodel.measures.stress_kernels import worst_loss
 from riskmodel.portfolio.netting import Book, net_positions
 
-__all__ = ["WHATIF_COLUMNS", "RunState", "load_run", "load_trades", "what_if", "write_result"]
+__all__ = ["WHATIF_COLUMNS", "RunState", "book_margins", "load_run", "load_trades", "run_state",
+           "what_if", "write_result"]
 
 WHATIF_COLUMNS = [
     "account_id", "netting_set", "model_margin_before", "model_margin_after",
@@ -124,11 +125,6 @@ def load_run(run_dir: str | Path) -> RunState:
             f"{run_dir}: what-if does not apply the anti-procyclicality tool(s) "
             f"{', '.join(unsupported)} the run used; rerun eod with the trades added"
         )
-    table = data.instruments
-    priced = table[table["pnl_row"] >= 0].sort_values("pnl_row")
-    instruments = priced.set_index("instrument_id", drop=False)
-    unpriced = dict(zip(table.loc[table["pnl_row"] < 0, "instrument_id"],
-                        table.loc[table["pnl_row"] < 0, "factor"]))
     try:
         positions = pd.read_parquet(run_dir / "attribution.parquet",
                                     columns=["account_id", "netting_set", "instrument_id",
@@ -138,8 +134,24 @@ def load_run(run_dir: str | Path) -> RunState:
                                            "initial_margin"])
     except (OSError, KeyError, ValueError) as exc:
         raise InputDataError(f"{run_dir}: cannot read the run's margin tables: {exc}") from None
+    return run_state(run_dir, data, config, positions, margins)
+
+
+def run_state(run_dir: Path, data: RunStateData, config: RunConfig, positions: pd.DataFrame,
+              margins: pd.DataFrame) -> RunState:
+    """A :class:`RunState` from a run's stored arrays and its netted positions and margins
+    (``account_id, netting_set, instrument_id, quantity`` and ``account_id, netting_set,
+    model_margin, initial_margin``), read from disk by :func:`load_run` or passed in memory by
+    ``eod`` itself."""
+    table = data.instruments
+    priced = table[table["pnl_row"] >= 0].sort_values("pnl_row")
+    instruments = priced.set_index("instrument_id", drop=False)
+    unpriced = dict(zip(table.loc[table["pnl_row"] < 0, "instrument_id"],
+                        table.loc[table["pnl_row"] < 0, "factor"]))
+    positions = positions[["account_id", "netting_set", "instrument_id", "quantity"]]
     rows = positions.groupby(["account_id", "netting_set"], sort=False).indices
-    before = margins.set_index(["account_id", "netting_set"])
+    before = margins[["account_id", "netting_set", "model_margin", "initial_margin"]] \
+        .set_index(["account_id", "netting_set"])
     blocks = {
         h: [(np.ascontiguousarray(data.stress_pnl[h][:, b.start:b.stop]),
              np.asarray(data.stress_labels[h][b.start:b.stop], dtype=object))
@@ -161,6 +173,8 @@ def load_run(run_dir: str | Path) -> RunState:
         before=before,
         stress_blocks=blocks,
     )
+
+
 
 
 def load_trades(path: str | Path, state: RunState) -> pd.DataFrame:
@@ -211,7 +225,7 @@ def what_if(state: RunState, trades: pd.DataFrame) -> pd.DataFrame:
     held = [state.position_rows[k] for k in keys if k in state.position_rows]
     existing = state.positions.iloc[np.concatenate(held)] if held else state.positions.iloc[:0]
     book = net_positions(pd.concat([existing, rows], ignore_index=True), state.axis)
-    after = _margins(state, book) if book.n_sets else None
+    after = book_margins(state, book) if book.n_sets else None
 
     out = pd.DataFrame(keys, columns=["account_id", "netting_set"])
     idx = pd.MultiIndex.from_tuples(keys)
@@ -288,7 +302,7 @@ def _validate(state: RunState, trades: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _margins(state: RunState, book: Book) -> pd.DataFrame:
+def book_margins(state: RunState, book: Book) -> pd.DataFrame:
     """eod's margin table for the netting sets of ``book`` (on the state's instrument axis)."""
     config = state.config
     collateral = state.data.collateral

@@ -39,7 +39,8 @@ def test_demo_margins_are_consistent(demo_out):
     # DESIGN.md's columns, in order, then the stress columns this version adds
     assert list(m.columns) == MARGIN_COLUMNS + [
         "stress_loss", "stress_scenario", "dominant_underlying", "liq_move_dominant",
-        "liq_move_uniform", "liq_sigmas_dominant", "liq_sigmas_uniform", "liquidation_price"]
+        "liq_move_uniform", "liq_sigmas_dominant", "liq_sigmas_uniform", "liquidation_price",
+        "liquidation_penalty"]
     assert (m["stress_loss"] >= 0).all()
     assert len(m) > 120  # some accounts hold an isolated netting set too
     numeric = m.select_dtypes("number")

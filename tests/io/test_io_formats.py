@@ -30,7 +30,7 @@ from eod_testdata import (
 
 # ``state`` is the what-if state folder (riskmodel.batch.run_store)
 OUTPUTS = {"margins.parquet", "margins.csv", "attribution.parquet", "factors.csv",
-           "manifest.json", "state"}
+           "manifest.json", "state", "liquidation_orders.parquet"}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,71 @@
+"""The liquidation stage of ``eod``: partial-liquidation orders and penalties of the netting sets
+in ``liquidation`` (and, with ``[liquidation] include_margin_call``, ``margin_call``).
+
+The orders come from :func:`riskmodel.margin.liquidation.partial_liquidation` on the run's own
+in-memory state, so each order's ``margin_after`` is what a what-if of the reduced book (or a
+re-run of ``eod`` on it) gives. A run that applies the anti-procyclicality ``floor`` or
+``buffer`` cannot recompute margins after a reduction (their inputs are not part of the state):
+its orders are left out with a warning rather than computed on a different margin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.batch.run_store import RunStateData
+from riskmodel.config import RunConfig
+from riskmodel.margin.liquidation import ORDER_COLUMNS, partial_liquidation
+from riskmodel.margin.whatif import run_state
+
+
+def empty_orders() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("account_id", "netting_set",
+                                                             "instrument_id") else np.float64)
+                         for c in ORDER_COLUMNS})
+
+
+def liquidation_stage(margins: pd.DataFrame, attribution: pd.DataFrame, data: RunStateData,
+                      config: RunConfig) -> tuple[pd.Series, pd.DataFrame, dict[str, Any],
+                                                  list[str]]:
+    """``(liquidation_penalty per netting set in margins order, orders, manifest block,
+    warnings)``."""
+    policy = config.liquidation
+    penalty = pd.Series(0.0, index=margins.index)
+    info: dict[str, Any] = {
+        "target_margin_level": policy.target_margin_level,
+        "include_margin_call": policy.include_margin_call,
+        "netting_sets": 0, "restored": 0, "orders": 0,
+        "notional_liquidated": 0.0, "penalties": 0.0,
+    }
+    blocked = sorted(set(config.anti_procyclicality.tools) & {"floor", "buffer"})
+    if blocked:
+        info["skipped"] = True
+        return penalty, empty_orders(), info, [
+            "liquidation orders not computed: the anti-procyclicality tool(s) "
+            f"{', '.join(blocked)} cannot be re-applied to a reduced book"]
+    state = run_state(Path("."), data, config, attribution, margins)
+    result = partial_liquidation(
+        state, target=policy.target_margin_level,
+        include_margin_call=policy.include_margin_call, penalty=policy.penalty_rates,
+        margins=margins, attribution=attribution,
+    )
+    sets = result.sets.set_index(["account_id", "netting_set"])
+    if len(sets):
+        keys = pd.MultiIndex.from_arrays([margins["account_id"], margins["netting_set"]])
+        penalty[:] = sets["liquidation_penalty"].reindex(keys).fillna(0.0).to_numpy(np.float64)
+    orders = result.orders if len(result.orders) else empty_orders()
+    info.update({
+        "netting_sets": len(sets), "restored": int(sets["restored"].sum()) if len(sets) else 0,
+        "orders": len(orders),
+        "notional_liquidated": float(sets["notional_liquidated"].sum()) if len(sets) else 0.0,
+        "penalties": float(penalty.sum()),
+    })
+    notes = []
+    if len(sets) and not sets["restored"].all():
+        notes.append(f"{int((~sets['restored']).sum())} netting set(s) cannot be restored to the "
+                     "target even when closed entirely (equity after the penalty < 0)")
+    return penalty, orders, info, notes

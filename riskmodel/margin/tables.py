@@ -1,0 +1,184 @@
+"""The margin and attribution tables of a book: from tail results, stress losses and collateral
+to the output columns of DESIGN.md, through the margin policy.
+
+One function, :func:`assemble_margins`, shared by ``eod``, what-if and partial liquidation, so
+that every one of them applies the very same policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.config import RunConfig
+from riskmodel.errors import ModelError
+from riskmodel.margin.addons import position_addons, set_addons
+from riskmodel.margin.liquidation_distance import liquidation_distance
+from riskmodel.margin.policy import apply_policy, margin_base, per_set_sum
+from riskmodel.portfolio.netting import Book
+from riskmodel.pricing.linear import valuation
+
+if TYPE_CHECKING:  # the stress stage's result type; only its loss and label arrays are read
+    from riskmodel.batch.stress_run import StressResult
+
+MARGIN_COLUMNS = [
+    "account_id", "netting_set", "n_positions", "gross_notional", "var", "es", "model_margin",
+    "addons", "initial_margin", "maintenance_floor", "maintenance_margin", "flat_rate_margin",
+    "equity", "margin_level", "status", "call_amount", "stress_loss", "stress_scenario",
+    "dominant_underlying", "liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant",
+    "liq_sigmas_uniform", "liquidation_price",
+]
+ATTRIBUTION_COLUMNS = [
+    "account_id", "netting_set", "instrument_id", "quantity", "market_value", "notional",
+    "contribution", "liquidity_addon", "concentration_addon",
+]
+
+@dataclass
+class TailArrays:
+    """Tail results of the whole book, filled horizon group by horizon group."""
+
+    var: np.ndarray
+    es: np.ndarray
+    model_measure: np.ndarray
+    contribution: np.ndarray
+
+    @classmethod
+    def empty(cls, n_sets: int, n_positions: int) -> TailArrays:
+        return cls(np.zeros(n_sets), np.zeros(n_sets), np.zeros(n_sets), np.zeros(n_positions))
+
+    def put(self, sets: np.ndarray, rows: np.ndarray | None, part: Any) -> None:
+        self.var[sets] = part.var
+        self.es[sets] = part.es
+        self.model_measure[sets] = part.model_measure
+        if rows is None:
+            self.contribution[:] = part.contribution
+        else:
+            self.contribution[rows] = part.contribution
+
+
+def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig,
+                 types: Mapping[str, str] | None = None) -> np.ndarray:
+    """Margin period of risk of each netting set: the longest of its positions' kinds and of its
+    account's type (``[horizons.account_type]``, ``types`` maps account to type)."""
+    by_instrument = np.array([config.horizon_of_kind(k) for k in used["kind"]], dtype=np.int64)
+    per_position = by_instrument[book.instrument_index]
+    out = np.zeros(book.n_sets, dtype=np.int64)
+    np.maximum.at(out, book.set_of_position(), per_position)
+    if types and config.horizons_by_account_type:
+        by_type = config.horizons_by_account_type
+        account_h = np.array([by_type.get(types.get(a, ""), 0) for a in book.sets["account_id"]],
+                             dtype=np.int64)
+        out = np.maximum(out, account_h)
+    return out
+
+
+def assemble_margins(
+    book: Book,
+    used: pd.DataFrame,
+    spot: pd.Series,
+    tail: Any,
+    stress: StressResult,
+    collateral: pd.DataFrame,
+    config: RunConfig,
+    sigma_rel: pd.Series,
+    apc_base: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Margin table (one row per netting set) and attribution table (one row per position).
+
+    ``used`` is indexed by ``instrument_id`` (``kind, underlying, multiplier, factor``), ``spot``
+    by factor; ``tail`` has ``var, es, model_measure`` per set and ``contribution`` per position.
+    Shared with :mod:`riskmodel.margin.whatif`, so a what-if applies the very same policy.
+    ``apc_base``: the model margin after the anti-procyclicality floor and buffer (default: the
+    model margin), which the stress combination then starts from.
+    """
+    pos = book.positions
+    info = used.loc[pos["instrument_id"]]
+    kinds = info["kind"].to_numpy()
+    underlyings = info["underlying"].to_numpy()
+    price = spot.loc[info["factor"]].to_numpy(np.float64)
+    market_value, notional = valuation(
+        kinds, info["multiplier"].to_numpy(np.float64), price, book.quantity
+    )
+    # A book that gains even in its tail needs no model margin: floor the measure at zero and
+    # drop its contributions with it, so contributions always sum to the model margin.
+    positive = tail.model_measure > 0
+    model_margin = np.where(positive, tail.model_measure, 0.0)
+    contribution = np.where(positive[book.set_of_position()], tail.contribution, 0.0)
+
+    equity = (
+        book.sets.merge(collateral, on=["account_id", "netting_set"], how="left")["collateral"]
+        .fillna(0.0)  # an isolated set with no collateral row of its own is funded with zero
+        .to_numpy(np.float64)
+    )
+    base = margin_base(model_margin if apc_base is None else apc_base, stress.loss,
+                       config.stress.mode, config.stress.weight)
+    liquidity, concentration = position_addons(notional, kinds, underlyings, config.addons,
+                                               config.addon_adv)
+    policy = apply_policy(
+        model_margin, set_addons(liquidity, concentration, book.indptr), notional, kinds,
+        underlyings, book.indptr, equity, config.margin, base=base,
+    )
+    policy["stress_loss"] = stress.loss
+    policy["stress_scenario"] = stress.label
+    factor_names = list(sigma_rel.index)
+    factor_code = pd.Index(factor_names).get_indexer(info["factor"])
+    distance = liquidation_distance(
+        book.indptr, book.quantity, info["multiplier"].to_numpy(np.float64), price,
+        factor_code.astype(np.int64), len(factor_names), equity,
+        policy["maintenance_margin"].to_numpy(), sigma_rel.to_numpy(np.float64),
+    )
+    distance["dominant_underlying"] = np.asarray(factor_names, dtype=object)[
+        distance["dominant_underlying"].to_numpy()]
+    policy = pd.concat([policy, distance], axis=1)
+    margins = pd.concat(
+        [
+            book.sets.reset_index(drop=True),
+            pd.DataFrame(
+                {
+                    "n_positions": np.diff(book.indptr).astype(np.int64),
+                    "gross_notional": per_set_sum(notional, book.indptr),
+                    "var": tail.var,
+                    "es": tail.es,
+                }
+            ),
+            policy,
+        ],
+        axis=1,
+    )[MARGIN_COLUMNS]
+    attribution = pd.DataFrame(
+        {
+            "account_id": pos["account_id"].to_numpy(),
+            "netting_set": pos["netting_set"].to_numpy(),
+            "instrument_id": pos["instrument_id"].to_numpy(),
+            "quantity": book.quantity,
+            "market_value": market_value,
+            "notional": notional,
+            "contribution": contribution,
+            "liquidity_addon": liquidity,
+            "concentration_addon": concentration,
+        }
+    )[ATTRIBUTION_COLUMNS]
+    return margins, attribution
+
+
+# Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.
+MAY_BE_INFINITE = ("liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant",
+                   "liq_sigmas_uniform", "liquidation_price")
+
+
+def check_finite(margins: pd.DataFrame) -> None:
+    """No NaN anywhere, and no infinity in any margin figure."""
+    numeric = margins.select_dtypes("number")
+    values = numeric.to_numpy(np.float64)
+    infinite_ok = np.isin(numeric.columns, MAY_BE_INFINITE)[None, :]
+    bad = np.isnan(values) | (np.isinf(values) & ~infinite_ok)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ModelError(
+            f"non-finite {numeric.columns[col]} for account "
+            f"{margins['account_id'].iat[row]!r} netting set {margins['netting_set'].iat[row]!r}"
+        )
