@@ -97,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--out", required=True, type=Path, metavar="FILE.csv")
     whatif.add_argument("--quiet", action="store_true", help="no summary output")
 
+    lmap = sub.add_parser("liquidation-map",
+                          help="how many netting sets a price move would liquidate",
+                          description="For a grid of instant moves of each underlying and of "
+                          "all together, count the netting sets of a finished run that would "
+                          "be in margin call and in liquidation, the notional liquidated and "
+                          "the penalties; with --cascade, feed the liquidations back into the "
+                          "prices (square-root impact) until no new liquidation occurs.")
+    lmap.add_argument("--run", required=True, type=Path, metavar="DIR",
+                      help="output folder of `riskmodel eod`")
+    lmap.add_argument("--out", required=True, type=Path, metavar="DIR")
+    lmap.add_argument("--cascade", action="store_true",
+                      help="also run a cascade from every move of the grid")
+    lmap.add_argument("--quiet", action="store_true", help="no summary output")
+
     cal = sub.add_parser("calibrate", help="fit GARCH-family parameters per risk factor with arch",
                          description="Estimate each price column's volatility model and the "
                          "dependence of their standardised residuals; write a parameter set for "
@@ -339,8 +353,22 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_liquidation_map(args: argparse.Namespace) -> int:
+    from riskmodel.batch.liquidation_map_run import write_liquidation_map
+
+    manifest = write_liquidation_map(args.run, args.out, cascade=args.cascade)
+    if not args.quiet:
+        worst = manifest["worst"]
+        print(f"riskmodel liquidation-map: {manifest['netting_sets']} netting sets, "
+              f"{manifest['liquidation_now']} in liquidation now; worst: "
+              f"{worst['n_liquidation']} at {worst['move']:+.1%} of {worst['scope']}; "
+              f"written to {args.out}")
+    return 0
+
+
 COMMANDS = {"eod": cmd_eod, "demo": cmd_demo, "calibrate": cmd_calibrate,
-            "scenarios": cmd_scenarios, "whatif": cmd_whatif}
+            "scenarios": cmd_scenarios, "whatif": cmd_whatif,
+            "liquidation-map": cmd_liquidation_map}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,10 @@ target_margin_level = 1.0   # partial liquidation restores equity to the initial
 default = 0.002
 [liquidation.penalty_rates.kind]
 perpetual = 0.005
+[liquidation.impact_adv]    # average daily volume for cascades, scaled to the demo book
+SPX = 200000000.0
+NASDAQ = 100000000.0
+WTI = 50000000.0
 """
 
 INSTRUMENTS = pd.DataFrame(

@@ -1,0 +1,193 @@
+"""Venue liquidation map and cascades: monotone on a directional book, equal to brute-force
+re-runs of eod on moved prices, and a cascade that converges to a hand-calculated fixed point."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel.cli import main
+from riskmodel.config import LiquidationConfig, RunConfig
+from riskmodel.demo import write_demo_inputs
+from riskmodel.margin.liquidation_map import (
+    ALL,
+    Cascade,
+    MapBook,
+    liquidation_map,
+    load_map_book,
+)
+
+
+def _eod(files, out, positions=None, accounts=None, prices=None, config=None):
+    argv = ["eod", "--prices", str(prices or files.prices), "--instruments",
+            str(files.instruments), "--positions", str(positions or files.positions),
+            "--accounts", str(accounts or files.accounts), "--config",
+            str(config or files.config), "--out", str(out), "--quiet", "--method", "hs"]
+    assert main(argv) == 0
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("map")
+    files = write_demo_inputs(root / "in", n_accounts=90)
+    # the convex concentration add-on is the one margin part not proportional to the price level
+    config = root / "run.toml"
+    config.write_text(files.config.read_text().replace("default = 5000000.0", "default = 1e300"))
+    _eod(files, root / "run", config=config)
+    return files, config, root
+
+
+def _brute_force(files, config, root, name, moves, positions=None):
+    """Re-run eod with each moved asset's whole price history scaled by (1 + x) (returns, and so
+    the HS scenarios in relative terms, unchanged) and each set's collateral credited with its
+    positions' P&L, computed here position by position; returns the status counts."""
+    prices = pd.read_csv(files.prices)
+    last = prices.set_index("date").ffill().iloc[-1]
+    for asset, x in moves.items():
+        prices[asset] = prices[asset] * (1.0 + x)
+    moved_prices = root / f"{name}_prices.csv"
+    prices.to_csv(moved_prices, index=False)
+    instruments = pd.read_csv(files.instruments).set_index("instrument_id")
+    book = pd.read_csv(positions or files.positions, dtype={"netting_set": str})
+    book["netting_set"] = book["netting_set"].fillna("")
+    pnl = {}
+    for _, p in book.iterrows():
+        inst = instruments.loc[p["instrument_id"]]
+        x = moves.get(inst["underlying"], 0.0)
+        key = (p["account_id"], p["netting_set"])
+        pnl[key] = pnl.get(key, 0.0) + p["quantity"] * inst["multiplier"] * last[
+            inst["underlying"]] * x
+    accounts = pd.read_csv(files.accounts, dtype={"netting_set": str})
+    accounts["netting_set"] = accounts["netting_set"].fillna("")
+    accounts["collateral"] = [c + pnl.get((a, s), 0.0) for a, s, c in
+                              zip(accounts["account_id"], accounts["netting_set"],
+                                  accounts["collateral"])]
+    moved_accounts = root / f"{name}_accounts.csv"
+    accounts.to_csv(moved_accounts, index=False)
+    _eod(files, root / name, positions=positions, accounts=moved_accounts,
+         prices=moved_prices, config=config)
+    status = pd.read_parquet(root / name / "margins.parquet")["status"]
+    return int((status == "margin_call").sum()), int((status == "liquidation").sum())
+
+
+def test_all_underlyings_together_match_brute_force_reruns(demo):
+    files, config, root = demo
+    table = liquidation_map(load_map_book(root / "run"), scopes=[ALL])
+    assert len(table) == 41
+    for x in (-0.3, -0.1, 0.075):
+        row = table[np.isclose(table["move"], x)].iloc[0]
+        moves = {"SPX": x, "NASDAQ": x, "WTI": x}
+        counts = _brute_force(files, config, root, f"all_{x}", moves)
+        assert counts == (row["n_margin_call"], row["n_liquidation"]), x
+
+
+def test_one_underlying_matches_brute_force_on_single_underlying_sets(demo):
+    """For a set on one underlying the proportional margin rule is exact, so a book of such
+    sets must match the brute-force re-run exactly."""
+    files, config, root = demo
+    positions = pd.read_csv(files.positions, dtype={"netting_set": str})
+    instruments = pd.read_csv(files.instruments).set_index("instrument_id")
+    positions["und"] = instruments.loc[positions["instrument_id"], "underlying"].to_numpy()
+    positions["netting_set"] = positions["netting_set"].fillna("")
+    n_und = positions.groupby(["account_id", "netting_set"])["und"].transform("nunique")
+    single = positions[(n_und == 1) & (positions["und"] == "SPX")].drop(columns="und")
+    assert len(single) > 10
+    path = root / "single.csv"
+    single.to_csv(path, index=False)
+    _eod(files, root / "single_run", positions=path, config=config)
+    table = liquidation_map(load_map_book(root / "single_run"), scopes=["SPX"])
+    for x in (-0.2, 0.1):
+        row = table[np.isclose(table["move"], x)].iloc[0]
+        counts = _brute_force(files, config, root, f"spx_{x}", {"SPX": x}, positions=path)
+        assert counts == (row["n_margin_call"], row["n_liquidation"]), x
+
+
+def test_directional_book_is_monotone(demo):
+    """A book of long-only sets: a larger fall never liquidates fewer sets, a larger rise never
+    more; and the count at zero is the run's own."""
+    files, config, root = demo
+    positions = pd.read_csv(files.positions, dtype={"netting_set": str})
+    positions["netting_set"] = positions["netting_set"].fillna("")
+    long_only = positions.groupby(["account_id", "netting_set"])["quantity"].transform("min") > 0
+    path = root / "long.csv"
+    positions[long_only].to_csv(path, index=False)
+    _eod(files, root / "long_run", positions=path, config=config)
+    table = liquidation_map(load_map_book(root / "long_run"))
+    run = pd.read_parquet(root / "long_run" / "margins.parquet")
+    for scope, rows in table.groupby("scope"):
+        rows = rows.sort_values("move")
+        n = rows["n_liquidation"].to_numpy()
+        assert (np.diff(n) <= 0).all(), scope
+        assert n[0] > n[-1]
+        at_zero = rows[rows["move"] == 0.0].iloc[0]
+        assert at_zero["n_liquidation"] == (run["status"] == "liquidation").sum()
+        assert at_zero["new_liquidation"] == 0
+
+
+def _one_factor_book(equity, quantity=1000.0):
+    """Three long perpetuals on X at 100: MM 5,000 and IM 6,000 each, equity as given."""
+    n = len(equity)
+    sets = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)], "netting_set": "default",
+                         "equity": equity, "initial_margin": 6000.0,
+                         "maintenance_margin": 5000.0, "status": "ok"})
+    config = RunConfig(liquidation=LiquidationConfig(impact_adv={"X": 1e6},
+                                                     impact_coefficient=1.0))
+    return MapBook(
+        sets=sets, indptr=np.arange(n + 1, dtype=np.int64),
+        instrument=np.zeros(n, dtype=np.int64), quantity=np.full(n, quantity),
+        instruments=pd.DataFrame({"instrument_id": ["X-PERP"], "kind": ["perpetual"],
+                                  "underlying": ["X"], "multiplier": [1.0], "factor": ["X"]}),
+        factors=["X"], spot=pd.Series([100.0], index=["X"]), return_kinds={"X": "log"},
+        sigma_rel=pd.Series([0.02], index=["X"]), config=config)
+
+
+def test_cascade_converges_to_the_hand_calculated_fixed_point():
+    """Liquidation of a long of 1,000 at 100 when E + 100,000 x < 5,000 (1 + x): thresholds
+    -10% (A), -11.5% (B), -30% (C). From x0 = -11%: A is liquidated, selling 1,000 units moves
+    the price by -0.02 sqrt(100,000 (1 + x) / 1e6) = -0.00597, past B's threshold; A and B
+    together sell 2,000 units, and the price settles where x = x0 - k sqrt(1 + x) with
+    k = 0.02 sqrt(0.2), i.e. sqrt(1 + x) = (-k + sqrt(k^2 + 4 (1 + x0))) / 2. C survives."""
+    thresholds = np.array([-0.10, -0.115, -0.30])
+    equity = 5000.0 * (1 + thresholds) - 100_000.0 * thresholds
+    result = Cascade(_one_factor_book(equity)).run(np.array([-0.11]))
+    k = 0.02 * np.sqrt(2 * 1000 * 100 / 1e6)
+    s = (-k + np.sqrt(k * k + 4 * (1 - 0.11))) / 2
+    np.testing.assert_allclose(result.final_move["X"], s * s - 1, rtol=0, atol=1e-12)
+    assert result.liquidated_initial == 1 and result.liquidated_final == 2
+    assert result.extra_liquidations == 1
+    assert list(result.liquidated) == [True, True, False]
+    assert result.rounds >= 2
+
+
+def test_cascade_without_a_liquidation_does_nothing():
+    equity = np.array([50_000.0, 60_000.0])
+    result = Cascade(_one_factor_book(equity)).run(np.array([-0.05]))
+    assert result.rounds == 0 and result.extra_move["X"] == 0.0
+    assert result.extra_liquidations == 0
+
+
+def test_cli_writes_table_heatmap_report_and_cascades(demo, tmp_path):
+    files, config, root = demo
+    out = tmp_path / "map"
+    assert main(["liquidation-map", "--run", str(root / "run"), "--out", str(out), "--cascade",
+                 "--quiet"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"liquidation_map.parquet", "liquidation_map.csv", "liquidation_map.png",
+            "cascades.parquet", "report.html", "manifest.json"} <= names
+    assert (out / "liquidation_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "n_liquidation" in html
+    table = pd.read_parquet(out / "liquidation_map.parquet")
+    assert set(table["scope"]) == {"SPX", "NASDAQ", "WTI", ALL}
+    assert not table.isna().drop(columns="price").any().any()
+    cascades = pd.read_parquet(out / "cascades.parquet")
+    assert (cascades["liquidated_final"] >= cascades["liquidated_initial"]).all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["netting_sets"] == len(pd.read_parquet(root / "run" / "margins.parquet"))
+
+
+def test_cli_missing_run_is_an_input_error(tmp_path):
+    assert main(["liquidation-map", "--run", str(tmp_path / "nope"), "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 3
+    assert not (tmp_path / "o").exists()
