@@ -79,23 +79,25 @@ def partial_liquidation(
     if attribution is None:
         attribution = pd.read_parquet(state.run_dir / "attribution.parquet",
                                       columns=["account_id", "netting_set", "instrument_id",
-                                               "contribution"])
+                                               "quantity", "contribution"])
     statuses = {"liquidation", "margin_call"} if include_margin_call else {"liquidation"}
-    chosen = margins[margins["status"].isin(statuses)]
+    chosen = margins.loc[margins["status"].isin(statuses),
+                         ["account_id", "netting_set", "equity", "initial_margin"]]
     if chosen.empty:
         return LiquidationResult(pd.DataFrame(columns=ORDER_COLUMNS),
                                  pd.DataFrame(columns=SET_COLUMNS))
-    contribution = attribution.set_index(["account_id", "netting_set", "instrument_id"])[
-        "contribution"]
+    # the chosen sets' positions, riskiest first within each set (stable: file order on ties)
+    held = attribution[["account_id", "netting_set", "instrument_id", "quantity",
+                        "contribution"]].merge(chosen, on=["account_id", "netting_set"])
+    held = held.sort_values(["account_id", "netting_set", "contribution"],
+                            ascending=[True, True, False], kind="stable")
+    groups = held.groupby(["account_id", "netting_set"], sort=False).indices
     sets = []
     for key, equity, im in zip(zip(chosen["account_id"], chosen["netting_set"]),
                                chosen["equity"].to_numpy(np.float64),
                                chosen["initial_margin"].to_numpy(np.float64)):
-        held = state.positions.iloc[state.position_rows[key]].copy()
-        held["contribution"] = contribution.reindex(pd.MultiIndex.from_arrays(
-            [held["account_id"], held["netting_set"], held["instrument_id"]])).to_numpy()
-        held = held.sort_values("contribution", ascending=False, kind="stable")
-        sets.append(_SetToLiquidate(state, key, held, penalty, float(equity), float(im)))
+        sets.append(_SetToLiquidate(state, key, held.iloc[groups[key]], penalty, float(equity),
+                                    float(im)))
     _Lockstep(state, sets, target).run()
     return _result(sets, target)
 
@@ -125,10 +127,8 @@ class _SetToLiquidate:
         notional = np.abs(fractions * self.quantity) * self.unit_notional
         return self.equity - float(np.sum(notional * self.rates))
 
-    def remaining(self, fractions: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame({"account_id": self.key[0], "netting_set": self.key[1],
-                             "instrument_id": self.instrument_id,
-                             "quantity": self.quantity * (1.0 - fractions)})
+    def remaining(self, fractions: np.ndarray) -> np.ndarray:
+        return self.quantity * (1.0 - fractions)
 
     def keep(self, fractions: np.ndarray, margin: float) -> None:
         self.fractions = fractions.copy()
@@ -144,8 +144,15 @@ class _Lockstep:
 
     def margins(self, trials: dict[int, np.ndarray]) -> dict[int, float]:
         """Initial margin of each set ``i`` with its positions reduced by ``trials[i]``."""
-        frames = [self.sets[i].remaining(f) for i, f in trials.items()]
-        book = net_positions(pd.concat(frames, ignore_index=True), self.state.axis)
+        chosen = [self.sets[i] for i in trials]
+        sizes = [len(s.quantity) for s in chosen]
+        rows = pd.DataFrame({
+            "account_id": np.repeat(np.array([s.key[0] for s in chosen], dtype=object), sizes),
+            "netting_set": np.repeat(np.array([s.key[1] for s in chosen], dtype=object), sizes),
+            "instrument_id": np.concatenate([s.instrument_id for s in chosen]),
+            "quantity": np.concatenate([self.sets[i].remaining(f) for i, f in trials.items()]),
+        })
+        book = net_positions(rows, self.state.axis)
         found: dict[tuple[str, str], float] = {}
         if book.n_sets:
             after = book_margins(self.state, book)

@@ -99,6 +99,7 @@ class RunState:
     position_rows: dict[_Key, np.ndarray]
     before: pd.DataFrame
     stress_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]]
+    funded: frozenset[str] = frozenset()  # accounts with a collateral row
 
 
 def load_run(run_dir: str | Path) -> RunState:
@@ -172,6 +173,7 @@ def run_state(run_dir: Path, data: RunStateData, config: RunConfig, positions: p
         position_rows={(str(k[0]), str(k[1])): v for k, v in rows.items()},
         before=before,
         stress_blocks=blocks,
+        funded=frozenset(data.collateral["account_id"].tolist()),
     )
 
 
@@ -306,11 +308,13 @@ def book_margins(state: RunState, book: Book) -> pd.DataFrame:
     """eod's margin table for the netting sets of ``book`` (on the state's instrument axis)."""
     config = state.config
     collateral = state.data.collateral
-    funded = set(collateral["account_id"])
-    unfunded = [a for a in book.sets["account_id"] if a not in funded]
+    # only the touched accounts' rows: the merge inside costs the whole table otherwise
+    collateral = collateral[collateral["account_id"].isin(book.sets["account_id"].unique())]
+    unfunded = [a for a in book.sets["account_id"].tolist() if a not in state.funded]
     if unfunded:  # as eod: an account holding positions needs a collateral row
-        raise InputDataError(f"trades: account {unfunded[0]!r} has positions but no collateral "
-                             f"row in the run's accounts file (value {unfunded[0]!r})")
+        account = unfunded[0]
+        raise InputDataError(f"trades: account {account!r} has positions but no collateral "
+                             f"row in the run's accounts file (value {account!r})")
     set_horizon = set_horizons(book, state.instruments, config, account_types(collateral))
     tail = TailArrays.empty(book.n_sets, len(book.quantity))
     stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
