@@ -176,9 +176,10 @@ def _progress(quiet: bool, what: str = "netting sets", label: str = "tail kernel
 
 def dependence_fitter() -> Any:
     """Run-time dependence estimation for Monte Carlo without a parameter set's dependence."""
-    from calibration.dependence import estimate_dependence
 
     def fit(z: Any) -> Any:
+        from calibration.dependence import estimate_dependence
+
         dep = estimate_dependence(z)
         return dep.correlation, dep.copula_nu
 
@@ -187,9 +188,11 @@ def dependence_fitter() -> Any:
 
 def garch_fitter() -> Any:
     """Run-time estimation for `eod` without --params (the engine never imports calibration)."""
-    from calibration.estimate import Spec, fit_factor
 
     def fit(returns: Any, config: Any) -> Any:
+        # imported on first use: arch costs about 2 s to import, a run on EWMA never needs it
+        from calibration.estimate import Spec, fit_factor
+
         return fit_factor(returns, Spec.from_config(config.calibration, config.ewma_lambda))
 
     return fit

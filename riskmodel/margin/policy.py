@@ -38,14 +38,16 @@ STATUSES = ("ok", "warning", "margin_call", "liquidation")
 def position_rates(
     table: RateTable, kinds: Sequence[str], underlyings: Sequence[str]
 ) -> np.ndarray:
-    """The rate of each position, shape (n_positions,)."""
-    cache: dict[tuple[str, str], float] = {}
-    out = np.empty(len(kinds))
-    for i, key in enumerate(zip(kinds, underlyings)):
-        if key not in cache:
-            cache[key] = table.rate(*key)
-        out[i] = cache[key]
-    return out
+    """The rate of each position, shape (n_positions,): looked up once per distinct
+    (kind, underlying) pair, so a million positions cost two factorisations."""
+    kind_code, kind_values = pd.factorize(np.asarray(kinds, dtype=object))
+    und_code, und_values = pd.factorize(np.asarray(underlyings, dtype=object))
+    pair = kind_code.astype(np.int64) * max(len(und_values), 1) + und_code
+    unique_pairs, inverse = np.unique(pair, return_inverse=True)
+    rates = np.array([table.rate(str(kind_values[p // max(len(und_values), 1)]),
+                                 str(und_values[p % max(len(und_values), 1)]))
+                      for p in unique_pairs], dtype=np.float64)
+    return rates[inverse].reshape(len(kind_code)) if len(kind_code) else np.empty(0)
 
 
 def per_set_sum(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:

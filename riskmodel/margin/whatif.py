@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,10 +97,16 @@ class RunState:
     spot: pd.Series
     sigma_rel: pd.Series
     positions: pd.DataFrame
-    position_rows: dict[_Key, np.ndarray]
     before: pd.DataFrame
     stress_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]]
     funded: frozenset[str] = frozenset()  # accounts with a collateral row
+
+    @cached_property
+    def position_rows(self) -> dict[_Key, np.ndarray]:
+        """``(account_id, netting_set) -> row numbers`` into ``positions`` (built on first
+        use: a what-if needs it, the liquidation of an eod run does not)."""
+        rows = self.positions.groupby(["account_id", "netting_set"], sort=False).indices
+        return {(str(k[0]), str(k[1])): v for k, v in rows.items()}
 
 
 def load_run(run_dir: str | Path) -> RunState:
@@ -150,7 +157,6 @@ def run_state(run_dir: Path, data: RunStateData, config: RunConfig, positions: p
     unpriced = dict(zip(table.loc[table["pnl_row"] < 0, "instrument_id"],
                         table.loc[table["pnl_row"] < 0, "factor"]))
     positions = positions[["account_id", "netting_set", "instrument_id", "quantity"]]
-    rows = positions.groupby(["account_id", "netting_set"], sort=False).indices
     before = margins[["account_id", "netting_set", "model_margin", "initial_margin"]] \
         .set_index(["account_id", "netting_set"])
     blocks = {
@@ -170,7 +176,6 @@ def run_state(run_dir: Path, data: RunStateData, config: RunConfig, positions: p
         sigma_rel=pd.Series(data.factors["sigma_rel"].to_numpy(np.float64),
                             index=data.factors["factor"]),
         positions=positions,
-        position_rows={(str(k[0]), str(k[1])): v for k, v in rows.items()},
         before=before,
         stress_blocks=blocks,
         funded=frozenset(data.collateral["account_id"].tolist()),
