@@ -256,6 +256,70 @@ class ProcyclicalityConfig:
 
 
 @dataclass(frozen=True)
+class ImpliedVolConfig:
+    """Implied volatility as a risk factor of options.
+
+    ``factors`` maps an underlying to an implied-vol index column of the price file (VIX for the
+    S&P 500, DVOL for bitcoin): its log changes move every option of that underlying by the
+    same relative shock (sticky strike). Underlyings without one follow the spot-vol rule
+    ``log shock = -rule_beta x (30 / days to expiry) ** rule_power x relative spot move``, the
+    shocked vol bounded to ``[rule_floor, rule_cap] x`` today's
+    (:mod:`riskmodel.pricing.option_kernels`).
+    """
+
+    factors: Mapping[str, str] = field(default_factory=dict)
+    rule_beta: float = 1.5
+    rule_power: float = 0.3
+    rule_floor: float = 0.1
+    rule_cap: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("rule_beta", "rule_power", "rule_floor", "rule_cap"):
+            _require_number(f"implied_vol.{name}", getattr(self, name))
+        if not 0.0 <= self.rule_beta <= 20.0:
+            raise UsageError(f"config: implied_vol.rule_beta = {self.rule_beta!r} must be in "
+                             "[0, 20]")
+        if not 0.0 <= self.rule_power <= 2.0:
+            raise UsageError(f"config: implied_vol.rule_power = {self.rule_power!r} must be in "
+                             "[0, 2]")
+        if not 0.0 < self.rule_floor <= 1.0 <= self.rule_cap <= 100.0:
+            raise UsageError("config: implied_vol.rule_floor and rule_cap must satisfy "
+                             f"0 < floor <= 1 <= cap <= 100 (got {self.rule_floor!r}, "
+                             f"{self.rule_cap!r})")
+        for k, v in self.factors.items():
+            if not isinstance(v, str) or not v:
+                raise UsageError(f"config: implied_vol.factors.{k} = {v!r} must be a price "
+                                 "column name")
+
+
+@dataclass(frozen=True)
+class CollateralConfig:
+    """Collateral held in assets other than the reporting currency.
+
+    An accounts row with ``asset`` (a price-file column) and ``amount`` holds that many units;
+    its value counts ``amount x price x (1 - haircut)`` towards equity today and is revalued in
+    every scenario with the positions. ``reporting_currency`` is the ``asset`` that means cash.
+    """
+
+    reporting_currency: str = "USD"
+    haircuts: Mapping[str, float] = field(default_factory=dict)
+    default_haircut: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reporting_currency, str) or not self.reporting_currency:
+            raise UsageError("config: collateral.reporting_currency = "
+                             f"{self.reporting_currency!r} must be a non-empty name")
+        for key, value in [("default_haircut", self.default_haircut),
+                           *((f"haircuts.{k}", v) for k, v in self.haircuts.items())]:
+            _require_number(f"collateral.{key}", value)
+            if not 0.0 <= value < 1.0:
+                raise UsageError(f"config: collateral.{key} = {value!r} must be in [0, 1)")
+
+    def haircut(self, asset: str) -> float:
+        return float(self.haircuts.get(asset, self.default_haircut))
+
+
+@dataclass(frozen=True)
 class LiquidationConfig:
     """Liquidation penalty, partial liquidation, the venue liquidation map and cascades.
 
@@ -333,6 +397,8 @@ class RunConfig:
     stress: StressConfig = field(default_factory=StressConfig)
     anti_procyclicality: ProcyclicalityConfig = field(default_factory=ProcyclicalityConfig)
     liquidation: LiquidationConfig = field(default_factory=LiquidationConfig)
+    implied_vol: ImpliedVolConfig = field(default_factory=ImpliedVolConfig)
+    collateral: CollateralConfig = field(default_factory=CollateralConfig)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -420,7 +486,7 @@ _TOP_LEVEL = {
 }
 _SECTIONS = {
     "volatility", "returns", "margin", "run", "calibration", "stress", "monte_carlo", "horizons",
-    "addons", "anti_procyclicality", "liquidation",
+    "addons", "anti_procyclicality", "liquidation", "implied_vol", "collateral",
 }
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
@@ -573,6 +639,24 @@ def config_from_mapping(
                              "underlying = notional")
         liq["impact_adv"] = dict(liq["impact_adv"])
     kwargs["liquidation"] = LiquidationConfig(**liq)
+
+    iv = _section(raw, "implied_vol", {"factors", "rule_beta", "rule_power", "rule_floor",
+                                       "rule_cap"}, source)
+    if "factors" in iv:
+        if not isinstance(iv["factors"], Mapping):
+            raise UsageError(f"{source}: [implied_vol.factors] must be a table of "
+                             "underlying = implied-vol column")
+        iv["factors"] = dict(iv["factors"])
+    kwargs["implied_vol"] = ImpliedVolConfig(**iv)
+
+    coll = _section(raw, "collateral", {"reporting_currency", "haircuts", "default_haircut"},
+                    source)
+    if "haircuts" in coll:
+        if not isinstance(coll["haircuts"], Mapping):
+            raise UsageError(f"{source}: [collateral.haircuts] must be a table of "
+                             "asset = haircut")
+        coll["haircuts"] = dict(coll["haircuts"])
+    kwargs["collateral"] = CollateralConfig(**coll)
 
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     if flags:

@@ -38,6 +38,7 @@ from riskmodel.batch.apc_stage import (
     stressed_info,
     stressed_observations,
 )
+from riskmodel.batch.collateral import collateral_equity, with_collateral_holdings
 from riskmodel.batch.liquidation_stage import liquidation_stage
 from riskmodel.batch.model_scenarios import (
     DependenceFitter,
@@ -50,7 +51,7 @@ from riskmodel.batch.run_store import STATE_DIR, RunStateData, StressBlock, writ
 from riskmodel.batch.stress_run import StressResult, evaluate_stress
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError
-from riskmodel.io.instruments import load_instruments
+from riskmodel.io.instruments import check_not_expired, load_instruments
 from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.positions import (
     account_types,
@@ -75,7 +76,7 @@ from riskmodel.marketdata.returns import (
 )
 from riskmodel.measures import tail_measures
 from riskmodel.portfolio.netting import net_positions
-from riskmodel.pricing.linear import factor_price_moves, instrument_pnl
+from riskmodel.pricing.revaluation import scenario_pnl
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.volatility.filters import FilteredFactor
 from riskmodel.volatility.params import ParameterSet
@@ -153,8 +154,12 @@ def run_eod(
         history = load_prices(inputs.prices, config.return_kind)
         instruments = load_instruments(inputs.instruments, history.assets)
         positions = load_positions(inputs.positions, instruments.frame["instrument_id"])
-        accounts = load_accounts(inputs.accounts)
+        accounts = load_accounts(inputs.accounts, config.collateral.reporting_currency)
         check_collateral_coverage(positions, accounts)
+        # coins held as collateral join the book as positions that are never traded, so every
+        # scenario revalues them with everything else (wrong-way risk)
+        instruments, positions = with_collateral_holdings(instruments, positions, accounts,
+                                                          set(history.assets), config)
 
     with timer.stage("netting"):
         instr = instruments.frame.set_index("instrument_id", drop=False)
@@ -163,15 +168,16 @@ def run_eod(
         if book.n_sets == 0:
             raise InputDataError(f"{inputs.positions}: no non-zero position after netting")
         used = instr.loc[used_ids]
-        factors = sorted(set(used["factor"]))
+        factors = sorted(set(used["factor"]) | implied_vol_factors(
+            used, config, set(history.assets), warnings))
         # What-if trades may open positions in any instrument on a factor the run prices, so
         # those are priced too (file order); the book's own rows are taken out of that matrix.
         priced = instruments.frame[instruments.frame["factor"].isin(factors)]
-        priced_mult = priced["multiplier"].to_numpy(np.float64)
         used_in_priced = pd.Index(priced["instrument_id"]).get_indexer(used_ids)
 
     with timer.stage("market_data"):
         market_date = resolve_market_date(history, as_of)
+        check_not_expired(instruments, market_date, used_ids)
         market = build_market_data(history, factors, market_date, config.return_kind)
         # every asset of the price file, aligned once: stress windows take moves and proxies
         universe = build_universe(history, market_date, config.return_kind)
@@ -217,9 +223,8 @@ def run_eod(
             if h == config.horizon or scenarios is None:
                 scenarios = scen_h
         with timer.stage(f"repricing_{h}d"):
-            moves = factor_price_moves(scen_h, market.spot, market.return_kinds)
-            factor_row = pd.Index(scen_h.factors).get_indexer(priced["factor"])
-            pnl_priced = instrument_pnl(moves, factor_row, priced_mult)
+            pnl_priced = scenario_pnl(priced, scen_h, market.spot, market.return_kinds,
+                                      market.market_date, config.implied_vol)
             pnl = np.ascontiguousarray(pnl_priced[used_in_priced])  # same values, book's rows
             state_pnl[h] = pnl_priced
             state_weights[h] = scen_h.weights
@@ -235,10 +240,9 @@ def run_eod(
                     cfg, lookback=config.anti_procyclicality.floor_lookback)
                 scen_long = model_scenarios(long_window, filtered, cfg_long, params,
                                             dependence_fitter, warnings, stressed=stressed)
-                moves_long = factor_price_moves(scen_long, market.spot, market.return_kinds)
-                pnl_long = np.ascontiguousarray(instrument_pnl(
-                    moves_long, pd.Index(scen_long.factors).get_indexer(priced["factor"]),
-                    priced_mult)[used_in_priced])
+                pnl_long = np.ascontiguousarray(scenario_pnl(
+                    priced, scen_long, market.spot, market.return_kinds, market.market_date,
+                    config.implied_vol)[used_in_priced])
                 long_tail = tail_measures(
                     pnl_long, part.indptr, part.instrument_index, part.quantity,
                     config.confidence, measure="es" if config.measure == "es" else "var",
@@ -250,7 +254,7 @@ def run_eod(
             stress.label[sets] = stress_h.label
             stress.info = {**stress_h.info, **stress.info,
                            "notes": stress.info.get("notes", []) + stress_h.info["notes"]}
-            state_stress[h] = _stress_state(stress_h, priced, priced_mult, market)
+            state_stress[h] = _stress_state(stress_h, priced, market, config)
     warnings += list(dict.fromkeys(stress.info.get("notes", [])))
     assert scenarios is not None
 
@@ -272,10 +276,12 @@ def run_eod(
                 sigma_rel[f] = sigma_rel[f] / abs(float(market.spot[f]))
         previous = (read_previous_model_margin(previous_run, book.sets)
                     if previous_run is not None else None)
+        collateral = collateral_equity(accounts, market.spot, config)
         apc_base, apc_info = apply_tools(np.maximum(tail.model_measure, 0.0), floor_margin,
                                          previous, config)
-        margins, attribution = assemble_margins(book, used, market.spot, tail, stress,
-                                                accounts.frame, config, sigma_rel,
+        margins, attribution = assemble_margins(book, used, market.spot, market.market_date,
+                                                tail, stress,
+                                                collateral, config, sigma_rel,
                                                 apc_base=apc_base)
         check_finite(margins)
 
@@ -306,8 +312,8 @@ def run_eod(
             "sigma_1d": factors_out["sigma_1d"].to_numpy(np.float64),
             "sigma_rel": sigma_rel.to_numpy(np.float64),
         }),
-        collateral=accounts.frame[["account_id", "netting_set", "collateral",
-                                   "account_type"]].copy(),
+        collateral=collateral[["account_id", "netting_set", "collateral",
+                               "account_type"]].copy(),
         config_source=config_source or {},
         config_sha256=config.digest(),
         pnl=state_pnl,
@@ -315,6 +321,7 @@ def run_eod(
         stress_pnl={h: v[0] for h, v in state_stress.items()},
         stress_labels={h: v[1] for h, v in state_stress.items()},
         stress_blocks={h: v[2] for h, v in state_stress.items()},
+        valuation_time=market.market_date.isoformat(),
     )
     manifest["state"] = {"folder": STATE_DIR, "horizons_days": sorted(state_pnl),
                          "priced_instruments": len(priced)}
@@ -329,8 +336,26 @@ def run_eod(
                      config_source, orders)
 
 
-def _stress_state(stress_h: StressResult, priced: pd.DataFrame, multiplier: np.ndarray,
-                  market: Any) -> tuple[np.ndarray, list[str], list[StressBlock]]:
+def implied_vol_factors(used: pd.DataFrame, config: RunConfig, assets: set[str],
+                        warnings: list[str]) -> set[str]:
+    """The implied-vol index columns (``[implied_vol] factors``) of the book's options'
+    underlyings that the price file has; a configured one it lacks is a warning (those options
+    follow the spot-vol rule)."""
+    out: set[str] = set()
+    for underlying in sorted(set(used.loc[used["kind"] == "option", "underlying"])):
+        column = config.implied_vol.factors.get(underlying)
+        if column is None:
+            continue
+        if column in assets:
+            out.add(column)
+        else:
+            warnings.append(f"implied_vol.factors.{underlying} = {column!r}: no such column in "
+                            "the price file; its options follow the spot-vol rule")
+    return out
+
+
+def _stress_state(stress_h: StressResult, priced: pd.DataFrame, market: Any,
+                  config: RunConfig) -> tuple[np.ndarray, list[str], list[StressBlock]]:
     """Per-unit P&L of the priced instruments in the historical and user stress scenarios,
     concatenated in the order the run reduces them, with labels and each set's column range."""
     parts: list[np.ndarray] = []
@@ -338,9 +363,8 @@ def _stress_state(stress_h: StressResult, priced: pd.DataFrame, multiplier: np.n
     blocks: list[StressBlock] = []
     start = 0
     for s in stress_h.sets:
-        moves = factor_price_moves(s, market.spot, market.return_kinds)
-        rows = pd.Index(s.factors).get_indexer(priced["factor"])
-        parts.append(instrument_pnl(moves, rows, multiplier))
+        parts.append(scenario_pnl(priced, s, market.spot, market.return_kinds,
+                                  market.market_date, config.implied_vol))
         labels += [str(x) for x in s.labels]
         blocks.append(StressBlock(s.kind, start, start + s.n_scenarios))
         start += s.n_scenarios

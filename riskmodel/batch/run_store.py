@@ -9,6 +9,8 @@ computed, i.e. the horizons of its netting sets):
 
 ``state.json``
     ``format`` (``"riskmodel-run-state"``), ``version`` (1), ``horizons`` (sorted list of int),
+    ``valuation_time`` (ISO timestamp: the market date, from which options' time to expiry
+    counts),
     ``config`` (``raw``: the parsed RUN.toml mapping, ``overrides``: the flag overrides,
     ``source``: where the TOML came from; ``RunConfig`` is rebuilt with
     :func:`riskmodel.config.config_from_mapping`), ``config_sha256`` (digest of the resolved
@@ -94,6 +96,7 @@ class RunStateData:
     stress_pnl: dict[int, np.ndarray] = field(default_factory=dict)
     stress_labels: dict[int, list[str]] = field(default_factory=dict)
     stress_blocks: dict[int, list[StressBlock]] = field(default_factory=dict)
+    valuation_time: str = ""  # ISO timestamp the options were valued at (the market date)
 
     def config(self) -> RunConfig:
         """The run's configuration, rebuilt from the stored TOML mapping and overrides."""
@@ -141,6 +144,7 @@ def write_state(folder: Path, state: RunStateData) -> None:
         "horizons": horizons,
         "config": state.config_source,
         "config_sha256": state.config_sha256,
+        "valuation_time": state.valuation_time,
         "weights": {str(h): state.weights.get(h) is not None for h in horizons},
         "stress": {
             str(h): {
@@ -184,6 +188,7 @@ def read_state(run_dir: str | Path) -> RunStateData:
         collateral=pd.read_parquet(folder / "collateral.parquet"),
         config_source=meta["config"],
         config_sha256=meta.get("config_sha256", ""),
+        valuation_time=meta.get("valuation_time", ""),
     )
     for h in (int(x) for x in meta["horizons"]):
         state.pnl[h] = array(f"pnl_{h}d.npy")

@@ -17,7 +17,7 @@ from riskmodel.config import RunConfig
 from riskmodel.marketdata.returns import MarketData, Universe
 from riskmodel.measures.stress_kernels import worst_loss
 from riskmodel.portfolio.netting import Book
-from riskmodel.pricing.linear import factor_price_moves, instrument_pnl
+from riskmodel.pricing.revaluation import grid_pnl, scenario_pnl
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.scenarios.stress import (
     grid_loss,
@@ -39,11 +39,10 @@ class StressResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _worst(scenarios: ScenarioSet, book: Book, used: pd.DataFrame, market: MarketData
-           ) -> tuple[np.ndarray, np.ndarray]:
-    moves = factor_price_moves(scenarios, market.spot, market.return_kinds)
-    rows = pd.Index(scenarios.factors).get_indexer(used["factor"])
-    pnl = instrument_pnl(moves, rows, used["multiplier"].to_numpy(np.float64))
+def _worst(scenarios: ScenarioSet, book: Book, used: pd.DataFrame, market: MarketData,
+           config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    pnl = scenario_pnl(used, scenarios, market.spot, market.return_kinds, market.market_date,
+                       config.implied_vol)
     worst = np.empty(book.n_sets)
     arg = np.empty(book.n_sets, dtype=np.int64)
     worst_loss(pnl, book.indptr, book.instrument_index, book.quantity, worst, arg)
@@ -51,17 +50,23 @@ def _worst(scenarios: ScenarioSet, book: Book, used: pd.DataFrame, market: Marke
 
 
 def _grid(book: Book, used: pd.DataFrame, market: MarketData, config: RunConfig) -> np.ndarray:
+    """Each position scanned on its own underlying: every price move of the grid with every
+    implied-vol shift (the shifts move options only), worst weighted loss per (set, underlying),
+    summed over the set's underlyings."""
     grid = config.stress.grid
     factor_of_instr = used["factor"].to_numpy()
     factors = sorted(set(factor_of_instr))
     scans = {f: grid_moves(grid, f) for f in factors}
-    weights = scans[factors[0]][1]
+    shifts = np.asarray(grid.vol_shifts, dtype=np.float64)
+    if not (used["kind"] == "option").any():
+        shifts = np.zeros(1)  # no option: the vol shifts change nothing
+    # points: every move with every vol shift (move-major)
+    weights = np.repeat(scans[factors[0]][1], len(shifts))
+    moves = np.vstack([np.repeat(scans[f][0], len(shifts)) for f in factor_of_instr])
+    unit = grid_pnl(used, moves, np.tile(shifts, len(scans[factors[0]][0])), market.spot,
+                    market.market_date, config.horizon)
+    position_pnl = book.quantity[:, None] * unit[book.instrument_index]
     pos_factor = factor_of_instr[book.instrument_index]
-    price = market.spot.loc[pos_factor].to_numpy(np.float64)
-    mult = used["multiplier"].to_numpy(np.float64)[book.instrument_index]
-    moves = np.vstack([scans[f][0] for f in pos_factor])  # (n_positions, n_grid)
-    # linear instruments: P&L = quantity x multiplier x price x relative move
-    position_pnl = (book.quantity * mult * price)[:, None] * moves
     set_of_pos = book.set_of_position()
     codes, uniques = pd.MultiIndex.from_arrays([set_of_pos, pos_factor]).factorize()
     set_of_group = uniques.get_level_values(0).to_numpy(np.int64)
@@ -89,12 +94,12 @@ def evaluate_stress(book: Book, used: pd.DataFrame, market: MarketData, window: 
             info["notes"] += notes
             if hist is not None:
                 sets.append(hist)
-                candidates.append(_worst(hist, book, used, market))
+                candidates.append(_worst(hist, book, used, market, config))
     for f in stress.files:
         user = user_shocks(f, list(market.prices.columns), market.return_kinds, config.horizon)
         if user is not None and user.n_scenarios:
             sets.append(user)
-            candidates.append(_worst(user, book, used, market))
+            candidates.append(_worst(user, book, used, market, config))
     if stress.grid.enabled:
         g = _grid(book, used, market, config)
         candidates.append((g, np.full(book.n_sets, "grid", dtype=object)))

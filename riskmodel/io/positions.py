@@ -1,5 +1,11 @@
 """Positions (``account_id, instrument_id, quantity`` [, ``netting_set``]) and accounts
-(``account_id, collateral`` [, ``netting_set``, ``account_type``]).
+(``account_id, collateral`` [, ``netting_set``, ``account_type``, ``asset``, ``amount``]).
+
+Collateral in other assets (coins): a row with ``asset`` and ``amount`` holds ``amount`` units
+of ``asset`` (a price-file column, checked by ``eod``) for its netting set; ``asset`` equal to
+the reporting currency (``[collateral] reporting_currency``, ``USD``) is cash, like
+``collateral``. Such files may repeat an (account, netting set) on several rows, one per asset;
+``collateral`` may then be blank (0). A file without ``asset`` keeps one row per set.
 
 ``account_type`` (optional, e.g. ``otc``) selects a margin period of risk in
 ``[horizons.account_type]``; an account has one type (blank cells inherit it).
@@ -11,7 +17,7 @@ Collateral rows with a ``netting_set`` fund that (isolated) set; rows without fu
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +40,14 @@ class Positions:
 
 @dataclass(frozen=True)
 class Accounts:
-    """Collateral per (account, netting set): ``account_id, netting_set, collateral``."""
+    """Collateral per (account, netting set): ``account_id, netting_set, collateral`` (cash in
+    the reporting currency) and ``account_type``; ``holdings``: ``account_id, netting_set,
+    asset, amount, source_row`` (collateral in other assets, one row per asset held)."""
 
     table: Table
     frame: pd.DataFrame
+    holdings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["account_id", "netting_set", "asset", "amount", "source_row"]))
 
 
 def _netting_sets(table: Table) -> np.ndarray:
@@ -72,15 +82,49 @@ def load_positions(path: str | Path, instrument_ids: Iterable[str]) -> Positions
     return Positions(table, frame)
 
 
-def load_accounts(path: str | Path) -> Accounts:
-    """Read collateral; one row per (account, netting set), finite amounts."""
+def load_accounts(path: str | Path, reporting_currency: str = "USD") -> Accounts:
+    """Read collateral; cash per (account, netting set) and holdings of other assets."""
     table = read_table(path, "accounts")
-    table.require_columns(["account_id", "collateral"])
+    table.require_columns(["account_id"])
+    has_assets = "asset" in table.frame.columns or "amount" in table.frame.columns
+    if has_assets:
+        table.require_columns(["account_id", "asset", "amount"])
+    else:
+        table.require_columns(["account_id", "collateral"])
     accounts = table.text("account_id")
-    collateral = table.numbers("collateral", what="collateral")
+    collateral = (table.numbers("collateral", what="collateral", allow_missing=has_assets)
+                  if "collateral" in table.frame.columns else np.zeros(len(accounts)))
+    collateral = np.where(np.isnan(collateral), 0.0, collateral)
     sets = _netting_sets(table)
     types = (table.text("account_type", allow_missing=True)
              if "account_type" in table.frame.columns else np.full(len(accounts), "", dtype=object))
+    holdings = pd.DataFrame(columns=["account_id", "netting_set", "asset", "amount",
+                                     "source_row"])
+    if has_assets:
+        asset = table.text("asset", allow_missing=True)
+        amount = table.numbers("amount", what="amount", allow_missing=True)
+        for i in np.flatnonzero((asset != "") & np.isnan(amount)).tolist():
+            raise table.fail(i, "amount", None, f"missing amount of {asset[i]!r}")
+        for i in np.flatnonzero((asset == "") & ~np.isnan(amount)).tolist():
+            raise table.fail(i, "asset", "", "amount without an asset")
+        negative = np.flatnonzero(amount < 0)
+        if len(negative):
+            i = int(negative[0])
+            raise table.fail(i, "amount", float(amount[i]),
+                             "collateral amounts must be >= 0 (a borrowed coin is a position)")
+        cash = asset == reporting_currency
+        collateral = collateral + np.where(cash & ~np.isnan(amount), amount, 0.0)
+        held = (asset != "") & ~cash
+        holdings = pd.DataFrame({"account_id": accounts[held].astype(str),
+                                 "netting_set": sets[held].astype(str),
+                                 "asset": asset[held].astype(str), "amount": amount[held],
+                                 "source_row": np.flatnonzero(held)})
+        twice = holdings.duplicated(["account_id", "netting_set", "asset"], keep=False)
+        if twice.any():
+            rows = holdings.loc[twice, "source_row"].to_numpy()[:2]
+            raise table.fail(int(rows[1]), "asset", asset[rows[1]],
+                             f"asset listed twice for this netting set (also at "
+                             f"{table.where(int(rows[0]))})")
     frame = pd.DataFrame(
         {
             "account_id": accounts.astype(str),
@@ -98,17 +142,21 @@ def load_accounts(path: str | Path) -> Accounts:
                              f"account {account!r} already has type {seen[account][0]!r} "
                              f"(at {table.where(seen[account][1])})")
         seen.setdefault(account, (kind, i))
-    duplicated = frame.duplicated(["account_id", "netting_set"], keep=False).to_numpy()
-    if duplicated.any():
-        rows = np.flatnonzero(duplicated)[:2]
-        raise table.fail(
-            int(rows[1]),
-            "account_id",
-            accounts[rows[1]],
-            f"duplicate collateral row for netting set {sets[rows[1]]!r} "
-            f"(also at {table.where(int(rows[0]))})",
-        )
-    return Accounts(table, frame)
+    if has_assets:  # one row per asset: cash and type per set
+        frame = frame.groupby(["account_id", "netting_set"], sort=False, as_index=False).agg(
+            collateral=("collateral", "sum"), account_type=("account_type", "max"))
+    else:
+        duplicated = frame.duplicated(["account_id", "netting_set"], keep=False).to_numpy()
+        if duplicated.any():
+            rows = np.flatnonzero(duplicated)[:2]
+            raise table.fail(
+                int(rows[1]),
+                "account_id",
+                accounts[rows[1]],
+                f"duplicate collateral row for netting set {sets[rows[1]]!r} "
+                f"(also at {table.where(int(rows[0]))})",
+            )
+    return Accounts(table, frame, holdings)
 
 
 def account_types(collateral: pd.DataFrame) -> dict[str, str]:

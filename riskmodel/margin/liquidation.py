@@ -5,7 +5,8 @@ For every netting set in ``liquidation`` (and, optionally, ``margin_call``), pos
 riskiest first, by their Euler contribution to the model margin (``attribution.parquet``): the
 riskiest position is closed by the smallest fraction that brings the set back to its target,
 ``equity_after >= target x initial_margin_after``; if closing it entirely is not enough, it is
-closed and the next one is reduced, and so on. ``equity_after = equity - penalty``: closing at
+closed and the next one is reduced, and so on (coins held as collateral are revalued with the
+book but never sold). ``equity_after = equity - penalty``: closing at
 the mark realises nothing that variation margin has not already settled, but the venue charges
 ``penalty = rate x |notional closed|`` (rates per underlying, kind or default, as every rate
 table). Every trial margin is recomputed exactly by the engine's own margin of a netted book
@@ -36,6 +37,7 @@ from riskmodel.config import RateTable
 from riskmodel.margin.policy import position_rates
 from riskmodel.margin.whatif import RunState, book_margins
 from riskmodel.portfolio.netting import net_positions
+from riskmodel.pricing.revaluation import COLLATERAL_KIND
 
 ORDER_COLUMNS = ["account_id", "netting_set", "instrument_id", "quantity_to_close",
                  "margin_after", "equity_after"]
@@ -89,8 +91,11 @@ def partial_liquidation(
     # the chosen sets' positions, riskiest first within each set (stable: file order on ties)
     held = attribution[["account_id", "netting_set", "instrument_id", "quantity",
                         "contribution"]].merge(chosen, on=["account_id", "netting_set"])
-    held = held.sort_values(["account_id", "netting_set", "contribution"],
-                            ascending=[True, True, False], kind="stable")
+    # coins held as collateral are never traded: they go last and are never reduced
+    held["tradeable"] = (state.instruments.loc[held["instrument_id"], "kind"].to_numpy()
+                         != COLLATERAL_KIND)
+    held = held.sort_values(["account_id", "netting_set", "tradeable", "contribution"],
+                            ascending=[True, True, False, False], kind="stable")
     groups = held.groupby(["account_id", "netting_set"], sort=False).indices
     sets = []
     for key, equity, im in zip(zip(chosen["account_id"], chosen["netting_set"]),
@@ -116,6 +121,7 @@ class _SetToLiquidate:
                                     * state.spot.loc[info["factor"]].to_numpy(np.float64))
         self.rates = position_rates(penalty, info["kind"].to_numpy(),
                                     info["underlying"].to_numpy())
+        self.n_tradeable = int(held["tradeable"].sum())
         self.fractions = np.zeros(len(self.quantity))
         self.margin_after, self.equity_after, self.notional = initial_margin, equity, 0.0
         self.scale = max(abs(equity), initial_margin, 1.0)
@@ -167,7 +173,7 @@ class _Lockstep:
     def run(self) -> None:
         current = {i: self.surplus(i, s.fractions, s.initial_margin)
                    for i, s in enumerate(self.sets)}
-        active = [i for i, g in current.items() if g < 0]
+        active = [i for i, g in current.items() if g < 0 and self.sets[i].n_tradeable > 0]
         k = 0
         while active:
             # close position k in full: sets still short keep it closed and go on to k + 1
@@ -183,7 +189,7 @@ class _Lockstep:
                 if g1 < 0:
                     self.sets[i].keep(trials[i], full[i])
                     current[i] = g1
-                    if k + 1 < len(self.sets[i].quantity):
+                    if k + 1 < self.sets[i].n_tradeable:
                         still_short.append(i)
                 else:
                     brackets[i] = _Bracket(0.0, 1.0, current[i], g1, g1, full[i])

@@ -11,9 +11,9 @@ move ``x`` of the grid (``[liquidation] map_points`` evenly spaced relative move
 ``[-map_range, +map_range]``), every netting set is re-valued instantly:
 
 * ``equity(x) = equity + P&L(x)``, the set's positions repriced at the moved prices through
-  :func:`riskmodel.pricing.linear.factor_price_moves` and
-  :func:`riskmodel.pricing.linear.instrument_pnl`, as ``eod`` reprices its scenarios (once per
-  unique instrument, then the sparse book);
+  :func:`riskmodel.pricing.revaluation.scenario_pnl`, as ``eod`` reprices its scenarios (once
+  per unique instrument, then the sparse book; options fully revalued, instantly: no time
+  decay, implied vol by the spot-vol rule or its index held still; coin collateral revalued);
 * the requirements scale with the price level the way the distance to liquidation assumes
   (:mod:`riskmodel.margin.liquidation_distance`): ``MM(x) = MM (1 + w x)`` and ``IM(x) = IM
   (1 + w x)``, ``w`` the share of the set's gross notional on the moved underlying(s) (``w = 1``
@@ -58,7 +58,7 @@ from riskmodel.batch.run_store import read_state
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError
 from riskmodel.margin.policy import position_rates
-from riskmodel.pricing.linear import factor_price_moves, instrument_pnl
+from riskmodel.pricing.revaluation import COLLATERAL_KIND, scenario_pnl, unit_greeks
 from riskmodel.scenarios.scenario_set import ScenarioSet
 
 ALL = "ALL"
@@ -87,6 +87,7 @@ class MapBook:
     return_kinds: dict[str, str]
     sigma_rel: pd.Series
     config: RunConfig
+    valuation_time: pd.Timestamp = pd.Timestamp(0)
 
     @property
     def n_sets(self) -> int:
@@ -101,13 +102,18 @@ class MapBook:
         codes = pd.Index(self.factors).get_indexer(self.instruments["factor"])
         return codes[self.instrument]
 
-    def unit_notional(self, moves: np.ndarray | None = None) -> np.ndarray:
-        """``|multiplier x price|`` per position, at the moved prices (``moves`` per factor)."""
+    def unit_delta(self) -> np.ndarray:
+        """dV/dP per unit of each position (multiplier included; delta for options, face /
+        price for inverse contracts), 0 for collateral, which is not a position."""
+        greeks = unit_greeks(self.instruments, self.spot, self.valuation_time)
+        delta = greeks["delta"].to_numpy(np.float64, copy=True)
+        delta[(self.instruments["kind"] == COLLATERAL_KIND).to_numpy()] = 0.0
+        return delta[self.instrument]
+
+    def unit_notional(self) -> np.ndarray:
+        """``|dV/dP x price|`` per unit of each position (delta-adjusted notional)."""
         price = self.spot.loc[self.factors].to_numpy(np.float64)
-        if moves is not None:
-            price = price * (1.0 + moves)
-        return np.abs(self.instruments["multiplier"].to_numpy(np.float64)[self.instrument]
-                      * price[self.position_factor()])
+        return np.abs(self.unit_delta() * price[self.position_factor()])
 
 
 def load_map_book(run_dir: str | Path) -> MapBook:
@@ -147,6 +153,7 @@ def load_map_book(run_dir: str | Path) -> MapBook:
         return_kinds=dict(zip(factors["factor"], factors["return_kind"])),
         sigma_rel=pd.Series(factors["sigma_rel"].to_numpy(np.float64), index=factors["factor"]),
         config=data.config(),
+        valuation_time=pd.Timestamp(data.valuation_time or 0),
     )
 
 
@@ -208,10 +215,9 @@ class _Revaluation:
                           moves[moved_factors] * spot[:, None])
         scen = ScenarioSet(np.ascontiguousarray(shocks.T), tuple(factors),
                            np.arange(moves.shape[1]), "liquidation-map", 0)
-        price_moves = factor_price_moves(scen, self.book.spot, self.book.return_kinds)
-        held = self.book.instruments.iloc[columns]
-        unit = instrument_pnl(price_moves, pd.Index(factors).get_indexer(held["factor"]),
-                              held["multiplier"].to_numpy(np.float64))
+        unit = scenario_pnl(self.book.instruments.iloc[columns], scen, self.book.spot,
+                            self.book.return_kinds, self.book.valuation_time,
+                            self.book.config.implied_vol)
         return np.asarray(self.by_instrument[:, columns] @ unit)
 
     def evaluate(self, moves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -302,10 +308,9 @@ class Cascade:
         self.sigma = book.sigma_rel.loc[book.factors].to_numpy(np.float64)
         self.coefficient = policy.impact_coefficient
         self.max_rounds = policy.cascade_max_rounds
-        # signed closing trade per position, in units of the factor's price: -q x multiplier
-        self.closing_units = -(book.quantity
-                               * book.instruments["multiplier"].to_numpy(np.float64)
-                               [book.instrument])
+        # signed closing trade per position in units of the underlying (delta-equivalent for
+        # options; collateral is not traded): -q x dV/dP
+        self.closing_units = -(book.quantity * book.unit_delta())
 
     def impact(self, liquidated: np.ndarray, moves: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Relative price impact per factor of closing the ``liquidated`` sets in full at the

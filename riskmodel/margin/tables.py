@@ -20,7 +20,7 @@ from riskmodel.margin.addons import position_addons, set_addons
 from riskmodel.margin.liquidation_distance import liquidation_distance
 from riskmodel.margin.policy import apply_policy, margin_base, per_set_sum
 from riskmodel.portfolio.netting import Book
-from riskmodel.pricing.linear import valuation
+from riskmodel.pricing.revaluation import COLLATERAL_KIND, unit_greeks
 
 if TYPE_CHECKING:  # the stress stage's result type; only its loss and label arrays are read
     from riskmodel.batch.stress_run import StressResult
@@ -34,7 +34,7 @@ MARGIN_COLUMNS = [
 ]
 ATTRIBUTION_COLUMNS = [
     "account_id", "netting_set", "instrument_id", "quantity", "market_value", "notional",
-    "contribution", "liquidity_addon", "concentration_addon",
+    "contribution", "liquidity_addon", "concentration_addon", "delta", "gamma", "vega",
 ]
 
 @dataclass
@@ -80,6 +80,7 @@ def assemble_margins(
     book: Book,
     used: pd.DataFrame,
     spot: pd.Series,
+    valuation_time: pd.Timestamp,
     tail: Any,
     stress: StressResult,
     collateral: pd.DataFrame,
@@ -89,20 +90,30 @@ def assemble_margins(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Margin table (one row per netting set) and attribution table (one row per position).
 
-    ``used`` is indexed by ``instrument_id`` (``kind, underlying, multiplier, factor``), ``spot``
-    by factor; ``tail`` has ``var, es, model_measure`` per set and ``contribution`` per position.
+    ``used`` is indexed by ``instrument_id`` (``kind, underlying, multiplier, factor`` and the
+    option columns), its rows in the order of the book's instrument axis; ``spot`` by factor;
+    ``valuation_time`` is the options' clock; ``tail`` has ``var, es, model_measure`` per set
+    and ``contribution`` per position.
+
+    Per position: ``market_value = quantity x value`` (the premium of an option, the price of
+    spot and coin collateral, 0 for contracts settled by variation margin), ``notional =
+    |quantity x delta x price|`` (delta-adjusted for options; the face value of inverse
+    contracts; 0 for collateral, which is no position and carries no floor, add-on or flat
+    rate), and ``delta, gamma, vega`` in the reporting currency
+    (:func:`riskmodel.pricing.revaluation.unit_greeks`).
     Shared with :mod:`riskmodel.margin.whatif`, so a what-if applies the very same policy.
     ``apc_base``: the model margin after the anti-procyclicality floor and buffer (default: the
     model margin), which the stress combination then starts from.
     """
     pos = book.positions
-    info = used.loc[pos["instrument_id"]]
+    info = used.iloc[book.instrument_index]
     kinds = info["kind"].to_numpy()
     underlyings = info["underlying"].to_numpy()
     price = spot.loc[info["factor"]].to_numpy(np.float64)
-    market_value, notional = valuation(
-        kinds, info["multiplier"].to_numpy(np.float64), price, book.quantity
-    )
+    unit = unit_greeks(used, spot, valuation_time).to_numpy()[book.instrument_index]
+    market_value = book.quantity * unit[:, 0]
+    is_collateral = kinds == COLLATERAL_KIND
+    notional = np.where(is_collateral, 0.0, np.abs(book.quantity * unit[:, 1] * price))
     # A book that gains even in its tail needs no model margin: floor the measure at zero and
     # drop its contributions with it, so contributions always sum to the model margin.
     positive = tail.model_measure > 0
@@ -126,8 +137,9 @@ def assemble_margins(
     policy["stress_scenario"] = stress.label
     factor_names = list(sigma_rel.index)
     factor_code = pd.Index(factor_names).get_indexer(info["factor"])
+    # first order: each position as a linear one of the same delta (collateral included)
     distance = liquidation_distance(
-        book.indptr, book.quantity, info["multiplier"].to_numpy(np.float64), price,
+        book.indptr, book.quantity, unit[:, 1], price,
         factor_code.astype(np.int64), len(factor_names), equity,
         policy["maintenance_margin"].to_numpy(), sigma_rel.to_numpy(np.float64),
     )
@@ -139,7 +151,9 @@ def assemble_margins(
             book.sets.reset_index(drop=True),
             pd.DataFrame(
                 {
-                    "n_positions": np.diff(book.indptr).astype(np.int64),
+                    "n_positions": (np.diff(book.indptr)
+                                    - per_set_sum(is_collateral.astype(np.float64),
+                                                  book.indptr)).astype(np.int64),
                     "gross_notional": per_set_sum(notional, book.indptr),
                     "var": tail.var,
                     "es": tail.es,
@@ -160,6 +174,9 @@ def assemble_margins(
             "contribution": contribution,
             "liquidity_addon": liquidity,
             "concentration_addon": concentration,
+            "delta": book.quantity * unit[:, 1] * price,
+            "gamma": book.quantity * unit[:, 2] * price * price / 100.0,
+            "vega": book.quantity * unit[:, 3] / 100.0,
         }
     )[ATTRIBUTION_COLUMNS]
     return margins, attribution

@@ -100,6 +100,7 @@ class RunState:
     before: pd.DataFrame
     stress_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]]
     funded: frozenset[str] = frozenset()  # accounts with a collateral row
+    valuation_time: pd.Timestamp = pd.Timestamp(0)  # the run's market date (options' clock)
 
     @cached_property
     def position_rows(self) -> dict[_Key, np.ndarray]:
@@ -179,6 +180,7 @@ def run_state(run_dir: Path, data: RunStateData, config: RunConfig, positions: p
         before=before,
         stress_blocks=blocks,
         funded=frozenset(data.collateral["account_id"].tolist()),
+        valuation_time=pd.Timestamp(data.valuation_time or 0),
     )
 
 
@@ -323,7 +325,8 @@ def book_margins(state: RunState, book: Book) -> pd.DataFrame:
     set_horizon = set_horizons(book, state.instruments, config, account_types(collateral))
     tail = TailArrays.empty(book.n_sets, len(book.quantity))
     stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
-    market = SimpleNamespace(spot=state.spot)  # all the grid reads of the market data
+    # all the grid reads of the market data
+    market = SimpleNamespace(spot=state.spot, market_date=state.valuation_time)
     for h in sorted(set(set_horizon.tolist())):
         if h not in state.data.pnl:
             raise InputDataError(
@@ -340,7 +343,8 @@ def book_margins(state: RunState, book: Book) -> pd.DataFrame:
         loss, label = _stress(state, part, h, market)
         stress.loss[sets] = loss
         stress.label[sets] = label
-    margins, _ = assemble_margins(book, state.instruments, state.spot, tail, stress, collateral,
+    margins, _ = assemble_margins(book, state.instruments, state.spot, state.valuation_time,
+                                  tail, stress, collateral,
                                   config, state.sigma_rel)
     check_finite(margins)
     return margins

@@ -64,7 +64,8 @@ def test_demo_attribution_sums_to_model_margin(demo_out):
     m = pd.read_parquet(demo_out / "margins.parquet")
     a = pd.read_parquet(demo_out / "attribution.parquet")
     # DESIGN.md's columns, then each position's add-ons broken out
-    assert list(a.columns) == ATTRIBUTION_COLUMNS + ["liquidity_addon", "concentration_addon"]
+    assert list(a.columns) == ATTRIBUTION_COLUMNS + ["liquidity_addon", "concentration_addon",
+                                                    "delta", "gamma", "vega"]
     addons = a.groupby(["account_id", "netting_set"])[["liquidity_addon",
                                                        "concentration_addon"]].sum().sum(axis=1)
     sums = a.groupby(["account_id", "netting_set"])["contribution"].sum()

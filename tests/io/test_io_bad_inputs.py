@@ -276,17 +276,50 @@ def test_unknown_instrument_kind(tmp_path, dataset_csv, expect_failure):
                    INPUT, f"{bad} line 4", "'kind'", "unknown instrument kind", "'swap'")
 
 
-@pytest.mark.parametrize("kind", ["option", "inverse_perpetual", "inverse_future"])
-def test_kind_not_supported_yet(kind, tmp_path, dataset_csv, expect_failure):
-    bad = _instruments(tmp_path, 1, "kind", kind)
+OPTION = {"instrument_id": "AAA-C100", "kind": "option", "underlying": "AAA",
+          "multiplier": 1.0, "strike": 100.0, "expiry": "2031-06-20T08:00:00Z",
+          "option_type": "call", "implied_vol": 0.4}
+
+
+def _with_option(tmp_path, drop=None, **changes):
+    """The instruments plus one option (data row 5: CSV line 6)."""
+    frame = pd.concat([INSTRUMENTS.astype(object), pd.DataFrame([{**OPTION, **changes}])],
+                      ignore_index=True)
+    if drop:
+        frame = frame.drop(columns=drop)
+    return write_csv(frame, tmp_path / "instruments.csv")
+
+
+@pytest.mark.parametrize(("column", "value", "problem"), [
+    ("option_type", "straddle", "must be call or put"),
+    ("strike", -5.0, "strike must be > 0"),
+    ("implied_vol", 0.0, "implied volatility must be > 0"),
+    ("expiry", "next friday", "not an ISO 8601 timestamp"),
+    ("settlement", "gold", "must be one of quote, coin"),
+    ("rate", 5.0, "must be in [-1, 1]"),
+])
+def test_bad_option_field(column, value, problem, tmp_path, dataset_csv, expect_failure):
+    bad = _with_option(tmp_path, **{column: value})
     expect_failure(lambda out: dataset_csv.argv(out, instruments=bad),
-                   INPUT, f"{bad} line 3", "'kind'", "not supported yet", repr(kind))
+                   INPUT, f"{bad} line 6", repr(column), problem)
 
 
-def test_kind_not_supported_yet_parquet(tmp_path, dataset_parquet, expect_failure):
-    bad = _instruments(tmp_path, 3, "kind", "option", suffix="parquet")
-    expect_failure(lambda out: dataset_parquet.argv(out, instruments=bad),
-                   INPUT, f"{bad} row 4", "'kind'", "not supported yet", "'option'")
+def test_option_without_expiry_column(tmp_path, dataset_csv, expect_failure):
+    bad = _with_option(tmp_path, drop=["expiry"])
+    expect_failure(lambda out: dataset_csv.argv(out, instruments=bad),
+                   INPUT, str(bad), "missing column", "'expiry'")
+
+
+def test_expired_option_held_is_an_input_error(tmp_path, dataset_csv, expect_failure):
+    """The price file ends in 2022; an option that expired in 2021 cannot be margined."""
+    bad = _with_option(tmp_path, expiry="2021-03-19T08:00:00Z")
+    positions = pd.concat([POSITIONS, pd.DataFrame([{"account_id": "A01",
+                                                     "instrument_id": "AAA-C100",
+                                                     "quantity": -3.0, "netting_set": ""}])],
+                          ignore_index=True)
+    held = write_csv(positions, tmp_path / "positions.csv")
+    expect_failure(lambda out: dataset_csv.argv(out, instruments=bad, positions=held),
+                   INPUT, f"{bad} line 6", "'expiry'", "expired", "2021-03-19T08:00:00+00:00")
 
 
 def test_underlying_without_prices(tmp_path, dataset_csv, expect_failure):

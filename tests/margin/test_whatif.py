@@ -106,7 +106,9 @@ def test_state_format(run):
     meta = json.loads((state_dir / "state.json").read_text())
     instruments = pd.read_parquet(state_dir / "instruments.parquet")
     assert list(instruments.columns) == ["instrument_id", "kind", "underlying", "multiplier",
-                                         "factor", "price", "pnl_row"]
+                                         "factor", "strike", "expiry", "option_type",
+                                         "implied_vol", "rate", "carry", "settlement", "model",
+                                         "price", "pnl_row"]
     n_priced = int((instruments["pnl_row"] >= 0).sum())
     assert n_priced == len(instruments)  # every demo instrument is on a priced factor
     assert meta["horizons"] == [1, 2]
