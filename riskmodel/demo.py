@@ -2,13 +2,18 @@
 
 Prices (daily closes, 1999-01-04 .. 2018-12-31): S&P 500 (``SPX``) and NASDAQ Composite
 (``NASDAQ``) from Yahoo Finance, WTI crude spot (``WTI``, FRED series DCOILWTICO, empty on days
-without a fixing), all as shipped inside the ``arch`` package. WTI is configured with absolute
-returns (price differences), as an oil series that can go negative needs.
+without a fixing) and the CBOE VIX index (``VIX``, from 2014), all as shipped inside the
+``arch`` package. WTI is configured with absolute returns (price differences), as an oil series
+that can go negative needs; VIX is the implied-vol factor of the S&P 500 options.
 
 Accounts (seeded, reproducible) hold directional, hedged (index futures against each other),
 spread (oil future against an oil perpetual) and diversified books in spot, futures and
-perpetual-style contracts; some of them trade an isolated oil netting set. Collateral is drawn as
-a fraction of gross notional, so a minority of accounts come out under-collateralised.
+perpetual-style contracts; some of them trade an isolated oil netting set, an isolated option
+set (S&P 500 puts and calls: covered calls, short put spreads, straddles; Black-Scholes with rate
+and dividend yield, their implied vols moved by VIX) or an isolated inverse set (a
+coin-margined-style NASDAQ perpetual, face value 100 USD). Collateral is drawn as a fraction of
+gross notional, so a minority of accounts come out under-collateralised. The option quotes
+(strikes, expiries, implied vols around the VIX close of 25.42) are made up for the demo.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ default = 5000000.0
 [addons.concentration_rate]
 default = 0.01
 
+[implied_vol.factors]
+SPX = "VIX"        # S&P 500 option vols move with the VIX index (sticky strike)
+
 [liquidation]
 target_margin_level = 1.0   # partial liquidation restores equity to the initial margin
 [liquidation.penalty_rates]  # fee on the notional liquidated
@@ -83,8 +91,23 @@ INSTRUMENTS = pd.DataFrame(
         ("NASDAQ-PERP", "perpetual", "NASDAQ", 1.0),
         ("CL", "future", "WTI", 1000.0),
         ("WTI-PERP", "perpetual", "WTI", 100.0),
+        ("NDX-INV", "inverse_perpetual", "NASDAQ", 100.0),
     ],
     columns=["instrument_id", "kind", "underlying", "multiplier"],
+)
+# S&P 500 options, quoted on the demo's last date (2018-12-31, S&P 500 at 2506.85, VIX 25.42):
+# strikes and vols made up around them, a skew of higher vols at lower strikes.
+OPTIONS = pd.DataFrame(
+    [
+        (f"SPX-{expiry[2:4]}{expiry[5:7]}-{kind[0].upper()}{strike}", "option", "SPX", 100.0,
+         float(strike), f"{expiry}T21:00:00Z", kind, round(0.25 + 0.9 * (2500 - strike) / 2500, 4),
+         0.025, 0.019, "quote", "black_scholes")
+        for expiry in ("2019-01-18", "2019-03-15")
+        for strike in (2250, 2400, 2500, 2600, 2750)
+        for kind in ("put", "call")
+    ],
+    columns=["instrument_id", "kind", "underlying", "multiplier", "strike", "expiry",
+             "option_type", "implied_vol", "rate", "carry", "settlement", "model"],
 )
 
 
@@ -99,12 +122,13 @@ class DemoFiles:
 
 def demo_prices() -> pd.DataFrame:
     """Wide daily closes ``date, SPX, NASDAQ, WTI`` from arch's bundled data."""
-    from arch.data import nasdaq, sp500, wti
+    from arch.data import nasdaq, sp500, vix, wti
 
     spx = sp500.load()["Close"].rename("SPX")
     ndx = nasdaq.load()["Close"].rename("NASDAQ")
     oil = wti.load()["DCOILWTICO"].rename("WTI")
-    frame = pd.concat([spx, ndx, oil], axis=1, sort=True).loc["1999-01-04":DEMO_END]
+    vol = vix.load()["vix"].rename("VIX")
+    frame = pd.concat([spx, ndx, oil, vol], axis=1, sort=True).loc["1999-01-04":DEMO_END]
     frame.index = pd.DatetimeIndex(frame.index).strftime("%Y-%m-%d")
     frame.index.name = "date"
     # WTI has no fixing on some exchange days and vice versa: leave those cells empty, the engine
@@ -117,13 +141,17 @@ def demo_book(prices: pd.DataFrame, n_accounts: int = 300, seed: int = 7) -> tup
 ]:
     """Positions and collateral for ``n_accounts`` synthetic accounts (seeded)."""
     rng = np.random.default_rng(seed)
+    extras = np.random.default_rng([seed, 1])
     last = prices.ffill().iloc[-1]
     px = {
         "SPX": last["SPX"], "ES": last["SPX"], "MES": last["SPX"], "SPX-PERP": last["SPX"],
         "NQ": last["NASDAQ"], "NASDAQ-PERP": last["NASDAQ"], "CL": last["WTI"],
-        "WTI-PERP": last["WTI"],
+        "WTI-PERP": last["WTI"], "NDX-INV": last["NASDAQ"],
     }
     mult = dict(zip(INSTRUMENTS["instrument_id"], INSTRUMENTS["multiplier"]))
+    mult["NDX-INV"] = 100.0 / last["NASDAQ"]  # face value 100 USD: notional per contract
+    for row in OPTIONS.itertuples():
+        px[row.instrument_id], mult[row.instrument_id] = last["SPX"], row.multiplier
 
     def units(instrument: str, usd: float) -> float:
         # Whole contracts (at least one) worth about ``usd`` of notional.
@@ -171,6 +199,31 @@ def demo_book(prices: pd.DataFrame, n_accounts: int = 300, seed: int = 7) -> tup
             iso_ratio = float(rng.choice([0.2, 0.05]))
             collateral.append((account, round(q * px["WTI-PERP"] * 100 * iso_ratio, 2),
                                "isolated-WTI"))
+        # option and inverse books in their own netting sets, drawn from a second stream so the
+        # linear books above stay what they were before these kinds existed
+        extra = extras.random()
+        if extra < 0.2:
+            expiry = str(extras.choice(["1901", "1903"]))
+            n = max(1.0, round(size / (last["SPX"] * 100)))
+            strategy = extras.choice(["covered_call", "short_put_spread", "straddle"])
+            if strategy == "covered_call":  # long the index, short an out-of-the-money call
+                legs = [("MES", units("MES", n * 100 * last["SPX"])),
+                        (f"SPX-{expiry}-C2600", -n)]
+            elif strategy == "short_put_spread":
+                legs = [(f"SPX-{expiry}-P2400", -n), (f"SPX-{expiry}-P2250", n)]
+            else:  # a long or short straddle at the money
+                side = 1.0 if extras.random() < 0.5 else -1.0
+                legs = [(f"SPX-{expiry}-P2500", side * n), (f"SPX-{expiry}-C2500", side * n)]
+            positions += [(account, i, q, "options") for i, q in legs]
+            collateral.append((account, round(n * 100 * last["SPX"]
+                                              * float(extras.choice([0.25, 0.1, 0.03])), 2),
+                               "options"))
+        elif extra < 0.27:  # a coin-margined-style NASDAQ perpetual, face value 100 USD
+            q = units("NDX-INV", size / 2)
+            positions.append((account, "NDX-INV", (1.0 if extras.random() < 0.6 else -1.0) * q,
+                              "inverse"))
+            collateral.append((account, round(q * 100 * float(extras.choice([0.3, 0.1, 0.04])),
+                                              2), "inverse"))
     pos = pd.DataFrame(positions, columns=["account_id", "instrument_id", "quantity",
                                            "netting_set"])
     acc = pd.DataFrame(collateral, columns=["account_id", "collateral", "netting_set"])
@@ -190,7 +243,7 @@ def write_demo_inputs(folder: Path, n_accounts: int = 300, seed: int = 7) -> Dem
         config=folder / "run.toml",
     )
     prices.to_csv(files.prices)
-    INSTRUMENTS.to_csv(files.instruments, index=False)
+    pd.concat([INSTRUMENTS, OPTIONS], ignore_index=True).to_csv(files.instruments, index=False)
     positions.to_csv(files.positions, index=False)
     accounts.to_csv(files.accounts, index=False)
     files.config.write_text(RUN_TOML)

@@ -37,7 +37,7 @@ from riskmodel.config import RateTable
 from riskmodel.margin.policy import position_rates
 from riskmodel.margin.whatif import RunState, book_margins
 from riskmodel.portfolio.netting import net_positions
-from riskmodel.pricing.revaluation import COLLATERAL_KIND
+from riskmodel.pricing.revaluation import COLLATERAL_KIND, unit_greeks
 
 ORDER_COLUMNS = ["account_id", "netting_set", "instrument_id", "quantity_to_close",
                  "margin_after", "equity_after"]
@@ -117,8 +117,10 @@ class _SetToLiquidate:
         self.key, self.equity, self.initial_margin = key, equity, initial_margin
         self.instrument_id = held["instrument_id"].to_numpy()
         self.quantity = held["quantity"].to_numpy(np.float64)
-        self.unit_notional = np.abs(info["multiplier"].to_numpy(np.float64)
-                                    * state.spot.loc[info["factor"]].to_numpy(np.float64))
+        # the notional a penalty applies to, as the margin table counts it: |dV/dP x price|
+        # (face value for inverse contracts, delta-adjusted for options)
+        delta = unit_greeks(info, state.spot, state.valuation_time)["delta"].to_numpy()
+        self.unit_notional = np.abs(delta * state.spot.loc[info["factor"]].to_numpy(np.float64))
         self.rates = position_rates(penalty, info["kind"].to_numpy(),
                                     info["underlying"].to_numpy())
         self.n_tradeable = int(held["tradeable"].sum())

@@ -6,7 +6,8 @@ what happens when the liquidations themselves move the price.
 
 The map
 -------
-For each *scope* (one underlying's price series, and ``ALL`` for every one together) and each
+For each *scope* (one underlying's price series, and ``ALL`` for every one together; an
+implied-vol index is no underlying and stays still) and each
 move ``x`` of the grid (``[liquidation] map_points`` evenly spaced relative moves in
 ``[-map_range, +map_range]``), every netting set is re-valued instantly:
 
@@ -97,6 +98,12 @@ class MapBook:
         """Sparse netting set x instrument quantities."""
         return sp.csr_matrix((self.quantity, self.instrument, self.indptr),
                              shape=(self.n_sets, len(self.instruments)))
+
+    def underlyings(self) -> list[str]:
+        """The factors some position is priced on (an implied-vol index is a factor of the
+        run but no underlying: the map never moves it)."""
+        held = set(self.instruments["factor"].to_numpy()[np.unique(self.instrument)])
+        return [f for f in self.factors if f in held]
 
     def position_factor(self) -> np.ndarray:
         codes = pd.Index(self.factors).get_indexer(self.instruments["factor"])
@@ -245,12 +252,13 @@ def liquidation_map(book: MapBook, scopes: Sequence[str] | None = None) -> pd.Da
     """The map (module docstring), one row per scope and move, :data:`MAP_COLUMNS`."""
     reval = _Revaluation(book)
     grid = move_grid(book.config)
-    scopes = list(scopes) if scopes is not None else [*book.factors, ALL]
+    underlyings = book.underlyings()
+    scopes = list(scopes) if scopes is not None else [*underlyings, ALL]
     frames = []
     for scope in scopes:
         moves = np.zeros((len(book.factors), len(grid)))
         if scope == ALL:
-            moves[:] = grid
+            moves[[book.factors.index(f) for f in underlyings]] = grid
         else:
             moves[book.factors.index(scope)] = grid
         status, _ = reval.evaluate(moves)
@@ -356,13 +364,14 @@ def cascade_table(book: MapBook, scopes: Sequence[str] | None = None) -> pd.Data
     ``table.attrs["notes"]`` lists the underlyings whose flow moved no price (no ADV)."""
     cascade = Cascade(book)
     grid = move_grid(book.config)
-    scopes = list(scopes) if scopes is not None else [*book.factors, ALL]
+    underlyings = book.underlyings()
+    scopes = list(scopes) if scopes is not None else [*underlyings, ALL]
     rows = []
     notes: dict[str, None] = {}
     for scope in scopes:
         for x in grid:
-            x0 = np.full(len(book.factors), x) if scope == ALL else np.where(
-                np.array(book.factors) == scope, x, 0.0)
+            targets = underlyings if scope == ALL else [scope]
+            x0 = np.where(np.isin(book.factors, targets), x, 0.0)
             result = cascade.run(x0)
             notes.update(dict.fromkeys(result.notes))
             rows.append({"scope": scope, "move": float(x), "rounds": result.rounds,

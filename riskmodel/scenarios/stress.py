@@ -6,8 +6,9 @@ last price carried over closed days) and applied to today's prices. A factor wit
 both ends of a move borrows a proxy's move scaled by the ratio of their current volatilities
 (standard deviation of daily returns over the run's window): the proxy is the one named in
 ``[stress.proxies]``, else the factor with data in the window whose daily returns are most
-correlated with it over their common history (at least 60 common returns); with neither, the
-factor does not move and the manifest says so.
+correlated with it, in absolute value, over their common history (at least 60 common returns);
+a negatively correlated proxy moves it the other way (VIX proxied by the S&P 500 rises when the
+index falls); with neither, the factor does not move and the manifest says so.
 
 User shock files (``[stress] files``, CSV or Parquet ``scenario, asset, shock``): for a factor
 with log returns ``shock`` is the relative price change (-0.2: the price falls 20%); for a factor
@@ -99,13 +100,21 @@ def universe_window_scenarios(
                              universe.return_kinds, universe.sigma(window), proxies)
 
 
+def _correlation(factor: str, other: str, returns: pd.DataFrame) -> float:
+    """Correlation of two factors' daily returns over their common history (NaN when they
+    share fewer than ``MIN_PROXY_OVERLAP`` returns)."""
+    pair = returns[[factor, other]].dropna()
+    if len(pair) < MIN_PROXY_OVERLAP:
+        return float("nan")
+    return float(pair[factor].corr(pair[other]))
+
+
 def _best_proxy(factor: str, candidates: Sequence[str], returns: pd.DataFrame) -> str | None:
+    """The candidate whose returns are most correlated with the factor's, in absolute value
+    (an implied-vol index is best proxied by its index, negatively)."""
     best, best_corr = None, -np.inf
     for c in candidates:
-        pair = returns[[factor, c]].dropna()
-        if len(pair) < MIN_PROXY_OVERLAP:
-            continue
-        corr = pair[factor].corr(pair[c])
+        corr = abs(_correlation(factor, c, returns))
         if np.isfinite(corr) and corr > best_corr:
             best, best_corr = c, corr
     return best
@@ -167,9 +176,11 @@ def historical_stress(
                              "it does not move")
                 continue
             ratio = float(sigma[f] / sigma[proxy]) if sigma[proxy] > 0 else 0.0
+            if _correlation(f, proxy, returns) < 0:  # moves the other way
+                ratio = -ratio
             moves[:, j] = all_moves[:, universe.index(proxy)] * ratio
             notes.append(f"stress {w.name}: {f} takes {proxy}'s moves x {ratio:.4g} "
-                         "(volatility ratio)")
+                         "(volatility ratio, signed by their correlation)")
         rows.append(moves)
         labels += [f"{w.name}:{d.strftime('%Y-%m-%d')}" for d in span.index[:-horizon]]
     if not rows:

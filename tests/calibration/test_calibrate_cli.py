@@ -33,7 +33,7 @@ def test_calibrate_then_eod_with_params(demo_inputs, tmp_path, capsys):
                "--end", "2018-06-29", "--jobs", "2", "--report", str(tmp_path / "report")])
     assert rc == 0, capsys.readouterr().err
     raw = json.loads(params.read_text())
-    assert set(raw["factors"]) == {"SPX", "NASDAQ", "WTI"}
+    assert set(raw["factors"]) == {"SPX", "NASDAQ", "WTI", "VIX"}
     assert raw["data"]["end"].startswith("2018-06-29")
     assert (tmp_path / "report" / "report.html").is_file()
     # eod at 2018-12-31 filters the six months after the calibration forward, no refit

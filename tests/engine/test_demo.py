@@ -100,7 +100,7 @@ def test_demo_manifest_and_factors(demo_out):
     assert eff["by_status"]["ok"]["netting_sets"] == len(ok)
     factors = pd.read_csv(demo_out / "factors.csv")
     assert list(factors.columns) == ["asset", "price", "vol_model", "sigma_1d"]
-    assert set(factors["asset"]) == {"SPX", "NASDAQ", "WTI"}
+    assert set(factors["asset"]) == {"SPX", "NASDAQ", "WTI", "VIX"}  # VIX: the options
     assert (factors["sigma_1d"] > 0).all()
 
 

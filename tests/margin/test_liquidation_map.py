@@ -29,8 +29,16 @@ def _eod(files, out, positions=None, accounts=None, prices=None, config=None):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The demo's linear book: every margin part of spot, futures and perpetuals is
+    proportional to the price level (options with fixed strikes and inverse contracts, whose
+    P&L is relative, are not), which the exactness of the map rests on."""
     root = tmp_path_factory.mktemp("map")
     files = write_demo_inputs(root / "in", n_accounts=90)
+    instruments = pd.read_csv(files.instruments)
+    linear = instruments.loc[instruments["kind"].isin(["spot", "future", "perpetual"]),
+                             "instrument_id"]
+    positions = pd.read_csv(files.positions, dtype={"netting_set": str})
+    positions[positions["instrument_id"].isin(linear)].to_csv(files.positions, index=False)
     # the convex concentration add-on is the one margin part not proportional to the price level
     config = root / "run.toml"
     config.write_text(files.config.read_text().replace("default = 5000000.0", "default = 1e300"))
