@@ -386,6 +386,7 @@ class RunConfig:
     default_return: str = "log"
     asset_returns: Mapping[str, str] = field(default_factory=dict)
     chunk_size: int = 4096
+    partition_size: int = 50_000
     horizons_by_kind: Mapping[str, int] = field(default_factory=dict)
     horizons_by_account_type: Mapping[str, int] = field(default_factory=dict)
     addons: AddonPolicy = field(default_factory=lambda: _addon_policy({}, "defaults"))
@@ -427,6 +428,7 @@ class RunConfig:
         _require_int("volatility.garch_fit_window", self.garch_fit_window, low=100, high=100_000)
         _require_int("min_history", self.min_history, low=2, high=100_000)
         _require_int("run.chunk_size", self.chunk_size, low=1, high=10_000_000)
+        _require_int("run.partition_size", self.partition_size, low=1, high=100_000_000)
         _require_number("volatility.ewma_lambda", self.ewma_lambda)
         if not 0.0 < self.ewma_lambda < 1.0:
             raise UsageError(
@@ -582,9 +584,11 @@ def config_from_mapping(
     if "antithetic" in mc:
         kwargs["mc_antithetic"] = mc["antithetic"]
 
-    run = _section(raw, "run", {"chunk_size"}, source)
+    run = _section(raw, "run", {"chunk_size", "partition_size"}, source)
     if "chunk_size" in run:
         kwargs["chunk_size"] = run["chunk_size"]
+    if "partition_size" in run:
+        kwargs["partition_size"] = run["partition_size"]
 
     margin = _section(
         raw,

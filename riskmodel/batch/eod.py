@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +34,6 @@ import pandas as pd
 
 from riskmodel import __version__
 from riskmodel.batch.apc_stage import (
-    apply_tools,
     read_previous_model_margin,
     stressed_info,
     stressed_observations,
@@ -47,8 +47,9 @@ from riskmodel.batch.model_scenarios import (
     model_scenarios,
     volatility_warnings,
 )
+from riskmodel.batch.partitions import EngineOptions, fingerprint, keep_parts, run_partitions
 from riskmodel.batch.run_store import STATE_DIR, RunStateData, StressBlock, write_state
-from riskmodel.batch.stress_run import StressResult, evaluate_stress
+from riskmodel.batch.stress_run import stress_scenario_sets
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError
 from riskmodel.io.instruments import check_not_expired, load_instruments
@@ -63,18 +64,16 @@ from riskmodel.io.prices import load_prices
 from riskmodel.io.tables import sha256_file
 from riskmodel.margin.policy import STATUSES, margin_base
 from riskmodel.margin.tables import (
-    TailArrays,
-    assemble_margins,
     check_finite,
     set_horizons,
 )
+from riskmodel.margin.whatif import run_state
 from riskmodel.marketdata.returns import (
     build_market_data,
     build_universe,
     common_window,
     resolve_market_date,
 )
-from riskmodel.measures import tail_measures
 from riskmodel.portfolio.netting import net_positions
 from riskmodel.pricing.revaluation import scenario_pnl
 from riskmodel.scenarios.scenario_set import ScenarioSet
@@ -107,6 +106,8 @@ class EodResult:
     state: RunStateData | None = None
     config_source: dict[str, Any] | None = None
     liquidation_orders: pd.DataFrame | None = None
+    engine: EngineOptions | None = None
+    partitions: int = 1
 
 
 @dataclass
@@ -131,6 +132,7 @@ def run_eod(
     progress: Callable[[int, int], None] | None = None,
     config_source: dict[str, Any] | None = None,
     previous_run: str | Path | None = None,
+    engine: EngineOptions | None = None,
 ) -> EodResult:
     """Run the end-of-day margin computation; see the module docstring for the stages.
 
@@ -138,7 +140,9 @@ def run_eod(
     :func:`riskmodel.batch.run_store.load_config_source`) is stored with the what-if state so
     that :mod:`riskmodel.margin.whatif` rebuilds exactly ``config``; without it the state is
     still written but cannot be loaded for what-if. ``previous_run``: a previous run's output
-    folder, whose model margins the anti-procyclicality buffer compares against.
+    folder, whose model margins the anti-procyclicality buffer compares against. ``engine``:
+    how the book stage runs (partitions, local or Dask, work folder and resume;
+    :mod:`riskmodel.batch.partitions`).
     """
     timer = _Timer()
     warnings: list[str] = []
@@ -197,23 +201,20 @@ def run_eod(
         filtered = filter_factors(market.returns, long_window, factors, config, params, fitter)
         warnings += volatility_warnings(filtered)
 
-    # Each netting set takes the longest margin period of risk of its positions; the scenario,
-    # tail and stress stages run once per distinct horizon over the sets that have it.
+    # Run-wide stages, once per distinct margin period of risk of the book's netting sets: model
+    # scenarios, the P&L of every priced instrument in them, the anti-procyclicality floor's
+    # long-lookback P&L and the stress scenarios' P&L. The book stage then reads only these.
     set_horizon = set_horizons(book, used, config, account_types(accounts.frame))
-    tail = TailArrays.empty(book.n_sets, len(book.quantity))
-    stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
-    horizon_counts: dict[int, int] = {}
+    horizon_counts = {int(h): int(n) for h, n in zip(*np.unique(set_horizon, return_counts=True))}
     scenarios = None
     state_pnl: dict[int, np.ndarray] = {}
     state_weights: dict[int, np.ndarray | None] = {}
     state_stress: dict[int, tuple[np.ndarray, list[str], list[StressBlock]]] = {}
-    floor_margin = np.zeros(book.n_sets) if apc_floor else None
+    floor_pnl: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if apc_floor else None
     by_horizon: dict[int, ScenarioSet] = {}
-    for h in sorted(set(set_horizon.tolist())):
+    stress_info: dict[str, Any] = {}
+    for h in sorted(horizon_counts):
         cfg = dataclasses.replace(config, horizon=h)
-        sets = np.flatnonzero(set_horizon == h)
-        part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
-        horizon_counts[h] = len(sets)
         with timer.stage(f"scenarios_{h}d"):
             stressed, notes = stressed_observations(universe, market, window, cfg, h)
             warnings += notes
@@ -223,39 +224,24 @@ def run_eod(
             if h == config.horizon or scenarios is None:
                 scenarios = scen_h
         with timer.stage(f"repricing_{h}d"):
-            pnl_priced = scenario_pnl(priced, scen_h, market.spot, market.return_kinds,
-                                      market.market_date, config.implied_vol)
-            pnl = np.ascontiguousarray(pnl_priced[used_in_priced])  # same values, book's rows
-            state_pnl[h] = pnl_priced
+            state_pnl[h] = scenario_pnl(priced, scen_h, market.spot, market.return_kinds,
+                                        market.market_date, config.implied_vol)
             state_weights[h] = scen_h.weights
-        with timer.stage(f"tail_{h}d"):
-            tail.put(sets, rows, tail_measures(
-                pnl, part.indptr, part.instrument_index, part.quantity, config.confidence,
-                measure="es" if config.measure == "es" else "var",
-                weights=scen_h.weights, chunk_size=config.chunk_size, progress=progress,
-            ))
-        if floor_margin is not None:
+        if floor_pnl is not None:
             with timer.stage(f"apc_floor_{h}d"):
                 cfg_long = dataclasses.replace(
                     cfg, lookback=config.anti_procyclicality.floor_lookback)
                 scen_long = model_scenarios(long_window, filtered, cfg_long, params,
                                             dependence_fitter, warnings, stressed=stressed)
-                pnl_long = np.ascontiguousarray(scenario_pnl(
-                    priced, scen_long, market.spot, market.return_kinds, market.market_date,
-                    config.implied_vol)[used_in_priced])
-                long_tail = tail_measures(
-                    pnl_long, part.indptr, part.instrument_index, part.quantity,
-                    config.confidence, measure="es" if config.measure == "es" else "var",
-                    weights=scen_long.weights, chunk_size=config.chunk_size)
-                floor_margin[sets] = np.maximum(long_tail.model_measure, 0.0)
-        with timer.stage(f"stress_{h}d"):
-            stress_h = evaluate_stress(part, used, market, window, cfg, universe)
-            stress.loss[sets] = stress_h.loss
-            stress.label[sets] = stress_h.label
-            stress.info = {**stress_h.info, **stress.info,
-                           "notes": stress.info.get("notes", []) + stress_h.info["notes"]}
-            state_stress[h] = _stress_state(stress_h, priced, market, config)
-    warnings += list(dict.fromkeys(stress.info.get("notes", [])))
+                floor_pnl[h] = (scenario_pnl(priced, scen_long, market.spot,
+                                             market.return_kinds, market.market_date,
+                                             config.implied_vol), scen_long.weights)
+        with timer.stage(f"stress_scenarios_{h}d"):
+            stress_sets, info_h = stress_scenario_sets(market, window, cfg, universe)
+            stress_info = {**info_h, **stress_info,
+                           "notes": stress_info.get("notes", []) + info_h["notes"]}
+            state_stress[h] = _stress_state(stress_sets, priced, market, config)
+    warnings += list(dict.fromkeys(stress_info.get("notes", [])))
     assert scenarios is not None
 
     factors_out = pd.DataFrame(
@@ -268,35 +254,11 @@ def run_eod(
                          else float(window[f].std(ddof=1)) for f in factors],
         }
     )[FACTOR_COLUMNS]
-
-    with timer.stage("margin"):
-        sigma_rel = pd.Series(factors_out["sigma_1d"].to_numpy(), index=factors)
-        for f in factors:  # price-difference volatility as a relative one, for the distance
-            if market.return_kinds[f] == "absolute":
-                sigma_rel[f] = sigma_rel[f] / abs(float(market.spot[f]))
-        previous = (read_previous_model_margin(previous_run, book.sets)
-                    if previous_run is not None else None)
-        collateral = collateral_equity(accounts, market.spot, config)
-        apc_base, apc_info = apply_tools(np.maximum(tail.model_measure, 0.0), floor_margin,
-                                         previous, config)
-        margins, attribution = assemble_margins(book, used, market.spot, market.market_date,
-                                                tail, stress,
-                                                collateral, config, sigma_rel,
-                                                apc_base=apc_base)
-        check_finite(margins)
-
-    manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
-                         margins, timer, warnings)
-    manifest["scenarios"]["netting_sets_by_horizon_days"] = {
-        str(h): n for h, n in sorted(horizon_counts.items())}
-    manifest["anti_procyclicality"] = {**apc_info, **stressed_info(by_horizon, config)}
-    model = margins["model_margin"].to_numpy()
-    manifest["stress"] = {
-        **{k: v for k, v in stress.info.items() if k != "notes"},
-        "binding_sets": int(np.sum(
-            margin_base(model, stress.loss, config.stress.mode, config.stress.weight) > model
-        )),
-    }
+    sigma_rel = pd.Series(factors_out["sigma_1d"].to_numpy(), index=factors)
+    for f in factors:  # price-difference volatility as a relative one, for the distance
+        if market.return_kinds[f] == "absolute":
+            sigma_rel[f] = sigma_rel[f] / abs(float(market.spot[f]))
+    collateral = collateral_equity(accounts, market.spot, config)
     instruments_out = instruments.frame.copy()
     instruments_out["price"] = [float(market.spot[f]) if f in factors else np.nan
                                 for f in instruments_out["factor"]]
@@ -323,6 +285,43 @@ def run_eod(
         stress_blocks={h: v[2] for h, v in state_stress.items()},
         valuation_time=market.market_date.isoformat(),
     )
+
+    with timer.stage("margin"):
+        # the book stage, partition by partition, on the book's rows of the priced axis
+        run = run_state(Path("."), state, config, _EMPTY_POSITIONS, _EMPTY_MARGINS)
+        on_priced = dataclasses.replace(book, instrument_index=np.ascontiguousarray(
+            used_in_priced[book.instrument_index].astype(np.int64)))
+        previous = (read_previous_model_margin(previous_run, book.sets)
+                    if previous_run is not None else None)
+        previous_by_set = (pd.Series(previous, index=pd.MultiIndex.from_frame(book.sets))
+                           if previous is not None else None)
+        options = engine or EngineOptions()
+        if options.partition_size is None:
+            options = dataclasses.replace(options, partition_size=config.partition_size)
+        parts = run_partitions(run, on_priced, options, _fingerprint(inputs, config, as_of,
+                                                                     previous_run, options),
+                               floor_pnl=floor_pnl, previous=previous_by_set,
+                               progress=progress)
+        margins, attribution = parts.margins, parts.attribution
+        check_finite(margins)
+
+    manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
+                         margins, timer, warnings)
+    manifest["scenarios"]["netting_sets_by_horizon_days"] = {
+        str(h): n for h, n in sorted(horizon_counts.items())}
+    manifest["anti_procyclicality"] = {**parts.apc_info, **stressed_info(by_horizon, config)}
+    model = margins["model_margin"].to_numpy()
+    stress_loss = margins["stress_loss"].to_numpy()
+    manifest["stress"] = {
+        **{k: v for k, v in stress_info.items() if k != "notes"},
+        "binding_sets": int(np.sum(
+            margin_base(model, stress_loss, config.stress.mode, config.stress.weight) > model
+        )),
+    }
+    manifest["engine"] = {"engine": options.engine, "partition_size": options.partition_size,
+                          "partitions": parts.partitions,
+                          "partitions_computed": parts.computed,
+                          "resumed": parts.computed < parts.partitions}
     manifest["state"] = {"folder": STATE_DIR, "horizons_days": sorted(state_pnl),
                          "priced_instruments": len(priced)}
     with timer.stage("liquidation"):
@@ -333,7 +332,25 @@ def run_eod(
         manifest["totals"]["liquidation_penalty"] = liquidation["penalties"]
         manifest["warnings"] += notes
     return EodResult(margins, attribution, factors_out, manifest, scenarios, state,
-                     config_source, orders)
+                     config_source, orders, options, parts.partitions)
+
+
+_EMPTY_POSITIONS = pd.DataFrame({"account_id": [], "netting_set": [], "instrument_id": [],
+                                 "quantity": []})
+_EMPTY_MARGINS = pd.DataFrame({"account_id": [], "netting_set": [], "model_margin": [],
+                               "initial_margin": []})
+
+
+def _fingerprint(inputs: EodInputs, config: RunConfig, as_of: str | None,
+                 previous_run: str | Path | None, options: EngineOptions) -> str:
+    """What makes two runs' partitions interchangeable (resume): inputs, configuration, as-of,
+    previous run, partition size and version."""
+    files = {k: sha256_file(v) for k, v in vars(inputs).items() if v is not None}
+    previous = (sha256_file(Path(previous_run) / "margins.parquet")
+                if previous_run is not None else None)
+    return fingerprint({"inputs": files, "config": config.digest(), "as_of": as_of,
+                        "previous": previous, "partition_size": options.partition_size,
+                        "version": __version__})
 
 
 def implied_vol_factors(used: pd.DataFrame, config: RunConfig, assets: set[str],
@@ -354,7 +371,7 @@ def implied_vol_factors(used: pd.DataFrame, config: RunConfig, assets: set[str],
     return out
 
 
-def _stress_state(stress_h: StressResult, priced: pd.DataFrame, market: Any,
+def _stress_state(stress_sets: list[ScenarioSet], priced: pd.DataFrame, market: Any,
                   config: RunConfig) -> tuple[np.ndarray, list[str], list[StressBlock]]:
     """Per-unit P&L of the priced instruments in the historical and user stress scenarios,
     concatenated in the order the run reduces them, with labels and each set's column range."""
@@ -362,7 +379,7 @@ def _stress_state(stress_h: StressResult, priced: pd.DataFrame, market: Any,
     labels: list[str] = []
     blocks: list[StressBlock] = []
     start = 0
-    for s in stress_h.sets:
+    for s in stress_sets:
         parts.append(scenario_pnl(priced, s, market.spot, market.return_kinds,
                                   market.market_date, config.implied_vol))
         labels += [str(x) for x in s.labels]
@@ -484,4 +501,10 @@ def write_eod(result: EodResult, out: str | Path) -> Path:
         write_json(result.manifest, staging / "manifest.json")
         if result.state is not None:
             write_state(staging / STATE_DIR, result.state)
+        engine = result.engine
+        if engine is not None and engine.engine == "dask" and engine.work_dir is not None:
+            keep_parts(engine.work_dir, staging, result.partitions)
+    if result.engine is not None and result.engine.work_dir is not None:
+        # finished: the partitions of the work folder are no longer needed to resume
+        shutil.rmtree(result.engine.work_dir, ignore_errors=True)
     return Path(out)

@@ -73,11 +73,12 @@ def _grid(book: Book, used: pd.DataFrame, market: MarketData, config: RunConfig)
     return grid_loss(position_pnl, weights, codes, set_of_group, book.n_sets)
 
 
-def evaluate_stress(book: Book, used: pd.DataFrame, market: MarketData, window: pd.DataFrame,
-                    config: RunConfig, universe: Universe) -> StressResult:
-    """Worst stress loss of every netting set; see the module docstring."""
+def stress_scenario_sets(market: MarketData, window: pd.DataFrame, config: RunConfig,
+                         universe: Universe) -> tuple[list[ScenarioSet], dict[str, Any]]:
+    """The historical-window and user-shock scenario sets of a run (the grid is evaluated per
+    position, :func:`_grid`) and the manifest facts (``mode, weight, notes, windows,
+    scenario_sets``)."""
     stress = config.stress
-    candidates: list[tuple[np.ndarray, np.ndarray]] = []
     info: dict[str, Any] = {"mode": stress.mode, "weight": stress.weight, "notes": []}
     sets: list[ScenarioSet] = []
     if stress.historical:
@@ -94,21 +95,28 @@ def evaluate_stress(book: Book, used: pd.DataFrame, market: MarketData, window: 
             info["notes"] += notes
             if hist is not None:
                 sets.append(hist)
-                candidates.append(_worst(hist, book, used, market, config))
     for f in stress.files:
         user = user_shocks(f, list(market.prices.columns), market.return_kinds, config.horizon)
         if user is not None and user.n_scenarios:
             sets.append(user)
-            candidates.append(_worst(user, book, used, market, config))
     if stress.grid.enabled:
+        info["grid"] = {"points_per_factor": stress.grid.steps + 2, "move": stress.grid.move}
+    info["scenario_sets"] = {s.kind: s.n_scenarios for s in sets}
+    return sets, info
+
+
+def evaluate_stress(book: Book, used: pd.DataFrame, market: MarketData, window: pd.DataFrame,
+                    config: RunConfig, universe: Universe) -> StressResult:
+    """Worst stress loss of every netting set; see the module docstring."""
+    sets, info = stress_scenario_sets(market, window, config, universe)
+    candidates = [_worst(s, book, used, market, config) for s in sets]
+    if config.stress.grid.enabled:
         g = _grid(book, used, market, config)
         candidates.append((g, np.full(book.n_sets, "grid", dtype=object)))
-        info["grid"] = {"points_per_factor": stress.grid.steps + 2, "move": stress.grid.move}
     loss = np.zeros(book.n_sets)
     label = np.full(book.n_sets, "", dtype=object)
     for worst, lab in candidates:
         better = worst > loss
         loss = np.where(better, worst, loss)
         label = np.where(better, lab, label)
-    info["scenario_sets"] = {s.kind: s.n_scenarios for s in sets}
     return StressResult(loss, label, sets, info)

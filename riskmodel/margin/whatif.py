@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from riskmodel.batch.apc_stage import apply_tools
 from riskmodel.batch.run_store import RunStateData, read_state
 from riskmodel.batch.stress_run import StressResult
 from riskmodel.batch.stress_run import _grid as grid_stress  # the run's own grid reduction
@@ -313,10 +315,32 @@ def _validate(state: RunState, trades: pd.DataFrame) -> pd.DataFrame:
 
 def book_margins(state: RunState, book: Book) -> pd.DataFrame:
     """eod's margin table for the netting sets of ``book`` (on the state's instrument axis)."""
+    return book_tables(state, book)[0]
+
+
+def book_tables(
+    state: RunState,
+    book: Book,
+    *,
+    floor_pnl: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = None,
+    previous: pd.Series | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """eod's margin and attribution tables for the netting sets of ``book`` (on the state's
+    instrument axis), and the anti-procyclicality facts of these sets.
+
+    The engine's own stages on the stored scenario P&L: horizon per set, tail kernels, stress
+    reduction, anti-procyclicality tools, add-ons, policy, distance to liquidation. ``eod``
+    itself margins its book partition by partition through this function, so a what-if and
+    a run can never disagree. ``floor_pnl``: per horizon, the P&L and weights of the
+    anti-procyclicality floor's long-lookback scenarios (the run's own; what-if has none);
+    ``previous``: the
+    previous run's model margin by ``(account_id, netting_set)`` (buffer release).
+    """
     config = state.config
     collateral = state.data.collateral
-    # only the touched accounts' rows: the merge inside costs the whole table otherwise
-    collateral = collateral[collateral["account_id"].isin(book.sets["account_id"].unique())]
+    if book.n_sets < 1000:  # a few touched sets: their accounts' rows only, merges stay cheap
+        collateral = collateral[collateral["account_id"].isin(
+            book.sets["account_id"].unique())]
     unfunded = [a for a in book.sets["account_id"].tolist() if a not in state.funded]
     if unfunded:  # as eod: an account holding positions needs a collateral row
         account = unfunded[0]
@@ -325,6 +349,8 @@ def book_margins(state: RunState, book: Book) -> pd.DataFrame:
     set_horizon = set_horizons(book, state.instruments, config, account_types(collateral))
     tail = TailArrays.empty(book.n_sets, len(book.quantity))
     stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
+    floor_margin = np.zeros(book.n_sets) if floor_pnl is not None else None
+    measure: Literal["es", "var"] = "es" if config.measure == "es" else "var"
     # all the grid reads of the market data
     market = SimpleNamespace(spot=state.spot, market_date=state.valuation_time)
     for h in sorted(set(set_horizon.tolist())):
@@ -337,17 +363,27 @@ def book_margins(state: RunState, book: Book) -> pd.DataFrame:
         part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
         tail.put(sets, rows, tail_measures(
             state.data.pnl[h], part.indptr, part.instrument_index, part.quantity,
-            config.confidence, measure="es" if config.measure == "es" else "var",
-            weights=state.data.weights[h], chunk_size=config.chunk_size,
+            config.confidence, measure=measure, weights=state.data.weights[h],
+            chunk_size=config.chunk_size,
         ))
+        if floor_margin is not None and floor_pnl is not None:
+            long_pnl, long_weights = floor_pnl[h]
+            floor_margin[sets] = np.maximum(tail_measures(
+                long_pnl, part.indptr, part.instrument_index, part.quantity, config.confidence,
+                measure=measure, weights=long_weights, chunk_size=config.chunk_size,
+            ).model_measure, 0.0)
         loss, label = _stress(state, part, h, market)
         stress.loss[sets] = loss
         stress.label[sets] = label
-    margins, _ = assemble_margins(book, state.instruments, state.spot, state.valuation_time,
-                                  tail, stress, collateral,
-                                  config, state.sigma_rel)
+    before = (previous.reindex(pd.MultiIndex.from_frame(book.sets)).to_numpy(np.float64)
+              if previous is not None else None)
+    apc_base, apc_info = apply_tools(np.maximum(tail.model_measure, 0.0), floor_margin,
+                                     before, config)
+    margins, attribution = assemble_margins(book, state.instruments, state.spot,
+                                            state.valuation_time, tail, stress, collateral,
+                                            config, state.sigma_rel, apc_base=apc_base)
     check_finite(margins)
-    return margins
+    return margins, attribution, apc_info
 
 
 def _stress(state: RunState, part: Book, h: int, market: SimpleNamespace

@@ -58,6 +58,17 @@ class Book:
         )
         return book, rows
 
+    def slice(self, start: int, stop: int) -> Book:
+        """Netting sets ``start:stop`` as a book of their own (a contiguous partition)."""
+        p0, p1 = int(self.indptr[start]), int(self.indptr[stop])
+        return Book(
+            sets=self.sets.iloc[start:stop].reset_index(drop=True),
+            positions=self.positions.iloc[p0:p1].reset_index(drop=True),
+            indptr=self.indptr[start:stop + 1] - p0,
+            instrument_index=self.instrument_index[p0:p1],
+            quantity=self.quantity[p0:p1],
+        )
+
     def set_of_position(self) -> np.ndarray:
         """Netting-set row of each position, shape (n_positions,)."""
         return np.repeat(np.arange(self.n_sets), np.diff(self.indptr))

@@ -1,0 +1,251 @@
+"""The book stage of ``eod`` in partitions of netting sets: local or on a Dask cluster, resumable.
+
+After the run-wide stages (scenarios, instrument P&L, stress scenario P&L), the netting sets are
+split into contiguous partitions of ``partition_size`` sets (in the book's order). Each
+partition is margined on its own by :func:`riskmodel.margin.whatif.book_tables` (tail kernels,
+stress, anti-procyclicality, add-ons, policy), which computes every set independently with a
+fixed sequence of floating-point operations: the concatenated result is bitwise identical for
+any partition size, engine or number of workers.
+
+Engines:
+
+* ``local``: the partitions in sequence in this process (the kernels use the cores).
+* ``dask``: a ``distributed`` client (``--scheduler ADDRESS``, else a ``LocalCluster`` of
+  ``--workers`` processes); the run state (instrument scenario P&L and the rest) is scattered to
+  every worker once, each task margins one partition and returns its two tables, which the
+  client writes. Workers need no shared file system.
+
+Work folder and resume: each finished partition is written as ``margins-NNNNN.parquet`` and
+``attribution-NNNNN.parquet`` (atomically: the margins part, written last, marks it complete)
+under a work folder beside ``--out`` (``.NAME.work``), with ``run.json`` holding the run's
+fingerprint (inputs' SHA-256, resolved configuration, as-of, previous run, partition size,
+version). ``--resume`` reuses the parts of a killed run with the same fingerprint and computes
+only the missing partitions; without it the folder starts empty. A finished run removes it;
+with the Dask engine the parts are kept under ``DIR/partitions/`` as a partitioned Parquet
+dataset (``margins/part-NNNNN.parquet``, ``attribution/part-NNNNN.parquet``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.errors import UsageError
+from riskmodel.margin.whatif import RunState, book_tables
+from riskmodel.portfolio.netting import Book
+
+ENGINES = ("local", "dask")
+# Test hook: exit abruptly (no cleanup, like a kill) after writing this many partitions.
+FAULT_ENV = "RISKMODEL_FAULT_AFTER_PARTITIONS"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the book stage runs (module docstring)."""
+
+    engine: str = "local"
+    scheduler: str | None = None
+    workers: int | None = None
+    partition_size: int | None = None  # None: the configuration's run.partition_size
+    work_dir: Path | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine {self.engine!r} must be one of {', '.join(ENGINES)}")
+        size = self.partition_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 1):
+            raise UsageError(f"--partition-size {self.partition_size!r} must be an integer >= 1")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--workers {self.workers!r} must be >= 1")
+        if self.resume and self.work_dir is None:
+            raise UsageError("--resume needs a work folder (the run's --out)")
+
+
+def work_dir_for(out: str | Path) -> Path:
+    """The work folder of a run writing to ``out``: a hidden sibling ``.NAME.work``."""
+    out = Path(out).absolute()
+    return out.parent / f".{out.name}.work"
+
+
+@dataclass
+class PartitionResult:
+    margins: pd.DataFrame
+    attribution: pd.DataFrame
+    apc_info: dict[str, Any]
+    computed: int  # partitions computed in this run (the rest came from the work folder)
+    partitions: int
+
+
+def partition_bounds(n_sets: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + size, n_sets)) for start in range(0, n_sets, size)] or [(0, 0)]
+
+
+def margin_partition(state: RunState, part: Book, floor_pnl: Any, previous: Any
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """One partition's tables (a module-level function, so Dask can ship it)."""
+    return book_tables(state, part, floor_pnl=floor_pnl, previous=previous)
+
+
+class _WorkFolder:
+    """Finished partitions on disk, keyed by the run's fingerprint."""
+
+    def __init__(self, folder: Path | None, fingerprint: str, resume: bool) -> None:
+        self.folder = folder
+        self.done: set[int] = set()
+        if folder is None:
+            return
+        meta = folder / "run.json"
+        same = False
+        if resume and meta.is_file():
+            try:
+                same = json.loads(meta.read_text()).get("fingerprint") == fingerprint
+            except (OSError, json.JSONDecodeError):
+                same = False
+        if not same:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            meta.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+        else:
+            self.done = {int(p.stem.split("-")[1]) for p in folder.glob("margins-*.parquet")}
+
+    def paths(self, k: int) -> tuple[Path, Path]:
+        assert self.folder is not None
+        return (self.folder / f"margins-{k:05d}.parquet",
+                self.folder / f"attribution-{k:05d}.parquet")
+
+    def write(self, k: int, margins: pd.DataFrame, attribution: pd.DataFrame) -> None:
+        if self.folder is None:
+            return
+        margins_path, attribution_path = self.paths(k)
+        for frame, path in ((attribution, attribution_path), (margins, margins_path)):
+            tmp = path.with_suffix(".tmp")
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)  # the margins part, last, marks the partition complete
+
+    def read(self, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        margins_path, attribution_path = self.paths(k)
+        return pd.read_parquet(margins_path), pd.read_parquet(attribution_path)
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_partitions(
+    state: RunState,
+    book: Book,
+    options: EngineOptions,
+    run_fingerprint: str,
+    *,
+    floor_pnl: Any = None,
+    previous: pd.Series | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PartitionResult:
+    """Margin ``book`` (on ``state``'s instrument axis) partition by partition."""
+    assert options.partition_size is not None
+    bounds = partition_bounds(book.n_sets, options.partition_size)
+    work = _WorkFolder(options.work_dir, run_fingerprint, options.resume)
+    todo = [k for k in range(len(bounds)) if k not in work.done]
+    results: dict[int, tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]] = {}
+    fault = int(os.environ.get(FAULT_ENV, "0") or 0)
+    written = 0
+
+    def finished(k: int, tables: tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]) -> None:
+        nonlocal written
+        results[k] = tables
+        work.write(k, tables[0], tables[1])
+        written += 1
+        if fault and written >= fault:
+            os._exit(137)  # simulate a kill: no cleanup, no finally blocks
+        if progress is not None:
+            progress(len(results) + len(work.done), len(bounds))
+
+    if options.engine == "dask" and todo:
+        for k, tables in _dask_partitions(state, book, bounds, todo, options, floor_pnl,
+                                          previous):
+            finished(k, tables)
+    else:
+        for k in todo:
+            finished(k, margin_partition(state, book.slice(*bounds[k]), floor_pnl, previous))
+    margins, attribution, infos = [], [], []
+    for k in range(len(bounds)):
+        if k in results:
+            m, a, info = results[k]
+            infos.append(info)
+        else:
+            m, a = work.read(k)
+        margins.append(m)
+        attribution.append(a)
+    return PartitionResult(pd.concat(margins, ignore_index=True),
+                           pd.concat(attribution, ignore_index=True),
+                           merge_apc_info(infos), len(todo), len(bounds))
+
+
+def _dask_partitions(state: RunState, book: Book, bounds: list[tuple[int, int]],
+                     todo: list[int], options: EngineOptions, floor_pnl: Any,
+                     previous: pd.Series | None
+                     ) -> Iterator[tuple[int, tuple[pd.DataFrame, pd.DataFrame, dict]]]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:  # pragma: no cover - the dependency is declared
+        raise UsageError("--engine dask needs the 'distributed' package "
+                         "(pip install 'riskmodel[dask]')") from None
+    cluster = None
+    if options.scheduler:
+        client = Client(options.scheduler)
+    else:
+        cluster = LocalCluster(n_workers=options.workers or 2, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        # the run state (scenario P&L of every instrument) goes to each worker once
+        shared = client.scatter(state, broadcast=True)
+        shared_floor = client.scatter(floor_pnl, broadcast=True) if floor_pnl else None
+        futures = {client.submit(margin_partition, shared, book.slice(*bounds[k]),
+                                 shared_floor, previous, pure=False): k for k in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def merge_apc_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the per-partition counts of the anti-procyclicality tools."""
+    if not infos:
+        return {}
+
+    def merge(a: Any, b: Any) -> Any:
+        if isinstance(a, dict):
+            return {k: merge(a[k], b[k]) if k in b else a[k] for k in a}
+        if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+            return int(a) + int(b)
+        return a
+
+    out = infos[0]
+    for info in infos[1:]:
+        out = merge(out, info)
+    return out
+
+
+def keep_parts(work_dir: Path, out: Path, partitions: int) -> None:
+    """Move the partition parts into ``out/partitions/`` as a partitioned Parquet dataset."""
+    for name in ("margins", "attribution"):
+        target = out / "partitions" / name
+        target.mkdir(parents=True, exist_ok=True)
+        for k in range(partitions):
+            shutil.copyfile(work_dir / f"{name}-{k:05d}.parquet",
+                            target / f"part-{k:05d}.parquet")
