@@ -51,7 +51,7 @@ from riskmodel.batch.partitions import EngineOptions, fingerprint, keep_parts, r
 from riskmodel.batch.run_store import STATE_DIR, RunStateData, StressBlock, write_state
 from riskmodel.batch.stress_run import stress_scenario_sets
 from riskmodel.config import RunConfig
-from riskmodel.errors import InputDataError
+from riskmodel.errors import InputDataError, ModelError
 from riskmodel.io.instruments import check_not_expired, load_instruments
 from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.positions import (
@@ -224,8 +224,9 @@ def run_eod(
             if h == config.horizon or scenarios is None:
                 scenarios = scen_h
         with timer.stage(f"repricing_{h}d"):
-            state_pnl[h] = scenario_pnl(priced, scen_h, market.spot, market.return_kinds,
-                                        market.market_date, config.implied_vol)
+            state_pnl[h] = finite_pnl(scenario_pnl(priced, scen_h, market.spot,
+                                                   market.return_kinds, market.market_date,
+                                                   config.implied_vol), priced, scen_h)
             state_weights[h] = scen_h.weights
         if floor_pnl is not None:
             with timer.stage(f"apc_floor_{h}d"):
@@ -233,9 +234,11 @@ def run_eod(
                     cfg, lookback=config.anti_procyclicality.floor_lookback)
                 scen_long = model_scenarios(long_window, filtered, cfg_long, params,
                                             dependence_fitter, warnings, stressed=stressed)
-                floor_pnl[h] = (scenario_pnl(priced, scen_long, market.spot,
-                                             market.return_kinds, market.market_date,
-                                             config.implied_vol), scen_long.weights)
+                floor_pnl[h] = (finite_pnl(scenario_pnl(priced, scen_long, market.spot,
+                                                        market.return_kinds,
+                                                        market.market_date,
+                                                        config.implied_vol), priced, scen_long),
+                                scen_long.weights)
         with timer.stage(f"stress_scenarios_{h}d"):
             stress_sets, info_h = stress_scenario_sets(market, window, cfg, universe)
             stress_info = {**info_h, **stress_info,
@@ -335,6 +338,19 @@ def run_eod(
                      config_source, orders, options, parts.partitions)
 
 
+def finite_pnl(pnl: np.ndarray, priced: pd.DataFrame, scenarios: ScenarioSet) -> np.ndarray:
+    """The scenario P&L, checked finite once here (the book stage then skips the scan); a
+    non-finite value names the instrument and the scenario (a lognormal option on a price that
+    a scenario took to zero or below, say)."""
+    bad = ~np.isfinite(pnl)
+    if bad.any():
+        i, j = (int(x) for x in np.argwhere(bad)[0])
+        raise ModelError(f"non-finite scenario P&L for instrument "
+                         f"{priced['instrument_id'].iat[i]!r} in {scenarios.kind} scenario "
+                         f"{scenarios.labels[j]!r} (value {pnl[i, j]!r})")
+    return pnl
+
+
 _EMPTY_POSITIONS = pd.DataFrame({"account_id": [], "netting_set": [], "instrument_id": [],
                                  "quantity": []})
 _EMPTY_MARGINS = pd.DataFrame({"account_id": [], "netting_set": [], "model_margin": [],
@@ -380,8 +396,9 @@ def _stress_state(stress_sets: list[ScenarioSet], priced: pd.DataFrame, market: 
     blocks: list[StressBlock] = []
     start = 0
     for s in stress_sets:
-        parts.append(scenario_pnl(priced, s, market.spot, market.return_kinds,
-                                  market.market_date, config.implied_vol))
+        parts.append(finite_pnl(scenario_pnl(priced, s, market.spot, market.return_kinds,
+                                             market.market_date, config.implied_vol),
+                                priced, s))
         labels += [str(x) for x in s.labels]
         blocks.append(StressBlock(s.kind, start, start + s.n_scenarios))
         start += s.n_scenarios

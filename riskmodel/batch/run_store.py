@@ -201,6 +201,8 @@ def read_state(run_dir: str | Path) -> RunStateData:
             if arr.ndim != 2 or arr.shape[0] != n_priced or arr.dtype != np.float64:
                 raise InputDataError(f"{folder}/{name}_{h}d.npy: shape {arr.shape} dtype "
                                      f"{arr.dtype}, expected float64 ({n_priced}, n_scenarios)")
+            if not np.isfinite(arr).all():  # checked once: what-if then skips the scan
+                raise InputDataError(f"{folder}/{name}_{h}d.npy: non-finite values")
         if state.stress_pnl[h].shape[1] != len(state.stress_labels[h]):
             raise InputDataError(f"{folder}/stress_pnl_{h}d.npy: "
                                  f"{state.stress_pnl[h].shape[1]} columns for "

@@ -87,6 +87,7 @@ def assemble_margins(
     config: RunConfig,
     sigma_rel: pd.Series,
     apc_base: np.ndarray | None = None,
+    unit: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Margin table (one row per netting set) and attribution table (one row per position).
 
@@ -103,14 +104,18 @@ def assemble_margins(
     (:func:`riskmodel.pricing.revaluation.unit_greeks`).
     Shared with :mod:`riskmodel.margin.whatif`, so a what-if applies the very same policy.
     ``apc_base``: the model margin after the anti-procyclicality floor and buffer (default: the
-    model margin), which the stress combination then starts from.
+    model margin), which the stress combination then starts from. ``unit``: the per-unit
+    ``value, delta, gamma, vega`` of ``used``'s rows when the caller has them already
+    (:func:`riskmodel.pricing.revaluation.unit_greeks`, as an array).
     """
     pos = book.positions
     info = used.iloc[book.instrument_index]
     kinds = info["kind"].to_numpy()
     underlyings = info["underlying"].to_numpy()
     price = spot.loc[info["factor"]].to_numpy(np.float64)
-    unit = unit_greeks(used, spot, valuation_time).to_numpy()[book.instrument_index]
+    if unit is None:
+        unit = unit_greeks(used, spot, valuation_time).to_numpy()
+    unit = unit[book.instrument_index]
     market_value = book.quantity * unit[:, 0]
     is_collateral = kinds == COLLATERAL_KIND
     notional = np.where(is_collateral, 0.0, np.abs(book.quantity * unit[:, 1] * price))

@@ -46,6 +46,7 @@ from riskmodel.margin.tables import TailArrays, assemble_margins, check_finite, 
 from riskmodel.measures import tail_measures
 from riskmodel.measures.stress_kernels import worst_loss
 from riskmodel.portfolio.netting import Book, net_positions
+from riskmodel.pricing.revaluation import unit_greeks
 
 __all__ = ["WHATIF_COLUMNS", "RunState", "book_margins", "load_run", "load_trades", "run_state",
            "what_if", "write_result"]
@@ -103,6 +104,12 @@ class RunState:
     stress_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]]
     funded: frozenset[str] = frozenset()  # accounts with a collateral row
     valuation_time: pd.Timestamp = pd.Timestamp(0)  # the run's market date (options' clock)
+
+    @cached_property
+    def unit_greeks(self) -> np.ndarray:
+        """Per-unit ``value, delta, gamma, vega`` of the priced instruments (axis order),
+        computed once per state."""
+        return unit_greeks(self.instruments, self.spot, self.valuation_time).to_numpy()
 
     @cached_property
     def position_rows(self) -> dict[_Key, np.ndarray]:
@@ -364,13 +371,14 @@ def book_tables(
         tail.put(sets, rows, tail_measures(
             state.data.pnl[h], part.indptr, part.instrument_index, part.quantity,
             config.confidence, measure=measure, weights=state.data.weights[h],
-            chunk_size=config.chunk_size,
+            chunk_size=config.chunk_size, pnl_checked=True,
         ))
         if floor_margin is not None and floor_pnl is not None:
             long_pnl, long_weights = floor_pnl[h]
             floor_margin[sets] = np.maximum(tail_measures(
                 long_pnl, part.indptr, part.instrument_index, part.quantity, config.confidence,
                 measure=measure, weights=long_weights, chunk_size=config.chunk_size,
+                pnl_checked=True,
             ).model_measure, 0.0)
         loss, label = _stress(state, part, h, market)
         stress.loss[sets] = loss
@@ -381,7 +389,8 @@ def book_tables(
                                      before, config)
     margins, attribution = assemble_margins(book, state.instruments, state.spot,
                                             state.valuation_time, tail, stress, collateral,
-                                            config, state.sigma_rel, apc_base=apc_base)
+                                            config, state.sigma_rel, apc_base=apc_base,
+                                            unit=state.unit_greeks)
     check_finite(margins)
     return margins, attribution, apc_info
 

@@ -57,7 +57,7 @@ def _int_array(name: str, values: ArrayLike) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def _float_array(name: str, values: ArrayLike, ndim: int) -> np.ndarray:
+def _float_array(name: str, values: ArrayLike, ndim: int, finite: bool = True) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
@@ -66,7 +66,7 @@ def _float_array(name: str, values: ArrayLike, ndim: int) -> np.ndarray:
     ):
         raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
+    if finite and not np.isfinite(arr).all():
         bad = np.unravel_index(np.flatnonzero(~np.isfinite(arr))[0], arr.shape)
         where = bad[0] if ndim == 1 else tuple(int(i) for i in bad)
         raise ValueError(f"{name} must be finite, found {arr[bad]} at index {where}")
@@ -78,8 +78,9 @@ def _validate_book(
     indptr: ArrayLike,
     instrument_index: ArrayLike,
     quantity: ArrayLike,
+    pnl_checked: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    pnl = _float_array("instrument_pnl", instrument_pnl, ndim=2)
+    pnl = _float_array("instrument_pnl", instrument_pnl, ndim=2, finite=not pnl_checked)
     n_instruments, n_scenarios = pnl.shape
     if n_scenarios < 1:
         raise ValueError("instrument_pnl must have at least one scenario (column)")
@@ -147,6 +148,7 @@ def tail_measures(
     weights: ArrayLike | None = None,
     chunk_size: int = 4096,
     progress: Callable[[int, int], object] | None = None,
+    pnl_checked: bool = False,
 ) -> TailResult:
     """VaR, ES and Euler contributions of every netting set of a sparse (CSR) book.
 
@@ -178,6 +180,10 @@ def tail_measures(
         calls and the size of the re-based CSR slice. Results do not depend on it (bitwise).
     progress : callable, optional
         Called as ``progress(n_done, n_total)`` (netting sets) after each chunk.
+    pnl_checked : bool, default False
+        The caller has already checked that ``instrument_pnl`` is finite (the engine checks its
+        scenario P&L once when it is built, then margins many partitions against it): skip the
+        scan of the whole matrix on every call. Shapes and the book are still validated.
 
     Returns
     -------
@@ -211,7 +217,8 @@ def tail_measures(
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be callable or None, got {progress!r}")
     a = _validate_confidence(confidence)
-    pnl, ptr, idx, qty = _validate_book(instrument_pnl, indptr, instrument_index, quantity)
+    pnl, ptr, idx, qty = _validate_book(instrument_pnl, indptr, instrument_index, quantity,
+                                        pnl_checked)
     w = _validate_weights(weights, pnl.shape[1])
 
     n_sets = ptr.size - 1

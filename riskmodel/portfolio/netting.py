@@ -3,7 +3,8 @@
 Rows for the same (account, netting set, instrument) are summed; positions that net to zero are
 dropped (|net| <= 1e-12 x the gross of the rows netted, so floating dust does not survive).
 Netting sets are ordered by (account_id, netting_set) and positions within a set by instrument_id,
-so output order never depends on the input row order.
+so output order never depends on the input row order. Ids are integer-coded once, so netting a
+million rows costs a sort of integers.
 """
 
 from __future__ import annotations
@@ -77,29 +78,47 @@ class Book:
 def net_positions(rows: pd.DataFrame, instrument_ids: pd.Index) -> Book:
     """Build the book from position rows (``account_id, netting_set, instrument_id, quantity``).
 
-    ``instrument_ids`` fixes the instrument axis: ``instrument_index`` points into it.
+    ``instrument_ids`` fixes the instrument axis: ``instrument_index`` points into it. The ids
+    are integer-coded once (sorted factorisation), the rows sorted by their codes (a stable
+    ``lexsort``, so rows of one position are summed in file order) and summed per run of equal
+    keys: no string comparison after the factorisation.
     """
-    keys = ["account_id", "netting_set", "instrument_id"]
-    grouped = rows.assign(gross=rows["quantity"].abs()).groupby(keys, sort=True, observed=True)
-    netted = grouped.agg(quantity=("quantity", "sum"), gross=("gross", "sum")).reset_index()
-    keep = netted["quantity"].abs() > ZERO_TOLERANCE * netted["gross"]
-    netted = netted.loc[keep & (netted["quantity"] != 0), keys + ["quantity"]]
-    netted = netted.reset_index(drop=True)
-    index = instrument_ids.get_indexer(netted["instrument_id"])
+    n = len(rows)
+    account_codes, accounts = pd.factorize(rows["account_id"].to_numpy(dtype=object), sort=True)
+    set_codes, set_names = pd.factorize(rows["netting_set"].to_numpy(dtype=object), sort=True)
+    instr_codes, instr_names = pd.factorize(rows["instrument_id"].to_numpy(dtype=object),
+                                            sort=True)
+    quantity = rows["quantity"].to_numpy(np.float64)
+    order = np.lexsort((instr_codes, set_codes, account_codes))
+    a, s, i, q = account_codes[order], set_codes[order], instr_codes[order], quantity[order]
+    first = np.ones(n, dtype=bool)
+    if n:
+        first[1:] = (a[1:] != a[:-1]) | (s[1:] != s[:-1]) | (i[1:] != i[:-1])
+    starts = np.flatnonzero(first)
+    net = np.add.reduceat(q, starts) if n else np.zeros(0)
+    gross = np.add.reduceat(np.abs(q), starts) if n else np.zeros(0)
+    keep = (np.abs(net) > ZERO_TOLERANCE * gross) & (net != 0)
+    a, s, i, net = a[starts][keep], s[starts][keep], i[starts][keep], net[keep]
+    instrument = np.asarray(instr_names, dtype=object)[i]
+    index = instrument_ids.get_indexer(instrument)
     if (index < 0).any():  # load_positions checks this; keep the invariant explicit
         raise ValueError("position on an instrument outside the instrument axis")
-    netted["instrument_index"] = index.astype(np.int64)
-    set_codes, sets = pd.MultiIndex.from_frame(netted[["account_id", "netting_set"]]).factorize()
-    counts = np.bincount(set_codes, minlength=len(sets)) if len(sets) else np.zeros(0, int)
-    indptr = np.zeros(len(sets) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
+    new_set = np.ones(len(a), dtype=bool)
+    if len(a):
+        new_set[1:] = (a[1:] != a[:-1]) | (s[1:] != s[:-1])
+    set_starts = np.flatnonzero(new_set)
+    indptr = np.append(set_starts, len(a)).astype(np.int64)
+    account = np.asarray(accounts, dtype=object)[a]
+    netting_set = np.asarray(set_names, dtype=object)[s]
+    positions = pd.DataFrame({
+        "account_id": account, "netting_set": netting_set, "instrument_id": instrument,
+        "quantity": net, "instrument_index": index.astype(np.int64),
+    })
     return Book(
-        sets=pd.DataFrame(
-            {"account_id": sets.get_level_values(0).astype(str),
-             "netting_set": sets.get_level_values(1).astype(str)}
-        ) if len(sets) else pd.DataFrame({"account_id": [], "netting_set": []}, dtype=object),
-        positions=netted,
+        sets=pd.DataFrame({"account_id": account[set_starts].astype(str),
+                           "netting_set": netting_set[set_starts].astype(str)}),
+        positions=positions,
         indptr=indptr,
-        instrument_index=netted["instrument_index"].to_numpy(np.int64),
-        quantity=netted["quantity"].to_numpy(np.float64),
+        instrument_index=index.astype(np.int64),
+        quantity=net,
     )
