@@ -167,7 +167,8 @@ def run_eod(
 
     with timer.stage("netting"):
         instr = instruments.frame.set_index("instrument_id", drop=False)
-        used_ids = pd.Index(sorted(set(positions.frame["instrument_id"])))
+        used_ids = pd.Index(np.sort(pd.unique(
+            positions.frame["instrument_id"].to_numpy(dtype=object))))
         book = net_positions(positions.frame, used_ids)
         if book.n_sets == 0:
             raise InputDataError(f"{inputs.positions}: no non-zero position after netting")

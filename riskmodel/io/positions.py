@@ -65,16 +65,18 @@ def load_positions(path: str | Path, instrument_ids: Iterable[str]) -> Positions
     accounts = table.text("account_id")
     instruments = table.text("instrument_id")
     quantity = table.numbers("quantity", what="quantity")
-    known = set(instrument_ids)
-    unknown = ~pd.Series(instruments).isin(known).to_numpy()
+    unknown = pd.Index(pd.unique(np.asarray(list(instrument_ids), dtype=object))).get_indexer(
+        instruments) < 0
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
         raise table.fail(i, "instrument_id", instruments[i], "position on an unknown instrument")
+    # ids stay Python strings in object columns: millions of them converted to and from
+    # Arrow strings would cost more than all the netting
     frame = pd.DataFrame(
         {
-            "account_id": accounts.astype(str),
-            "netting_set": _netting_sets(table).astype(str),
-            "instrument_id": instruments.astype(str),
+            "account_id": pd.Series(accounts, dtype=object),
+            "netting_set": pd.Series(_netting_sets(table), dtype=object),
+            "instrument_id": pd.Series(instruments, dtype=object),
             "quantity": quantity,
             "source_row": np.arange(len(quantity), dtype=np.int64),
         }
@@ -169,8 +171,8 @@ def account_types(collateral: pd.DataFrame) -> dict[str, str]:
 
 def check_collateral_coverage(positions: Positions, accounts: Accounts) -> None:
     """Every account holding positions needs a collateral row (zero is allowed, absent is not)."""
-    funded = set(accounts.frame["account_id"])
-    missing = ~positions.frame["account_id"].isin(funded).to_numpy()
+    funded = pd.Index(pd.unique(accounts.frame["account_id"].to_numpy(dtype=object)))
+    missing = funded.get_indexer(positions.frame["account_id"].to_numpy(dtype=object)) < 0
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
         account = positions.frame["account_id"].iat[i]

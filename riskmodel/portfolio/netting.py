@@ -111,7 +111,9 @@ def net_positions(rows: pd.DataFrame, instrument_ids: pd.Index) -> Book:
     account = np.asarray(accounts, dtype=object)[a]
     netting_set = np.asarray(set_names, dtype=object)[s]
     positions = pd.DataFrame({
-        "account_id": account, "netting_set": netting_set, "instrument_id": instrument,
+        "account_id": pd.Series(account, dtype=object),
+        "netting_set": pd.Series(netting_set, dtype=object),
+        "instrument_id": pd.Series(instrument, dtype=object),
         "quantity": net, "instrument_index": index.astype(np.int64),
     })
     return Book(
