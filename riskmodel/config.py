@@ -637,29 +637,17 @@ def config_from_mapping(
     if "penalty_rates" in liq:
         liq["penalty_rates"] = _rate_table(liq["penalty_rates"], RateTable(default=0.0),
                                            "penalty_rates", source, section="liquidation")
-    if "impact_adv" in liq:
-        if not isinstance(liq["impact_adv"], Mapping):
-            raise UsageError(f"{source}: [liquidation.impact_adv] must be a table of "
-                             "underlying = notional")
-        liq["impact_adv"] = dict(liq["impact_adv"])
+    _mapping(liq, "impact_adv", "liquidation", "underlying = notional", source)
     kwargs["liquidation"] = LiquidationConfig(**liq)
 
     iv = _section(raw, "implied_vol", {"factors", "rule_beta", "rule_power", "rule_floor",
                                        "rule_cap"}, source)
-    if "factors" in iv:
-        if not isinstance(iv["factors"], Mapping):
-            raise UsageError(f"{source}: [implied_vol.factors] must be a table of "
-                             "underlying = implied-vol column")
-        iv["factors"] = dict(iv["factors"])
+    _mapping(iv, "factors", "implied_vol", "underlying = implied-vol column", source)
     kwargs["implied_vol"] = ImpliedVolConfig(**iv)
 
     coll = _section(raw, "collateral", {"reporting_currency", "haircuts", "default_haircut"},
                     source)
-    if "haircuts" in coll:
-        if not isinstance(coll["haircuts"], Mapping):
-            raise UsageError(f"{source}: [collateral.haircuts] must be a table of "
-                             "asset = haircut")
-        coll["haircuts"] = dict(coll["haircuts"])
+    _mapping(coll, "haircuts", "collateral", "asset = haircut", source)
     kwargs["collateral"] = CollateralConfig(**coll)
 
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -686,6 +674,14 @@ def _addon_policy(raw: Mapping[str, Any], source: str) -> AddonPolicy:
         if name in raw:
             kwargs[name] = raw[name]
     return AddonPolicy(**kwargs)
+
+
+def _mapping(section: dict[str, Any], key: str, name: str, shape: str, source: str) -> None:
+    """``section[key]`` (when present) must be a TOML table; stored as a plain dict."""
+    if key in section:
+        if not isinstance(section[key], Mapping):
+            raise UsageError(f"{source}: [{name}.{key}] must be a table of {shape}")
+        section[key] = dict(section[key])
 
 
 def _section(raw: Mapping[str, Any], name: str, allowed: set[str], source: str) -> dict[str, Any]:

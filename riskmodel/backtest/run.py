@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ from riskmodel.io.positions import load_positions
 from riskmodel.io.prices import PriceHistory, load_prices
 from riskmodel.io.tables import sha256_file
 from riskmodel.margin.tables import set_horizons
-from riskmodel.marketdata.returns import MarketData, build_market_data
+from riskmodel.marketdata.returns import MarketData, build_market_data, iso_span
 from riskmodel.portfolio.netting import Book, net_positions
 from riskmodel.volatility.params import ParameterSet
 
@@ -156,18 +155,10 @@ def load_inputs(inputs: BacktestInputs, config: RunConfig) -> LoadedInputs:
 
 def _parse_date(flag: str, text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """``(first instant, last instant)`` a date flag covers: a bare date is the whole day."""
-    try:
-        stamp = pd.to_datetime(text, format="ISO8601")
-    except (ValueError, TypeError):
-        stamp = pd.NaT
-    if stamp is pd.NaT:
+    span = iso_span(text)
+    if span is None:
         raise UsageError(f"{flag} {text!r}: unparsable date (expected ISO 8601, e.g. 2020-01-31)")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    last = stamp
-    if re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", text.strip()):
-        last = stamp + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
-    return pd.Timestamp(stamp), pd.Timestamp(last)
+    return span
 
 
 def _first_full_window_row(returns: pd.DataFrame, lookback: int) -> int | None:

@@ -44,6 +44,24 @@ class MarketData:
     return_kinds: dict[str, str]
 
 
+def iso_span(text: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """``(first instant, last instant)`` an ISO 8601 date or timestamp covers, naive UTC: a date
+    without a time is the whole UTC day. None when ``text`` is not ISO 8601."""
+    try:
+        # ISO 8601 only: pd.Timestamp would also read "01/02/2024", month or day first
+        stamp = pd.to_datetime(text, format="ISO8601")
+    except (ValueError, TypeError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:  # an empty string parses to NaT rather than failing
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    end = stamp
+    if re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", text.strip()):
+        end = stamp + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+    return pd.Timestamp(stamp), pd.Timestamp(end)
+
+
 def resolve_market_date(history: PriceHistory, as_of: str | None) -> pd.Timestamp:
     """The last price stamp on or before ``as_of`` (default: the last date in the file).
 
@@ -53,18 +71,10 @@ def resolve_market_date(history: PriceHistory, as_of: str | None) -> pd.Timestam
     index = history.frame.index
     if as_of is None:
         return pd.Timestamp(index[-1])
-    try:
-        # ISO 8601 only: pd.Timestamp would also read "01/02/2024", month or day first
-        stamp = pd.to_datetime(as_of, format="ISO8601")
-    except (ValueError, TypeError):
-        stamp = pd.NaT
-    if stamp is pd.NaT:  # an empty string parses to NaT rather than failing
+    span = iso_span(as_of)
+    if span is None:
         raise InputDataError(f"--as-of: unparsable date {as_of!r} (expected ISO 8601)")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    end = stamp
-    if re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", as_of.strip()):
-        end = stamp + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+    stamp, end = span
     if end < index[0] or stamp > index[-1]:
         raise InputDataError(
             f"{history.path}: as-of date {stamp.isoformat()} is outside the data "
