@@ -49,10 +49,11 @@ def _worst(scenarios: ScenarioSet, book: Book, used: pd.DataFrame, market: Marke
     return worst, scenarios.labels[arg]
 
 
-def _grid(book: Book, used: pd.DataFrame, market: MarketData, config: RunConfig) -> np.ndarray:
-    """Each position scanned on its own underlying: every price move of the grid with every
-    implied-vol shift (the shifts move options only), worst weighted loss per (set, underlying),
-    summed over the set's underlyings."""
+def grid_unit_pnl(used: pd.DataFrame, market: MarketData, config: RunConfig,
+                  horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-unit P&L of each row of ``used`` on its own underlying's scan: every price move of
+    the grid with every implied-vol shift (the shifts move options only; move-major), and the
+    weight of each point. Shape (n_instruments, n_points); it depends on no book."""
     grid = config.stress.grid
     factor_of_instr = used["factor"].to_numpy()
     factors = sorted(set(factor_of_instr))
@@ -60,17 +61,30 @@ def _grid(book: Book, used: pd.DataFrame, market: MarketData, config: RunConfig)
     shifts = np.asarray(grid.vol_shifts, dtype=np.float64)
     if not (used["kind"] == "option").any():
         shifts = np.zeros(1)  # no option: the vol shifts change nothing
-    # points: every move with every vol shift (move-major)
     weights = np.repeat(scans[factors[0]][1], len(shifts))
     moves = np.vstack([np.repeat(scans[f][0], len(shifts)) for f in factor_of_instr])
     unit = grid_pnl(used, moves, np.tile(shifts, len(scans[factors[0]][0])), market.spot,
-                    market.market_date, config.horizon)
-    position_pnl = book.quantity[:, None] * unit[book.instrument_index]
-    pos_factor = factor_of_instr[book.instrument_index]
-    set_of_pos = book.set_of_position()
-    codes, uniques = pd.MultiIndex.from_arrays([set_of_pos, pos_factor]).factorize()
-    set_of_group = uniques.get_level_values(0).to_numpy(np.int64)
-    return grid_loss(position_pnl, weights, codes, set_of_group, book.n_sets)
+                    market.market_date, horizon)
+    return unit, weights
+
+
+def _grid(book: Book, used: pd.DataFrame, market: MarketData, config: RunConfig,
+          unit: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Each position scanned on its own underlying (:func:`grid_unit_pnl`, or ``unit`` when
+    the caller holds it), worst weighted loss per (set, underlying), summed over the set's
+    underlyings."""
+    unit_pnl, weights = unit if unit is not None else grid_unit_pnl(used, market, config,
+                                                                    config.horizon)
+    factor_of_instr = used["factor"].to_numpy()
+    position_pnl = book.quantity[:, None] * unit_pnl[book.instrument_index]
+    factor_code, factor_names = pd.factorize(factor_of_instr)
+    n_factors = max(len(factor_names), 1)
+    # one group per (netting set, underlying), on integer codes
+    key = book.set_of_position().astype(np.int64) * n_factors + factor_code[
+        book.instrument_index]
+    group_keys, codes = np.unique(key, return_inverse=True)
+    set_of_group = group_keys // n_factors
+    return grid_loss(position_pnl, weights, codes.astype(np.int64), set_of_group, book.n_sets)
 
 
 def stress_scenario_sets(market: MarketData, window: pd.DataFrame, config: RunConfig,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,7 +37,7 @@ import pandas as pd
 
 from riskmodel.batch.apc_stage import apply_tools
 from riskmodel.batch.run_store import RunStateData, read_state
-from riskmodel.batch.stress_run import StressResult
+from riskmodel.batch.stress_run import StressResult, grid_unit_pnl
 from riskmodel.batch.stress_run import _grid as grid_stress  # the run's own grid reduction
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, UsageError
@@ -104,6 +104,8 @@ class RunState:
     stress_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]]
     funded: frozenset[str] = frozenset()  # accounts with a collateral row
     valuation_time: pd.Timestamp = pd.Timestamp(0)  # the run's market date (options' clock)
+    # per horizon: the grid scan's per-unit P&L of the priced instruments, built on first use
+    grid_units: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @cached_property
     def unit_greeks(self) -> np.ndarray:
@@ -409,7 +411,11 @@ def _stress(state: RunState, part: Book, h: int, market: SimpleNamespace
         worst_loss(pnl, part.indptr, part.instrument_index, part.quantity, worst, arg)
         candidates.append((worst, labels[arg]))
     if state.config.stress.grid.enabled:
-        g = grid_stress(part, state.instruments, market, state.config)  # type: ignore[arg-type]
+        if h not in state.grid_units:  # the scan of every priced instrument, once per horizon
+            state.grid_units[h] = grid_unit_pnl(state.instruments, market,  # type: ignore[arg-type]
+                                                state.config, h)
+        g = grid_stress(part, state.instruments, market, state.config,  # type: ignore[arg-type]
+                        unit=state.grid_units[h])
         candidates.append((g, np.full(n, "grid", dtype=object)))
     loss = np.zeros(n)
     label = np.full(n, "", dtype=object)

@@ -263,9 +263,10 @@ def grid_loss(
     since the scan includes the unchanged price).
     """
     n_groups = len(set_of_group)
-    group_pnl = np.zeros((n_groups, position_grid_pnl.shape[1]))
-    np.add.at(group_pnl, group, position_grid_pnl)
+    # one bincount per scan point: np.add.at over a million positions is many times slower
+    group_pnl = np.column_stack([
+        np.bincount(group, weights=position_grid_pnl[:, g], minlength=n_groups)
+        for g in range(position_grid_pnl.shape[1])
+    ]) if n_groups else np.zeros((0, position_grid_pnl.shape[1]))
     worst = np.max(-group_pnl * weights[None, :], axis=1)
-    out = np.zeros(n_sets)
-    np.add.at(out, set_of_group, worst)
-    return out
+    return np.bincount(set_of_group, weights=worst, minlength=n_sets).astype(np.float64)
