@@ -148,7 +148,14 @@ def forward_value(model, is_call, fwd, strike, sd, df):
         if is_call:
             return df * ((fwd - strike) * norm_cdf(d) + sd * norm_pdf(d))
         return df * ((strike - fwd) * norm_cdf(-d) + sd * norm_pdf(d))
-    d1 = (math.log(fwd / strike) + 0.5 * sd * sd) / sd
+    return lognormal_value(is_call, fwd, strike, math.log(fwd / strike), sd, df)
+
+
+@njit(cache=True)
+def lognormal_value(is_call, fwd, strike, log_moneyness, sd, df):
+    """The Black formula given ``log_moneyness = ln(F / K)`` (the repricing kernel forms it from
+    the log of the scenario price, computed once per factor and scenario, not per option)."""
+    d1 = (log_moneyness + 0.5 * sd * sd) / sd
     d2 = d1 - sd
     if is_call:
         return df * (fwd * norm_cdf(d1) - strike * norm_cdf(d2))
@@ -312,6 +319,12 @@ def option_scenario_pnl(
     for j in prange(iv_log_shock.shape[0]):
         for s in range(n_scen):
             iv_factor[j, s] = math.exp(iv_log_shock[j, s])
+    # ln P_s once per factor and scenario (lognormal options need ln(F/K) = ln P_s + ln g - ln K)
+    log_price = np.empty_like(scen_price)
+    for j in prange(scen_price.shape[0]):
+        for s in range(n_scen):
+            p = scen_price[j, s]
+            log_price[j, s] = math.log(p) if p > 0.0 else np.nan
     for i in prange(n_opt):
         mdl = model[i]
         call = is_call[i]
@@ -336,6 +349,8 @@ def option_scenario_pnl(
         ivr = iv_row[i]
         slope = rule_slope(rule_beta[i], rule_p[i], tau0[i])
         abs_p0 = abs(p0)
+        lognormal = mdl != BACHELIER and k > 0.0
+        log_g_over_k = math.log(g) - math.log(k) if lognormal else 0.0
         for s in range(n_scen):
             p = scen_price[row, s]
             if ivr >= 0:
@@ -346,7 +361,11 @@ def option_scenario_pnl(
                 sig = sig0 * f
             fwd = p * g
             if sig > 0.0:
-                v = forward_value(mdl, call, fwd, k, sig * sqt, df)
+                if lognormal and p > 0.0:
+                    v = lognormal_value(call, fwd, k, log_price[row, s] + log_g_over_k,
+                                        sig * sqt, df)
+                else:
+                    v = forward_value(mdl, call, fwd, k, sig * sqt, df)
             else:
                 v = df * intrinsic(call, fwd, k)
             out[i, s] = mult * (v - coin0 * p) if inverse[i] else mult * (v - v0)
