@@ -15,12 +15,11 @@ import pandas as pd
 
 from riskmodel.config import RunConfig
 from riskmodel.marketdata.returns import MarketData, Universe
-from riskmodel.measures.stress_kernels import worst_loss
+from riskmodel.measures.stress_kernels import grid_set_loss, worst_loss
 from riskmodel.portfolio.netting import Book
 from riskmodel.pricing.revaluation import grid_pnl, scenario_pnl
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.scenarios.stress import (
-    grid_loss,
     grid_moves,
     load_windows,
     universe_window_scenarios,
@@ -75,16 +74,12 @@ def _grid(book: Book, used: pd.DataFrame, market: MarketData, config: RunConfig,
     underlyings."""
     unit_pnl, weights = unit if unit is not None else grid_unit_pnl(used, market, config,
                                                                     config.horizon)
-    factor_of_instr = used["factor"].to_numpy()
-    position_pnl = book.quantity[:, None] * unit_pnl[book.instrument_index]
-    factor_code, factor_names = pd.factorize(factor_of_instr)
-    n_factors = max(len(factor_names), 1)
-    # one group per (netting set, underlying), on integer codes
-    key = book.set_of_position().astype(np.int64) * n_factors + factor_code[
-        book.instrument_index]
-    group_keys, codes = np.unique(key, return_inverse=True)
-    set_of_group = group_keys // n_factors
-    return grid_loss(position_pnl, weights, codes.astype(np.int64), set_of_group, book.n_sets)
+    factor_code, _ = pd.factorize(used["factor"].to_numpy())
+    out = np.empty(book.n_sets)
+    grid_set_loss(np.ascontiguousarray(unit_pnl, dtype=np.float64),
+                  np.ascontiguousarray(weights, dtype=np.float64), book.indptr,
+                  book.instrument_index, book.quantity, factor_code.astype(np.int64), out)
+    return out
 
 
 def stress_scenario_sets(market: MarketData, window: pd.DataFrame, config: RunConfig,

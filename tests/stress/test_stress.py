@@ -8,8 +8,8 @@ import pytest
 from riskmodel.batch.eod import EodInputs, run_eod
 from riskmodel.config import RunConfig, StressConfig, StressGrid
 from riskmodel.demo import demo_prices
-from riskmodel.measures.stress_kernels import worst_loss, worst_loss_python
-from riskmodel.scenarios.stress import default_windows_file, load_windows
+from riskmodel.measures.stress_kernels import grid_set_loss, worst_loss, worst_loss_python
+from riskmodel.scenarios.stress import default_windows_file, grid_loss, load_windows
 
 INSTRUMENTS = [("ES", "future", "SPX", 50.0), ("NQ", "future", "NASDAQ", 20.0),
                ("CL", "future", "WTI", 1000.0)]
@@ -123,3 +123,27 @@ def test_worst_loss_kernel_equals_twin():
     w2, a2 = worst_loss_python(pnl, indptr, idx, q)
     np.testing.assert_allclose(worst, w2, rtol=1e-14)
     np.testing.assert_array_equal(arg, a2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grid_kernel_equals_the_numpy_twin_bit_for_bit(seed):
+    """The numba grid reduction against :func:`grid_loss` (bincount per scan point), on random
+    books where sets hold several positions on the same factor, empty sets included."""
+    rng = np.random.default_rng(seed)
+    n_instr, n_grid, n_sets = 40, 27, 300
+    unit = rng.normal(0.0, 50.0, (n_instr, n_grid))
+    weights = np.where(rng.uniform(size=n_grid) < 0.2, 0.35, 1.0)
+    factor_code = rng.integers(0, 7, n_instr).astype(np.int64)
+    sizes = rng.integers(0, 9, n_sets)
+    indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    index = rng.integers(0, n_instr, indptr[-1]).astype(np.int64)
+    quantity = rng.normal(0.0, 3.0, indptr[-1])
+    got = np.empty(n_sets)
+    grid_set_loss(unit, weights, indptr, index, quantity, factor_code, got)
+    set_of_position = np.repeat(np.arange(n_sets), sizes)
+    key = set_of_position * 7 + factor_code[index]
+    group_keys, codes = np.unique(key, return_inverse=True)
+    want = grid_loss(quantity[:, None] * unit[index], weights, codes.astype(np.int64),
+                     group_keys // 7, n_sets)
+    assert np.array_equal(got, want)
+    assert np.all(got[sizes == 0] == 0.0)
