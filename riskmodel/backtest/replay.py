@@ -21,10 +21,15 @@ book then realised over its margin period of risk:
   to and including the refit date;
 * **scenarios**: :func:`riskmodel.batch.model_scenarios.model_scenarios`, the engine's own;
 * **repricing**: :func:`riskmodel.pricing.revaluation.scenario_pnl` (the engine's one entry
-  point: linear and inverse kinds) at ``t``'s prices, once per instrument per scenario and
-  reused by every netting set; notional is ``|quantity x delta x price|``
-  (:func:`~riskmodel.pricing.revaluation.unit_greeks`) as in ``eod``. Options are not replayed
-  (a static option position expires during a backtest): :func:`check_supported_instruments`;
+  point: linear, inverse and option kinds) at ``t``'s prices, once per instrument per scenario
+  and reused by every netting set; notional is ``|quantity x delta x price|``
+  (:func:`~riskmodel.pricing.revaluation.unit_greeks`) as in ``eod``. Static option positions
+  are not replayed (they expire during a backtest): :func:`check_supported_instruments`. The
+  options of a rolling book (``roll``, the built-in straddles of
+  :class:`~riskmodel.backtest.portfolios.RollingStraddle`) get their terms at each ``t``
+  (strike, expiry, implied vol) and are repriced like any option of an ``eod`` book, their
+  implied-vol index (``[implied_vol] factors``, :func:`riskmodel.batch.eod.implied_vol_factors`)
+  joining the factors, the window and the scenarios as in ``eod``;
 * **tail**: :func:`riskmodel.measures.tail_measures` over all netting sets at once (a second
   tail over ``floor_lookback`` for the anti-procyclicality floor);
 * **margin**: after the loop, for all (date, netting set) rows at once, the engine's policy:
@@ -35,9 +40,12 @@ book then realised over its margin period of risk:
   margin base (stress windows may lie after ``t``: look-ahead), and equity is irrelevant;
 * **realised loss**: the same positions repriced with one scenario, the realised ``h``-day move
   from ``t`` to ``t + h`` (``h`` rows of the calendar; log factors ``ln(P[t+h] / P[t])``,
-  absolute factors ``P[t+h] - P[t]``), through the same ``scenario_pnl``; loss = -P&L. Each
-  netting set takes its own margin period of risk (``[horizons.kind]``); a date whose
-  ``t + h`` lies beyond the data is dropped for the sets of that horizon.
+  absolute factors ``P[t+h] - P[t]``), through the same ``scenario_pnl``; loss = -P&L. Options
+  are revalued at ``t + h`` with the time to expiry left then (the calendar time elapsed from
+  ``t`` to ``t + h``, not the ``h`` days of the margin's scenarios) and, sticky strike, the
+  index's move: a straddle marked at the index level of ``t`` is revalued at that of
+  ``t + h``. Each netting set takes its own margin period of risk (``[horizons.kind]``); a date
+  whose ``t + h`` lies beyond the data is dropped for the sets of that horizon.
 
 Nothing here reads files or writes outputs: :mod:`riskmodel.backtest.run` does.
 """
@@ -55,7 +63,9 @@ import numba
 import numpy as np
 import pandas as pd
 
+from riskmodel.backtest.portfolios import RollingStraddle
 from riskmodel.batch.apc_stage import apply_tools
+from riskmodel.batch.eod import implied_vol_factors
 from riskmodel.batch.model_scenarios import (
     FILTER_BURN_IN,
     DependenceFitter,
@@ -274,18 +284,22 @@ def check_supported(config: RunConfig) -> list[str]:
     return notes
 
 
-def check_supported_instruments(used: pd.DataFrame) -> None:
-    """Options are not replayed: raise :class:`InputDataError` naming the first one.
+def check_supported_instruments(used: pd.DataFrame, rolled: Sequence[str] = ()) -> None:
+    """Static options are not replayed: raise :class:`InputDataError` naming the first one.
 
     A static option position expires during a long backtest (its margin and realised loss stop
-    being defined at expiry), and rolling it would need a chain the inputs do not hold.
+    being defined at expiry), and rolling it would need a chain the inputs do not hold. The
+    options of ``rolled`` (instrument ids of a rolling book, whose terms the replay sets at
+    each date) are allowed.
     """
-    options = used[used["kind"].to_numpy() == "option"]
+    options = used[(used["kind"].to_numpy() == "option")
+                   & ~used["instrument_id"].isin(list(rolled)).to_numpy()]
     if len(options):
         raise InputDataError(
             f"instrument {options['instrument_id'].iat[0]!r}: kind 'option' is not supported by "
             "backtest (static option positions expire during the backtest); backtest the "
-            "linear and inverse instruments (value 'option')")
+            "linear and inverse instruments, or run without --positions for the built-in "
+            "rolling straddles (value 'option')")
 
 
 def realised_shocks(prices: np.ndarray, start: int, horizon: int,
@@ -325,6 +339,7 @@ def replay(
     dependence_fitter: DependenceFitter | None = None,
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
+    roll: RollingStraddle | None = None,
 ) -> ReplayResult:
     """Replay the margin engine on the calendar rows ``rows`` (see the module docstring).
 
@@ -351,6 +366,8 @@ def replay(
         parallel kernels thousands of times costs more than the work (a tiny kernel call takes
         microseconds on one thread, milliseconds through a busy thread pool); else numba's
         setting. Results do not depend on it (the kernels are bitwise thread-count invariant).
+    roll : RollingStraddle, optional; the book's options roll: their terms at each date are
+        ``roll.terms_at(used, prices at t, t)``.
 
     Returns
     -------
@@ -372,7 +389,12 @@ def replay(
         return now
 
     clock = time.perf_counter()
-    factors = sorted(set(used["factor"]))
+    warnings: list[str] = list(notes)
+    check_supported_instruments(used, () if roll is None else roll.instrument_ids)
+    has_options = bool((used["kind"].to_numpy() == "option").any())
+    # the implied-vol indices of the options' underlyings are factors too, as in eod
+    factors = sorted(set(used["factor"]) | implied_vol_factors(
+        used, config, set(market.prices.columns), warnings))
     prices_frame = market.prices[factors]
     returns = market.returns[factors]
     dates = prices_frame.index
@@ -389,11 +411,10 @@ def replay(
     pos_factor = factor_row[book.instrument_index]
     apc_floor = "floor" in config.anti_procyclicality.tools
     measure: Literal["es", "var"] = "es" if config.measure == "es" else "var"
-    warnings: list[str] = list(notes)
 
-    check_supported_instruments(used)
     # a linear contract's delta is its multiplier whatever the price: compute it once
-    fixed_delta = (None if np.isin(used["kind"].to_numpy(), INVERSE_KINDS).any() else
+    varying = has_options or np.isin(used["kind"].to_numpy(), INVERSE_KINDS).any()
+    fixed_delta = (None if varying else
                    unit_greeks(used, prices_frame.iloc[int(rows[0])], dates[int(rows[0])])
                    ["delta"].to_numpy(np.float64))
 
@@ -493,8 +514,9 @@ def replay(
             # history is a suffix of the calendar)
             filtered = schedule.at(r, t, longest) if config.method != "hs" else {}
             spot = prices_frame.iloc[r]
+            terms = used if roll is None else roll.terms_at(used, spot, t)
             delta = (fixed_delta if fixed_delta is not None else
-                     unit_greeks(used, spot, t)["delta"].to_numpy(np.float64))
+                     unit_greeks(terms, spot, t)["delta"].to_numpy(np.float64))
             notional[i] = np.abs(book.quantity * delta[book.instrument_index]
                                  * price_arr[r, pos_factor])
             clock = tick("windows", clock)
@@ -505,7 +527,7 @@ def replay(
                 cfg = config if h == config.horizon else dataclasses.replace(config, horizon=h)
                 scen = model_scenarios(window, filtered, cfg, params, dependence_fitter, warnings)
                 clock = tick("scenarios", clock)
-                pnl = scenario_pnl(used, scen, spot, market.return_kinds, t, config.implied_vol)
+                pnl = scenario_pnl(terms, scen, spot, market.return_kinds, t, config.implied_vol)
                 clock = tick("repricing", clock)
                 tail = tail_measures(pnl, part.indptr, part.instrument_index, part.quantity,
                                      config.confidence, measure=measure, weights=scen.weights,
@@ -519,7 +541,7 @@ def replay(
                                                    .floor_lookback)
                     scen_long = model_scenarios(long, filtered, cfg_long, params,
                                                 dependence_fitter, warnings)
-                    pnl_long = scenario_pnl(used, scen_long, spot, market.return_kinds, t,
+                    pnl_long = scenario_pnl(terms, scen_long, spot, market.return_kinds, t,
                                             config.implied_vol)
                     long_tail = tail_measures(pnl_long, part.indptr, part.instrument_index,
                                               part.quantity, config.confidence, measure=measure,
@@ -527,11 +549,13 @@ def replay(
                                               chunk_size=config.chunk_size)
                     floor[i, sets] = np.maximum(long_tail.model_measure, 0.0)
                     clock = tick("apc_floor", clock)
+                # options decay over the calendar time that actually elapsed to t + h
+                elapsed = ((dates[r + h] - t) / pd.Timedelta(days=1)) if has_options else h
                 realised = ScenarioSet(
                     shocks=realised_shocks(price_arr, r, h, kinds_f)[None, :],
                     factors=tuple(factors), labels=np.array([t.isoformat()]), kind="realised",
-                    horizon=h)
-                unit_pnl = scenario_pnl(used, realised, spot, market.return_kinds, t,
+                    horizon=elapsed)
+                unit_pnl = scenario_pnl(terms, realised, spot, market.return_kinds, t,
                                         config.implied_vol)[:, 0]
                 loss[i, sets] = -per_set_sum(part.quantity * unit_pnl[part.instrument_index],
                                              part.indptr)

@@ -9,8 +9,13 @@ Stages:
    date has a full ``lookback`` window and that a ``--params`` set was estimated on data up to
    that date at the latest (usage errors, exit 2, naming the flag and value);
 3. the book: the position file's netting sets, or the built-in portfolios
-   (:mod:`riskmodel.backtest.portfolios`) sized at the first date's prices;
-4. :func:`riskmodel.backtest.replay.replay`;
+   (:mod:`riskmodel.backtest.portfolios`) sized at the first date's prices; each built-in
+   rolling straddle is a book of its own (:class:`PreparedBacktest` in ``straddles``), with the
+   factors an ``eod`` run on it would use (the underlying and its implied-vol index) and so its
+   own common window, on the backtest dates from the first with a full ``lookback`` window of
+   both (earlier dates are skipped for it, with a warning);
+4. :func:`riskmodel.backtest.replay.replay`, once per book; the tables are concatenated
+   (per date: the linear built-ins, then the straddles);
 5. :func:`riskmodel.backtest.statistics.summarise` plus the run's facts;
 6. :func:`write_backtest`: ``backtest.parquet``, ``backtest_summary.json``, the plots and
    ``report.html`` (:func:`riskmodel.backtest.report.write_report`) and ``manifest.json``,
@@ -31,7 +36,7 @@ import datetime as _dt
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +44,12 @@ import numpy as np
 import pandas as pd
 
 from riskmodel import __version__
-from riskmodel.backtest.portfolios import builtin_portfolios, reference_instruments
+from riskmodel.backtest.portfolios import (
+    RollingStraddle,
+    builtin_portfolios,
+    reference_instruments,
+    straddle_underlyings,
+)
 from riskmodel.backtest.replay import (
     ReplayResult,
     check_supported,
@@ -123,7 +133,12 @@ class LoadedInputs:
 
 @dataclass(frozen=True)
 class PreparedBacktest:
-    """What the replay needs: aligned market data, the book, the dates."""
+    """What the replay needs: aligned market data, the book, the dates.
+
+    ``straddles``: the built-in rolling straddles, one prepared book each (``roll`` set, its
+    own market data and dates, no ``straddles`` of its own); ``notes``: warnings of the
+    preparation (straddles left out or starting late).
+    """
 
     market: MarketData
     book: Book
@@ -131,6 +146,14 @@ class PreparedBacktest:
     rows: np.ndarray
     builtin: bool
     horizons: np.ndarray
+    roll: RollingStraddle | None = None
+    straddles: tuple[PreparedBacktest, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_sets(self) -> int:
+        """Netting sets of this book and its straddles."""
+        return self.book.n_sets + sum(p.book.n_sets for p in self.straddles)
 
 
 @dataclass
@@ -274,10 +297,20 @@ def prepare_backtest(
                    f"{config.lookback} window)"))
     candidates = np.arange(first_row, last_row + 1, window.step, dtype=np.int64)
     first = dates[candidates[0]]
-    if params is not None:
-        _check_params(params, factors if config.method != "hs" else [], first, window.start)
-
     builtin = positions is None
+    notes: list[str] = []
+    pairs = (straddle_underlyings(instruments, config.implied_vol.factors, history.assets,
+                                  config.return_kind, notes) if builtin else [])
+    if params is not None and config.method != "hs":
+        for u, iv in list(pairs):
+            if iv not in params.factors:
+                notes.append(f"built-in portfolios: no straddle_{u}: the parameter set "
+                             f"{params.source} has no entry for its implied-vol index {iv!r}")
+                pairs.remove((u, iv))
+    if params is not None:
+        checked = sorted(set(factors) | {iv for _, iv in pairs})
+        _check_params(params, checked if config.method != "hs" else [], first, window.start)
+
     if builtin:
         positions = builtin_portfolios(instruments, market.prices.iloc[int(candidates[0])])
     book = net_positions(positions, used_ids)
@@ -290,7 +323,45 @@ def prepare_backtest(
             f"--end {window.end or dates[-1].date().isoformat()}: no backtest date has its "
             f"{int(horizons.min())}-day realised loss in the data (the data ends "
             f"{dates[-1].isoformat()})")
-    return PreparedBacktest(market, book, used, rows, builtin, horizons)
+    straddles = tuple(p for p in (_prepare_straddle(history, config, u, iv, candidates, notes)
+                                  for u, iv in pairs) if p is not None)
+    return PreparedBacktest(market, book, used, rows, builtin, horizons,
+                            straddles=straddles, notes=tuple(notes))
+
+
+def _prepare_straddle(history: PriceHistory, config: RunConfig, underlying: str,
+                      iv_factor: str, candidates: np.ndarray, notes: list[str]
+                      ) -> PreparedBacktest | None:
+    """The book of one built-in rolling straddle on the backtest dates ``candidates`` (calendar
+    rows; the calendar is the price file's, whatever the factors): the market data of the
+    underlying and its index, the dates from the first with a full ``lookback`` window of both
+    and a realised loss in the data, each leg of unit notional at the first of them. None (with
+    a note) when no date qualifies."""
+    name = f"straddle_{underlying}"
+    market = build_market_data(history, [underlying, iv_factor], history.frame.index[-1],
+                               config.return_kind)
+    dates = market.prices.index
+    template = RollingStraddle(underlying, iv_factor, quantity=1.0)
+    used = template.instruments()
+    horizons = set_horizons(net_positions(template.positions(), used.index), used, config)
+    horizon = int(horizons.max())
+    earliest = _first_full_window_row(market.returns, config.lookback)
+    rows = candidates[(candidates >= (earliest if earliest is not None else len(dates)))
+                      & (candidates + horizon <= len(dates) - 1)]
+    if rows.size == 0:
+        notes.append(f"built-in portfolios: no {name}: no backtest date has {config.lookback} "
+                     f"daily returns common to {underlying!r} and its implied-vol index "
+                     f"{iv_factor!r} and a realised loss in the data")
+        return None
+    if rows[0] > candidates[0]:
+        notes.append(f"built-in portfolios: {name} starts on {dates[int(rows[0])].isoformat()}, "
+                     f"the first backtest date with {config.lookback} daily returns common to "
+                     f"{underlying!r} and its implied-vol index {iv_factor!r}")
+    # a full window of log returns: the price at its end is positive
+    price = float(market.prices[underlying].iat[int(rows[0])])
+    roll = replace(template, quantity=1.0 / price)
+    book = net_positions(roll.positions(), used.index)
+    return PreparedBacktest(market, book, used, rows, True, horizons, roll=roll)
 
 
 def _non_overlapping(frame: pd.DataFrame, horizons: dict[tuple[str, str], int], step: int,
@@ -398,9 +469,22 @@ def run_backtest(
         note = "--params is not used by method 'hs' (no volatility filter)"
     else:
         note = None
-    result = replay(prepared.market, prepared.book, prepared.used, config, prepared.rows,
-                    params=params, recalibrate_every=window.recalibrate_every, fitter=fitter,
-                    dependence_fitter=dependence_fitter, progress=progress)
+    books = (prepared, *prepared.straddles)
+    total = sum(int(p.rows.size) for p in books)
+    results: list[ReplayResult] = []
+    done = 0
+    for part in books:
+        def step(k: int, _n: int, offset: int = done) -> None:
+            if progress is not None:
+                progress(offset + k, total)
+
+        results.append(replay(part.market, part.book, part.used, config, part.rows,
+                              params=params, recalibrate_every=window.recalibrate_every,
+                              fitter=fitter, dependence_fitter=dependence_fitter,
+                              progress=step if progress is not None else None, roll=part.roll))
+        done += int(part.rows.size)
+    result = _merge_replays(results, [p.book.sets["netting_set"].tolist() for p in books])
+    result.info["warnings"].extend(prepared.notes)
     if note:
         result.info["warnings"].append(note)
     timings.update({f"replay_{k}": v for k, v in result.info["timings_s"].items()})
@@ -413,6 +497,38 @@ def run_backtest(
     manifest = _manifest(inputs, config, config_source, window, prepared, params, result,
                          timings)
     return BacktestResult(result.backtest, summary, manifest, result)
+
+
+def _merge_replays(results: list[ReplayResult], names: list[list[str]]) -> ReplayResult:
+    """One result from the replays of several books (the linear built-ins or the positions
+    file's book first, then each straddle): rows ordered by date, the first book's sets first
+    on each date; volatility fits of the later books labelled with their netting sets; the
+    anti-procyclicality row counts and the timings summed; warnings in order, once each."""
+    if len(results) == 1:
+        return results[0]
+    frame = pd.concat([r.backtest for r in results], ignore_index=True)
+    frame = frame.sort_values("date", kind="stable").reset_index(drop=True)
+    horizons: dict[tuple[str, str], int] = {}
+    timings: dict[str, float] = {}
+    volatility: list[dict[str, Any]] = []
+    apc: dict[str, Any] = {}
+    warnings: list[str] = []
+    for k, r in enumerate(results):
+        horizons.update(r.horizons)
+        for key, value in r.info["timings_s"].items():
+            timings[key] = round(timings.get(key, 0.0) + value, 4)
+        volatility += [fit if k == 0 else {"netting_sets": names[k], **fit}
+                       for fit in r.info["volatility"]]
+        for tool, facts in r.info["anti_procyclicality"].items():
+            if not isinstance(facts, dict) or tool not in apc:
+                apc.setdefault(tool, facts)
+                continue
+            apc[tool] = {key: (value + facts[key] if key.endswith("_rows") else value)
+                         for key, value in apc[tool].items()}
+        warnings += r.info["warnings"]
+    info = {**results[0].info, "volatility": volatility, "anti_procyclicality": apc,
+            "timings_s": timings, "warnings": list(dict.fromkeys(warnings))}
+    return ReplayResult(frame, horizons, info)
 
 
 def _manifest(
@@ -455,7 +571,7 @@ def _manifest(
             "last_price_date": prepared.market.prices.index[-1].isoformat(),
         },
         "portfolios": "built-in" if prepared.builtin else "positions file",
-        "counts": {"netting_sets": prepared.book.n_sets, "rows": len(frame),
+        "counts": {"netting_sets": prepared.n_sets, "rows": len(frame),
                    "dates": int(frame["date"].nunique())},
         "calendar": {
             "rule": "union of all dates; last price carried over closed dates; "
