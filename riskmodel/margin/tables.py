@@ -64,7 +64,11 @@ def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig,
                  types: Mapping[str, str] | None = None) -> np.ndarray:
     """Margin period of risk of each netting set: the longest of its positions' kinds and of its
     account's type (``[horizons.account_type]``, ``types`` maps account to type)."""
-    by_instrument = np.array([config.horizon_of_kind(k) for k in used["kind"]], dtype=np.int64)
+    # one lookup per distinct kind (a what-if or a liquidation step margins a few sets against
+    # every instrument of the run)
+    kind_code, kinds = pd.factorize(used["kind"].to_numpy(dtype=object))
+    by_instrument = np.array([config.horizon_of_kind(k) for k in kinds],
+                             dtype=np.int64)[kind_code]
     per_position = by_instrument[book.instrument_index]
     out = np.zeros(book.n_sets, dtype=np.int64)
     np.maximum.at(out, book.set_of_position(), per_position)
