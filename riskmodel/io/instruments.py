@@ -126,7 +126,10 @@ def _option_columns(table: Table, kinds: np.ndarray) -> pd.DataFrame:
             numbers(c) for c in ("strike", "implied_vol", "rate", "carry"))
         type_in, settle_in, model_in, expiry_in = (
             text(c) for c in ("option_type", "settlement", "model", "expiry"))
-    for i in rows.tolist():
+        # parsed in one call (per row it was most of the load of thousands of options); a
+        # row that does not parse is NaT here and is reported by the row loop below
+        parsed = _parse_expiries(expiry_in[rows])
+    for r, i in enumerate(rows.tolist()):
         if type_in[i].lower() not in ("call", "put"):
             raise table.fail(i, "option_type", type_in[i], "must be call or put")
         settle = settle_in[i].lower() or "quote"
@@ -151,10 +154,7 @@ def _option_columns(table: Table, kinds: np.ndarray) -> pd.DataFrame:
             target[i] = given[i] if np.isfinite(given[i]) else 0.0
         if not expiry_in[i]:
             raise table.fail(i, "expiry", "", "missing expiry")
-        try:
-            stamp = pd.to_datetime(expiry_in[i], format="ISO8601", utc=True)
-        except (ValueError, TypeError):
-            stamp = pd.NaT
+        stamp = parsed[r]
         if pd.isna(stamp):
             raise table.fail(i, "expiry", expiry_in[i], "not an ISO 8601 timestamp")
         strike[i], vol[i], expiry[i] = strike_in[i], vol_in[i], stamp
@@ -164,6 +164,21 @@ def _option_columns(table: Table, kinds: np.ndarray) -> pd.DataFrame:
         "option_type": option_type, "implied_vol": vol, "rate": rate, "carry": carry,
         "settlement": settlement, "model": model,
     })
+
+
+def _parse_expiries(values: np.ndarray) -> list:
+    """ISO 8601 timestamps in UTC, ``NaT`` where a value does not parse as one."""
+    try:
+        return list(pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601",
+                                   utc=True, errors="coerce"))
+    except (ValueError, TypeError):  # a mixture the vectorised parser refuses: row by row
+        out = []
+        for value in values:
+            try:
+                out.append(pd.to_datetime(value, format="ISO8601", utc=True))
+            except (ValueError, TypeError):
+                out.append(pd.NaT)
+        return out
 
 
 def check_not_expired(instruments: Instruments, valuation_time: pd.Timestamp,
