@@ -100,7 +100,8 @@ def net_positions(rows: pd.DataFrame, instrument_ids: pd.Index) -> Book:
     keep = (np.abs(net) > ZERO_TOLERANCE * gross) & (net != 0)
     a, s, i, net = a[starts][keep], s[starts][keep], i[starts][keep], net[keep]
     instrument = np.asarray(instr_names, dtype=object)[i]
-    index = instrument_ids.get_indexer(instrument)
+    # looked up once per distinct instrument, not once per position
+    index = instrument_ids.get_indexer(instr_names)[i] if len(i) else np.zeros(0, np.int64)
     if (index < 0).any():  # load_positions checks this; keep the invariant explicit
         raise ValueError("position on an instrument outside the instrument axis")
     new_set = np.ones(len(a), dtype=bool)
