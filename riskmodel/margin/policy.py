@@ -39,15 +39,22 @@ def position_rates(
     table: RateTable, kinds: Sequence[str], underlyings: Sequence[str]
 ) -> np.ndarray:
     """The rate of each position, shape (n_positions,): looked up once per distinct
-    (kind, underlying) pair, so a million positions cost two factorisations."""
-    kind_code, kind_values = pd.factorize(np.asarray(kinds, dtype=object))
-    und_code, und_values = pd.factorize(np.asarray(underlyings, dtype=object))
+    (kind, underlying) pair, so a million positions cost two factorisations (none when they
+    come as ``pandas.Categorical``, as the margin tables pass them)."""
+    kind_code, kind_values = _coded(kinds)
+    und_code, und_values = _coded(underlyings)
     pair = kind_code.astype(np.int64) * max(len(und_values), 1) + und_code
     unique_pairs, inverse = np.unique(pair, return_inverse=True)
     rates = np.array([table.rate(str(kind_values[p // max(len(und_values), 1)]),
                                  str(und_values[p % max(len(und_values), 1)]))
                       for p in unique_pairs], dtype=np.float64)
     return rates[inverse].reshape(len(kind_code)) if len(kind_code) else np.empty(0)
+
+
+def _coded(labels: Sequence[str]) -> tuple[np.ndarray, Sequence[str]]:
+    if isinstance(labels, pd.Categorical):
+        return labels.codes.astype(np.int64), labels.categories
+    return pd.factorize(np.asarray(labels, dtype=object))
 
 
 def per_set_sum(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:

@@ -114,8 +114,10 @@ def assemble_margins(
     """
     pos = book.positions
     info = used.iloc[book.instrument_index]
-    kinds = info["kind"].to_numpy()
-    underlyings = info["underlying"].to_numpy()
+    # per position as categoricals of the instruments' labels: the rate tables then look up
+    # each distinct (kind, underlying) without factorising a million strings per table
+    kinds = _per_position(used["kind"], book.instrument_index)
+    underlyings = _per_position(used["underlying"], book.instrument_index)
     price = spot.loc[info["factor"]].to_numpy(np.float64)
     if unit is None:
         unit = unit_greeks(used, spot, valuation_time).to_numpy()
@@ -189,6 +191,11 @@ def assemble_margins(
         }
     )[ATTRIBUTION_COLUMNS]
     return margins, attribution
+
+
+def _per_position(labels: pd.Series, instrument_index: np.ndarray) -> pd.Categorical:
+    codes, values = pd.factorize(labels.to_numpy(dtype=object))
+    return pd.Categorical.from_codes(codes[instrument_index], categories=values)
 
 
 # Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.
