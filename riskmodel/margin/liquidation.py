@@ -4,7 +4,7 @@ liquidation penalty, computed on a run through the what-if engine.
 For every netting set in ``liquidation`` (and, optionally, ``margin_call``), positions are reduced
 riskiest first, by their Euler contribution to the model margin (``attribution.parquet``): the
 riskiest position is closed by the smallest fraction that brings the set back to its target,
-``equity_after >= target x initial_margin_after``; if closing it entirely is not enough, it is
+``equity_after >= target x initial_margin_after``; if no fraction of it is enough, it is
 closed and the next one is reduced, and so on (coins held as collateral are revalued with the
 book but never sold). ``equity_after = equity - penalty``: closing at
 the mark realises nothing that variation margin has not already settled, but the venue charges
@@ -17,7 +17,13 @@ The fraction of the position being reduced is the root of ``g(x) = equity_after(
 initial_margin_after(x)`` between a short point (``g < 0``) and a restored one (``g >= 0``),
 found by the Illinois variant of regula falsi with a bisection step every third iteration (the
 margin is piecewise linear in ``x``: regula falsi lands on a linear piece's root at once, the
-bisection steps bound the worst case). The restored end of the bracket is reported, so the orders
+bisection steps bound the worst case). ``g`` need not be monotone: closing the long leg of a
+hedged pair lowers the margin at first and raises it once the short leg stands alone, so a set
+still short with the position closed in full may be restored by part of it. The margin is
+convex in the positions (ES, stress, add-ons, floors), so ``g`` is concave on ``[0, 1)``: when
+the full close is short, :meth:`_Lockstep.interior` samples ``g`` where the secants of its
+samples bound it highest, until a sample restores the set (the bracket of its smallest root) or
+the bound proves no fraction does. The restored end of the bracket is reported, so the orders
 always restore the target exactly, never approximately. All the netting sets being liquidated
 advance in lockstep: each iteration is one margin evaluation of all of them together, which is
 what makes liquidating thousands of sets in an end-of-day run cheap.
@@ -185,19 +191,64 @@ class _Lockstep:
                 trials[i][k] = 1.0
             full = self.margins(trials)
             brackets: dict[int, _Bracket] = {}
-            still_short = []
+            short = {}
             for i in active:
                 g1 = self.surplus(i, trials[i], full[i])
                 if g1 < 0:
-                    self.sets[i].keep(trials[i], full[i])
-                    current[i] = g1
-                    if k + 1 < self.sets[i].n_tradeable:
-                        still_short.append(i)
+                    short[i] = g1
                 else:
                     brackets[i] = _Bracket(0.0, 1.0, current[i], g1, g1, full[i])
+            # closing k in full is not enough, but part of it may be (a hedge leg, a floor)
+            found = self.interior(k, {i: current[i] for i in short})
+            brackets.update(found)
+            still_short = []
+            for i, g1 in short.items():
+                if i in found:
+                    continue
+                self.sets[i].keep(trials[i], full[i])
+                current[i] = g1
+                if k + 1 < self.sets[i].n_tradeable:
+                    still_short.append(i)
             self.solve(k, brackets)
             active = still_short
             k += 1
+
+    def interior(self, k: int, surplus_at_zero: dict[int, float]) -> dict[int, _Bracket]:
+        """For sets still short with position ``k`` closed in full: a bracket ``g(lo) < 0 <=
+        g(hi)`` inside ``(0, 1)`` where one exists, else none (the full close stands).
+
+        The margin is convex in the positions (ES, stress worst loss, add-ons and floors are;
+        VaR is not, for which this is a heuristic), so ``g`` is concave on ``[0, 1)`` (a full
+        close may jump: a kind, and its horizon, leaves the set) and not monotone where
+        closing part of a position unhedges the rest. The secant through two neighbouring
+        samples of a concave function lies above it outside them: each step samples the
+        highest point of that upper bound (the middle of a gap the samples do not bound yet),
+        all sets together, until a sample restores the set or the bound is below zero."""
+        samples = {i: ([0.0], [g0]) for i, g0 in surplus_at_zero.items()}
+        found: dict[int, _Bracket] = {}
+        for _ in range(MAX_ITERATIONS):
+            trials = {}
+            for i, (xs, gs) in list(samples.items()):
+                x = _highest_bound(xs, gs)
+                if x is None:  # no fraction restores it
+                    del samples[i]
+                    continue
+                trials[i] = self.sets[i].fractions.copy()
+                trials[i][k] = x
+            if not trials:
+                break
+            margins = self.margins(trials)
+            for i, trial in trials.items():
+                x, g = trial[k], self.surplus(i, trial, margins[i])
+                xs, gs = samples[i]
+                j = int(np.searchsorted(xs, x))
+                if g >= 0:  # every sample left of x is short: the smallest root is in between
+                    found[i] = _Bracket(xs[j - 1], x, gs[j - 1], g, g, margins[i])
+                    del samples[i]
+                else:
+                    xs.insert(j, x)
+                    gs.insert(j, g)
+        return found
 
     def solve(self, k: int, brackets: dict[int, _Bracket]) -> None:
         """Illinois regula falsi on position ``k``'s fraction, all bracketed sets together."""
@@ -219,6 +270,46 @@ class _Lockstep:
             fractions = self.sets[i].fractions.copy()
             fractions[k] = b.hi
             self.sets[i].keep(fractions, b.margin_hi)
+
+
+def _highest_bound(xs: list[float], gs: list[float]) -> float | None:
+    """Where to sample next a concave ``g`` on ``[0, 1)`` known at ``xs`` (sorted, from 0; all
+    samples short): the highest point of the upper bound the samples give (on each gap, the
+    lower of the secants of its two neighbouring pairs of samples, extended over it), or the
+    middle of a gap that no secant bounds yet; ``None`` once the bound is below zero
+    everywhere (no fraction restores the set) or the gap to sample is too narrow."""
+    n = len(xs)
+    ends = [*xs[1:], 1.0]
+    best, where = -np.inf, None
+    for i in range(n):
+        a, b = xs[i], ends[i]
+        lines = []  # (slope, value at a)
+        if i >= 1:
+            slope = (gs[i] - gs[i - 1]) / (xs[i] - xs[i - 1])
+            lines.append((slope, gs[i]))
+        if i + 2 < n:
+            slope = (gs[i + 2] - gs[i + 1]) / (xs[i + 2] - xs[i + 1])
+            lines.append((slope, gs[i + 1] + slope * (a - xs[i + 1])))
+        if b - a <= FRACTION_TOL:
+            continue
+        if not lines:
+            return 0.5 * (a + b)
+        points = [a, b]
+        if len(lines) == 2 and lines[0][0] != lines[1][0]:
+            cross = a + (lines[1][1] - lines[0][1]) / (lines[0][0] - lines[1][0])
+            if a < cross < b:
+                points.append(cross)
+        for x in points:
+            bound = min(v + s * (x - a) for s, v in lines)
+            if bound > best:
+                best, where = bound, (x, a, b)
+    if where is None or best < 0:
+        return None
+    x, a, b = where
+    # an end of the gap is a sample (or the full close): sample inside instead
+    if x - a <= 1e-9 * (b - a) or b - x <= 1e-9 * (b - a):
+        x = 0.5 * (a + b)
+    return x
 
 
 @dataclass

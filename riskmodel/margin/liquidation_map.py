@@ -28,9 +28,11 @@ move ``x`` of the grid (``[liquidation] map_points`` evenly spaced relative move
 Columns of the map (one row per scope and move): ``scope, move, price`` (the moved price of a
 single underlying; NaN for ``ALL``), ``n_margin_call, n_liquidation`` (sets in each status at the
 move), ``new_margin_call, new_liquidation`` (of those, sets not in that status or worse now),
-``notional_liquidated`` (gross notional at the moved prices of the sets in liquidation: the map
-assumes a liquidated set is closed in full, the venue's worst case; the run's own partial orders
-are ``liquidation_orders.parquet``) and ``penalties`` (``[liquidation] penalty_rates`` on it).
+``notional_liquidated`` (gross notional at the moved prices of the sets in liquidation, as an
+``eod`` run at those prices counts it: price x multiplier, the face value of inverse contracts
+whatever the price, options at their delta at the moved spot; the map assumes a liquidated set
+is closed in full, the venue's worst case; the run's own partial orders are
+``liquidation_orders.parquet``) and ``penalties`` (``[liquidation] penalty_rates`` on it).
 
 Cascades
 --------
@@ -59,7 +61,15 @@ from riskmodel.batch.run_store import read_state
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError
 from riskmodel.margin.policy import position_rates
-from riskmodel.pricing.revaluation import COLLATERAL_KIND, scenario_pnl, unit_greeks
+from riskmodel.pricing.options import option_greeks, option_price
+from riskmodel.pricing.revaluation import (
+    COLLATERAL_KIND,
+    INVERSE_KINDS,
+    model_codes,
+    scenario_pnl,
+    unit_greeks,
+    years_to_expiry,
+)
 from riskmodel.scenarios.scenario_set import ScenarioSet
 
 ALL = "ALL"
@@ -108,19 +118,6 @@ class MapBook:
     def position_factor(self) -> np.ndarray:
         codes = pd.Index(self.factors).get_indexer(self.instruments["factor"])
         return codes[self.instrument]
-
-    def unit_delta(self) -> np.ndarray:
-        """dV/dP per unit of each position (multiplier included; delta for options, face /
-        price for inverse contracts), 0 for collateral, which is not a position."""
-        greeks = unit_greeks(self.instruments, self.spot, self.valuation_time)
-        delta = greeks["delta"].to_numpy(np.float64, copy=True)
-        delta[(self.instruments["kind"] == COLLATERAL_KIND).to_numpy()] = 0.0
-        return delta[self.instrument]
-
-    def unit_notional(self) -> np.ndarray:
-        """``|dV/dP x price|`` per unit of each position (delta-adjusted notional)."""
-        price = self.spot.loc[self.factors].to_numpy(np.float64)
-        return np.abs(self.unit_delta() * price[self.position_factor()])
 
 
 def load_map_book(run_dir: str | Path) -> MapBook:
@@ -185,22 +182,77 @@ class _Revaluation:
         self.mm = book.sets["maintenance_margin"].to_numpy(np.float64)
         self.set_of = np.repeat(np.arange(book.n_sets), np.diff(book.indptr))
         self.factor_of = book.position_factor()
-        kinds = book.instruments["kind"].to_numpy()[book.instrument]
-        unds = book.instruments["underlying"].to_numpy()[book.instrument]
-        rate = position_rates(book.config.liquidation.penalty_rates, kinds, unds)
-        gross = book.unit_notional() * np.abs(book.quantity)
-        # gross notional and penalty of each set on each factor, sparse (n_sets x n_factors):
-        # at relative moves x (> -1) a factor's notional is |P (1 + x)| = |P| (1 + x)
+        instruments = book.instruments
+        self.is_collateral = (instruments["kind"] == COLLATERAL_KIND).to_numpy()
+        # the penalty rate of each instrument and the sum of |quantity| of each set's
+        # positions in it (CSC)
+        self.rate = position_rates(book.config.liquidation.penalty_rates,
+                                   instruments["kind"].to_numpy(),
+                                   instruments["underlying"].to_numpy())
+        self.size = sp.csr_matrix((np.abs(book.quantity), book.instrument, book.indptr),
+                                  shape=self.matrix.shape).tocsc()
+        self.delta_now = unit_greeks(instruments, book.spot, book.valuation_time)[
+            "delta"].to_numpy(np.float64)
+        # the options' pricing inputs, for their deltas at moved prices (unit_greeks' own)
+        option = np.flatnonzero((instruments["kind"] == "option").to_numpy())
+        self.option_row = np.full(len(instruments), -1, dtype=np.int64)
+        self.option_row[option] = np.arange(len(option))
+        self.option_args: tuple[np.ndarray, ...] = ()
+        self.option_coin, self.option_multiplier = np.zeros(0, dtype=bool), np.zeros(0)
+        if len(option):
+            opts = instruments.iloc[option]
+            self.option_args = (
+                model_codes(opts), (opts["option_type"] == "call").to_numpy(),
+                opts["strike"].to_numpy(np.float64), years_to_expiry(opts, book.valuation_time),
+                opts["implied_vol"].to_numpy(np.float64), opts["rate"].to_numpy(np.float64),
+                opts["carry"].to_numpy(np.float64))
+            self.option_coin = (opts["settlement"] == "coin").to_numpy()
+            self.option_multiplier = opts["multiplier"].to_numpy(np.float64)
+        self.unit_now = np.abs(self.unit_exposure(np.arange(len(instruments)),
+                                                  np.zeros((len(book.factors), 1)))[:, 0])
+        gross = self.unit_now[book.instrument] * np.abs(book.quantity)
+        # gross notional of each set on each factor, sparse (n_sets x n_factors): the shares
+        # that scale the requirements
         shape = (book.n_sets, len(book.factors))
         self.gross = sp.csr_matrix((gross, (self.set_of, self.factor_of)), shape=shape)
-        self.penalty = sp.csr_matrix((gross * rate, (self.set_of, self.factor_of)), shape=shape)
         total = np.asarray(self.gross.sum(axis=1)).ravel()
         self.share = (sp.diags(np.divide(1.0, total, out=np.zeros_like(total),
                                          where=total > 0)) @ self.gross).tocsc()
         self.gross_total = total
-        self.penalty_total = np.asarray(self.penalty.sum(axis=1)).ravel()
-        self.gross, self.penalty = self.gross.tocsc(), self.penalty.tocsc()
+        self.penalty_total = np.asarray(self.size @ (self.unit_now * self.rate)).ravel()
+        self.gross = self.gross.tocsc()
         self.status_now = self.status(self.equity, self.im, self.mm)
+
+    def unit_exposure(self, columns: np.ndarray, moves: np.ndarray) -> np.ndarray:
+        """``dV/dP x P`` per unit of the instruments ``columns`` at the prices ``spot (1 +
+        x)`` of each column of ``moves`` (n_factors, n_moves), shape (n_columns, n_moves): the
+        signed notional the margin table of an eod run at those prices counts (price x
+        multiplier for linear kinds, the face value of inverse contracts whatever the price,
+        delta x price for options, repriced at the moved spot with their quoted vols); 0 for
+        collateral."""
+        spot = self.book.spot.loc[self.book.factors].to_numpy(np.float64)
+        price = (spot[:, None] * (1.0 + moves))[self.instrument_factor[columns]]
+        kinds = self.book.instruments["kind"].to_numpy()[columns]
+        # linear kinds: dV/dP is the multiplier at any price; inverse contracts: multiplier /
+        # P, so dV/dP x P is the face value (unit_greeks)
+        out = self.delta_now[columns, None] * price
+        inverse = np.isin(kinds, INVERSE_KINDS)
+        out[inverse] = (self.delta_now[columns] * spot[self.instrument_factor[columns]]
+                        )[inverse, None]
+        options = np.flatnonzero(kinds == "option")
+        if len(options):  # delta at every moved spot at once, as unit_greeks computes it
+            rows = self.option_row[columns[options]]
+            moved = price[options]
+            shape = moved.shape
+            args = [np.broadcast_to(a[rows, None], shape).ravel() for a in self.option_args]
+            delta = option_greeks(args[0], args[1], moved.ravel(), *args[2:]).delta
+            coin = np.broadcast_to(self.option_coin[rows, None], shape).ravel()
+            if coin.any():  # coin-settled: delta - V / P
+                premium = option_price(args[0], args[1], moved.ravel(), *args[2:])
+                delta = delta - np.where(coin, premium / moved.ravel(), 0.0)
+            out[options] = self.option_multiplier[rows, None] * delta.reshape(shape) * moved
+        out[self.is_collateral[columns]] = 0.0
+        return out
 
     @staticmethod
     def status(equity: np.ndarray, im: np.ndarray, mm: np.ndarray) -> np.ndarray:
@@ -235,9 +287,20 @@ class _Revaluation:
 
     def closing(self, moves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(gross notional, penalty) of closing each set in full at each column of moved
-        prices, each of shape (n_sets, n_moves)."""
-        return (self.gross_total[:, None] + _by_factor(self.gross, moves),
-                self.penalty_total[:, None] + _by_factor(self.penalty, moves))
+        prices, each of shape (n_sets, n_moves): the notional at the moved prices (only the
+        instruments whose factor moved change it; an inverse contract's face never does)."""
+        n = moves.shape[1]
+        gross = np.repeat(self.gross_total[:, None], n, axis=1)
+        penalty = np.repeat(self.penalty_total[:, None], n, axis=1)
+        moved_factors = np.flatnonzero(np.any(moves != 0, axis=1))
+        columns = np.flatnonzero(np.isin(self.instrument_factor, moved_factors))
+        if len(columns):
+            change = np.abs(self.unit_exposure(columns, moves)) - self.unit_now[columns, None]
+            both = np.asarray(self.size[:, columns]
+                              @ np.hstack([change, change * self.rate[columns, None]]))
+            gross += both[:, :n]
+            penalty += both[:, n:]
+        return gross, penalty
 
 
 def _by_factor(per_factor: sp.csc_matrix, moves: np.ndarray) -> np.ndarray:
@@ -316,17 +379,18 @@ class Cascade:
         self.sigma = book.sigma_rel.loc[book.factors].to_numpy(np.float64)
         self.coefficient = policy.impact_coefficient
         self.max_rounds = policy.cascade_max_rounds
-        # signed closing trade per position in units of the underlying (delta-equivalent for
-        # options; collateral is not traded): -q x dV/dP
-        self.closing_units = -(book.quantity * book.unit_delta())
+        self.traded = np.unique(book.instrument)  # the instruments some set holds
 
     def impact(self, liquidated: np.ndarray, moves: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Relative price impact per factor of closing the ``liquidated`` sets in full at the
-        prices ``spot x (1 + moves)``."""
-        price = self.book.spot.loc[self.book.factors].to_numpy(np.float64) * (1.0 + moves)
+        prices ``spot x (1 + moves)``: the flow is the closing trade's signed notional at
+        those prices, ``-q x dV/dP x P`` (delta-equivalent for options, the face value for
+        inverse contracts; collateral is not traded)."""
         closing = liquidated[self.reval.set_of]
+        unit = np.zeros(len(self.book.instruments))
+        unit[self.traded] = self.reval.unit_exposure(self.traded, moves[:, None])[:, 0]
         flow = np.bincount(self.reval.factor_of[closing],
-                           self.closing_units[closing] * price[self.reval.factor_of[closing]],
+                           -self.book.quantity[closing] * unit[self.book.instrument[closing]],
                            minlength=len(self.book.factors)).astype(np.float64)
         no_adv = np.isnan(self.adv) & (flow != 0)
         notes = [f"no ADV for {self.book.factors[i]!r}: its liquidation flow moves no price "

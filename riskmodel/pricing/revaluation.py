@@ -107,9 +107,9 @@ def _option_pnl(options: pd.DataFrame, scenarios: ScenarioSet, spot: pd.Series,
     iv_row = np.array([index_of.get(implied_vol.factors.get(u, ""), -1)
                        for u in options["underlying"]], dtype=np.int64)
     iv_log_shock = np.ascontiguousarray(scenarios.shocks.T)  # log changes of every factor
-    tau0 = _tau0(options, valuation_time)
+    tau0 = years_to_expiry(options, valuation_time)
     return option_scenario_pnl(
-        _model_codes(options), (options["option_type"] == "call").to_numpy(),
+        model_codes(options), (options["option_type"] == "call").to_numpy(),
         (options["settlement"] == "coin").to_numpy(), options["strike"].to_numpy(np.float64),
         tau0, horizon_tau(tau0, scenarios.horizon), options["implied_vol"].to_numpy(np.float64),
         options["rate"].to_numpy(np.float64), options["carry"].to_numpy(np.float64),
@@ -144,9 +144,9 @@ def grid_pnl(
         n_points = moves.shape[1]
         # each option gets its own price row; one vol row holds the shifts
         scen_price = p0[options, None] * (1.0 + moves[options])
-        tau0 = _tau0(opts, valuation_time)
+        tau0 = years_to_expiry(opts, valuation_time)
         out[options] = option_scenario_pnl(
-            _model_codes(opts), (opts["option_type"] == "call").to_numpy(),
+            model_codes(opts), (opts["option_type"] == "call").to_numpy(),
             (opts["settlement"] == "coin").to_numpy(), opts["strike"].to_numpy(np.float64),
             tau0, horizon_tau(tau0, horizon), opts["implied_vol"].to_numpy(np.float64),
             opts["rate"].to_numpy(np.float64), opts["carry"].to_numpy(np.float64),
@@ -175,8 +175,8 @@ def unit_greeks(instruments: pd.DataFrame, spot: pd.Series, valuation_time: pd.T
     options = np.flatnonzero(kinds == "option")
     if len(options):
         opts = instruments.iloc[options]
-        tau0 = _tau0(opts, valuation_time)
-        args = (_model_codes(opts), (opts["option_type"] == "call").to_numpy(), p0[options],
+        tau0 = years_to_expiry(opts, valuation_time)
+        args = (model_codes(opts), (opts["option_type"] == "call").to_numpy(), p0[options],
                 opts["strike"].to_numpy(np.float64), tau0,
                 opts["implied_vol"].to_numpy(np.float64), opts["rate"].to_numpy(np.float64),
                 opts["carry"].to_numpy(np.float64))
@@ -192,11 +192,13 @@ def unit_greeks(instruments: pd.DataFrame, spot: pd.Series, valuation_time: pd.T
                         index=instruments.index)
 
 
-def _tau0(options: pd.DataFrame, valuation_time: pd.Timestamp) -> np.ndarray:
+def years_to_expiry(options: pd.DataFrame, valuation_time: pd.Timestamp) -> np.ndarray:
+    """ACT/365 years from ``valuation_time`` to each option's ``expiry``."""
     expiry = pd.to_datetime(options["expiry"], utc=True).dt.tz_convert(None)
     return year_fraction(np.datetime64(utc(valuation_time).tz_convert(None)),
                          expiry.to_numpy("datetime64[ns]"))
 
 
-def _model_codes(options: pd.DataFrame) -> np.ndarray:
+def model_codes(options: pd.DataFrame) -> np.ndarray:
+    """The kernels' model code of each option's ``model`` column."""
     return np.array([MODEL_CODES[m] for m in options["model"]], dtype=np.int64)

@@ -199,3 +199,152 @@ def test_cli_missing_run_is_an_input_error(tmp_path):
     assert main(["liquidation-map", "--run", str(tmp_path / "nope"), "--out",
                  str(tmp_path / "o"), "--quiet"]) == 3
     assert not (tmp_path / "o").exists()
+
+
+# --- notional and penalties against brute-force eod re-runs ---------------------------------
+KEY = ["account_id", "netting_set"]
+INVERSE = ("inverse_perpetual", "inverse_future")
+
+
+def _rate_by_hand(table, kind, underlying):
+    """The README's lookup written out: the underlying's rate, else the kind's, else default."""
+    if underlying in table["underlying"]:
+        return table["underlying"][underlying]
+    return table["kind"].get(kind, table["default"])
+
+
+def _with_penalty_by_underlying(config, root, rates):
+    """The run configuration with a ``[liquidation.penalty_rates.underlying]`` table."""
+    text = config.read_text()
+    assert "[liquidation.impact_adv]" in text and "penalty_rates.underlying" not in text
+    extra = "[liquidation.penalty_rates.underlying]\n" + "".join(
+        f"{u} = {r}\n" for u, r in rates.items())
+    path = root / "penalty_by_underlying.toml"
+    path.write_text(text.replace("[liquidation.impact_adv]", extra + "[liquidation.impact_adv]"))
+    return path
+
+
+def _brute_force_closing(files, root, run, name, moves, table, config):
+    """The sets in liquidation after an instant move and the notional and penalty of closing
+    them in full, by brute force: eod re-run on prices whose whole history is scaled by
+    ``1 + x`` for each moved asset (every requirement, gross notional and position notional at
+    the moved prices; none depends on the collateral), and each set's equity at the move by
+    hand, ``collateral + P&L``: ``q m P0 x`` for spot, futures and perpetuals, ``q m x`` for
+    inverse contracts (the coin P&L ``m (1/P0 - 1/P)`` worth ``m (P/P0 - 1)`` dollars at P),
+    and the change of the runs' market values for options. A set is in liquidation when that
+    equity is below the re-run's maintenance margin; the penalty is the rate (looked up by
+    hand) x each position's notional in the re-run."""
+    prices = pd.read_csv(files.prices)
+    last = prices.set_index("date").ffill().iloc[-1]
+    for asset, x in moves.items():
+        prices[asset] = prices[asset] * (1.0 + x)
+    prices.to_csv(root / f"{name}_prices.csv", index=False)
+    positions = pd.read_parquet(run / "attribution.parquet")
+    positions[[*KEY, "instrument_id", "quantity"]].to_csv(root / f"{name}_positions.csv",
+                                                          index=False)
+    _eod(files, root / name, positions=root / f"{name}_positions.csv",
+         prices=root / f"{name}_prices.csv", config=config)
+    after = pd.read_parquet(root / name / "margins.parquet").set_index(KEY)
+    moved = pd.read_parquet(root / name / "attribution.parquet")
+    key = [*KEY, "instrument_id"]
+    moved = moved.set_index(key).loc[positions.set_index(key).index].reset_index()
+    instruments = pd.read_csv(files.instruments).set_index("instrument_id")
+    info = instruments.loc[positions["instrument_id"]]
+    x = np.array([moves.get(u, 0.0) for u in info["underlying"]])
+    q, m = positions["quantity"].to_numpy(), info["multiplier"].to_numpy()
+    p0 = last[info["underlying"]].to_numpy()
+    kind = info["kind"].to_numpy()
+    pnl = np.where(np.isin(kind, INVERSE), q * m * x, q * m * p0 * x)
+    option = kind == "option"
+    pnl[option] = (moved["market_value"] - positions["market_value"]).to_numpy()[option]
+    equity = (pd.read_parquet(run / "margins.parquet").set_index(KEY)["equity"]
+              + pd.Series(pnl, index=pd.MultiIndex.from_frame(positions[KEY])).groupby(KEY).sum())
+    liquidated = equity.index[equity < after.loc[equity.index, "maintenance_margin"]]
+    rate = np.array([_rate_by_hand(table, k, u) for k, u in zip(kind, info["underlying"])])
+    penalty = pd.Series(rate * moved["notional"].to_numpy(),
+                        index=pd.MultiIndex.from_frame(positions[KEY])).groupby(KEY).sum()
+    return (set(liquidated), float(after.loc[liquidated, "gross_notional"].sum()),
+            float(penalty.loc[liquidated].sum()))
+
+
+def test_notional_and_penalties_liquidated_match_brute_force_reruns(demo):
+    """The map's ``notional_liquidated`` (gross notional at the moved prices of the sets in
+    liquidation) and ``penalties`` (the penalty rates on it, here with a rate by underlying
+    over the kind's) of the linear demo book, for moves of all underlyings together, against
+    eod re-runs at the moved prices with the equity and the rates by hand."""
+    files, config, root = demo
+    table = {"default": 0.002, "kind": {"perpetual": 0.005}, "underlying": {"WTI": 0.01}}
+    config = _with_penalty_by_underlying(config, root, table["underlying"])
+    _eod(files, root / "penalty_run", config=config)
+    run = root / "penalty_run"
+    book = load_map_book(run)
+    assert book.config.liquidation.penalty_rates.underlying == {"WTI": 0.01}
+    grid = liquidation_map(book, scopes=[ALL])
+    for x in (-0.3, 0.075):
+        row = grid[np.isclose(grid["move"], x)].iloc[0]
+        liquidated, notional, penalties = _brute_force_closing(
+            files, root, run, f"closing_{x}", {"SPX": x, "NASDAQ": x, "WTI": x}, table, config)
+        assert row["n_liquidation"] == len(liquidated) > 0, x
+        np.testing.assert_allclose(row["notional_liquidated"], notional, rtol=1e-9)
+        np.testing.assert_allclose(row["penalties"], penalties, rtol=1e-9)
+        # the oil rate by underlying is used: an oil position is among those liquidated
+        positions = pd.read_parquet(run / "attribution.parquet").set_index(KEY)
+        held = positions.loc[positions.index.isin(list(liquidated)), "instrument_id"]
+        assert held.isin(["CL", "WTI-PERP"]).any(), x
+
+
+def test_notional_liquidated_is_at_the_moved_prices_for_inverse_and_option_sets(tmp_path):
+    """Sets funded with 1 USD each, so that whether each is in liquidation after a move of 30%
+    is plain (a loss of thousands or a gain of thousands): an inverse NASDAQ perpetual long and
+    one short (face value 100 USD: the notional of an inverse contract is its face, whatever
+    the price), a short S&P call (its delta-adjusted notional grows faster than the price) and
+    a long S&P perpetual. The map's notional and penalties must be what an eod re-run at the
+    moved prices counts for the sets in liquidation there."""
+    files = write_demo_inputs(tmp_path / "in", n_accounts=3)
+    positions = pd.DataFrame({"account_id": ["OPT", "INV_LONG", "INV_SHORT", "LIN"],
+                              "instrument_id": ["SPX-1903-C2500", "NDX-INV", "NDX-INV",
+                                                "SPX-PERP"],
+                              "quantity": [-2.0, 500.0, -500.0, 100.0]})
+    positions.to_csv(files.positions, index=False)
+    pd.DataFrame({"account_id": positions["account_id"], "collateral": 1.0}) \
+        .to_csv(files.accounts, index=False)
+    table = {"default": 0.002, "kind": {"perpetual": 0.005}, "underlying": {"NASDAQ": 0.003}}
+    config = _with_penalty_by_underlying(files.config, tmp_path, table["underlying"])
+    _eod(files, tmp_path / "run", config=config)
+    run = tmp_path / "run"
+    grid = liquidation_map(load_map_book(run), scopes=["SPX", ALL])
+    everything = {"SPX": 1.0, "NASDAQ": 1.0, "WTI": 1.0}
+    for scope, x, expected in (
+        (ALL, -0.3, {"INV_LONG", "LIN"}),
+        (ALL, 0.3, {"INV_SHORT", "OPT"}),
+        ("SPX", 0.3, {"INV_LONG", "INV_SHORT", "OPT"}),
+    ):
+        row = grid[(grid["scope"] == scope) & np.isclose(grid["move"], x)].iloc[0]
+        moves = ({a: x * w for a, w in everything.items()} if scope == ALL else {scope: x})
+        liquidated, notional, penalties = _brute_force_closing(
+            files, tmp_path, run, f"{scope}_{x}", moves, table, config)
+        assert {a for a, _ in liquidated} == expected, (scope, x)
+        assert row["n_liquidation"] == len(expected), (scope, x)
+        np.testing.assert_allclose(row["notional_liquidated"], notional, rtol=1e-9,
+                                   err_msg=f"{scope} {x}")
+        np.testing.assert_allclose(row["penalties"], penalties, rtol=1e-9,
+                                   err_msg=f"{scope} {x}")
+
+
+def test_cascade_of_inverse_contracts_trades_their_face_value():
+    """The book of the hand-solved cascade above in inverse perpetuals of face 100 USD: 1,000
+    contracts long, whose dollar P&L at a move x is 100,000 x as before, but whose closing
+    flow is the face, 100,000 USD, at any price. From x0 = -11% A is liquidated, its flow moves
+    the price by -0.02 sqrt(100,000 / 1e6) = -0.63%, past B's threshold (-11.5%); A and B sell
+    200,000 USD: the fixed point is x0 - 0.02 sqrt(0.2) exactly (no sqrt(1 + x): the flow does
+    not shrink with the price). C survives."""
+    thresholds = np.array([-0.10, -0.115, -0.30])
+    equity = 5000.0 * (1 + thresholds) - 100_000.0 * thresholds
+    book = _one_factor_book(equity)
+    book.instruments = pd.DataFrame({"instrument_id": ["X-INV"], "kind": ["inverse_perpetual"],
+                                     "underlying": ["X"], "multiplier": [100.0],
+                                     "factor": ["X"]})
+    result = Cascade(book).run(np.array([-0.11]))
+    np.testing.assert_allclose(result.final_move["X"], -0.11 - 0.02 * np.sqrt(0.2), rtol=0,
+                               atol=1e-12)
+    assert list(result.liquidated) == [True, True, False]
