@@ -214,3 +214,49 @@ def test_vix_moves_spx_option_vols(tmp_path):
     row = result.margins.iloc[0]
     np.testing.assert_allclose([row["var"], row["es"]], [var, es], rtol=1e-9)
     assert json.dumps(result.manifest["warnings"]).count("VIX") == 0
+
+
+def test_attribution_notional_and_greeks_of_options_match_scipy(tmp_path, btc):
+    """Quote-settled Black-Scholes call and put with rate and carry: attribution's
+    market_value (q V), delta-adjusted notional |q dV/dP P|, delta (q dV/dP P), gamma
+    (q d2V/dP2 P^2 / 100) and vega (q dV/dsigma / 100) against closed forms from scipy; a linear
+    perpetual's notional is |q m P|."""
+    p0 = float(btc.iloc[-1])
+    expiry = AS_OF + pd.Timedelta(days=40, hours=8)
+    t = (expiry - AS_OF) / pd.Timedelta(days=365)
+    r, q_div, vol = 0.04, 0.01, 0.65
+    legs = {"C": ("call", 1.1 * p0, 3.0), "P": ("put", 0.9 * p0, -5.0)}
+    instruments = [{"instrument_id": k, "kind": "option", "underlying": "BTC", "multiplier": 2.0,
+                    "strike": strike, "expiry": expiry.isoformat(), "option_type": kind,
+                    "implied_vol": vol, "rate": r, "carry": q_div}
+                   for k, (kind, strike, _) in legs.items()]
+    instruments.append({"instrument_id": "PERP", "kind": "perpetual", "underlying": "BTC",
+                        "multiplier": 0.5})
+    positions = [{"account_id": "a", "instrument_id": k, "quantity": qty}
+                 for k, (_, _, qty) in legs.items()]
+    positions.append({"account_id": "a", "instrument_id": "PERP", "quantity": -4.0})
+    result = _run(tmp_path, btc, instruments, positions,
+                  [{"account_id": "a", "collateral": 1e6}])
+    att = result.attribution.set_index("instrument_id")
+    for k, (kind, strike, qty) in legs.items():
+        d1 = (np.log(p0 / strike) + (r - q_div + 0.5 * vol**2) * t) / (vol * np.sqrt(t))
+        d2 = d1 - vol * np.sqrt(t)
+        if kind == "call":
+            value = p0 * np.exp(-q_div * t) * norm.cdf(d1) - strike * np.exp(-r * t) * norm.cdf(d2)
+            delta = np.exp(-q_div * t) * norm.cdf(d1)
+        else:
+            value = (strike * np.exp(-r * t) * norm.cdf(-d2)
+                     - p0 * np.exp(-q_div * t) * norm.cdf(-d1))
+            delta = -np.exp(-q_div * t) * norm.cdf(-d1)
+        gamma = np.exp(-q_div * t) * norm.pdf(d1) / (p0 * vol * np.sqrt(t))
+        vega = p0 * np.exp(-q_div * t) * norm.pdf(d1) * np.sqrt(t)
+        m = 2.0
+        row = att.loc[k]
+        np.testing.assert_allclose(row["market_value"], qty * m * value, rtol=1e-10)
+        np.testing.assert_allclose(row["notional"], abs(qty * m * delta * p0), rtol=1e-10)
+        np.testing.assert_allclose(row["delta"], qty * m * delta * p0, rtol=1e-10)
+        np.testing.assert_allclose(row["gamma"], qty * m * gamma * p0**2 / 100, rtol=1e-9)
+        np.testing.assert_allclose(row["vega"], qty * m * vega / 100, rtol=1e-9)
+    np.testing.assert_allclose(att.loc["PERP", "notional"], 4.0 * 0.5 * p0, rtol=1e-12)
+    margins = result.margins.iloc[0]
+    np.testing.assert_allclose(margins["gross_notional"], att["notional"].sum(), rtol=1e-12)
