@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -70,37 +71,41 @@ def write_json(data: Any, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+_NEEDS_QUOTING = '[,"\r\n]'  # characters that a CSV field must be quoted for
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as CSV with Arrow's writer (five times pandas' ``to_csv`` on wide float
     tables), in pandas' conventions so that any reader gets back what pandas would have
     written: floats as the shortest text that reads back to the same value, always with a
     decimal point or an exponent (``1.0``, never ``1``, so the column reads back as floats), NaN
     as an empty field, booleans ``True``/``False``, no quotes. A name or text value that needs
-    quoting (a comma, quote or line break) sends the table to pandas' writer."""
+    quoting (a comma, quote or line break), or a repeated name, sends the table to pandas'
+    writer."""
+    names = [str(name) for name in frame.columns]
+    if len(set(names)) < len(names) or any(re.search(_NEEDS_QUOTING, n) for n in names):
+        frame.to_csv(path, index=False)
+        return
     columns = {}
-    for name in frame.columns:
-        values = frame[name]
+    for name, (_, values) in zip(names, frame.items()):
         if pd.api.types.is_float_dtype(values.dtype):
             numbers = values.to_numpy(np.float64)
             text = pc.cast(pa.array(numbers, mask=np.isnan(numbers)), pa.string())
             integral = pc.invert(pc.match_substring_regex(text, "[.eEn]"))
-            columns[str(name)] = pc.if_else(integral, pc.binary_join_element_wise(
+            columns[name] = pc.if_else(integral, pc.binary_join_element_wise(
                 text, pa.scalar(".0"), pa.scalar("")), text)
         elif pd.api.types.is_bool_dtype(values.dtype):
-            columns[str(name)] = pa.array(np.where(values.to_numpy(bool), "True", "False"))
+            columns[name] = pa.array(np.where(values.to_numpy(bool), "True", "False"))
         elif pd.api.types.is_integer_dtype(values.dtype):
-            columns[str(name)] = pa.array(values.to_numpy())
+            columns[name] = pa.array(values.to_numpy())
         else:
             text = pa.array(values.astype(object).where(values.notna(), None).to_numpy(),
                             type=pa.string())
-            if pc.any(pc.match_substring_regex(text, '[,"\r\n]')).as_py():
+            if pc.any(pc.match_substring_regex(text, _NEEDS_QUOTING)).as_py():
                 frame.to_csv(path, index=False)
                 return
-            columns[str(name)] = text
-    if any(ch in str(name) for name in frame.columns for ch in ',"\r\n'):
-        frame.to_csv(path, index=False)
-        return
+            columns[name] = text
     with open(path, "wb") as sink:
-        sink.write((",".join(str(name) for name in frame.columns) + "\n").encode())
+        sink.write((",".join(names) + "\n").encode())
         pa_csv.write_csv(pa.table(columns), sink,
                          pa_csv.WriteOptions(include_header=False, quoting_style="none"))
