@@ -43,7 +43,7 @@ from riskmodel.config import RateTable
 from riskmodel.margin.policy import position_rates
 from riskmodel.margin.whatif import RunState, book_margins
 from riskmodel.portfolio.netting import net_positions
-from riskmodel.pricing.revaluation import COLLATERAL_KIND, unit_greeks
+from riskmodel.pricing.revaluation import COLLATERAL_KIND
 
 ORDER_COLUMNS = ["account_id", "netting_set", "instrument_id", "quantity_to_close",
                  "margin_after", "equity_after"]
@@ -119,16 +119,15 @@ class _SetToLiquidate:
 
     def __init__(self, state: RunState, key: tuple[str, str], held: pd.DataFrame,
                  penalty: RateTable, equity: float, initial_margin: float) -> None:
-        info = state.instruments.loc[held["instrument_id"]]
         self.key, self.equity, self.initial_margin = key, equity, initial_margin
         self.instrument_id = held["instrument_id"].to_numpy()
         self.quantity = held["quantity"].to_numpy(np.float64)
+        arrays = state.instrument_arrays
+        index = state.axis.get_indexer(self.instrument_id)
         # the notional a penalty applies to, as the margin table counts it: |dV/dP x price|
         # (face value for inverse contracts, delta-adjusted for options)
-        delta = unit_greeks(info, state.spot, state.valuation_time)["delta"].to_numpy()
-        self.unit_notional = np.abs(delta * state.spot.loc[info["factor"]].to_numpy(np.float64))
-        self.rates = position_rates(penalty, info["kind"].to_numpy(),
-                                    info["underlying"].to_numpy())
+        self.unit_notional = np.abs(arrays.unit[index, 1] * arrays.price[index])
+        self.rates = position_rates(penalty, *arrays.per_position(index))
         self.n_tradeable = int(held["tradeable"].sum())
         self.fractions = np.zeros(len(self.quantity))
         self.margin_after, self.equity_after, self.notional = initial_margin, equity, 0.0

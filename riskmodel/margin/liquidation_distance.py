@@ -95,6 +95,13 @@ def _solve_move(
     return np.where(equity <= maintenance_margin, 0.0, move)
 
 
+def _run_starts(sorted_values: np.ndarray) -> np.ndarray:
+    """Index of the first element of each run of equal values of a sorted array."""
+    if len(sorted_values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.append(True, sorted_values[1:] != sorted_values[:-1]))
+
+
 def _in_sigmas(move: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """``|ln(1 + move)| / sigma``, shape (n_sets,); ``+inf`` stays ``+inf``."""
     with np.errstate(divide="ignore", over="ignore"):
@@ -195,10 +202,18 @@ def liquidation_distance(
     set_gross = np.bincount(pair_set, weights=pair_gross, minlength=n_sets)
     n_underlyings = np.bincount(pair_set, minlength=n_sets)
 
-    # Dominant pair of each set: largest |delta|, ties to the lowest factor code.
-    order = np.lexsort((pair_factor, -np.abs(pair_delta), pair_set))
-    sets_present, first = np.unique(pair_set[order], return_index=True)
-    dominant_pair = order[first]
+    # Dominant pair of each set: largest |delta|, ties to the lowest factor code. The pairs are
+    # sorted by set then factor, so it is the set's first pair at its largest |delta| (linear
+    # scans; a lexsort of the pairs cost most of this function).
+    abs_delta = np.abs(pair_delta)
+    set_starts = _run_starts(pair_set)
+    sets_present = pair_set[set_starts]
+    largest = np.zeros(len(pairs))
+    if len(pairs):
+        largest = np.repeat(np.maximum.reduceat(abs_delta, set_starts),
+                            np.diff(np.append(set_starts, len(pairs))))
+    at_largest = np.flatnonzero(abs_delta == largest)
+    dominant_pair = at_largest[_run_starts(pair_set[at_largest])]
     dominant = np.full(n_sets, -1, dtype=np.int64)
     dom_delta = np.zeros(n_sets)
     dom_gross = np.zeros(n_sets)

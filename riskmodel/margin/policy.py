@@ -38,23 +38,25 @@ STATUSES = ("ok", "warning", "margin_call", "liquidation")
 def position_rates(
     table: RateTable, kinds: Sequence[str], underlyings: Sequence[str]
 ) -> np.ndarray:
-    """The rate of each position, shape (n_positions,): looked up once per distinct
-    (kind, underlying) pair, so a million positions cost two factorisations (none when they
-    come as ``pandas.Categorical``, as the margin tables pass them)."""
+    """The rate of each position, shape (n_positions,): looked up once per (kind, underlying)
+    combination of the labels, so a million positions cost two factorisations (none when they
+    come as ``pandas.Categorical``, as the margin tables pass them) and a gather."""
     kind_code, kind_values = _coded(kinds)
     und_code, und_values = _coded(underlyings)
-    pair = kind_code.astype(np.int64) * max(len(und_values), 1) + und_code
-    unique_pairs, inverse = np.unique(pair, return_inverse=True)
-    rates = np.array([table.rate(str(kind_values[p // max(len(und_values), 1)]),
-                                 str(und_values[p % max(len(und_values), 1)]))
-                      for p in unique_pairs], dtype=np.float64)
-    return rates[inverse].reshape(len(kind_code)) if len(kind_code) else np.empty(0)
+    # every (kind, underlying) combination of the labels, looked up once: a handful of kinds
+    # times the underlyings is far fewer than the positions, and a gather beats a unique sort
+    rates = np.array([[table.rate(str(k), str(u)) for u in und_values] for k in kind_values],
+                     dtype=np.float64).reshape(len(kind_values), len(und_values))
+    return rates[kind_code, und_code]
 
 
-def _coded(labels: Sequence[str]) -> tuple[np.ndarray, Sequence[str]]:
+def _coded(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    # categories as a plain object array: indexing a pandas (Arrow-backed) Index label by
+    # label costs microseconds each, which a liquidation's hundred small books pay many times
     if isinstance(labels, pd.Categorical):
-        return labels.codes.astype(np.int64), labels.categories
-    return pd.factorize(np.asarray(labels, dtype=object))
+        return labels.codes.astype(np.int64), np.asarray(labels.categories, dtype=object)
+    codes, values = pd.factorize(np.asarray(labels, dtype=object), use_na_sentinel=False)
+    return codes, np.asarray(values, dtype=object)
 
 
 def per_set_sum(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:

@@ -80,6 +80,62 @@ def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig,
     return out
 
 
+@dataclass(frozen=True)
+class InstrumentArrays:
+    """Per instrument of the book's axis, what the margin tables look up for each position:
+    per-unit ``value, delta, gamma, vega`` (:func:`riskmodel.pricing.revaluation.unit_greeks`),
+    the price and volatility code of its factor, and its kind and underlying as codes. Built once
+    per run (:attr:`riskmodel.margin.whatif.RunState.instrument_arrays`): a liquidation margins a
+    hundred small books against the same axis, and looking labels up per book cost more than the
+    margin arithmetic."""
+
+    unit: np.ndarray  # (n_instruments, 4)
+    price: np.ndarray  # spot of each instrument's factor
+    factor_code: np.ndarray  # each instrument's factor, as its position in factor_names
+    factor_names: np.ndarray  # sigma_rel's factors
+    sigma_rel: np.ndarray  # relative one-day volatility of each of factor_names
+    kind_code: np.ndarray
+    kinds: pd.CategoricalDtype
+    underlying_code: np.ndarray
+    underlyings: pd.CategoricalDtype
+
+    @classmethod
+    def of(cls, used: pd.DataFrame, spot: pd.Series, valuation_time: pd.Timestamp,
+           sigma_rel: pd.Series, unit: np.ndarray | None = None) -> InstrumentArrays:
+        """``used`` indexed by ``instrument_id`` in axis order (``kind, underlying, factor`` and
+        the option columns), ``spot`` and ``sigma_rel`` by factor."""
+        if unit is None:
+            unit = unit_greeks(used, spot, valuation_time).to_numpy()
+        kind_code, kinds = pd.factorize(used["kind"].to_numpy(dtype=object))
+        underlying_code, underlyings = pd.factorize(used["underlying"].to_numpy(dtype=object))
+        factor_names = np.asarray(sigma_rel.index, dtype=object)
+        return cls(
+            unit=np.asarray(unit, dtype=np.float64),
+            price=spot.loc[used["factor"]].to_numpy(np.float64),
+            factor_code=pd.Index(factor_names).get_indexer(used["factor"]).astype(np.int64),
+            factor_names=factor_names,
+            sigma_rel=sigma_rel.to_numpy(np.float64),
+            kind_code=kind_code, kinds=_labels(kinds),
+            underlying_code=underlying_code, underlyings=_labels(underlyings),
+        )
+
+    def per_position(self, instrument_index: np.ndarray) -> tuple[pd.Categorical,
+                                                                  pd.Categorical]:
+        """Each position's kind and underlying as categoricals of the instruments' labels: the
+        rate tables then look up each distinct (kind, underlying) once."""
+        return (
+            pd.Categorical.from_codes(self.kind_code[instrument_index], dtype=self.kinds,
+                                      validate=False),
+            pd.Categorical.from_codes(self.underlying_code[instrument_index],
+                                      dtype=self.underlyings, validate=False),
+        )
+
+
+def _labels(values: pd.Index) -> pd.CategoricalDtype:
+    # object categories: a categorical then skips inferring (and Arrow-converting) its labels
+    return pd.CategoricalDtype(pd.Index(np.asarray(values, dtype=object), dtype=object))
+
+
 def assemble_margins(
     book: Book,
     used: pd.DataFrame,
@@ -91,7 +147,7 @@ def assemble_margins(
     config: RunConfig,
     sigma_rel: pd.Series,
     apc_base: np.ndarray | None = None,
-    unit: np.ndarray | None = None,
+    arrays: InstrumentArrays | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Margin table (one row per netting set) and attribution table (one row per position).
 
@@ -108,20 +164,15 @@ def assemble_margins(
     (:func:`riskmodel.pricing.revaluation.unit_greeks`).
     Shared with :mod:`riskmodel.margin.whatif`, so a what-if applies the very same policy.
     ``apc_base``: the model margin after the anti-procyclicality floor and buffer (default: the
-    model margin), which the stress combination then starts from. ``unit``: the per-unit
-    ``value, delta, gamma, vega`` of ``used``'s rows when the caller has them already
-    (:func:`riskmodel.pricing.revaluation.unit_greeks`, as an array).
+    model margin), which the stress combination then starts from. ``arrays``: ``used``'s
+    :class:`InstrumentArrays` when the caller has them already.
     """
+    if arrays is None:
+        arrays = InstrumentArrays.of(used, spot, valuation_time, sigma_rel)
     pos = book.positions
-    info = used.iloc[book.instrument_index]
-    # per position as categoricals of the instruments' labels: the rate tables then look up
-    # each distinct (kind, underlying) without factorising a million strings per table
-    kinds = _per_position(used["kind"], book.instrument_index)
-    underlyings = _per_position(used["underlying"], book.instrument_index)
-    price = spot.loc[info["factor"]].to_numpy(np.float64)
-    if unit is None:
-        unit = unit_greeks(used, spot, valuation_time).to_numpy()
-    unit = unit[book.instrument_index]
+    kinds, underlyings = arrays.per_position(book.instrument_index)
+    price = arrays.price[book.instrument_index]
+    unit = arrays.unit[book.instrument_index]
     market_value = book.quantity * unit[:, 0]
     is_collateral = kinds == COLLATERAL_KIND
     notional = np.where(is_collateral, 0.0, np.abs(book.quantity * unit[:, 1] * price))
@@ -131,11 +182,7 @@ def assemble_margins(
     model_margin = np.where(positive, tail.model_measure, 0.0)
     contribution = np.where(positive[book.set_of_position()], tail.contribution, 0.0)
 
-    equity = (
-        book.sets.merge(collateral, on=["account_id", "netting_set"], how="left")["collateral"]
-        .fillna(0.0)  # an isolated set with no collateral row of its own is funded with zero
-        .to_numpy(np.float64)
-    )
+    equity = set_collateral(book.sets, collateral)
     base = margin_base(model_margin if apc_base is None else apc_base, stress.loss,
                        config.stress.mode, config.stress.weight)
     liquidity, concentration = position_addons(notional, kinds, underlyings, config.addons,
@@ -146,15 +193,13 @@ def assemble_margins(
     )
     policy["stress_loss"] = stress.loss
     policy["stress_scenario"] = stress.label
-    factor_names = list(sigma_rel.index)
-    factor_code = pd.Index(factor_names).get_indexer(info["factor"])
     # first order: each position as a linear one of the same delta (collateral included)
     distance = liquidation_distance(
         book.indptr, book.quantity, unit[:, 1], price,
-        factor_code.astype(np.int64), len(factor_names), equity,
-        policy["maintenance_margin"].to_numpy(), sigma_rel.to_numpy(np.float64),
+        arrays.factor_code[book.instrument_index], len(arrays.factor_names), equity,
+        policy["maintenance_margin"].to_numpy(), arrays.sigma_rel,
     )
-    distance["dominant_underlying"] = np.asarray(factor_names, dtype=object)[
+    distance["dominant_underlying"] = arrays.factor_names[
         distance["dominant_underlying"].to_numpy()]
     policy = pd.concat([policy, distance], axis=1)
     margins = pd.concat(
@@ -193,9 +238,18 @@ def assemble_margins(
     return margins, attribution
 
 
-def _per_position(labels: pd.Series, instrument_index: np.ndarray) -> pd.Categorical:
-    codes, values = pd.factorize(labels.to_numpy(dtype=object))
-    return pd.Categorical.from_codes(codes[instrument_index], categories=values)
+def set_collateral(sets: pd.DataFrame, collateral: pd.DataFrame) -> np.ndarray:
+    """Collateral of each netting set (``account_id, netting_set``; the keys are unique in
+    ``collateral``); 0 for an isolated set with no collateral row of its own."""
+    if len(collateral) < 1000:  # a hash lookup per set beats a merge's setup for a few rows
+        value = dict(zip(zip(collateral["account_id"].tolist(),
+                             collateral["netting_set"].tolist()),
+                         collateral["collateral"].to_numpy(np.float64).tolist()))
+        return np.array([value.get(key, 0.0) for key in
+                         zip(sets["account_id"].tolist(), sets["netting_set"].tolist())],
+                        dtype=np.float64)
+    return (sets.merge(collateral, on=["account_id", "netting_set"], how="left")["collateral"]
+            .fillna(0.0).to_numpy(np.float64))
 
 
 # Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.

@@ -42,11 +42,16 @@ from riskmodel.batch.stress_run import _grid as grid_stress  # the run's own gri
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, UsageError
 from riskmodel.io.positions import DEFAULT_NETTING_SET, account_types, load_positions
-from riskmodel.margin.tables import TailArrays, assemble_margins, check_finite, set_horizons
+from riskmodel.margin.tables import (
+    InstrumentArrays,
+    TailArrays,
+    assemble_margins,
+    check_finite,
+    set_horizons,
+)
 from riskmodel.measures import tail_measures
 from riskmodel.measures.stress_kernels import worst_loss
 from riskmodel.portfolio.netting import Book, net_positions
-from riskmodel.pricing.revaluation import unit_greeks
 
 __all__ = ["WHATIF_COLUMNS", "RunState", "book_margins", "load_run", "load_trades", "run_state",
            "what_if", "write_result"]
@@ -108,10 +113,11 @@ class RunState:
     grid_units: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @cached_property
-    def unit_greeks(self) -> np.ndarray:
-        """Per-unit ``value, delta, gamma, vega`` of the priced instruments (axis order),
-        computed once per state."""
-        return unit_greeks(self.instruments, self.spot, self.valuation_time).to_numpy()
+    def instrument_arrays(self) -> InstrumentArrays:
+        """The margin tables' per-instrument lookups of the priced instruments (axis order,
+        per-unit greeks included), computed once per state."""
+        return InstrumentArrays.of(self.instruments, self.spot, self.valuation_time,
+                                   self.sigma_rel)
 
     @cached_property
     def position_rows(self) -> dict[_Key, np.ndarray]:
@@ -119,6 +125,28 @@ class RunState:
         use: a what-if needs it, the liquidation of an eod run does not)."""
         rows = self.positions.groupby(["account_id", "netting_set"], sort=False).indices
         return {(str(k[0]), str(k[1])): v for k, v in rows.items()}
+
+    @cached_property
+    def account_types(self) -> dict[str, str]:
+        """Each account's type, from the run's accounts table (built on first use)."""
+        return account_types(self.data.collateral)
+
+    @cached_property
+    def _collateral_by_account(self) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+        """The accounts table's rows grouped by account: (accounts, where each account's rows
+        start in ``order``, ``order``), built on first use with one hash and one sort."""
+        code, accounts = pd.factorize(self.data.collateral["account_id"].to_numpy(dtype=object))
+        order = np.argsort(code, kind="stable")
+        starts = np.searchsorted(code[order], np.arange(len(accounts) + 1))
+        return pd.Index(accounts), starts, order
+
+    def collateral_of(self, accounts: np.ndarray) -> pd.DataFrame:
+        """The accounts table's rows of ``accounts`` (all funded), in table order: a liquidation
+        step or a what-if takes its few accounts' rows without scanning them all."""
+        index, starts, order = self._collateral_by_account
+        code = index.get_indexer(accounts)
+        rows = np.concatenate([order[starts[c]:starts[c + 1]] for c in code])
+        return self.data.collateral.iloc[np.sort(rows)]
 
 
 def load_run(run_dir: str | Path) -> RunState:
@@ -347,15 +375,14 @@ def book_tables(
     """
     config = state.config
     collateral = state.data.collateral
-    if book.n_sets < 1000:  # a few touched sets: their accounts' rows only, merges stay cheap
-        collateral = collateral[collateral["account_id"].isin(
-            book.sets["account_id"].unique())]
     unfunded = [a for a in book.sets["account_id"].tolist() if a not in state.funded]
     if unfunded:  # as eod: an account holding positions needs a collateral row
         account = unfunded[0]
         raise InputDataError(f"trades: account {account!r} has positions but no collateral "
                              f"row in the run's accounts file (value {account!r})")
-    set_horizon = set_horizons(book, state.instruments, config, account_types(collateral))
+    if 0 < book.n_sets < 1000:  # a few touched sets: their accounts' rows only
+        collateral = state.collateral_of(pd.unique(book.sets["account_id"].to_numpy(dtype=object)))
+    set_horizon = set_horizons(book, state.instruments, config, state.account_types)
     tail = TailArrays.empty(book.n_sets, len(book.quantity))
     stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
     floor_margin = np.zeros(book.n_sets) if floor_pnl is not None else None
@@ -392,7 +419,7 @@ def book_tables(
     margins, attribution = assemble_margins(book, state.instruments, state.spot,
                                             state.valuation_time, tail, stress, collateral,
                                             config, state.sigma_rel, apc_base=apc_base,
-                                            unit=state.unit_greeks)
+                                            arrays=state.instrument_arrays)
     check_finite(margins)
     return margins, attribution, apc_info
 
