@@ -39,7 +39,7 @@ from riskmodel.batch.apc_stage import (
     stressed_observations,
 )
 from riskmodel.batch.collateral import collateral_equity, with_collateral_holdings
-from riskmodel.batch.liquidation_stage import liquidation_stage
+from riskmodel.batch.liquidation_stage import liquidated_statuses, liquidation_stage
 from riskmodel.batch.model_scenarios import (
     DependenceFitter,
     VolatilityFitter,
@@ -47,7 +47,13 @@ from riskmodel.batch.model_scenarios import (
     model_scenarios,
     volatility_warnings,
 )
-from riskmodel.batch.partitions import EngineOptions, fingerprint, keep_parts, run_partitions
+from riskmodel.batch.partitions import (
+    EngineOptions,
+    PartFiles,
+    fingerprint,
+    keep_parts,
+    run_partitions,
+)
 from riskmodel.batch.run_store import STATE_DIR, RunStateData, StressBlock, write_state
 from riskmodel.batch.stress_run import stress_scenario_sets
 from riskmodel.config import RunConfig
@@ -99,7 +105,8 @@ class EodResult:
     the partial-liquidation orders (``liquidation_orders.parquet``)."""
 
     margins: pd.DataFrame
-    attribution: pd.DataFrame
+    # with a work folder, the attribution stays in its per-partition files until written
+    attribution_table: pd.DataFrame | PartFiles
     factors: pd.DataFrame
     manifest: dict[str, Any]
     scenarios: ScenarioSet
@@ -108,6 +115,13 @@ class EodResult:
     liquidation_orders: pd.DataFrame | None = None
     engine: EngineOptions | None = None
     partitions: int = 1
+
+    @property
+    def attribution(self) -> pd.DataFrame:
+        """The attribution table (read back from the work folder's parts when it is there:
+        before :func:`write_eod`, which removes the folder)."""
+        table = self.attribution_table
+        return table.read() if isinstance(table, PartFiles) else table
 
 
 @dataclass
@@ -170,6 +184,7 @@ def run_eod(
         used_ids = pd.Index(np.sort(pd.unique(
             positions.frame["instrument_id"].to_numpy(dtype=object))))
         book = net_positions(positions.frame, used_ids)
+        del positions  # the rows as read (ids as Python strings): the netted book replaces them
         if book.n_sets == 0:
             raise InputDataError(f"{inputs.positions}: no non-zero position after netting")
         used = instr.loc[used_ids]
@@ -305,8 +320,8 @@ def run_eod(
         parts = run_partitions(run, on_priced, options, _fingerprint(inputs, config, as_of,
                                                                      previous_run, options),
                                floor_pnl=floor_pnl, previous=previous_by_set,
-                               progress=progress)
-        margins, attribution = parts.margins, parts.attribution
+                               progress=progress, flag_statuses=liquidated_statuses(config))
+        margins = parts.margins
         check_finite(margins)
 
     manifest = _manifest(inputs, config, as_of, market, window, scenarios, params, filtered,
@@ -329,13 +344,13 @@ def run_eod(
     manifest["state"] = {"folder": STATE_DIR, "horizons_days": sorted(state_pnl),
                          "priced_instruments": len(priced)}
     with timer.stage("liquidation"):
-        penalty, orders, liquidation, notes = liquidation_stage(margins, attribution, state,
-                                                                config)
+        penalty, orders, liquidation, notes = liquidation_stage(
+            margins, parts.flagged_attribution, state, config)
         margins["liquidation_penalty"] = penalty.to_numpy(np.float64)
         manifest["liquidation"] = liquidation
         manifest["totals"]["liquidation_penalty"] = liquidation["penalties"]
         manifest["warnings"] += notes
-    return EodResult(margins, attribution, factors_out, manifest, scenarios, state,
+    return EodResult(margins, parts.attribution, factors_out, manifest, scenarios, state,
                      config_source, orders, options, parts.partitions)
 
 
@@ -511,7 +526,10 @@ def write_eod(result: EodResult, out: str | Path) -> Path:
     with staged_output(out) as staging:
         write_table(result.margins, staging / "margins.parquet")
         write_table(result.margins, staging / "margins.csv")
-        write_table(result.attribution, staging / "attribution.parquet")
+        if isinstance(result.attribution_table, PartFiles):
+            result.attribution_table.write_parquet(staging / "attribution.parquet")
+        else:
+            write_table(result.attribution_table, staging / "attribution.parquet")
         write_table(result.factors, staging / "factors.csv")
         if result.liquidation_orders is not None:
             write_table(result.liquidation_orders, staging / "liquidation_orders.parquet")

@@ -23,6 +23,11 @@ version). ``--resume`` reuses the parts of a killed run with the same fingerprin
 only the missing partitions; without it the folder starts empty. A finished run removes it;
 with the Dask engine the parts are kept under ``DIR/partitions/`` as a partitioned Parquet
 dataset (``margins/part-NNNNN.parquet``, ``attribution/part-NNNNN.parquet``).
+
+Memory: with a work folder (every CLI run has one) the attribution table, one row per position
+and the largest output, is not held in memory: each partition's part stays on disk and the
+output file is streamed from the parts (:class:`PartFiles`). Only the margin table and the
+attribution rows of the netting sets the liquidation stage reduces are kept.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from riskmodel.errors import UsageError
 from riskmodel.margin.whatif import RunState, book_tables
@@ -78,10 +84,36 @@ def work_dir_for(out: str | Path) -> Path:
     return out.parent / f".{out.name}.work"
 
 
+@dataclass(frozen=True)
+class PartFiles:
+    """A table held as per-partition Parquet files (in partition order), read back only when
+    asked: the work folder's attribution parts, streamed into the output file."""
+
+    paths: tuple[Path, ...]
+
+    def read(self) -> pd.DataFrame:
+        return pd.concat([pd.read_parquet(p) for p in self.paths], ignore_index=True)
+
+    def write_parquet(self, path: Path) -> None:
+        """One Parquet file of all the parts, one part in memory at a time (the same table as
+        writing :meth:`read`'s frame, without holding it)."""
+        writer = None
+        try:
+            for part in self.paths:
+                table = pq.read_table(part)
+                if writer is None:
+                    writer = pq.ParquetWriter(path, table.schema)
+                writer.write_table(table.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
+
+
 @dataclass
 class PartitionResult:
     margins: pd.DataFrame
-    attribution: pd.DataFrame
+    attribution: pd.DataFrame | PartFiles  # PartFiles when the run has a work folder
+    flagged_attribution: pd.DataFrame  # the rows of the sets in the statuses asked for
     apc_info: dict[str, Any]
     computed: int  # partitions computed in this run (the rest came from the work folder)
     partitions: int
@@ -133,9 +165,11 @@ class _WorkFolder:
             frame.to_parquet(tmp, index=False)
             os.replace(tmp, path)  # the margins part, last, marks the partition complete
 
-    def read(self, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        margins_path, attribution_path = self.paths(k)
-        return pd.read_parquet(margins_path), pd.read_parquet(attribution_path)
+    def read_margins(self, k: int) -> pd.DataFrame:
+        return pd.read_parquet(self.paths(k)[0])
+
+    def read_attribution(self, k: int) -> pd.DataFrame:
+        return pd.read_parquet(self.paths(k)[1])
 
 
 def fingerprint(parts: dict[str, Any]) -> str:
@@ -152,25 +186,41 @@ def run_partitions(
     floor_pnl: Any = None,
     previous: pd.Series | None = None,
     progress: Callable[[int, int], None] | None = None,
+    flag_statuses: tuple[str, ...] = (),
 ) -> PartitionResult:
-    """Margin ``book`` (on ``state``'s instrument axis) partition by partition."""
+    """Margin ``book`` (on ``state``'s instrument axis) partition by partition.
+
+    ``flag_statuses``: the statuses whose sets' attribution rows are also returned in memory
+    (``flagged_attribution``), for the liquidation stage."""
     assert options.partition_size is not None
     bounds = partition_bounds(book.n_sets, options.partition_size)
     work = _WorkFolder(options.work_dir, run_fingerprint, options.resume)
+    on_disk = work.folder is not None
     todo = [k for k in range(len(bounds)) if k not in work.done]
-    results: dict[int, tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]] = {}
+    margins: dict[int, pd.DataFrame] = {}
+    attribution: dict[int, pd.DataFrame] = {}  # in memory only without a work folder
+    flagged: dict[int, pd.DataFrame] = {}
+    infos: dict[int, dict[str, Any]] = {}
     fault = int(os.environ.get(FAULT_ENV, "0") or 0)
     written = 0
 
+    def keep(k: int, m: pd.DataFrame, a: pd.DataFrame) -> None:
+        margins[k] = m
+        flagged[k] = _rows_of_statuses(m, a, flag_statuses)
+        if not on_disk:
+            attribution[k] = a
+
     def finished(k: int, tables: tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]) -> None:
         nonlocal written
-        results[k] = tables
-        work.write(k, tables[0], tables[1])
+        m, a, info = tables
+        work.write(k, m, a)
+        keep(k, m, a)
+        infos[k] = info
         written += 1
         if fault and written >= fault:
             os._exit(137)  # simulate a kill: no cleanup, no finally blocks
         if progress is not None:
-            progress(len(results) + len(work.done), len(bounds))
+            progress(len(infos) + len(work.done), len(bounds))
 
     if options.engine == "dask" and todo:
         for k, tables in _dask_partitions(state, book, bounds, todo, options, floor_pnl,
@@ -179,18 +229,24 @@ def run_partitions(
     else:
         for k in todo:
             finished(k, margin_partition(state, book.slice(*bounds[k]), floor_pnl, previous))
-    margins, attribution, infos = [], [], []
-    for k in range(len(bounds)):
-        if k in results:
-            m, a, info = results[k]
-            infos.append(info)
-        else:
-            m, a = work.read(k)
-        margins.append(m)
-        attribution.append(a)
-    return PartitionResult(pd.concat(margins, ignore_index=True),
-                           pd.concat(attribution, ignore_index=True),
-                           merge_apc_info(infos), len(todo), len(bounds))
+    for k in sorted(work.done):  # the parts of a killed run, as it wrote them
+        keep(k, work.read_margins(k), work.read_attribution(k))
+    order = range(len(bounds))
+    return PartitionResult(
+        pd.concat([margins[k] for k in order], ignore_index=True),
+        (PartFiles(tuple(work.paths(k)[1] for k in order)) if on_disk
+         else pd.concat([attribution[k] for k in order], ignore_index=True)),
+        pd.concat([flagged[k] for k in order], ignore_index=True),
+        merge_apc_info([infos[k] for k in order if k in infos]), len(todo), len(bounds))
+
+
+def _rows_of_statuses(margins: pd.DataFrame, attribution: pd.DataFrame,
+                      statuses: tuple[str, ...]) -> pd.DataFrame:
+    """The attribution rows of the netting sets of ``margins`` in one of ``statuses``."""
+    chosen = margins.loc[margins["status"].isin(statuses), ["account_id", "netting_set"]]
+    if chosen.empty:
+        return attribution.iloc[:0]
+    return attribution.merge(chosen, on=["account_id", "netting_set"])
 
 
 def _dask_partitions(state: RunState, book: Book, bounds: list[tuple[int, int]],

@@ -65,8 +65,12 @@ class Table:
         """Column as an array of stripped strings; missing cells raise unless allowed (then '')."""
         series = self.frame[column]
         if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-            # every cell a string or missing: one vectorised pass (a million ids in ~0.1 s)
-            out = np.array(series.str.strip().to_numpy(dtype=object, na_value=""), dtype=object)
+            # every cell a string or missing: one vectorised pass (a million ids in ~0.1 s).
+            # One Python string per distinct value, shared by its rows: ids repeat (ten
+            # positions per account, a few thousand instruments for ten million positions), and
+            # a string object per row would be most of a large book's memory.
+            codes, distinct = pd.factorize(series.str.strip().fillna(""))
+            out = np.asarray(distinct, dtype=object)[codes]
             if not allow_missing:
                 empty = out == ""
                 if empty.any():

@@ -223,8 +223,6 @@ def run_state(run_dir: Path, data: RunStateData, config: RunConfig, positions: p
     )
 
 
-
-
 def load_trades(path: str | Path, state: RunState) -> pd.DataFrame:
     """Read a trades file (CSV or Parquet, the positions format) and check it against the run.
 

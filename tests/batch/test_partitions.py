@@ -4,8 +4,10 @@ bit for bit."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -63,6 +65,12 @@ def test_killed_run_resumes_the_unfinished_partitions_only(demo, tmp_path):
     files = demo[0]
     whole = _cli(files, tmp_path / "whole", "--partition-size", "8")
     assert whole.returncode == 0, whole.stderr
+    # the CLI streams the attribution file from the work folder's parts: the same table as the
+    # in-memory run's
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "whole" / "attribution.parquet"),
+                                  demo[3].attribution, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "whole" / "margins.parquet"),
+                                  demo[3].margins, check_exact=True)
     out = tmp_path / "resumed"
     killed = _cli(files, out, "--partition-size", "8", env={FAULT_ENV: "3"})
     assert killed.returncode == 137
@@ -90,3 +98,35 @@ def test_resume_after_a_change_of_inputs_starts_afresh(demo, tmp_path):
     assert again.returncode == 0, again.stderr
     manifest = json.loads((out / "manifest.json").read_text())["engine"]
     assert not manifest["resumed"]
+
+
+def test_run_killed_by_sigkill_resumes_to_the_same_outputs(demo, tmp_path):
+    """A real kill from outside, at whatever point the run has reached once three partitions
+    are on disk (possibly in the middle of writing a fourth)."""
+    files = demo[0]
+    whole = _cli(files, tmp_path / "whole", "--partition-size", "1")
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "riskmodel.cli", "eod", "--prices", str(files.prices),
+            "--instruments", str(files.instruments), "--positions", str(files.positions),
+            "--accounts", str(files.accounts), "--config", str(files.config), "--method", "hs",
+            "--out", str(out), "--quiet", "--partition-size", "1"]
+    run = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = work_dir_for(out)
+    deadline = time.monotonic() + 240
+    while len(list(work.glob("margins-*.parquet"))) < 3:
+        assert run.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    run.send_signal(signal.SIGKILL)
+    assert run.wait(timeout=60) == -signal.SIGKILL
+    assert not out.exists()
+    done = len(list(work.glob("margins-*.parquet")))
+    resumed = _cli(files, out, "--partition-size", "1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((out / "manifest.json").read_text())["engine"]
+    assert manifest["resumed"] and manifest["partitions_computed"] == manifest["partitions"] - done
+    for name in ("margins.parquet", "attribution.parquet", "liquidation_orders.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / name),
+                                      pd.read_parquet(tmp_path / "whole" / name),
+                                      check_exact=True)
