@@ -88,9 +88,16 @@ def net_positions(rows: pd.DataFrame, instrument_ids: pd.Index) -> Book:
     set_codes, set_names = pd.factorize(rows["netting_set"].to_numpy(dtype=object), sort=True)
     instr_codes, instr_names = pd.factorize(rows["instrument_id"].to_numpy(dtype=object),
                                             sort=True)
-    quantity = rows["quantity"].to_numpy(np.float64)
     order = np.lexsort((instr_codes, set_codes, account_codes))
-    a, s, i, q = account_codes[order], set_codes[order], instr_codes[order], quantity[order]
+    # each coded column is freed as soon as it is sorted (ten million rows: 80 MB apiece)
+    a = account_codes[order]
+    del account_codes
+    s = set_codes[order]
+    del set_codes
+    i = instr_codes[order]
+    del instr_codes
+    q = rows["quantity"].to_numpy(np.float64)[order]
+    del order
     first = np.ones(n, dtype=bool)
     if n:
         first[1:] = (a[1:] != a[:-1]) | (s[1:] != s[:-1]) | (i[1:] != i[:-1])
