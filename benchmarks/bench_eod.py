@@ -5,8 +5,9 @@ For each ``--accounts`` size a synthetic venue is written as Parquet
 European options over 50 underlyings, 1,500 days of prices) and ``riskmodel eod`` runs on it
 with Monte Carlo (``--scenarios``, t copula, EWMA volatility, 2-day 99% ES), loading and writing
 included, in a fresh process per run (the numba cache warm from a first run), reporting the
-median wall time of ``--repeats`` runs, the peak resident memory of the process, and the
-manifest's per-stage timings.
+median wall time of ``--repeats`` runs, the peak resident memory of the process (and per
+stage, sampled every 20 ms), the size of the margin and attribution tables as pandas holds them
+(what any run must at least produce), and the manifest's per-stage timings.
 
 Reference, in the same run: the model measure of the first ``--reference-sets`` netting sets
 computed with plain numpy/scipy from the run's own stored scenario P&L (``state/pnl_2d.npy``)
@@ -47,13 +48,43 @@ historical = false
 """
 
 RUN = """
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
+from contextlib import contextmanager
 start = time.perf_counter()
+samples = []  # (time, resident GiB), every 20 ms
+page = os.sysconf("SC_PAGE_SIZE")
+def sample():
+    while True:
+        with open("/proc/self/statm") as f:
+            samples.append((time.perf_counter(), int(f.read().split()[1]) * page / 2**30))
+        time.sleep(0.02)
+if os.path.exists("/proc/self/statm"):
+    threading.Thread(target=sample, daemon=True).start()
+import riskmodel.batch.eod as eod
+spans = []  # (stage, start, end): the manifest's stages, and the writing
+timed_stage = eod._Timer.stage
+@contextmanager
+def stage(self, name):
+    t0 = time.perf_counter()
+    with timed_stage(self, name):
+        yield
+    spans.append((name, t0, time.perf_counter()))
+eod._Timer.stage = stage
+write_eod = eod.write_eod
+def timed_write(*args, **kwargs):
+    t0 = time.perf_counter()
+    try:
+        return write_eod(*args, **kwargs)
+    finally:
+        spans.append(("write", t0, time.perf_counter()))
+eod.write_eod = timed_write
 from riskmodel.cli import main
 code = main(sys.argv[1:])
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-print(json.dumps({"code": code, "wall_s": wall, "peak_gib": peak}))
+stage_peak = {name: max([r for t, r in samples if t0 <= t <= t1] or [0.0])
+              for name, t0, t1 in spans}
+print(json.dumps({"code": code, "wall_s": wall, "peak_gib": peak, "stage_peak_gib": stage_peak}))
 """
 
 
@@ -68,6 +99,12 @@ def run_once(files, config: Path, out: Path) -> dict:
         raise RuntimeError(done.stderr)
     result["timings"] = json.loads((out / "manifest.json").read_text())["timings_s"]
     return result
+
+
+def output_gib(out: Path) -> float:
+    """The run's margin and attribution tables as pandas holds them in memory (deep)."""
+    return sum(pd.read_parquet(out / name).memory_usage(deep=True).sum()
+               for name in ("margins.parquet", "attribution.parquet")) / 2**30
 
 
 def reference(out: Path, n_sets: int, confidence: float = 0.99) -> tuple[float, int]:
@@ -128,16 +165,22 @@ def main_bench() -> None:
             ref_s, n_sets = reference(out, min(args.reference_sets, n))
             ref_total = ref_s * n_sets / min(args.reference_sets, n)
             timings = runs[len(runs) // 2]["timings"]
-            rows.append((n, wall, peak, ref_total, timings))
+            outputs = output_gib(out)
+            rows.append((n, wall, peak, ref_total, timings, outputs))
             each = ", ".join(f"{r['wall_s']:.2f}" for r in runs)
+            stage_peak = {k: round(v, 2) for k, v in runs[-1]["stage_peak_gib"].items()}
             print(f"{n:,} accounts: median wall {wall:.2f} s (runs {each}), peak {peak:.2f} GiB; "
                   f"numpy/scipy tail reference {ref_total:.2f} s (scaled from "
-                  f"{min(args.reference_sets, n):,} sets); stages {timings}")
+                  f"{min(args.reference_sets, n):,} sets); stages {timings}; peak resident "
+                  f"memory by stage (GiB) {stage_peak}; margin and attribution tables in "
+                  f"memory {outputs:.2f} GiB")
     print()
-    print("| accounts | positions | wall (median) | peak memory | numpy tail reference |")
-    print("|---|---|---|---|---|")
-    for n, wall, peak, ref_total, _ in rows:
-        print(f"| {n:,} | {10 * n:,} | {wall:.2f} s | {peak:.2f} GiB | {ref_total:.2f} s |")
+    print("| accounts | positions | wall (median) | peak memory | output tables in memory | "
+          "numpy tail reference |")
+    print("|---|---|---|---|---|---|")
+    for n, wall, peak, ref_total, _, outputs in rows:
+        print(f"| {n:,} | {10 * n:,} | {wall:.2f} s | {peak:.2f} GiB | {outputs:.2f} GiB | "
+              f"{ref_total:.2f} s |")
 
 
 if __name__ == "__main__":
