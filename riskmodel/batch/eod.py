@@ -63,6 +63,7 @@ from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.positions import (
     account_types,
     check_collateral_coverage,
+    id_codes,
     load_accounts,
     load_positions,
 )
@@ -181,8 +182,8 @@ def run_eod(
 
     with timer.stage("netting"):
         instr = instruments.frame.set_index("instrument_id", drop=False)
-        used_ids = pd.Index(np.sort(pd.unique(
-            positions.frame["instrument_id"].to_numpy(dtype=object))))
+        codes, names = id_codes(positions.frame["instrument_id"])
+        used_ids = pd.Index(np.sort(names[np.bincount(codes, minlength=len(names)) > 0]))
         book = net_positions(positions.frame, used_ids)
         del positions  # the rows as read (ids as Python strings): the netted book replaces them
         if book.n_sets == 0:

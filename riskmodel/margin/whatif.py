@@ -237,7 +237,9 @@ def load_trades(path: str | Path, state: RunState) -> pd.DataFrame:
         i = int(np.flatnonzero(bad)[0])
         iid = frame["instrument_id"].iat[i]
         raise positions.table.fail(i, "instrument_id", iid, _unpriced_message(state, iid))
-    return frame[["account_id", "netting_set", "instrument_id", "quantity"]]
+    ids = ["account_id", "netting_set", "instrument_id"]
+    # a ticket is a few rows: plain string columns, as the run's tables have them
+    return frame[[*ids, "quantity"]].astype(dict.fromkeys(ids, object))
 
 
 def what_if(state: RunState, trades: pd.DataFrame) -> pd.DataFrame:

@@ -553,3 +553,12 @@ def test_bad_parameter_set_file(text, problem, tmp_path, dataset_csv, expect_fai
         params.write_text(text)
     expect_failure(lambda out: dataset_csv.argv(out, "--params", str(params)),
                    INPUT, str(params), problem)
+
+
+@pytest.mark.parametrize("value", [None, "   "])
+def test_null_or_blank_account_id_parquet(value, tmp_path, dataset_parquet, expect_failure):
+    # ids are read dictionary-encoded from Parquet: a null or a blank id still names its row
+    bad = _positions(tmp_path, 5, "account_id", value, suffix="parquet")
+    assert pa.types.is_string(pq.read_schema(bad).field("account_id").type)
+    expect_failure(lambda out: dataset_parquet.argv(out, positions=bad),
+                   INPUT, f"{bad} row 6", "'account_id'", "empty value")
