@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from riskmodel.portfolio.netting import net_positions
+from riskmodel.io.positions import load_positions
+from riskmodel.portfolio.netting import _key_order, net_positions
 
 ROWS = pd.DataFrame(
     {
@@ -34,3 +35,33 @@ def test_netting_is_independent_of_row_order():
     pd.testing.assert_frame_equal(a.sets, b.sets)
     np.testing.assert_array_equal(a.indptr, b.indptr)
     np.testing.assert_array_equal(a.quantity, b.quantity)
+
+
+def test_ids_read_as_categories_from_parquet_net_like_the_csv(tmp_path):
+    # padded ids, a blank, a null and a written "default" netting set: one set, as in CSV
+    messy = ROWS.assign(
+        account_id=[" b", "a ", "a", "a", " a ", "b", "c", "c", "c"],
+        netting_set=["default", "", "default", " iso", None, "default ", "", None, "default"],
+        instrument_id=["X ", "Y", " X", "X", "Y", "X", "Y", "Y ", "Y"])
+    messy.to_parquet(tmp_path / "p.parquet", index=False)
+    messy.to_csv(tmp_path / "p.csv", index=False)
+    loaded = load_positions(tmp_path / "p.parquet", ["X", "Y"])
+    assert isinstance(loaded.frame["account_id"].dtype, pd.CategoricalDtype)
+    from_csv = load_positions(tmp_path / "p.csv", ["X", "Y"])
+    for frame in (loaded.frame, from_csv.frame):
+        ids = frame[["account_id", "netting_set", "instrument_id"]].astype(str)
+        pd.testing.assert_frame_equal(ids, ROWS[["account_id", "netting_set", "instrument_id"]])
+    want = net_positions(ROWS, pd.Index(["X", "Y"]))
+    for book in (net_positions(loaded.frame, pd.Index(["X", "Y"])),
+                 net_positions(from_csv.frame, pd.Index(["X", "Y"]))):
+        pd.testing.assert_frame_equal(book.sets, want.sets)
+        pd.testing.assert_frame_equal(book.positions, want.positions)
+        np.testing.assert_array_equal(book.indptr, want.indptr)
+
+
+def test_key_order_is_the_lexsort_order_on_either_path():
+    rng = np.random.default_rng(3)
+    a, s, i = rng.integers(0, 50, 2000), rng.integers(0, 3, 2000), rng.integers(0, 40, 2000)
+    want = np.lexsort((i, s, a))
+    np.testing.assert_array_equal(_key_order(a, s, i, 3, 40), want)  # one combined key
+    np.testing.assert_array_equal(_key_order(a, s, i, 2**40, 2**30), want)  # too wide: lexsort
