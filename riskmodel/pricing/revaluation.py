@@ -83,22 +83,33 @@ def scenario_pnl(
         raise ValueError(f"scenario set {scenarios.kind!r} has no factor {missing!r}")
     kinds = instruments["kind"].to_numpy()
     mult = instruments["multiplier"].to_numpy(np.float64)
-    out = np.ascontiguousarray(moves[rows] * mult[:, None])  # linear kinds
+    # every row written in place: the matrix is hundreds of MB, and each temporary of its size
+    # costs as much in page faults as the arithmetic
+    out = np.empty((len(instruments), moves.shape[1]))
     inverse = np.isin(kinds, INVERSE_KINDS)
-    if inverse.any():
-        p0 = spot.loc[instruments["factor"].to_numpy()[inverse]].to_numpy(np.float64)
-        out[inverse] = mult[inverse, None] * (moves[rows[inverse]] / p0[:, None])
+    p0 = spot.loc[instruments["factor"].to_numpy()].to_numpy(np.float64)
+    for i in np.flatnonzero(kinds != "option"):
+        # linear: multiplier x price move; inverse: multiplier x (move / today's price)
+        if inverse[i]:
+            np.divide(moves[rows[i]], p0[i], out=out[i])
+            out[i] *= mult[i]
+        else:
+            np.multiply(moves[rows[i]], mult[i], out=out[i])
     options = np.flatnonzero(kinds == "option")
     if len(options):
-        out[options] = _option_pnl(instruments.iloc[options], scenarios, spot, moves,
-                                   rows[options], valuation_time,
-                                   implied_vol or ImpliedVolConfig())
+        contiguous = options[-1] - options[0] + 1 == len(options)
+        block = out[options[0]:options[-1] + 1] if contiguous else None
+        option_rows = _option_pnl(instruments.iloc[options], scenarios, spot, moves,
+                                  rows[options], valuation_time,
+                                  implied_vol or ImpliedVolConfig(), out=block)
+        if not contiguous:
+            out[options] = option_rows
     return out
 
 
 def _option_pnl(options: pd.DataFrame, scenarios: ScenarioSet, spot: pd.Series,
                 moves: np.ndarray, rows: np.ndarray, valuation_time: pd.Timestamp,
-                implied_vol: ImpliedVolConfig) -> np.ndarray:
+                implied_vol: ImpliedVolConfig, out: np.ndarray | None = None) -> np.ndarray:
     factors = list(scenarios.factors)
     p0 = spot.loc[options["factor"]].to_numpy(np.float64)
     scen_price = spot.loc[factors].to_numpy(np.float64)[:, None] + moves
@@ -116,7 +127,7 @@ def _option_pnl(options: pd.DataFrame, scenarios: ScenarioSet, spot: pd.Series,
         options["multiplier"].to_numpy(np.float64), p0, rows.astype(np.int64), scen_price,
         iv_row=iv_row, iv_log_shock=iv_log_shock, rule_beta=implied_vol.rule_beta,
         rule_p=implied_vol.rule_power, rule_floor=implied_vol.rule_floor,
-        rule_cap=implied_vol.rule_cap,
+        rule_cap=implied_vol.rule_cap, out=out,
     )
 
 
