@@ -143,7 +143,7 @@ def assemble_margins(
     valuation_time: pd.Timestamp,
     tail: Any,
     stress: StressResult,
-    collateral: pd.DataFrame,
+    equity: np.ndarray,
     config: RunConfig,
     sigma_rel: pd.Series,
     apc_base: np.ndarray | None = None,
@@ -154,7 +154,7 @@ def assemble_margins(
     ``used`` is indexed by ``instrument_id`` (``kind, underlying, multiplier, factor`` and the
     option columns), its rows in the order of the book's instrument axis; ``spot`` by factor;
     ``valuation_time`` is the options' clock; ``tail`` has ``var, es, model_measure`` per set
-    and ``contribution`` per position.
+    and ``contribution`` per position; ``equity`` is each set's collateral.
 
     Per position: ``market_value = quantity x value`` (the premium of an option, the price of
     spot and coin collateral, 0 for contracts settled by variation margin), ``notional =
@@ -182,7 +182,6 @@ def assemble_margins(
     model_margin = np.where(positive, tail.model_measure, 0.0)
     contribution = np.where(positive[book.set_of_position()], tail.contribution, 0.0)
 
-    equity = set_collateral(book.sets, collateral)
     base = margin_base(model_margin if apc_base is None else apc_base, stress.loss,
                        config.stress.mode, config.stress.weight)
     liquidity, concentration = position_addons(notional, kinds, underlyings, config.addons,
@@ -236,20 +235,6 @@ def assemble_margins(
         }
     )[ATTRIBUTION_COLUMNS]
     return margins, attribution
-
-
-def set_collateral(sets: pd.DataFrame, collateral: pd.DataFrame) -> np.ndarray:
-    """Collateral of each netting set (``account_id, netting_set``; the keys are unique in
-    ``collateral``); 0 for an isolated set with no collateral row of its own."""
-    if len(collateral) < 1000:  # a hash lookup per set beats a merge's setup for a few rows
-        value = dict(zip(zip(collateral["account_id"].tolist(),
-                             collateral["netting_set"].tolist()),
-                         collateral["collateral"].to_numpy(np.float64).tolist()))
-        return np.array([value.get(key, 0.0) for key in
-                         zip(sets["account_id"].tolist(), sets["netting_set"].tolist())],
-                        dtype=np.float64)
-    return (sets.merge(collateral, on=["account_id", "netting_set"], how="left")["collateral"]
-            .fillna(0.0).to_numpy(np.float64))
 
 
 # Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.

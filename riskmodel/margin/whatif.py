@@ -132,21 +132,27 @@ class RunState:
         return account_types(self.data.collateral)
 
     @cached_property
-    def _collateral_by_account(self) -> tuple[pd.Index, np.ndarray, np.ndarray]:
-        """The accounts table's rows grouped by account: (accounts, where each account's rows
-        start in ``order``, ``order``), built on first use with one hash and one sort."""
-        code, accounts = pd.factorize(self.data.collateral["account_id"].to_numpy(dtype=object))
-        order = np.argsort(code, kind="stable")
-        starts = np.searchsorted(code[order], np.arange(len(accounts) + 1))
-        return pd.Index(accounts), starts, order
+    def _collateral_keys(self) -> tuple[pd.Index, pd.Index, pd.Index]:
+        """The accounts table's (account_id, netting_set) keys as codes: (accounts, set names,
+        one integer key per row), built on first use with one hash of the table."""
+        collateral = self.data.collateral
+        account_code, accounts = pd.factorize(collateral["account_id"].to_numpy(dtype=object))
+        set_code, set_names = pd.factorize(collateral["netting_set"].to_numpy(dtype=object))
+        key = account_code.astype(np.int64) * len(set_names) + set_code
+        return pd.Index(accounts), pd.Index(set_names), pd.Index(key)
 
-    def collateral_of(self, accounts: np.ndarray) -> pd.DataFrame:
-        """The accounts table's rows of ``accounts`` (all funded), in table order: a liquidation
-        step or a what-if takes its few accounts' rows without scanning them all."""
-        index, starts, order = self._collateral_by_account
-        code = index.get_indexer(accounts)
-        rows = np.concatenate([order[starts[c]:starts[c + 1]] for c in code])
-        return self.data.collateral.iloc[np.sort(rows)]
+    def set_collateral(self, sets: pd.DataFrame) -> np.ndarray:
+        """Collateral of each netting set (``account_id, netting_set``; the keys are unique in
+        the accounts table); 0 for an isolated set with no collateral row of its own. Two
+        lookups of the sets' ids and one of an integer key: a partition of 50,000 sets against
+        a million accounts in tens of milliseconds, where a merge rehashed the whole table."""
+        accounts, set_names, key = self._collateral_keys
+        account = accounts.get_indexer(sets["account_id"].to_numpy(dtype=object))
+        netting_set = set_names.get_indexer(sets["netting_set"].to_numpy(dtype=object))
+        found = (account >= 0) & (netting_set >= 0)
+        row = key.get_indexer(np.where(found, account * len(set_names) + netting_set, -1))
+        value = self.data.collateral["collateral"].to_numpy(np.float64)
+        return np.where(row >= 0, value[row], 0.0)
 
 
 def load_run(run_dir: str | Path) -> RunState:
@@ -374,14 +380,11 @@ def book_tables(
     previous run's model margin by ``(account_id, netting_set)`` (buffer release).
     """
     config = state.config
-    collateral = state.data.collateral
     unfunded = [a for a in book.sets["account_id"].tolist() if a not in state.funded]
     if unfunded:  # as eod: an account holding positions needs a collateral row
         account = unfunded[0]
         raise InputDataError(f"trades: account {account!r} has positions but no collateral "
                              f"row in the run's accounts file (value {account!r})")
-    if 0 < book.n_sets < 1000:  # a few touched sets: their accounts' rows only
-        collateral = state.collateral_of(pd.unique(book.sets["account_id"].to_numpy(dtype=object)))
     set_horizon = set_horizons(book, state.instruments, config, state.account_types)
     tail = TailArrays.empty(book.n_sets, len(book.quantity))
     stress = StressResult(np.zeros(book.n_sets), np.full(book.n_sets, "", dtype=object))
@@ -417,7 +420,8 @@ def book_tables(
     apc_base, apc_info = apply_tools(np.maximum(tail.model_measure, 0.0), floor_margin,
                                      before, config)
     margins, attribution = assemble_margins(book, state.instruments, state.spot,
-                                            state.valuation_time, tail, stress, collateral,
+                                            state.valuation_time, tail, stress,
+                                            state.set_collateral(book.sets),
                                             config, state.sigma_rel, apc_base=apc_base,
                                             arrays=state.instrument_arrays)
     check_finite(margins)

@@ -177,3 +177,20 @@ def test_unpriced_factor_and_missing_horizon(tmp_path, capsys):
     out = what_if(state, pd.DataFrame({"account_id": ["ACC0000"], "instrument_id": ["SPX-PERP"],
                                        "quantity": [1.0]}))
     assert out["status_after"].iat[0] != "closed"
+
+
+def test_set_collateral_is_the_accounts_row_of_each_set(run):
+    _, _, tmp = run
+    state = load_run(tmp / "run")
+    margins = pd.read_parquet(tmp / "run" / "margins.parquet")
+    sets = pd.concat([margins[KEY].iloc[::7],
+                      pd.DataFrame({"account_id": ["ACC0012", "NEWACC"],
+                                    "netting_set": ["isolated-SPX", "default"]})],
+                     ignore_index=True)
+    # reference: a plain dict of the stored accounts table; no row of its own means 0
+    table = state.data.collateral
+    by_key = dict(zip(zip(table["account_id"], table["netting_set"]), table["collateral"]))
+    want = [by_key.get(key, 0.0) for key in zip(sets["account_id"], sets["netting_set"])]
+    np.testing.assert_array_equal(state.set_collateral(sets), want)
+    # and the run's own equity column is that collateral
+    np.testing.assert_array_equal(state.set_collateral(margins[KEY]), margins["equity"])
