@@ -81,7 +81,13 @@ eod.write_eod = timed_write
 from riskmodel.cli import main
 code = main(sys.argv[1:])
 wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+# VmHWM: this process's own high-water mark. ru_maxrss is not: Linux carries the mark of the
+# forked parent's memory across exec, and the parent holds the generated book.
+try:
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 2**20
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
 stage_peak = {name: max([r for t, r in samples if t0 <= t <= t1] or [0.0])
               for name, t0, t1 in spans}
 print(json.dumps({"code": code, "wall_s": wall, "peak_gib": peak, "stage_peak_gib": stage_peak}))
