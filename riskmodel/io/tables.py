@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from riskmodel.errors import InputDataError
@@ -144,18 +145,28 @@ class Table:
                 i = int(np.flatnonzero(bad)[0])
                 raise self.fail(i, column, float(values[i]), f"non-finite {what}")
             return values
-        text = self.text(column, allow_missing=allow_missing)
-        out = np.full(len(text), np.nan)
-        for i, s in enumerate(text):
-            if s == "":
-                continue
-            try:
-                out[i] = float(s)
-            except ValueError:
-                raise self.fail(i, column, s, f"not a {what}") from None
-            if finite and not np.isfinite(out[i]):
-                raise self.fail(i, column, s, f"non-finite {what}")
-        return out
+        # text: each distinct value parsed once, as Python's float() parses it (numpy's cast
+        # from str objects calls it in C); the first bad row in file order is reported
+        codes, names = self.coded(column, allow_missing=allow_missing)
+        value = np.full(len(names), np.nan)
+        problem = np.zeros(len(names), dtype=np.int8)  # 1: not a number, 2: non-finite
+        filled = np.flatnonzero(names != "")
+        try:
+            value[filled] = names[filled].astype(np.float64)
+        except ValueError:
+            for j in filled:
+                try:
+                    value[j] = float(names[j])
+                except ValueError:
+                    problem[j] = 1
+        if finite:
+            problem[filled[~np.isfinite(value[filled]) & (problem[filled] == 0)]] = 2
+        bad = problem[codes]
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            kind = "not a" if bad[i] == 1 else "non-finite"
+            raise self.fail(i, column, names[codes[i]], f"{kind} {what}")
+        return value[codes]
 
 
 def read_table(path: str | Path, what: str, *, text_as_categories: bool = False) -> Table:
@@ -165,10 +176,12 @@ def read_table(path: str | Path, what: str, *, text_as_categories: bool = False)
     ----------
     path : the file.
     what : what the file is (``"prices"``), for error messages.
-    text_as_categories : Parquet string columns are read dictionary-encoded, as pandas
-        categoricals (int32 codes per row, one string per distinct value): for tables of
-        millions of rows with repeating ids, where a string per row would cost seconds and
-        gigabytes. Read them through :meth:`Table.coded` or :meth:`Table.text`.
+    text_as_categories : Parquet string columns, and every CSV column, are read
+        dictionary-encoded, as pandas categoricals (int32 codes per row, one string per distinct
+        value): for tables of millions of rows with repeating ids, where a string per row would
+        cost seconds and gigabytes. CSV then goes through pyarrow's multi-threaded reader (see
+        :func:`_csv_as_categories`). Read the columns through :meth:`Table.coded`,
+        :meth:`Table.text` or :meth:`Table.numbers`.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -177,6 +190,11 @@ def read_table(path: str | Path, what: str, *, text_as_categories: bool = False)
     if not p.is_file():
         raise InputDataError(f"{what} path is not a file: {p}")
     if suffix in CSV_SUFFIXES:
+        if text_as_categories:
+            coded = _csv_as_categories(p, _csv_header(p))
+            if coded is not None:
+                coded.columns = [str(c).strip() for c in coded.columns]
+                return Table(p, coded, is_csv=True)
         try:
             frame = pd.read_csv(
                 p, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True
@@ -214,6 +232,36 @@ def read_table(path: str | Path, what: str, *, text_as_categories: bool = False)
     raise InputDataError(
         f"{p}: unsupported {what} file extension {suffix!r} (use .csv or .parquet)"
     )
+
+
+def _csv_as_categories(path: Path, header: list[str]) -> pd.DataFrame | None:
+    """The CSV as pandas' reader (``read_table``) sees it, read by pyarrow with every column
+    dictionary-encoded text; None where the two readers could differ or pyarrow cannot read
+    the file (rows of another width, bad UTF-8, blank header names, an empty file...): the
+    caller then reads it with pandas, which reports the error as it always has."""
+    if not header or any(not n.strip() for n in header) or len(set(header)) < len(header):
+        return None
+    text = pa.dictionary(pa.int32(), pa.string())
+    try:
+        table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(header, text), strings_can_be_null=True,
+            null_values=[""]))
+    except (pa.ArrowInvalid, OSError):
+        return None
+    if table.column_names != header or any(f.type != text for f in table.schema):
+        return None
+    frame = table.to_pandas()
+    for name in frame.columns:
+        categories = frame[name].cat.categories
+        # pandas skips the spaces after a delimiter (skipinitialspace), pyarrow keeps them: a
+        # quote after spaces opens a quoted field for pandas only, and a cell of spaces is
+        # missing for pandas only
+        if categories.str.lstrip(" \t").str.startswith('"').any():
+            return None
+        blank = categories[categories.str.lstrip(" ") == ""]
+        if len(blank):
+            frame[name] = frame[name].cat.remove_categories(blank)
+    return frame
 
 
 def _csv_header(path: Path) -> list[str]:

@@ -562,3 +562,17 @@ def test_null_or_blank_account_id_parquet(value, tmp_path, dataset_parquet, expe
     assert pa.types.is_string(pq.read_schema(bad).field("account_id").type)
     expect_failure(lambda out: dataset_parquet.argv(out, positions=bad),
                    INPUT, f"{bad} row 6", "'account_id'", "empty value")
+
+
+@pytest.mark.parametrize("first, second, problem", [("inf", "ten", "non-finite quantity"),
+                                                    ("ten", "inf", "not a quantity")])
+def test_first_bad_quantity_in_file_order_is_reported(first, second, problem, tmp_path,
+                                                      dataset_csv, expect_failure):
+    # quantities are parsed once per distinct text: the error is still the first bad line
+    frame = POSITIONS.astype(object)
+    frame.loc[3, "quantity"] = first
+    frame.loc[8, "quantity"] = second
+    frame.loc[10, "quantity"] = first
+    bad = write_csv(frame, tmp_path / "positions.csv")
+    expect_failure(lambda out: dataset_csv.argv(out, positions=bad),
+                   INPUT, f"{bad} line 5", "'quantity'", problem, repr(first))
