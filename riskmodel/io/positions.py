@@ -163,9 +163,8 @@ def load_accounts(path: str | Path, reporting_currency: str = "USD") -> Accounts
         }
     )
     seen: dict[str, tuple[str, int]] = {}
-    for i, (account, kind) in enumerate(zip(frame["account_id"], frame["account_type"])):
-        if not kind:
-            continue
+    for i in np.flatnonzero(types != "").tolist():  # rows with a type only: most have none
+        account, kind = accounts[i], types[i]
         if account in seen and seen[account][0] != kind:
             raise table.fail(i, "account_type", kind,
                              f"account {account!r} already has type {seen[account][0]!r} "

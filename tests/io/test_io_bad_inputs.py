@@ -576,3 +576,12 @@ def test_first_bad_quantity_in_file_order_is_reported(first, second, problem, tm
     bad = write_csv(frame, tmp_path / "positions.csv")
     expect_failure(lambda out: dataset_csv.argv(out, positions=bad),
                    INPUT, f"{bad} line 5", "'quantity'", problem, repr(first))
+
+
+def test_account_with_two_types(tmp_path, dataset_csv, expect_failure):
+    # A10 has two sets (rows 10 and 11, lines 11 and 12): typed "otc", then "retail"
+    frame = ACCOUNTS.assign(account_type=[""] * 9 + ["otc", "retail"])
+    bad = write_csv(frame, tmp_path / "accounts.csv")
+    expect_failure(lambda out: dataset_csv.argv(out, accounts=bad),
+                   INPUT, f"{bad} line 12", "'account_type'", "'retail'",
+                   "account 'A10' already has type 'otc'", f"{bad} line 11")
