@@ -185,7 +185,7 @@ def run_eod(
         codes, names = id_codes(positions.frame["instrument_id"])
         used_ids = pd.Index(np.sort(names[np.bincount(codes, minlength=len(names)) > 0]))
         book = net_positions(positions.frame, used_ids)
-        del positions  # the rows as read (ids as Python strings): the netted book replaces them
+        del positions  # the rows as read: the netted book replaces them
         if book.n_sets == 0:
             raise InputDataError(f"{inputs.positions}: no non-zero position after netting")
         used = instr.loc[used_ids]

@@ -31,7 +31,8 @@ class Table:
     """A loaded input table and where it came from.
 
     ``frame`` keeps the file's row order; for CSV every column is text (``object`` dtype, empty
-    cells as ``None``), for Parquet the stored types are kept.
+    cells as ``None``), for Parquet the stored types are kept. Read with ``text_as_categories``
+    (:func:`read_table`), text columns are pandas categoricals instead (missing cells NaN).
     """
 
     path: Path
@@ -78,8 +79,9 @@ class Table:
         categories); test rows through ``codes``."""
         series = self.frame[column]
         if isinstance(series.dtype, pd.CategoricalDtype):
-            # a Parquet column read dictionary-encoded: strip and merge the distinct values only
-            # (stripping may make two equal); code -1 (a missing cell) picks the appended ""
+            # a column read dictionary-encoded (text_as_categories): strip and merge the
+            # distinct values only (stripping may make two equal); code -1 (a missing cell)
+            # picks the appended ""
             stripped = np.append(series.cat.categories.str.strip().to_numpy(dtype=object), "")
             merged, distinct = pd.factorize(stripped)
             codes = merged[series.cat.codes.to_numpy()]

@@ -107,9 +107,9 @@ def net_positions(rows: pd.DataFrame, instrument_ids: pd.Index) -> Book:
     """Build the book from position rows (``account_id, netting_set, instrument_id, quantity``).
 
     ``instrument_ids`` fixes the instrument axis: ``instrument_index`` points into it. The ids
-    are integer-coded once (sorted factorisation), the rows sorted by their codes (a stable
-    ``lexsort``, so rows of one position are summed in file order) and summed per run of equal
-    keys: no string comparison after the factorisation.
+    are integer-coded once (codes in sorted id order; categorical columns through their
+    categories), the rows sorted stably by their codes (so rows of one position are summed in
+    file order) and summed per run of equal keys: no string comparison after the coding.
     """
     n = len(rows)
     account_codes, accounts = _sorted_codes(rows["account_id"])
