@@ -266,11 +266,15 @@ def _dask_partitions(state: RunState, book: Book, bounds: list[tuple[int, int]],
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        # the run state (scenario P&L of every instrument) goes to each worker once
+        # the run state (scenario P&L of every instrument) and the previous run's margins go
+        # to each worker once; each partition's book straight to one worker, not inside the
+        # task graph (which dask warns about past a few MB)
         shared = client.scatter(state, broadcast=True)
         shared_floor = client.scatter(floor_pnl, broadcast=True) if floor_pnl else None
-        futures = {client.submit(margin_partition, shared, book.slice(*bounds[k]),
-                                 shared_floor, previous, pure=False): k for k in todo}
+        shared_previous = (client.scatter(previous, broadcast=True) if previous is not None
+                           else None)
+        futures = {client.submit(margin_partition, shared, client.scatter(book.slice(*bounds[k])),
+                                 shared_floor, shared_previous, pure=False): k for k in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:

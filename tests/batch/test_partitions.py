@@ -2,6 +2,7 @@
 worker processes) and a killed-then-resumed run all give the uninterrupted local run's outputs,
 bit for bit."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 
-from riskmodel.batch.eod import EodInputs, run_eod
+from riskmodel.batch.eod import EodInputs, run_eod, write_eod
 from riskmodel.batch.partitions import FAULT_ENV, EngineOptions, work_dir_for
 from riskmodel.config import load_config
 from riskmodel.demo import write_demo_inputs
@@ -50,6 +51,27 @@ def test_dask_local_cluster_gives_the_same_tables(demo, tmp_path):
     result = run_eod(inputs, config, engine=options)
     assert result.manifest["engine"]["engine"] == "dask"
     _same(result, reference)
+
+
+def test_dask_with_a_previous_run_gives_the_same_tables(demo, tmp_path):
+    # the buffer reads the previous run's margins, which go to every worker
+    files, inputs, config, reference = demo
+    config = dataclasses.replace(config, anti_procyclicality=dataclasses.replace(
+        config.anti_procyclicality, tools=("buffer",)))
+    write_eod(reference, tmp_path / "yesterday")
+    # every third set's model margin halved yesterday: today it has doubled, which releases
+    # the buffer of those sets only
+    yesterday = pd.read_parquet(tmp_path / "yesterday" / "margins.parquet")
+    yesterday.loc[::3, "model_margin"] *= 0.5
+    yesterday.to_parquet(tmp_path / "yesterday" / "margins.parquet", index=False)
+    local = run_eod(inputs, config, previous_run=tmp_path / "yesterday")
+    released = local.manifest["anti_procyclicality"]["buffer"]["released_sets"]
+    assert 0 < released < len(local.margins)
+    options = EngineOptions(engine="dask", workers=2, partition_size=25,
+                            work_dir=tmp_path / "work")
+    on_dask = run_eod(inputs, config, previous_run=tmp_path / "yesterday", engine=options)
+    _same(on_dask, local)
+    assert on_dask.manifest["anti_procyclicality"] == local.manifest["anti_procyclicality"]
 
 
 def _cli(files, out, *extra, env=None):
