@@ -32,7 +32,9 @@ DEFAULT_NETTING_SET = "default"
 @dataclass(frozen=True)
 class Positions:
     """Position rows as read (not yet netted): ``account_id, netting_set, instrument_id,
-    quantity`` plus ``source_row`` (0-based row in the file, for error messages)."""
+    quantity`` plus ``source_row`` (0-based row in the file, for error messages). The id
+    columns are categoricals whose categories may list a value no row has (``""``): go
+    through the codes (:func:`id_codes`)."""
 
     table: Table
     frame: pd.DataFrame

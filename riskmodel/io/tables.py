@@ -32,7 +32,8 @@ class Table:
 
     ``frame`` keeps the file's row order; for CSV every column is text (``object`` dtype, empty
     cells as ``None``), for Parquet the stored types are kept. Read with ``text_as_categories``
-    (:func:`read_table`), text columns are pandas categoricals instead (missing cells NaN).
+    (:func:`read_table`), Parquet string columns and, unless the file fell back to pandas' reader,
+    every CSV column are pandas categoricals instead (missing cells NaN).
     """
 
     path: Path
@@ -181,9 +182,10 @@ def read_table(path: str | Path, what: str, *, text_as_categories: bool = False)
     text_as_categories : Parquet string columns, and every CSV column, are read
         dictionary-encoded, as pandas categoricals (int32 codes per row, one string per distinct
         value): for tables of millions of rows with repeating ids, where a string per row would
-        cost seconds and gigabytes. CSV then goes through pyarrow's multi-threaded reader (see
-        :func:`_csv_as_categories`). Read the columns through :meth:`Table.coded`,
-        :meth:`Table.text` or :meth:`Table.numbers`.
+        cost seconds and gigabytes. CSV then goes through pyarrow's multi-threaded reader,
+        or through pandas' where the two could differ (:func:`_csv_as_categories`). Read the
+        columns through :meth:`Table.coded`, :meth:`Table.text` or :meth:`Table.numbers`, which
+        give the same for either.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -212,9 +214,8 @@ def read_table(path: str | Path, what: str, *, text_as_categories: bool = False)
         return Table(p, frame, is_csv=True)
     if suffix in PARQUET_SUFFIXES:
         try:
-            text_columns = [f.name for f in pq.read_schema(p)
-                            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-            arrow = pq.read_table(p, read_dictionary=text_columns if text_as_categories else None)
+            arrow = pq.read_table(p, read_dictionary=_text_columns(p) if text_as_categories
+                                  else None)
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputDataError(f"{p}: cannot read {what} Parquet: {exc}") from None
         _require_unique_columns(p, [str(c) for c in arrow.column_names])
@@ -238,32 +239,58 @@ def read_table(path: str | Path, what: str, *, text_as_categories: bool = False)
 
 def _csv_as_categories(path: Path, header: list[str]) -> pd.DataFrame | None:
     """The CSV as pandas' reader (``read_table``) sees it, read by pyarrow with every column
-    dictionary-encoded text; None where the two readers could differ or pyarrow cannot read
-    the file (rows of another width, bad UTF-8, blank header names, an empty file...): the
-    caller then reads it with pandas, which reports the error as it always has."""
-    if not header or any(not n.strip() for n in header) or len(set(header)) < len(header):
+    dictionary-encoded text; None when the file has anything on which the two readers may
+    differ, or that pyarrow cannot read: the caller then reads it with pandas, which reports
+    any error as it always has. Falls back on a header name that is blank, repeated (after
+    stripping) or quoted after a space; an odd number of quote characters (an unclosed quote,
+    which pyarrow accepts at the end of the file); any cell holding a quote or a line break
+    (a doubled quote, a quote inside a field, a cell over several lines, which pyarrow splits
+    at its block boundaries); a cell whose quote follows spaces; rows of another width; bad
+    UTF-8; an empty file."""
+    names = [n.strip() for n in header]
+    if (not header or not all(names) or len(set(names)) < len(names)
+            or any('"' in n for n in header) or _odd_quote_count(path)):
         return None
     text = pa.dictionary(pa.int32(), pa.string())
     try:
         table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
             column_types=dict.fromkeys(header, text), strings_can_be_null=True,
             null_values=[""]))
-    except (pa.ArrowInvalid, OSError):
-        return None
-    if table.column_names != header or any(f.type != text for f in table.schema):
+        if table.column_names != header or any(f.type != text for f in table.schema):
+            return None
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
         return None
     frame = table.to_pandas()
     for name in frame.columns:
         categories = frame[name].cat.categories
-        # pandas skips the spaces after a delimiter (skipinitialspace), pyarrow keeps them: a
-        # quote after spaces opens a quoted field for pandas only, and a cell of spaces is
-        # missing for pandas only
-        if categories.str.lstrip(" \t").str.startswith('"').any():
+        if categories.str.contains(r'["\r\n]', regex=True).any():
             return None
+        # pandas skips the spaces after a delimiter (skipinitialspace), pyarrow keeps them: a
+        # cell of spaces is missing for pandas. (Quoted, pandas would keep it as text, which
+        # every reader strips to an empty value anyway; only the value an error shows differs.)
         blank = categories[categories.str.lstrip(" ") == ""]
         if len(blank):
             frame[name] = frame[name].cat.remove_categories(blank)
     return frame
+
+
+def _odd_quote_count(path: Path) -> bool:
+    count = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            count += block.count(b'"')
+    return count % 2 == 1
+
+
+def _text_columns(path: Path) -> list[str] | None:
+    """The string columns of a Parquet file; None when its schema cannot be read (the read
+    itself then reports why, in pyarrow's words)."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    return [f.name for f in schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
 
 def _csv_header(path: Path) -> list[str]:

@@ -152,7 +152,9 @@ class RunState:
         found = (account >= 0) & (netting_set >= 0)
         row = key.get_indexer(np.where(found, account * len(set_names) + netting_set, -1))
         value = self.data.collateral["collateral"].to_numpy(np.float64)
-        return np.where(row >= 0, value[row], 0.0)
+        out = np.zeros(len(sets))
+        out[row >= 0] = value[row[row >= 0]]
+        return out
 
 
 def load_run(run_dir: str | Path) -> RunState:
