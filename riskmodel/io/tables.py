@@ -79,7 +79,8 @@ class Table:
         :meth:`text`. ``names`` may hold a value no row has (``""`` for a column read as
         categories); test rows through ``codes``."""
         series = self.frame[column]
-        if isinstance(series.dtype, pd.CategoricalDtype):
+        if isinstance(series.dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(
+                series.cat.categories) in ("string", "empty"):
             # a column read dictionary-encoded (text_as_categories): strip and merge the
             # distinct values only (stripping may make two equal); code -1 (a missing cell)
             # picks the appended ""
