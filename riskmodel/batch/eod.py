@@ -322,6 +322,7 @@ def run_eod(
                                                                      previous_run, options),
                                floor_pnl=floor_pnl, previous=previous_by_set,
                                progress=progress, flag_statuses=liquidated_statuses(config))
+        run.screens.clear()  # the float32 copies of the P&L served the partitions only
         margins = parts.margins
         check_finite(margins)
 

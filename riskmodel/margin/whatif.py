@@ -50,6 +50,7 @@ from riskmodel.margin.tables import (
     set_horizons,
 )
 from riskmodel.measures import tail_measures
+from riskmodel.measures.api import Float32Screen, float32_screen
 from riskmodel.measures.stress_kernels import worst_loss
 from riskmodel.portfolio.netting import Book, net_positions
 
@@ -111,6 +112,8 @@ class RunState:
     valuation_time: pd.Timestamp = pd.Timestamp(0)  # the run's market date (options' clock)
     # per horizon: the grid scan's per-unit P&L of the priced instruments, built on first use
     grid_units: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # per horizon: the float32 copy of the scenario P&L for the tail kernels' first pass
+    screens: dict[int, Float32Screen | None] = field(default_factory=dict)
 
     @cached_property
     def instrument_arrays(self) -> InstrumentArrays:
@@ -118,6 +121,12 @@ class RunState:
         per-unit greeks included), computed once per state."""
         return InstrumentArrays.of(self.instruments, self.spot, self.valuation_time,
                                    self.sigma_rel)
+
+    def screen(self, horizon: int) -> Float32Screen | None:
+        """The tail kernels' float32 first pass of the horizon's P&L, built on first use."""
+        if horizon not in self.screens:
+            self.screens[horizon] = float32_screen(self.data.pnl[horizon])
+        return self.screens[horizon]
 
     @cached_property
     def position_rows(self) -> dict[_Key, np.ndarray]:
@@ -363,6 +372,9 @@ def book_margins(state: RunState, book: Book) -> pd.DataFrame:
     return book_tables(state, book)[0]
 
 
+SCREEN_MIN_SETS = 20_000  # netting sets of one horizon from which the float32 pass pays off
+
+
 def book_tables(
     state: RunState,
     book: Book,
@@ -402,10 +414,13 @@ def book_tables(
             )
         sets = np.flatnonzero(set_horizon == h)
         part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
+        # the float32 first pass costs two reads of the matrix: worth it for a partition, not
+        # for a what-if or a liquidation step (bitwise the same results either way)
+        screen = state.screen(h) if part.n_sets >= SCREEN_MIN_SETS else None
         tail.put(sets, rows, tail_measures(
             state.data.pnl[h], part.indptr, part.instrument_index, part.quantity,
             config.confidence, measure=measure, weights=state.data.weights[h],
-            chunk_size=config.chunk_size, pnl_checked=True,
+            chunk_size=config.chunk_size, pnl_checked=True, screen=screen,
         ))
         if floor_margin is not None and floor_pnl is not None:
             long_pnl, long_weights = floor_pnl[h]

@@ -393,6 +393,78 @@ def _tail_weighted(loss, weights, confidence, block_max, bs, work, cand_val, can
     return var, c
 
 
+_U32 = 2.0**-24  # unit roundoff of float32
+_U64 = 2.0**-53
+_SCREEN_LIMIT = 1e30  # beyond this gross scale float32 could overflow: no first pass
+
+
+@njit(cache=True)
+def _screen_eps(instrument_index, quantity, row_bound, p0, p1):
+    """A bound on ``|L32_i - L_i|`` for every scenario ``i``: the float32 loss of the first
+    pass against the float64 loss of :func:`_accumulate_loss`, or -1 when float32 could
+    overflow. Both are ``k`` rounded products summed in order, from inputs rounded to their
+    precision, so each is within ``gamma_(k+2) * sum |q| |P|`` of the exact sum (``gamma_j =
+    j u / (1 - j u)``), and ``|P| <= row_bound``; doubled for margin, plus an absolute term for
+    float32's subnormal range."""
+    k = p1 - p0
+    gross = 0.0
+    size = 0.0
+    for p in range(p0, p1):
+        size += abs(quantity[p])
+        gross += abs(quantity[p]) * row_bound[instrument_index[p]]
+    if not (size < _SCREEN_LIMIT and gross < _SCREEN_LIMIT):
+        return -1.0
+    g32 = (k + 2) * _U32 / (1.0 - (k + 2) * _U32)
+    g64 = (k + 2) * _U64 / (1.0 - (k + 2) * _U64)
+    return 2.0 * (g32 + g64) * gross + 1e-30 * (k + 2) * (1.0 + size)
+
+
+@njit(cache=True)
+def _tail_screened(instrument_pnl, pnl32, instrument_index, quantity, quantity32, row_bound,
+                   p0, p1, k, bs, loss, loss32, block_max32, work, cand_val, cand_idx):
+    """:func:`_tail_uniform` from a float32 first pass, which streams half the bytes.
+
+    The float32 losses ``L32`` (same positions, same order) are within ``eps`` of the float64
+    ones ``L`` (:func:`_screen_eps`). At least ``m`` values of ``L32`` reach the block
+    threshold ``t``, so the VaR (the ``m``-th largest ``L``) is ``>= t - eps``, and every
+    scenario with ``L >= VaR`` has ``L32 >= t - 2 eps``. Those candidates get their float64
+    loss, computed exactly as :func:`_accumulate_loss` computes it (a sum from 0.0, one product
+    at a time, in position order), and the VaR is selected among them: the candidates, the VaR
+    and every tail sum are bitwise those of the float64 pass. Returns ``(var, c)`` as
+    :func:`_tail_uniform` does, with ``loss`` filled at the candidates only; ``c = -1`` where
+    the first pass does not apply (float32 could overflow).
+    """
+    n = loss.size
+    m = n - k + 1
+    eps = _screen_eps(instrument_index, quantity, row_bound, p0, p1)
+    if eps < 0.0:
+        return 0.0, -1
+    _accumulate_loss(pnl32, instrument_index, quantity32, p0, p1, loss32, block_max32, bs)
+    nb = (n + bs - 1) // bs
+    cut = _block_threshold(block_max32, nb, work, m) - 2.0 * eps
+    c = 0
+    for b in range(nb):
+        if block_max32[b] >= cut:
+            for i in range(b * bs, min(n, (b + 1) * bs)):
+                if loss32[i] >= cut:
+                    cand_idx[c] = i
+                    cand_val[c] = 0.0
+                    c += 1
+    if c < m:  # cannot happen (see above); the float64 pass decides then
+        return 0.0, -1
+    # position by position over all candidates (independent reads of one row), each
+    # candidate still summing its products in position order
+    for p in range(p0, p1):
+        j = instrument_index[p]
+        nq = -quantity[p]
+        for t in range(c):
+            cand_val[t] += nq * instrument_pnl[j, cand_idx[t]]
+    for t in range(c):
+        loss[cand_idx[t]] = cand_val[t]
+    var = _select_kth(cand_val, 0, c, c - m)
+    return var, c
+
+
 @njit(cache=True)
 def _set_tail(
     instrument_pnl,
@@ -413,16 +485,35 @@ def _set_tail(
     cand_idx,
     eq_idx,
     contribution_out,
+    pnl32,
+    quantity32,
+    row_bound,
+    loss32,
+    block_max32,
 ):
-    """VaR, ES and the Euler contributions (written to contribution_out[p0:p1]) of one set."""
+    """VaR, ES and the Euler contributions (written to contribution_out[p0:p1]) of one set.
+
+    With a float32 copy of the P&L (``pnl32`` has rows), uniform weights and blocked
+    thresholds, the tail is found from a float32 first pass (:func:`_tail_screened`); the
+    results are bitwise those of the float64 pass.
+    """
     n = loss.size
     weighted = weights.size > 0
     a = confidence
-    _accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, block_max, bs)
-    if weighted:
-        var, c = _tail_weighted(loss, weights, a, block_max, bs, work, cand_val, cand_w, cand_idx)
-    else:
-        var, c = _tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx)
+    var = 0.0
+    c = -1
+    if pnl32.shape[0] > 0 and not weighted and bs > 0:
+        var, c = _tail_screened(instrument_pnl, pnl32, instrument_index, quantity, quantity32,
+                                row_bound, p0, p1, k, bs, loss, loss32, block_max32, work,
+                                cand_val, cand_idx)
+    if c < 0:
+        _accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, block_max,
+                         bs)
+        if weighted:
+            var, c = _tail_weighted(loss, weights, a, block_max, bs, work, cand_val, cand_w,
+                                    cand_idx)
+        else:
+            var, c = _tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx)
 
     # One pass over the candidates in scenario order: tail sums, and the scenarios above the VaR
     # (compacted in place to the front of cand_idx) and tied with it (eq_idx).
@@ -483,7 +574,7 @@ def _set_tail(
     return var, es
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def netting_set_tail(
     instrument_pnl,
     indptr,
@@ -495,6 +586,31 @@ def netting_set_tail(
     var_out,
     es_out,
     contribution_out,
+):
+    """:func:`netting_set_tail_screened` with the float64 pass only (no float32 copy)."""
+    netting_set_tail_screened(
+        instrument_pnl, indptr, instrument_index, quantity, weights, confidence, use_es,
+        var_out, es_out, contribution_out,
+        np.empty((0, instrument_pnl.shape[1]), dtype=np.float32),
+        np.empty(0, dtype=np.float32), np.empty(0),
+    )
+
+
+@njit(cache=True, parallel=True)
+def netting_set_tail_screened(
+    instrument_pnl,
+    indptr,
+    instrument_index,
+    quantity,
+    weights,
+    confidence,
+    use_es,
+    var_out,
+    es_out,
+    contribution_out,
+    pnl32,
+    quantity32,
+    row_bound,
 ):
     """VaR, ES and Euler contributions of every netting set of a CSR book.
 
@@ -518,6 +634,14 @@ def netting_set_tail(
         Filled with the VaR and ES of each set.
     contribution_out : ndarray of float64, shape (n_positions,)
         Filled with the Euler contribution of each position to the chosen measure.
+    pnl32 : ndarray of float32, shape (n_instruments, n_scenarios) or (0, n_scenarios)
+        ``instrument_pnl`` rounded to float32, for the first pass of uniform tails
+        (:func:`_tail_screened`); no rows: every set takes the float64 pass. Either way the
+        results are the same, bit for bit.
+    quantity32 : ndarray of float32, shape (n_positions,) or (0,)
+        ``quantity`` rounded to float32 (with ``pnl32``).
+    row_bound : ndarray of float64, shape (n_instruments,) or (0,)
+        ``max |instrument_pnl[j]|`` of each row (with ``pnl32``).
 
     Notes
     -----
@@ -541,6 +665,9 @@ def netting_set_tail(
         cand_w = np.empty(n if weighted else 0)
         cand_idx = np.empty(n, dtype=np.int64)
         eq_idx = np.empty(n, dtype=np.int64)
+        screening = pnl32.shape[0] > 0
+        loss32 = np.empty(n if screening else 0, dtype=np.float32)
+        block_max32 = np.empty(n // _SCEN_BLOCK_MIN + 1 if screening else 0, dtype=np.float32)
         for s in range(b * block, min(n_sets, (b + 1) * block)):
             var, es = _set_tail(
                 instrument_pnl,
@@ -561,6 +688,11 @@ def netting_set_tail(
                 cand_idx,
                 eq_idx,
                 contribution_out,
+                pnl32,
+                quantity32,
+                row_bound,
+                loss32,
+                block_max32,
             )
             var_out[s] = var
             es_out[s] = es

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from riskmodel.measures import TailResult, tail_measures, var_es
+from riskmodel.measures.api import float32_screen
 
 
 def make_book(seed=0, n_sets=300, n_scen=1500, n_instr=40, max_pos=8):
@@ -227,3 +228,51 @@ def test_bitwise_independent_of_numba_num_threads(tmp_path):
         results[threads] = np.load(out)
     for key in results[1].files:
         assert results[1][key].tobytes() == results[2][key].tobytes(), key
+
+
+def _screen_cases():
+    rng = np.random.default_rng(17)
+    for n_scen, a, scale, integer in [(10_000, 0.99, 1.0, False), (2_000, 0.975, 1e4, False),
+                                      (4_000, 0.9, 1.0, True), (1_500, 0.99, 1e-20, False),
+                                      (3_000, 0.99, 1e20, True), (800, 0.99, 1.0, False)]:
+        n_instr, n_sets = 40, 300
+        pnl = rng.standard_normal((n_instr, n_scen)) * rng.uniform(0.1, 10, (n_instr, 1))
+        if integer:  # many ties at the VaR
+            pnl = np.round(pnl)
+        pnl *= scale
+        sizes = rng.integers(0, 16, n_sets)
+        indptr = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        idx = rng.integers(0, n_instr, indptr[-1]).astype(np.int64)
+        qty = rng.normal(0, 5, indptr[-1])
+        # a perfect hedge (every loss 0) and a near hedge (losses of rounding size)
+        idx[indptr[1]:indptr[1] + 2], qty[indptr[1]:indptr[1] + 2] = 3, [2.0, -2.0]
+        if sizes[2] >= 2:
+            idx[indptr[2]:indptr[2] + 2], qty[indptr[2]:indptr[2] + 2] = 5, [1.0, -1.0 + 1e-12]
+        yield pnl, indptr, idx, qty, a
+    # losses that float32 cannot tell apart: 1000 + i * 1e-7 fall ~600 to a float32 step, so
+    # the float32 order says nothing inside a step and the float64 pass must decide the tail
+    n_scen = 6_000
+    base = 1000.0 + rng.permutation(n_scen) * 1e-7
+    pnl = np.vstack([-base, -base[::-1], rng.standard_normal(n_scen) * 1e-5])
+    indptr = np.array([0, 1, 3, 6], dtype=np.int64)
+    idx = np.array([0, 0, 1, 0, 1, 2], dtype=np.int64)
+    qty = np.array([1.0, 0.5, 0.5, 1.0, 1.0, 1.0])
+    yield pnl, indptr, idx, qty, 0.99
+
+
+@pytest.mark.parametrize("measure", ["es", "var"])
+def test_float32_screen_gives_bitwise_the_float64_results(measure):
+    # the first pass only chooses which scenarios get a float64 loss: every figure is the same
+    for pnl, indptr, idx, qty, a in _screen_cases():
+        screen = float32_screen(pnl)
+        assert screen is not None
+        plain = tail_measures(pnl, indptr, idx, qty, a, measure=measure)
+        screened = tail_measures(pnl, indptr, idx, qty, a, measure=measure, screen=screen)
+        assert_bitwise_equal(screened, plain)
+
+
+def test_float32_screen_is_refused_beyond_float32_range():
+    assert float32_screen(np.array([[1.0, -2e30]])) is None
+    with pytest.raises(ValueError, match="screen has shape"):
+        tail_measures(np.ones((2, 3)), [0, 1], [0], [1.0], 0.9,
+                      screen=float32_screen(np.ones((3, 3))))
