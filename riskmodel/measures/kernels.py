@@ -49,6 +49,14 @@ gathered, in scenario order, and an introselect (or, with weights, a partition-a
 weighted selection) runs on those few candidates. With weights the threshold is checked exactly
 (the weight at or above it must exceed ``1 - a``) and lowered until it holds, so the threshold
 affects speed only, never the result.
+
+Uniform tails may first be screened in float32 (:func:`netting_set_tail_screened`, with a
+float32 copy of the P&L): the loss vector is formed in float32, half the bytes streamed, and
+the threshold taken from its block maxima. A rigorous bound ``eps`` on the float32 rounding
+(:func:`_screen_eps`) makes every scenario with ``L32 >= t - 2 eps`` a candidate, which
+provably includes every scenario at or above the float64 VaR; only the candidates' float64
+losses are formed, with the same operations in the same order as the full float64 pass, so
+every result is bitwise that of the float64 pass.
 """
 
 from __future__ import annotations
