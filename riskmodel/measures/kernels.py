@@ -412,19 +412,23 @@ def _screen_eps(instrument_index, quantity, row_bound, p0, p1):
     pass against the float64 loss of :func:`_accumulate_loss`, or -1 when float32 could
     overflow. Both are ``k`` rounded products summed in order, from inputs rounded to their
     precision, so each is within ``gamma_(k+2) * sum |q| |P|`` of the exact sum (``gamma_j =
-    j u / (1 - j u)``), and ``|P| <= row_bound``; doubled for margin, plus an absolute term for
-    float32's subnormal range."""
+    j u / (1 - j u)``), and ``|P| <= row_bound``; doubled for margin. Rounding into float32's
+    subnormal range adds at most ``2^-149`` to an input or a product (sums of floats round
+    relatively), hence the absolute term, far above ``2^-149 * sum(|q| + |P| + 1)``."""
     k = p1 - p0
     gross = 0.0
     size = 0.0
+    rows = 0.0
     for p in range(p0, p1):
+        bound = row_bound[instrument_index[p]]
         size += abs(quantity[p])
-        gross += abs(quantity[p]) * row_bound[instrument_index[p]]
+        rows += bound
+        gross += abs(quantity[p]) * bound
     if not (size < _SCREEN_LIMIT and gross < _SCREEN_LIMIT):
         return -1.0
     g32 = (k + 2) * _U32 / (1.0 - (k + 2) * _U32)
     g64 = (k + 2) * _U64 / (1.0 - (k + 2) * _U64)
-    return 2.0 * (g32 + g64) * gross + 1e-30 * (k + 2) * (1.0 + size)
+    return 2.0 * (g32 + g64) * gross + 1e-30 * (k + 2) * (1.0 + size + rows)
 
 
 @njit(cache=True)

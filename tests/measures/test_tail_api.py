@@ -276,3 +276,20 @@ def test_float32_screen_is_refused_beyond_float32_range():
     with pytest.raises(ValueError, match="screen has shape"):
         tail_measures(np.ones((2, 3)), [0, 1], [0], [1.0], 0.9,
                       screen=float32_screen(np.ones((3, 3))))
+
+
+def test_float32_screen_with_quantities_and_pnl_at_float32s_limits():
+    # quantities below float32's normal range (1e-40, rounded to subnormals) on P&L of 1e25,
+    # and P&L below it (1e-42) under large quantities: the bound still holds, same results
+    rng = np.random.default_rng(5)
+    n_scen = 2_000
+    pnl = np.vstack([rng.standard_normal(n_scen) * 1e25, rng.standard_normal(n_scen) * 1e-42,
+                     rng.standard_normal(n_scen)])
+    indptr = np.array([0, 2, 4, 6], dtype=np.int64)
+    idx = np.array([0, 2, 1, 2, 0, 1], dtype=np.int64)
+    qty = np.array([3e-40, 1e-14, 1e20, 1e-30, -7e-41, 2e25])
+    screen = float32_screen(pnl)
+    for measure in ("es", "var"):
+        assert_bitwise_equal(
+            tail_measures(pnl, indptr, idx, qty, 0.99, measure=measure, screen=screen),
+            tail_measures(pnl, indptr, idx, qty, 0.99, measure=measure))
