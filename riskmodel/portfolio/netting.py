@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from riskmodel.io.positions import id_codes
+
 ZERO_TOLERANCE = 1e-12
 
 
@@ -76,19 +78,16 @@ class Book:
 
 
 def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes into the column's distinct ids sorted (code order is id order); a categorical
-    column (as loaded) is recoded through its categories, without hashing a string per row."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        names = column.cat.categories.to_numpy(dtype=object)
-        codes = column.cat.codes.to_numpy()
-        if (codes < 0).any():
-            raise ValueError(f"missing id in column {column.name!r}")
-        order = np.argsort(names, kind="stable")
-        rank = np.empty(len(names), dtype=np.int64)
-        rank[order] = np.arange(len(names))
-        return rank[codes], names[order]
-    codes, names = pd.factorize(column.to_numpy(dtype=object), sort=True)
-    return codes, np.asarray(names, dtype=object)
+    """Codes into the column's distinct ids sorted (code order is id order), recoded from
+    :func:`id_codes` through the distinct ids only: no string hashed per row for the
+    categorical columns the loader builds."""
+    codes, names = id_codes(column)
+    if (codes < 0).any():
+        raise ValueError(f"missing id in column {column.name!r}")
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    return rank[codes], names[order]
 
 
 def _key_order(account: np.ndarray, netting_set: np.ndarray, instrument: np.ndarray,
