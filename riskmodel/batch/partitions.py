@@ -46,6 +46,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from riskmodel.errors import UsageError
+from riskmodel.io.outputs import dictionary_columns, write_parquet
 from riskmodel.margin.whatif import RunState, book_tables
 from riskmodel.portfolio.netting import Book
 
@@ -102,7 +103,8 @@ class PartFiles:
             for part in self.paths:
                 table = pq.read_table(part)
                 if writer is None:
-                    writer = pq.ParquetWriter(path, table.schema)
+                    writer = pq.ParquetWriter(path, table.schema,
+                                              use_dictionary=dictionary_columns(table.schema))
                 writer.write_table(table.cast(writer.schema))
         finally:
             if writer is not None:
@@ -162,7 +164,7 @@ class _WorkFolder:
         margins_path, attribution_path = self.paths(k)
         for frame, path in ((attribution, attribution_path), (margins, margins_path)):
             tmp = path.with_suffix(".tmp")
-            frame.to_parquet(tmp, index=False)
+            write_parquet(frame, tmp)
             os.replace(tmp, path)  # the margins part, last, marks the partition complete
 
     def read_margins(self, k: int) -> pd.DataFrame:

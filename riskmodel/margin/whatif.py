@@ -41,6 +41,7 @@ from riskmodel.batch.stress_run import StressResult, grid_unit_pnl
 from riskmodel.batch.stress_run import _grid as grid_stress  # the run's own grid reduction
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, UsageError
+from riskmodel.io.outputs import write_parquet
 from riskmodel.io.positions import DEFAULT_NETTING_SET, account_types, load_positions
 from riskmodel.margin.tables import (
     InstrumentArrays,
@@ -318,7 +319,7 @@ def write_result(frame: pd.DataFrame, path: str | Path) -> None:
     os.close(fd)
     try:
         if target.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
+            write_parquet(frame, Path(tmp))
         else:
             frame.to_csv(tmp, index=False)
         os.replace(tmp, target)
