@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from riskmodel.measures.kernels import netting_set_tail_screened
+from riskmodel.measures.kernels import float32_rows, netting_set_tail_screened
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,13 +153,15 @@ SCREEN_LIMIT = 1e30  # float32 overflows at 3.4e38; a book of such P&L takes the
 def float32_screen(instrument_pnl: np.ndarray) -> Float32Screen | None:
     """The float32 first pass of ``instrument_pnl`` (finite, float64), for
     :func:`tail_measures`; None where a value is too large for float32 to bound its error."""
-    pnl = np.asarray(instrument_pnl, dtype=np.float64)
+    pnl = np.ascontiguousarray(instrument_pnl, dtype=np.float64)
     if pnl.size == 0:
         return None
-    bound = np.maximum(pnl.max(axis=1), -pnl.min(axis=1))
+    pnl32 = np.empty(pnl.shape, dtype=np.float32)
+    bound = np.empty(pnl.shape[0])
+    float32_rows(pnl, pnl32, bound)
     if not bound.max() < SCREEN_LIMIT:
         return None
-    return Float32Screen(np.ascontiguousarray(pnl, dtype=np.float32), bound)
+    return Float32Screen(pnl32, bound)
 
 
 def tail_measures(

@@ -711,6 +711,29 @@ def netting_set_tail_screened(
 
 
 @njit(cache=True, parallel=True)
+def float32_rows(instrument_pnl, pnl32, row_bound):
+    """The float32 copy of ``instrument_pnl`` (rounded to nearest, as numpy's cast) into
+    ``pnl32`` and each row's largest ``|P&L|`` into ``row_bound`` (+inf for a row holding a
+    NaN), in one parallel pass: the screened kernel's inputs, without numpy's three passes.
+
+    Parameters
+    ----------
+    instrument_pnl : ndarray of float64, shape (n_instruments, n_scenarios), C-contiguous
+    pnl32 : ndarray of float32, same shape, C-contiguous
+    row_bound : ndarray of float64, shape (n_instruments,)
+    """
+    n = instrument_pnl.shape[1]
+    for r in prange(instrument_pnl.shape[0]):
+        bound = 0.0
+        for i in range(n):
+            x = instrument_pnl[r, i]
+            pnl32[r, i] = np.float32(x)
+            if not abs(x) <= bound:  # a larger magnitude, or a NaN
+                bound = abs(x) if x == x else np.inf
+        row_bound[r] = bound
+
+
+@njit(cache=True, parallel=True)
 def netting_set_max_loss(instrument_pnl, indptr, instrument_index, quantity, max_out):
     """Largest scenario loss of every netting set (the worst-scenario stress loss).
 

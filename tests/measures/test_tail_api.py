@@ -13,6 +13,7 @@ import pytest
 
 from riskmodel.measures import TailResult, tail_measures, var_es
 from riskmodel.measures.api import float32_screen
+from riskmodel.measures.kernels import float32_rows
 
 
 def make_book(seed=0, n_sets=300, n_scen=1500, n_instr=40, max_pos=8):
@@ -271,7 +272,31 @@ def test_float32_screen_gives_bitwise_the_float64_results(measure):
         assert_bitwise_equal(screened, plain)
 
 
-def test_float32_screen_is_refused_beyond_float32_range():
+def test_float32_rows_is_numpys_cast_and_row_maxima():
+    # against numpy: values halfway between float32 neighbours (round to even), subnormals,
+    # beyond float32's range (inf), signed zeros, NaN (bound +inf); bound = max |P&L| per row
+    rng = np.random.default_rng(11)
+    halfway = (1.0 + 2.0 ** -24) * 2.0 ** rng.integers(-20, 20, 50)
+    pnl = np.vstack([rng.standard_normal((3, 50)) * 10.0 ** rng.integers(-45, 30, (3, 1)),
+                     np.where(rng.random(50) < 0.5, -halfway, halfway),
+                     np.r_[1e-46, -3e-45, 1e-39, -0.0, 0.0, 4e38, -1e29, np.zeros(43)],
+                     np.r_[1.0, np.nan, -5.0, np.zeros(47)]])
+    pnl32 = np.empty(pnl.shape, dtype=np.float32)
+    bound = np.empty(len(pnl))
+    float32_rows(pnl, pnl32, bound)
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(pnl32.view(np.uint32), pnl.astype(np.float32).view(np.uint32))
+    np.testing.assert_array_equal(bound[:-1], np.abs(pnl[:-1]).max(axis=1))
+    assert bound[-1] == np.inf
+    screen = float32_screen(pnl[:4])
+    assert screen is not None and screen.pnl32.flags.c_contiguous
+    np.testing.assert_array_equal(screen.pnl32, pnl32[:4])
+    np.testing.assert_array_equal(screen.row_bound, bound[:4])
+
+
+def test_float32_screen_is_refused_for_nan_or_beyond_float32_range():
+    assert float32_screen(np.array([[1.0, np.nan, 2.0]])) is None
+    assert float32_screen(np.array([[np.inf, 1.0]])) is None
     assert float32_screen(np.array([[1.0, -2e30]])) is None
     with pytest.raises(ValueError, match="screen has shape"):
         tail_measures(np.ones((2, 3)), [0, 1], [0], [1.0], 0.9,
