@@ -14,7 +14,10 @@ Stages and what each one guarantees:
 8. partial liquidation of the sets in ``liquidation``: orders and ``liquidation_penalty``
    (:mod:`riskmodel.batch.liquidation_stage`).
 
-Nothing is written here: :func:`write_eod` writes a finished result atomically.
+Nothing is written under ``--out`` here: :func:`write_eod` writes a finished result atomically.
+With a work folder (the CLI's), the partitions' parts go there, and so do the attribution and
+the what-if state once the book is margined, in a thread while the liquidation stage runs
+(:mod:`riskmodel.batch.background_writes`); :func:`write_eod` moves them in.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ import datetime as _dt
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -39,6 +42,7 @@ from riskmodel.batch.apc_stage import (
     stressed_info,
     stressed_observations,
 )
+from riskmodel.batch.background_writes import BackgroundWrites
 from riskmodel.batch.collateral import collateral_equity, with_collateral_holdings
 from riskmodel.batch.liquidation_stage import liquidated_statuses, liquidation_stage
 from riskmodel.batch.model_scenarios import (
@@ -117,6 +121,8 @@ class EodResult:
     liquidation_orders: pd.DataFrame | None = None
     engine: EngineOptions | None = None
     partitions: int = 1
+    # the state and the attribution, when run_eod started writing them into the work folder
+    early_writes: BackgroundWrites | None = None
 
     @property
     def attribution(self) -> pd.DataFrame:
@@ -346,15 +352,45 @@ def run_eod(
                           "resumed": parts.computed < parts.partitions}
     manifest["state"] = {"folder": STATE_DIR, "horizons_days": sorted(state_pnl),
                          "priced_instruments": len(priced)}
-    with timer.stage("liquidation"):
-        penalty, orders, liquidation, notes = liquidation_stage(
-            margins, parts.flagged_attribution, state, config)
-        margins["liquidation_penalty"] = penalty.to_numpy(np.float64)
-        manifest["liquidation"] = liquidation
-        manifest["totals"]["liquidation_penalty"] = liquidation["penalties"]
-        manifest["warnings"] += notes
+    early = None
+    if options.work_dir is not None:
+        # final now: written on the other core while the liquidation stage runs on this one
+        early = BackgroundWrites(options.work_dir / "outputs")
+        _submit_final_writes(early, state, parts.attribution)
+    threads = numba.get_num_threads()
+    try:
+        if early is not None:
+            # leave the writing thread its core: a parallel region waits for its slowest
+            # thread, and the stage's hundred small kernel calls each waited for a preempted
+            # one (liquidation 0.8 -> 1.3 s at 100,000 accounts on 2 cores; 0.87 s so)
+            numba.set_num_threads(max(1, threads - 1))
+        with timer.stage("liquidation"):
+            penalty, orders, liquidation, notes = liquidation_stage(
+                margins, parts.flagged_attribution, state, config)
+            margins["liquidation_penalty"] = penalty.to_numpy(np.float64)
+            manifest["liquidation"] = liquidation
+            manifest["totals"]["liquidation_penalty"] = liquidation["penalties"]
+            manifest["warnings"] += notes
+    except BaseException:
+        if early is not None:
+            early.abandon()
+        raise
+    finally:
+        numba.set_num_threads(threads)
     return EodResult(margins, parts.attribution, factors_out, manifest, scenarios, state,
-                     config_source, orders, options, parts.partitions)
+                     config_source, orders, options, parts.partitions, early)
+
+
+def _submit_final_writes(writes: BackgroundWrites, state: RunStateData | None,
+                         attribution: pd.DataFrame | PartFiles) -> None:
+    """Start writing the outputs that the liquidation stage leaves as they are: the what-if
+    state first (the larger), then the attribution."""
+    if state is not None:
+        writes.submit(STATE_DIR, write_state, state)
+    if isinstance(attribution, PartFiles):
+        writes.submit("attribution.parquet", attribution.write_parquet)
+    else:
+        writes.submit("attribution.parquet", lambda path: write_table(attribution, path))
 
 
 def finite_pnl(pnl: np.ndarray, priced: pd.DataFrame, scenarios: ScenarioSet) -> np.ndarray:
@@ -526,24 +562,26 @@ def capital_efficiency(margins: pd.DataFrame) -> dict[str, Any]:
 def write_eod(result: EodResult, out: str | Path) -> Path:
     """Write the outputs of DESIGN.md under ``out``, atomically; returns the folder."""
     start = time.perf_counter()
-    with staged_output(out) as staging, ThreadPoolExecutor(max_workers=1) as background:
-        # The state is mostly the scenario P&L matrix (200 MB at venue size): copying it into
-        # the page cache needs no GIL, so it runs beside the encoding of the tables.
-        state_written = (background.submit(write_state, staging / STATE_DIR, result.state)
-                         if result.state is not None else None)
-        write_table(result.margins, staging / "margins.parquet")
-        write_table(result.margins, staging / "margins.csv")
-        if isinstance(result.attribution_table, PartFiles):
-            result.attribution_table.write_parquet(staging / "attribution.parquet")
-        else:
-            write_table(result.attribution_table, staging / "attribution.parquet")
-        write_table(result.factors, staging / "factors.csv")
-        if result.liquidation_orders is not None:
-            write_table(result.liquidation_orders, staging / "liquidation_orders.parquet")
-        if state_written is not None:
-            state_written.result()  # re-raises a failed write: no manifest, nothing moved in
-        # the manifest last, so that its write time counts the state (the P&L matrix) too
-        result.manifest["timings_s"]["write"] = round(time.perf_counter() - start, 4)
+    with staged_output(out) as staging:
+        writes = result.early_writes
+        if writes is None:  # run_eod had no work folder: start them now, beside the tables
+            writes = BackgroundWrites(staging / ".background")
+            _submit_final_writes(writes, result.state, result.attribution_table)
+        try:
+            write_table(result.margins, staging / "margins.parquet")
+            write_table(result.margins, staging / "margins.csv")
+            write_table(result.factors, staging / "factors.csv")
+            if result.liquidation_orders is not None:
+                write_table(result.liquidation_orders, staging / "liquidation_orders.parquet")
+        except BaseException:
+            writes.abandon()
+            raise
+        writes.move_into(staging)  # re-raises a failed write: no manifest, nothing moved in
+        shutil.rmtree(staging / ".background", ignore_errors=True)
+        timings = result.manifest["timings_s"]
+        timings["background_write"] = round(sum(writes.seconds.values()), 4)
+        # the manifest last, so that the write time counts the wait for the background too
+        timings["write"] = round(time.perf_counter() - start, 4)
         write_json(result.manifest, staging / "manifest.json")
         engine = result.engine
         if engine is not None and engine.engine == "dask" and engine.work_dir is not None:

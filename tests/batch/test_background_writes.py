@@ -1,0 +1,112 @@
+"""Outputs written in a background thread: the same files, and all or nothing on failure."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel.batch import eod
+from riskmodel.batch.background_writes import BackgroundWrites
+from riskmodel.batch.eod import EodInputs, run_eod, write_eod
+from riskmodel.batch.partitions import EngineOptions
+from riskmodel.config import load_config
+from riskmodel.demo import write_demo_inputs
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("background")
+    files = write_demo_inputs(root / "in", n_accounts=40)
+    inputs = EodInputs(files.prices, files.instruments, files.positions, files.accounts)
+    return inputs, load_config(files.config, {"method": "hs"})
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("riskmodel-write")]
+
+
+def test_writes_go_in_order_and_move_into_the_target(tmp_path):
+    writes = BackgroundWrites(tmp_path / "work")
+    order = []
+
+    def write(path, text):
+        order.append(path.name)
+        path.write_text(text)
+
+    writes.submit("a.txt", write, "first")
+    writes.submit("b.txt", write, "second")
+    (tmp_path / "out").mkdir()
+    writes.move_into(tmp_path / "out")
+    assert order == ["a.txt", "b.txt"]
+    assert (tmp_path / "out" / "b.txt").read_text() == "second"
+    assert set(writes.seconds) == {"a.txt", "b.txt"}
+    assert not _writer_threads()
+
+
+def test_a_failed_write_is_raised_when_collected(tmp_path):
+    writes = BackgroundWrites(tmp_path / "work")
+
+    def fail(path):
+        raise OSError(f"{path}: no space left on device")
+
+    writes.submit("state", fail)
+    with pytest.raises(OSError, match="no space left"):
+        writes.move_into(tmp_path)
+
+
+def test_run_with_a_work_folder_writes_the_same_state_and_attribution(demo, tmp_path):
+    inputs, config = demo
+    write_eod(run_eod(inputs, config), tmp_path / "in_memory")
+    early = run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work"))
+    assert early.early_writes is not None
+    write_eod(early, tmp_path / "background")
+    for name in ("attribution.parquet", "margins.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "background" / name),
+                                      pd.read_parquet(tmp_path / "in_memory" / name),
+                                      check_exact=True)
+    state = sorted(p.name for p in (tmp_path / "in_memory" / "state").iterdir())
+    assert sorted(p.name for p in (tmp_path / "background" / "state").iterdir()) == state
+    for name in state:
+        if name.endswith(".npy"):
+            np.testing.assert_array_equal(
+                np.load(tmp_path / "background" / "state" / name),
+                np.load(tmp_path / "in_memory" / "state" / name))
+    assert not (tmp_path / "work").exists()
+    assert not list(tmp_path.glob(".*staging*"))
+
+
+def test_failed_background_write_leaves_the_output_folder_as_it_was(demo, tmp_path,
+                                                                    monkeypatch):
+    inputs, config = demo
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "margins.parquet").write_text("yesterday's")
+
+    def full_disk(folder, state):
+        raise OSError(f"{folder}: no space left on device")
+
+    monkeypatch.setattr(eod, "write_state", full_disk)
+    result = run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work"))
+    with pytest.raises(OSError, match="no space left"):
+        write_eod(result, out)
+    assert sorted(p.name for p in out.iterdir()) == ["margins.parquet"]
+    assert (out / "margins.parquet").read_text() == "yesterday's"
+    assert not list(tmp_path.glob(".out.staging*"))
+    assert not _writer_threads()
+
+
+def test_run_failing_after_the_writes_started_waits_for_them(demo, tmp_path, monkeypatch):
+    # the caller removes the work folder on an error: no thread may still be writing into it
+    inputs, config = demo
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("liquidation failed")
+
+    monkeypatch.setattr(eod, "liquidation_stage", broken)
+    with pytest.raises(RuntimeError, match="liquidation failed"):
+        run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work"))
+    assert not _writer_threads()
+    assert (tmp_path / "work" / "outputs" / "attribution.parquet").is_file()  # finished
