@@ -10,8 +10,9 @@ book but never sold). ``equity_after = equity - penalty``: closing at
 the mark realises nothing that variation margin has not already settled, but the venue charges
 ``penalty = rate x |notional closed|`` (rates per underlying, kind or default, as every rate
 table). Every trial margin is recomputed exactly by the engine's own margin of a netted book
-(:func:`riskmodel.margin.whatif.book_margins`: tail kernels, stress, add-ons, floors), so the
-orders are checked by construction against the engine's margin.
+(:func:`riskmodel.margin.whatif.book_initial_margin`: tail kernels, stress, add-ons, floors,
+the policy of the margin table without the table), so the orders are checked by construction
+against the engine's margin.
 
 The fraction of the position being reduced is the root of ``g(x) = equity_after(x) - target x
 initial_margin_after(x)`` between a short point (``g < 0``) and a restored one (``g >= 0``),
@@ -41,7 +42,7 @@ import pandas as pd
 
 from riskmodel.config import RateTable
 from riskmodel.margin.policy import position_rates
-from riskmodel.margin.whatif import RunState, book_margins
+from riskmodel.margin.whatif import RunState, book_initial_margin
 from riskmodel.portfolio.netting import net_positions
 from riskmodel.pricing.revaluation import COLLATERAL_KIND
 
@@ -168,9 +169,8 @@ class _Lockstep:
         book = net_positions(rows, self.state.axis)
         found: dict[tuple[str, str], float] = {}
         if book.n_sets:
-            after = book_margins(self.state, book)
-            found = dict(zip(zip(after["account_id"], after["netting_set"]),
-                             after["initial_margin"].to_numpy(np.float64)))
+            found = dict(zip(zip(book.sets["account_id"], book.sets["netting_set"]),
+                             book_initial_margin(self.state, book)))
         # a set closed entirely is absent from the book: it needs no margin
         return {i: found.get(self.sets[i].key, 0.0) for i in trials}
 

@@ -136,6 +136,67 @@ def _labels(values: pd.Index) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(pd.Index(np.asarray(values, dtype=object), dtype=object))
 
 
+@dataclass(frozen=True)
+class _PositionLookups:
+    """Each position's kind, underlying, factor price and per-unit greeks, and its notional
+    (``|quantity x delta x price|``; 0 for collateral)."""
+
+    kinds: pd.Categorical
+    underlyings: pd.Categorical
+    price: np.ndarray
+    unit: np.ndarray
+    is_collateral: np.ndarray
+    notional: np.ndarray
+
+    @classmethod
+    def of(cls, book: Book, arrays: InstrumentArrays) -> _PositionLookups:
+        kinds, underlyings = arrays.per_position(book.instrument_index)
+        price = arrays.price[book.instrument_index]
+        unit = arrays.unit[book.instrument_index]
+        is_collateral = np.asarray(kinds == COLLATERAL_KIND)
+        notional = np.where(is_collateral, 0.0, np.abs(book.quantity * unit[:, 1] * price))
+        return cls(kinds, underlyings, price, unit, is_collateral, notional)
+
+
+def _policy(book: Book, positions: _PositionLookups, tail: Any, stress: StressResult,
+            equity: np.ndarray, config: RunConfig, apc_base: np.ndarray | None
+            ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """``(policy table, positive, liquidity add-on, concentration add-on)``: the margin policy
+    of every set (:func:`riskmodel.margin.policy.apply_policy`), whether its tail measure is
+    positive, and each position's add-ons."""
+    # A book that gains even in its tail needs no model margin: floor the measure at zero (the
+    # contributions are dropped with it, so they always sum to the model margin).
+    positive = tail.model_measure > 0
+    model_margin = np.where(positive, tail.model_measure, 0.0)
+    base = margin_base(model_margin if apc_base is None else apc_base, stress.loss,
+                       config.stress.mode, config.stress.weight)
+    liquidity, concentration = position_addons(positions.notional, positions.kinds,
+                                               positions.underlyings, config.addons,
+                                               config.addon_adv)
+    policy = apply_policy(
+        model_margin, set_addons(liquidity, concentration, book.indptr), positions.notional,
+        positions.kinds, positions.underlyings, book.indptr, equity, config.margin, base=base,
+    )
+    return policy, positive, liquidity, concentration
+
+
+def initial_margin(book: Book, arrays: InstrumentArrays, tail: Any, stress: StressResult,
+                   equity: np.ndarray, config: RunConfig,
+                   apc_base: np.ndarray | None = None) -> np.ndarray:
+    """The ``initial_margin`` column of :func:`assemble_margins` (same arguments), without the
+    tables: a liquidation step needs nothing else, and building them was most of its cost.
+    Raises :class:`ModelError` where it is not finite."""
+    policy = _policy(book, _PositionLookups.of(book, arrays), tail, stress, equity, config,
+                     apc_base)[0]
+    im = policy["initial_margin"].to_numpy(np.float64)
+    if not np.isfinite(im).all():
+        row = int(np.flatnonzero(~np.isfinite(im))[0])
+        raise ModelError(f"non-finite initial_margin for account "
+                         f"{book.sets['account_id'].iat[row]!r} netting set "
+                         f"{book.sets['netting_set'].iat[row]!r}")
+    return im
+
+
 def assemble_margins(
     book: Book,
     used: pd.DataFrame,
@@ -170,26 +231,12 @@ def assemble_margins(
     if arrays is None:
         arrays = InstrumentArrays.of(used, spot, valuation_time, sigma_rel)
     pos = book.positions
-    kinds, underlyings = arrays.per_position(book.instrument_index)
-    price = arrays.price[book.instrument_index]
-    unit = arrays.unit[book.instrument_index]
+    positions = _PositionLookups.of(book, arrays)
+    policy, positive, liquidity, concentration = _policy(book, positions, tail, stress, equity,
+                                                         config, apc_base)
+    price, unit, notional = positions.price, positions.unit, positions.notional
     market_value = book.quantity * unit[:, 0]
-    is_collateral = kinds == COLLATERAL_KIND
-    notional = np.where(is_collateral, 0.0, np.abs(book.quantity * unit[:, 1] * price))
-    # A book that gains even in its tail needs no model margin: floor the measure at zero and
-    # drop its contributions with it, so contributions always sum to the model margin.
-    positive = tail.model_measure > 0
-    model_margin = np.where(positive, tail.model_measure, 0.0)
     contribution = np.where(positive[book.set_of_position()], tail.contribution, 0.0)
-
-    base = margin_base(model_margin if apc_base is None else apc_base, stress.loss,
-                       config.stress.mode, config.stress.weight)
-    liquidity, concentration = position_addons(notional, kinds, underlyings, config.addons,
-                                               config.addon_adv)
-    policy = apply_policy(
-        model_margin, set_addons(liquidity, concentration, book.indptr), notional, kinds,
-        underlyings, book.indptr, equity, config.margin, base=base,
-    )
     policy["stress_loss"] = stress.loss
     policy["stress_scenario"] = stress.label
     # first order: each position as a linear one of the same delta (collateral included)
@@ -207,7 +254,7 @@ def assemble_margins(
             pd.DataFrame(
                 {
                     "n_positions": (np.diff(book.indptr)
-                                    - per_set_sum(is_collateral.astype(np.float64),
+                                    - per_set_sum(positions.is_collateral.astype(np.float64),
                                                   book.indptr)).astype(np.int64),
                     "gross_notional": per_set_sum(notional, book.indptr),
                     "var": tail.var,

@@ -48,6 +48,7 @@ from riskmodel.margin.tables import (
     TailArrays,
     assemble_margins,
     check_finite,
+    initial_margin,
     set_horizons,
 )
 from riskmodel.measures import tail_measures
@@ -394,6 +395,40 @@ def book_tables(
     ``previous``: the
     previous run's model margin by ``(account_id, netting_set)`` (buffer release).
     """
+    measures = _book_measures(state, book, floor_pnl, previous)
+    margins, attribution = assemble_margins(book, state.instruments, state.spot,
+                                            state.valuation_time, measures.tail,
+                                            measures.stress, measures.equity, state.config,
+                                            state.sigma_rel, apc_base=measures.apc_base,
+                                            arrays=state.instrument_arrays)
+    check_finite(margins)
+    return margins, attribution, measures.apc_info
+
+
+def book_initial_margin(state: RunState, book: Book) -> np.ndarray:
+    """The ``initial_margin`` column of :func:`book_margins` (the same stages and policy),
+    without building the tables: what each step of a partial liquidation asks for."""
+    measures = _book_measures(state, book, None, None)
+    return initial_margin(book, state.instrument_arrays, measures.tail, measures.stress,
+                          measures.equity, state.config, apc_base=measures.apc_base)
+
+
+@dataclass
+class _BookMeasures:
+    """What the margin policy of a book starts from: tail results, worst stress loss, the
+    model margin after the anti-procyclicality tools (and their facts), each set's collateral."""
+
+    tail: TailArrays
+    stress: StressResult
+    apc_base: np.ndarray
+    apc_info: dict
+    equity: np.ndarray
+
+
+def _book_measures(state: RunState, book: Book,
+                   floor_pnl: dict[int, tuple[np.ndarray, np.ndarray | None]] | None,
+                   previous: pd.Series | None) -> _BookMeasures:
+    """:func:`book_tables`' stages before the policy (see there)."""
     config = state.config
     unfunded = [a for a in book.sets["account_id"].tolist() if a not in state.funded]
     if unfunded:  # as eod: an account holding positions needs a collateral row
@@ -437,13 +472,7 @@ def book_tables(
               if previous is not None else None)
     apc_base, apc_info = apply_tools(np.maximum(tail.model_measure, 0.0), floor_margin,
                                      before, config)
-    margins, attribution = assemble_margins(book, state.instruments, state.spot,
-                                            state.valuation_time, tail, stress,
-                                            state.set_collateral(book.sets),
-                                            config, state.sigma_rel, apc_base=apc_base,
-                                            arrays=state.instrument_arrays)
-    check_finite(margins)
-    return margins, attribution, apc_info
+    return _BookMeasures(tail, stress, apc_base, apc_info, state.set_collateral(book.sets))
 
 
 def _stress(state: RunState, part: Book, h: int, market: SimpleNamespace

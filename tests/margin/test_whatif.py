@@ -11,7 +11,14 @@ import pytest
 from riskmodel.cli import main
 from riskmodel.demo import write_demo_inputs
 from riskmodel.errors import InputDataError
-from riskmodel.margin.whatif import WHATIF_COLUMNS, load_run, what_if
+from riskmodel.margin.whatif import (
+    WHATIF_COLUMNS,
+    book_initial_margin,
+    book_margins,
+    load_run,
+    what_if,
+)
+from riskmodel.portfolio.netting import net_positions
 
 KEY = ["account_id", "netting_set"]
 
@@ -194,3 +201,20 @@ def test_set_collateral_is_the_accounts_row_of_each_set(run):
     np.testing.assert_array_equal(state.set_collateral(sets), want)
     # and the run's own equity column is that collateral
     np.testing.assert_array_equal(state.set_collateral(margins[KEY]), margins["equity"])
+
+
+def test_initial_margin_alone_is_the_margin_tables_column(run):
+    # what each liquidation step asks for: bitwise the table's figure, on the whole run and on
+    # books with positions scaled down, flipped and closed (so floors, add-ons and a set gone)
+    _, _, tmp = run
+    state = load_run(tmp / "run")
+    positions = pd.read_parquet(tmp / "run" / "attribution.parquet",
+                                columns=[*KEY, "instrument_id", "quantity"])
+    rng = np.random.default_rng(3)
+    for scale in (np.ones(len(positions)), rng.choice([0.0, 0.3, -1.0, 2.5], len(positions))):
+        book = net_positions(positions.assign(quantity=positions["quantity"] * scale),
+                             state.axis)
+        table = book_margins(state, book)
+        np.testing.assert_array_equal(book_initial_margin(state, book),
+                                      table["initial_margin"].to_numpy())
+        assert (table["initial_margin"] > 0).any()
