@@ -330,6 +330,9 @@ def run_eod(
                                floor_pnl=floor_pnl, previous=previous_by_set,
                                progress=progress, flag_statuses=liquidated_statuses(config))
         run.screens.clear()  # the float32 copies of the P&L served the partitions only
+        # and so did the netted book (ten million positions at venue size): the liquidation
+        # stage and the writes that run beside it need only the tables
+        del book, on_priced
         margins = parts.margins
         check_finite(margins)
 
