@@ -275,7 +275,8 @@ def _dask_partitions(state: RunState, book: Book, bounds: list[tuple[int, int]],
         shared_floor = client.scatter(floor_pnl, broadcast=True) if floor_pnl else None
         shared_previous = (client.scatter(previous, broadcast=True) if previous is not None
                            else None)
-        futures = {client.submit(margin_partition, shared, client.scatter(book.slice(*bounds[k])),
+        futures = {client.submit(margin_partition, shared,
+                                 client.scatter(book.slice(*bounds[k]).own_ids()),
                                  shared_floor, shared_previous, pure=False): k for k in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
