@@ -65,3 +65,21 @@ def test_key_order_is_the_lexsort_order_on_either_path():
     want = np.lexsort((i, s, a))
     np.testing.assert_array_equal(_key_order(a, s, i, 3, 40), want)  # one combined key
     np.testing.assert_array_equal(_key_order(a, s, i, 2**40, 2**30), want)  # too wide: lexsort
+
+
+def test_position_ids_are_categoricals_a_slice_can_cut_to_its_own():
+    book = net_positions(ROWS, pd.Index(["X", "Y"]))
+    ids = book.positions["account_id"]
+    assert isinstance(ids.dtype, pd.CategoricalDtype)
+    # the rows' distinct ids, sorted (c's positions netted away, its id stays a category)
+    assert list(ids.cat.categories) == ["a", "b", "c"]
+    assert list(ids.astype(object)) == ["a", "a", "b"]
+    part = book.slice(2, 3).own_ids()
+    assert list(part.positions["account_id"].cat.categories) == ["b"]
+    assert list(part.positions["instrument_id"].astype(object)) == ["X"]
+    pd.testing.assert_frame_equal(part.positions.astype({"account_id": object,
+                                                         "netting_set": object,
+                                                         "instrument_id": object}),
+                                  book.slice(2, 3).positions.astype(
+                                      {"account_id": object, "netting_set": object,
+                                       "instrument_id": object}))
