@@ -39,3 +39,25 @@ def test_same_values_as_pandas_and_falls_back_when_quoting_is_needed(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "r.csv"),
                                   pd.read_csv(tmp_path / "s.csv"), check_exact=True)
     assert (tmp_path / "r.csv").read_text().splitlines()[0] == "id,x,y"
+
+
+def test_text_columns_arrow_backed_or_object_with_missing_cells_read_back_as_pandas(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 2_000
+    floats = rng.standard_normal(n) * 10.0 ** rng.integers(-12, 20, n)
+    floats[:8] = [1.0, -0.0, 0.0, np.nan, np.inf, -np.inf, 1e16, 123456789012.0]
+    frame = pd.DataFrame({
+        "account_id": pd.array([f"ACC{i:05d}" if i % 7 else None for i in range(n)],
+                               dtype="str"),
+        "margin": floats,
+        "level": np.round(floats, 2),
+        "status": np.array([None if i % 11 == 0 else "ok" for i in range(n)], dtype=object),
+        "restored": rng.random(n) < 0.5,
+        "n_positions": rng.integers(0, 50, n),
+    })
+    write_csv(frame, tmp_path / "ours.csv")
+    frame.to_csv(tmp_path / "pandas.csv", index=False)
+    ours = pd.read_csv(tmp_path / "ours.csv")
+    pd.testing.assert_frame_equal(ours, pd.read_csv(tmp_path / "pandas.csv"), check_exact=True)
+    # and the floats are the frame's own, bit for bit
+    np.testing.assert_array_equal(ours["margin"].to_numpy(), floats)
