@@ -59,7 +59,5 @@ class BackgroundWrites:
     def move_into(self, target: Path) -> None:
         """:meth:`finish`, then rename each file (or folder) into ``target``."""
         self.finish()
-        if target.absolute() == self.folder.absolute():
-            return
         for name in self._pending:
             os.replace(self.folder / name, target / name)
