@@ -1,8 +1,9 @@
 """The margin and attribution tables of a book: from tail results, stress losses and collateral
 to the output columns of DESIGN.md, through the margin policy.
 
-One function, :func:`assemble_margins`, shared by ``eod``, what-if and partial liquidation, so
-that every one of them applies the very same policy.
+One policy behind :func:`assemble_margins` (the tables of ``eod`` and what-if) and
+:func:`initial_margin` (the figure each partial-liquidation step asks for), so that every one of
+them applies the very same margin.
 """
 
 from __future__ import annotations

@@ -107,8 +107,8 @@ def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _as_categorical(codes: np.ndarray, names: np.ndarray) -> pd.Categorical:
-    """An id column as codes into its sorted distinct ids: a pointer per row and each string
-    once, where an object column held a pointer per row (80 MB per ten million rows)."""
+    """An id column as codes into its sorted distinct ids: a code of 4 bytes or fewer per row
+    and each string once, where an object column held an 8-byte pointer per row."""
     dtype = pd.CategoricalDtype(pd.Index(np.asarray(names, dtype=object), dtype=object))
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
