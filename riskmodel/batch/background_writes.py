@@ -6,9 +6,9 @@ Both are Arrow encoding and copies into the page cache, which hold no GIL, so th
 second core while the liquidation stage (Python on the main thread) runs on the first; about
 0.7 s of a 100,000-account run's writing leaves its critical path.
 
-Each file goes into a folder of its own (the run's work folder, beside ``--out``) and is moved
-into the staged output by :func:`riskmodel.batch.eod.write_eod` with a rename, so the output
-stays all or nothing; a failed write is raised when the run collects it.
+The files go into a folder of their own (``outputs/`` in the run's work folder, beside
+``--out``) and are moved into the staged output by :func:`riskmodel.batch.eod.write_eod` with
+renames, so the output stays all or nothing; a failed write is raised when the run collects it.
 """
 
 from __future__ import annotations
