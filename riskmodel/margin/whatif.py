@@ -383,6 +383,7 @@ def book_tables(
     *,
     floor_pnl: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = None,
     previous: pd.Series | None = None,
+    equity: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """eod's margin and attribution tables for the netting sets of ``book`` (on the state's
     instrument axis), and the anti-procyclicality facts of these sets.
@@ -392,10 +393,11 @@ def book_tables(
     itself margins its book partition by partition through this function, so a what-if and
     a run can never disagree. ``floor_pnl``: per horizon, the P&L and weights of the
     anti-procyclicality floor's long-lookback scenarios (the run's own; what-if has none);
-    ``previous``: the
-    previous run's model margin by ``(account_id, netting_set)`` (buffer release).
+    ``previous``: the previous run's model margin by ``(account_id, netting_set)`` (buffer
+    release); ``equity``: each set's collateral (:meth:`RunState.set_collateral`), when the
+    caller has looked the whole book up at once.
     """
-    measures = _book_measures(state, book, floor_pnl, previous)
+    measures = _book_measures(state, book, floor_pnl, previous, equity)
     margins, attribution = assemble_margins(book, state.instruments, state.spot,
                                             state.valuation_time, measures.tail,
                                             measures.stress, measures.equity, state.config,
@@ -408,7 +410,7 @@ def book_tables(
 def book_initial_margin(state: RunState, book: Book) -> np.ndarray:
     """The ``initial_margin`` column of :func:`book_margins` (the same stages and policy),
     without building the tables: what each step of a partial liquidation asks for."""
-    measures = _book_measures(state, book, None, None)
+    measures = _book_measures(state, book, None, None, None)
     return initial_margin(book, state.instrument_arrays, measures.tail, measures.stress,
                           measures.equity, state.config, apc_base=measures.apc_base)
 
@@ -427,7 +429,7 @@ class _BookMeasures:
 
 def _book_measures(state: RunState, book: Book,
                    floor_pnl: dict[int, tuple[np.ndarray, np.ndarray | None]] | None,
-                   previous: pd.Series | None) -> _BookMeasures:
+                   previous: pd.Series | None, equity: np.ndarray | None) -> _BookMeasures:
     """:func:`book_tables`' stages before the policy (see there)."""
     config = state.config
     unfunded = [a for a in book.sets["account_id"].tolist() if a not in state.funded]
@@ -472,7 +474,8 @@ def _book_measures(state: RunState, book: Book,
               if previous is not None else None)
     apc_base, apc_info = apply_tools(np.maximum(tail.model_measure, 0.0), floor_margin,
                                      before, config)
-    return _BookMeasures(tail, stress, apc_base, apc_info, state.set_collateral(book.sets))
+    return _BookMeasures(tail, stress, apc_base, apc_info,
+                         state.set_collateral(book.sets) if equity is None else equity)
 
 
 def _stress(state: RunState, part: Book, h: int, market: SimpleNamespace
