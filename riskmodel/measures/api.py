@@ -152,7 +152,8 @@ SCREEN_LIMIT = 1e30  # float32 overflows at 3.4e38; a book of such P&L takes the
 
 def float32_screen(instrument_pnl: np.ndarray) -> Float32Screen | None:
     """The float32 first pass of ``instrument_pnl`` (finite, float64), for
-    :func:`tail_measures`; None where a value is too large for float32 to bound its error."""
+    :func:`tail_measures`; None where a value is too large for float32 to bound its error (or
+    is not a number)."""
     pnl = np.ascontiguousarray(instrument_pnl, dtype=np.float64)
     if pnl.size == 0:
         return None
