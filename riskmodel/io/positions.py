@@ -53,25 +53,24 @@ class Accounts:
 
 
 def _netting_sets(table: Table) -> np.ndarray:
-    if "netting_set" not in table.frame.columns:
-        return np.full(len(table.frame), DEFAULT_NETTING_SET, dtype=object)
-    sets = table.text("netting_set", allow_missing=True)
-    sets[sets == ""] = DEFAULT_NETTING_SET
-    return sets
+    """The netting-set column as text, by :func:`_coded_netting_sets`' rule."""
+    return np.asarray(_coded_netting_sets(table), dtype=object)
 
 
 def _coded_netting_sets(table: Table) -> pd.Categorical:
+    """The netting-set column as codes; no column, or a blank cell, is the default set."""
     if "netting_set" not in table.frame.columns:
-        return pd.Categorical.from_codes(np.zeros(len(table.frame), dtype=np.int8),
-                                         categories=[DEFAULT_NETTING_SET])
+        return id_categorical(np.zeros(len(table.frame), dtype=np.int8),
+                              np.array([DEFAULT_NETTING_SET], dtype=object))
     codes, names = table.coded("netting_set", allow_missing=True)
     # a blank set is the default one: merge it with a set written as "default"
     merged, distinct = pd.factorize(np.where(names == "", DEFAULT_NETTING_SET, names))
-    return _categories(merged[codes], np.asarray(distinct, dtype=object))
+    return id_categorical(merged[codes], np.asarray(distinct, dtype=object))
 
 
-def _categories(codes: np.ndarray, names: np.ndarray) -> pd.Categorical:
-    """Rows as codes into distinct ``names``."""
+def id_categorical(codes: np.ndarray, names: np.ndarray) -> pd.Categorical:
+    """An id column as codes into its distinct ``names``: a code of 4 bytes or fewer per row
+    and each string once, where an object column held an 8-byte pointer per row."""
     return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype=object))
 
 
@@ -103,9 +102,9 @@ def load_positions(path: str | Path, instrument_ids: Iterable[str]) -> Positions
                          "position on an unknown instrument")
     frame = pd.DataFrame(
         {
-            "account_id": _categories(account_codes, account_names),
+            "account_id": id_categorical(account_codes, account_names),
             "netting_set": _coded_netting_sets(table),
-            "instrument_id": _categories(instrument_codes, instrument_names),
+            "instrument_id": id_categorical(instrument_codes, instrument_names),
             "quantity": quantity,
             "source_row": np.arange(len(quantity), dtype=np.int64),
         }

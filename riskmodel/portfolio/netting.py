@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from riskmodel.io.positions import id_codes
+from riskmodel.io.positions import id_categorical, id_codes
 
 ZERO_TOLERANCE = 1e-12
 
@@ -106,13 +106,6 @@ def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return rank[codes], names[order]
 
 
-def _as_categorical(codes: np.ndarray, names: np.ndarray) -> pd.Categorical:
-    """An id column as codes into its sorted distinct ids: a code of 4 bytes or fewer per row
-    and each string once, where an object column held an 8-byte pointer per row."""
-    dtype = pd.CategoricalDtype(pd.Index(np.asarray(names, dtype=object), dtype=object))
-    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
-
-
 def _key_order(account: np.ndarray, netting_set: np.ndarray, instrument: np.ndarray,
                n_sets: int, n_instruments: int) -> np.ndarray:
     """The stable order of the rows by (account, set, instrument) codes. One combined integer
@@ -166,9 +159,9 @@ def net_positions(rows: pd.DataFrame, instrument_ids: pd.Index) -> Book:
     indptr = np.append(set_starts, len(a)).astype(np.int64)
     index = index.astype(np.int64, copy=False)
     positions = pd.DataFrame({
-        "account_id": _as_categorical(a, accounts),
-        "netting_set": _as_categorical(s, set_names),
-        "instrument_id": _as_categorical(i, instr_names),
+        "account_id": id_categorical(a, accounts),
+        "netting_set": id_categorical(s, set_names),
+        "instrument_id": id_categorical(i, instr_names),
         "quantity": net, "instrument_index": index,
     }, copy=False)  # a dict is copied by default: ten million rows
     return Book(
