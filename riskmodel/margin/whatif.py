@@ -452,7 +452,7 @@ def _book_measures(state: RunState, book: Book,
             )
         sets = np.flatnonzero(set_horizon == h)
         part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
-        # the float32 first pass costs two reads of the matrix: worth it for a partition, not
+        # the float32 first pass costs a copy of the matrix: worth it for a partition, not
         # for a what-if or a liquidation step (bitwise the same results either way)
         screen = state.screen(h) if part.n_sets >= SCREEN_MIN_SETS else None
         tail.put(sets, rows, tail_measures(

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from riskmodel.measures.kernels import float32_rows, netting_set_tail_screened
+from riskmodel.measures.kernels import SCREEN_LIMIT, float32_rows, netting_set_tail_screened
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,9 +147,6 @@ class Float32Screen:
     row_bound: np.ndarray
 
 
-SCREEN_LIMIT = 1e30  # float32 overflows at 3.4e38; a book of such P&L takes the float64 pass
-
-
 def float32_screen(instrument_pnl: np.ndarray) -> Float32Screen | None:
     """The float32 first pass of ``instrument_pnl`` (finite, float64), for
     :func:`tail_measures`; None where a value is too large for float32 to bound its error (or
@@ -216,7 +213,7 @@ def tail_measures(
         :func:`float32_screen` of ``instrument_pnl``: uniform tails are found from a float32
         first pass that streams half the bytes, and only the candidate scenarios' losses are
         formed in float64. The results are bitwise the same as without it; it pays off from
-        a few ten thousand netting sets per matrix (building it reads the matrix twice).
+        a few ten thousand netting sets per matrix (building it is a pass over the matrix).
 
     Returns
     -------

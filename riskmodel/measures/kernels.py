@@ -403,7 +403,7 @@ def _tail_weighted(loss, weights, confidence, block_max, bs, work, cand_val, can
 
 _U32 = 2.0**-24  # unit roundoff of float32
 _U64 = 2.0**-53
-_SCREEN_LIMIT = 1e30  # beyond this gross scale float32 could overflow: no first pass
+SCREEN_LIMIT = 1e30  # float32 overflows at 3.4e38: beyond this scale, no first pass
 
 
 @njit(cache=True)
@@ -424,7 +424,7 @@ def _screen_eps(instrument_index, quantity, row_bound, p0, p1):
         size += abs(quantity[p])
         rows += bound
         gross += abs(quantity[p]) * bound
-    if not (size < _SCREEN_LIMIT and gross < _SCREEN_LIMIT):
+    if not (size < SCREEN_LIMIT and gross < SCREEN_LIMIT):
         return -1.0
     g32 = (k + 2) * _U32 / (1.0 - (k + 2) * _U32)
     g64 = (k + 2) * _U64 / (1.0 - (k + 2) * _U64)
