@@ -40,7 +40,8 @@ from arch import arch_model
 from scipy import optimize
 
 from riskmodel.config import CalibrationConfig
-from riskmodel.volatility.params import FactorParams
+from riskmodel.validation import check_choice
+from riskmodel.volatility.params import BACKCASTS, MEANS, FactorParams
 from riskmodel.volatility.recursions_python import ewma_backcast
 
 MODELS = ("garch", "gjr", "egarch")
@@ -49,28 +50,27 @@ _ARCH_VOL = {"garch": ("GARCH", 0), "gjr": ("GARCH", 1), "egarch": ("EGARCH", 1)
 _ARCH_DIST = {"normal": "normal", "t": "t", "skewt": "skewt"}
 
 
+_DEFAULTS = CalibrationConfig()  # a Spec's defaults are those of [calibration]
+
+
 @dataclass(frozen=True)
 class Spec:
-    """What to fit for every factor."""
+    """What to fit for every factor (defaults: those of :class:`CalibrationConfig`)."""
 
-    model: str = "garch"
-    dist: str = "normal"
-    mean: str = "zero"
-    backcast: str = "ewma"
-    min_history: int = 500
+    model: str = _DEFAULTS.model
+    dist: str = _DEFAULTS.dist
+    mean: str = _DEFAULTS.mean
+    backcast: str = _DEFAULTS.backcast
+    min_history: int = _DEFAULTS.min_history
     ewma_decay: float = 0.94
     proxies: Mapping[str, str] = field(default_factory=dict)
     max_iter: int | None = None  # optimiser iteration cap (None: arch's default)
 
     def __post_init__(self) -> None:
-        if self.model not in (*MODELS, "auto"):
-            raise ValueError(f"model {self.model!r} must be one of garch, gjr, egarch, auto")
-        if self.dist not in (*DISTS, "auto"):
-            raise ValueError(f"dist {self.dist!r} must be one of normal, t, skewt, auto")
-        if self.mean not in ("zero", "constant"):
-            raise ValueError(f"mean {self.mean!r} must be zero or constant")
-        if self.backcast not in ("ewma", "sample"):
-            raise ValueError(f"backcast {self.backcast!r} must be ewma or sample")
+        check_choice("model", self.model, (*MODELS, "auto"), error=ValueError)
+        check_choice("dist", self.dist, (*DISTS, "auto"), error=ValueError)
+        check_choice("mean", self.mean, MEANS, error=ValueError)
+        check_choice("backcast", self.backcast, BACKCASTS, error=ValueError)
 
     @classmethod
     def from_config(cls, calibration: CalibrationConfig, ewma_decay: float) -> Spec:

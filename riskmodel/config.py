@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riskmodel.errors import UsageError
+from riskmodel.validation import check_choice, check_int, check_number
 
 if TYPE_CHECKING:
     from riskmodel.margin.addons import AddonPolicy
@@ -75,13 +76,16 @@ class RateTable:
                     f"(known: {', '.join(INSTRUMENT_KINDS)})"
                 )
 
-    def validate(self, name: str, *, strictly_positive: bool = False) -> None:
+    def validate(self, name: str, *, strictly_positive: bool = False,
+                 error: type[Exception] = UsageError) -> None:
+        """Raise ``error`` unless every rate is a number in [0, 10] (in (0, 10] when
+        ``strictly_positive``) and every ``kind.*`` key a known instrument kind."""
         for key, value in self.entries(name):
-            _require_number(key, value)
+            check_number(key, value, error=error)
             if not (0.0 <= value <= 10.0) or (strictly_positive and value <= 0.0):
                 bound = "in (0, 10]" if strictly_positive else "in [0, 10]"
-                raise UsageError(f"config: {key} = {value!r} must be {bound}")
-        self.check_kinds(name)
+                raise error(f"config: {key} = {value!r} must be {bound}")
+        self.check_kinds(name, error)
 
 
 @dataclass(frozen=True)
@@ -102,15 +106,15 @@ class MarginPolicy:
     flat_rates: RateTable = field(default_factory=lambda: RateTable(default=0.10))
 
     def __post_init__(self) -> None:
-        _require_number("margin.mm_ratio", self.mm_ratio)
+        check_number("margin.mm_ratio", self.mm_ratio)
         if not 0.0 < self.mm_ratio <= 1.0:
             raise UsageError(f"config: margin.mm_ratio = {self.mm_ratio!r} must be in (0, 1]")
-        _require_number("margin.warning_multiple", self.warning_multiple)
+        check_number("margin.warning_multiple", self.warning_multiple)
         if not 1.0 <= self.warning_multiple <= 10.0:
             raise UsageError(
                 f"config: margin.warning_multiple = {self.warning_multiple!r} must be in [1, 10]"
             )
-        _require_number("margin.min_initial_margin", self.min_initial_margin)
+        check_number("margin.min_initial_margin", self.min_initial_margin)
         if self.min_initial_margin < 0:
             raise UsageError(
                 f"config: margin.min_initial_margin = {self.min_initial_margin!r} must be >= 0"
@@ -140,12 +144,12 @@ class CalibrationConfig:
     proxies: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _choice("calibration.model", self.model, ("garch", "gjr", "egarch", "auto"))
-        _choice("calibration.dist", self.dist, ("normal", "t", "skewt", "auto"))
-        _choice("calibration.mean", self.mean, ("zero", "constant"))
-        _choice("calibration.backcast", self.backcast, ("ewma", "sample"))
-        _require_int("calibration.min_history", self.min_history, low=50, high=1_000_000)
-        _require_number("calibration.max_age_days", self.max_age_days)
+        check_choice("calibration.model", self.model, ("garch", "gjr", "egarch", "auto"))
+        check_choice("calibration.dist", self.dist, ("normal", "t", "skewt", "auto"))
+        check_choice("calibration.mean", self.mean, ("zero", "constant"))
+        check_choice("calibration.backcast", self.backcast, ("ewma", "sample"))
+        check_int("calibration.min_history", self.min_history, low=50, high=1_000_000)
+        check_number("calibration.max_age_days", self.max_age_days)
         if self.max_age_days <= 0:
             raise UsageError(
                 f"config: calibration.max_age_days = {self.max_age_days!r} must be > 0"
@@ -178,22 +182,22 @@ class StressGrid:
         for key, value in [("move", self.move), *(
             (f"move_by_underlying.{k}", v) for k, v in self.move_by_underlying.items()
         )]:
-            _require_number(f"stress.grid.{key}", value)
+            check_number(f"stress.grid.{key}", value)
             if not 0.0 < value < 1.0:
                 raise UsageError(f"config: stress.grid.{key} = {value!r} must be in (0, 1)")
-        _require_int("stress.grid.steps", self.steps, low=3, high=101)
+        check_int("stress.grid.steps", self.steps, low=3, high=101)
         if self.steps % 2 == 0:
             raise UsageError(f"config: stress.grid.steps = {self.steps} must be odd (0 included)")
-        _require_number("stress.grid.extreme_multiple", self.extreme_multiple)
+        check_number("stress.grid.extreme_multiple", self.extreme_multiple)
         if not 1.0 <= self.extreme_multiple <= 10.0:
             raise UsageError("config: stress.grid.extreme_multiple = "
                              f"{self.extreme_multiple!r} must be in [1, 10]")
-        _require_number("stress.grid.extreme_fraction", self.extreme_fraction)
+        check_number("stress.grid.extreme_fraction", self.extreme_fraction)
         if not 0.0 <= self.extreme_fraction <= 1.0:
             raise UsageError("config: stress.grid.extreme_fraction = "
                              f"{self.extreme_fraction!r} must be in [0, 1]")
         for v in self.vol_shifts:
-            _require_number("stress.grid.vol_shifts", v)
+            check_number("stress.grid.vol_shifts", v)
             if not -1.0 < v <= 5.0:
                 raise UsageError(f"config: stress.grid.vol_shifts value {v!r} must be in (-1, 5]")
 
@@ -216,8 +220,8 @@ class StressConfig:
     grid: StressGrid = field(default_factory=StressGrid)
 
     def __post_init__(self) -> None:
-        _choice("stress.mode", self.mode, STRESS_MODES)
-        _require_number("stress.weight", self.weight)
+        check_choice("stress.mode", self.mode, STRESS_MODES)
+        check_number("stress.weight", self.weight)
         if not 0.0 <= self.weight <= 10.0 or (self.mode == "blend" and self.weight > 1.0):
             raise UsageError(f"config: stress.weight = {self.weight!r} must be in [0, 10] "
                              "([0, 1] for blend)")
@@ -240,18 +244,18 @@ class ProcyclicalityConfig:
 
     def __post_init__(self) -> None:
         for tool in self.tools:
-            _choice("anti_procyclicality.tools", tool, APC_TOOLS)
+            check_choice("anti_procyclicality.tools", tool, APC_TOOLS)
         for key, low in (("buffer", 0.25), ("stressed_weight", 0.25)):
             value = getattr(self, key)
-            _require_number(f"anti_procyclicality.{key}", value)
+            check_number(f"anti_procyclicality.{key}", value)
             if not low <= value < 1.0:
                 raise UsageError(f"config: anti_procyclicality.{key} = {value!r} must be in "
                                  f"[{low}, 1) (EMIR Article 28 asks for at least {low:.0%})")
-        _require_number("anti_procyclicality.release_trigger", self.release_trigger)
+        check_number("anti_procyclicality.release_trigger", self.release_trigger)
         if not 0.0 < self.release_trigger <= 10.0:
             raise UsageError("config: anti_procyclicality.release_trigger = "
                              f"{self.release_trigger!r} must be in (0, 10]")
-        _require_int("anti_procyclicality.floor_lookback", self.floor_lookback, low=250,
+        check_int("anti_procyclicality.floor_lookback", self.floor_lookback, low=250,
                      high=100_000)
 
 
@@ -275,7 +279,7 @@ class ImpliedVolConfig:
 
     def __post_init__(self) -> None:
         for name in ("rule_beta", "rule_power", "rule_floor", "rule_cap"):
-            _require_number(f"implied_vol.{name}", getattr(self, name))
+            check_number(f"implied_vol.{name}", getattr(self, name))
         if not 0.0 <= self.rule_beta <= 20.0:
             raise UsageError(f"config: implied_vol.rule_beta = {self.rule_beta!r} must be in "
                              "[0, 20]")
@@ -311,7 +315,7 @@ class CollateralConfig:
                              f"{self.reporting_currency!r} must be a non-empty name")
         for key, value in [("default_haircut", self.default_haircut),
                            *((f"haircuts.{k}", v) for k, v in self.haircuts.items())]:
-            _require_number(f"collateral.{key}", value)
+            check_number(f"collateral.{key}", value)
             if not 0.0 <= value < 1.0:
                 raise UsageError(f"config: collateral.{key} = {value!r} must be in [0, 1)")
 
@@ -346,7 +350,7 @@ class LiquidationConfig:
     def __post_init__(self) -> None:
         self.penalty_rates.validate("liquidation.penalty_rates")
         for name in ("target_margin_level", "map_range", "impact_coefficient"):
-            _require_number(f"liquidation.{name}", getattr(self, name))
+            check_number(f"liquidation.{name}", getattr(self, name))
         if not 0.1 <= self.target_margin_level <= 10.0:
             raise UsageError("config: liquidation.target_margin_level = "
                              f"{self.target_margin_level!r} must be in [0.1, 10]")
@@ -356,15 +360,15 @@ class LiquidationConfig:
         if not 0.0 < self.map_range < 1.0:
             raise UsageError(f"config: liquidation.map_range = {self.map_range!r} must be in "
                              "(0, 1) (a fall of 100% or more is no price)")
-        _require_int("liquidation.map_points", self.map_points, low=3, high=1001)
+        check_int("liquidation.map_points", self.map_points, low=3, high=1001)
         if self.impact_coefficient < 0:
             raise UsageError("config: liquidation.impact_coefficient = "
                              f"{self.impact_coefficient!r} must be >= 0")
         for k, v in self.impact_adv.items():
-            _require_number(f"liquidation.impact_adv.{k}", v)
+            check_number(f"liquidation.impact_adv.{k}", v)
             if v <= 0:
                 raise UsageError(f"config: liquidation.impact_adv.{k} = {v!r} must be > 0")
-        _require_int("liquidation.cascade_max_rounds", self.cascade_max_rounds, low=1,
+        check_int("liquidation.cascade_max_rounds", self.cascade_max_rounds, low=1,
                      high=10_000)
 
 
@@ -402,11 +406,11 @@ class RunConfig:
     collateral: CollateralConfig = field(default_factory=CollateralConfig)
 
     def __post_init__(self) -> None:
-        _choice("method", self.method, METHODS)
-        _choice("measure", self.measure, MEASURES)
-        _choice("volatility.model", self.vol_model, VOL_MODELS)
-        _choice("returns.default", self.default_return, RETURN_KINDS)
-        _choice("monte_carlo.innovations", self.mc_innovations, MC_INNOVATIONS)
+        check_choice("method", self.method, METHODS)
+        check_choice("measure", self.measure, MEASURES)
+        check_choice("volatility.model", self.vol_model, VOL_MODELS)
+        check_choice("returns.default", self.default_return, RETURN_KINDS)
+        check_choice("monte_carlo.innovations", self.mc_innovations, MC_INNOVATIONS)
         if not isinstance(self.mc_antithetic, bool):
             raise UsageError(f"monte_carlo.antithetic = {self.mc_antithetic!r} must be true or "
                              "false")
@@ -417,19 +421,19 @@ class RunConfig:
             raise UsageError(f"scenarios = {self.scenarios} must be even with "
                              "monte_carlo.antithetic = true (scenarios come in pairs)")
         for asset, kind in self.asset_returns.items():
-            _choice(f"returns.assets.{asset}", kind, RETURN_KINDS)
-        _require_number("confidence", self.confidence)
+            check_choice(f"returns.assets.{asset}", kind, RETURN_KINDS)
+        check_number("confidence", self.confidence)
         if not 0.0 < self.confidence < 1.0:
             raise UsageError(f"confidence = {self.confidence!r} must be in (0, 1)")
-        _require_int("horizon", self.horizon, low=1, high=250)
-        _require_int("lookback", self.lookback, low=2, high=100_000)
-        _require_int("scenarios", self.scenarios, low=100, high=10_000_000)
-        _require_int("seed", self.seed, low=0, high=2**63 - 1)
-        _require_int("volatility.garch_fit_window", self.garch_fit_window, low=100, high=100_000)
-        _require_int("min_history", self.min_history, low=2, high=100_000)
-        _require_int("run.chunk_size", self.chunk_size, low=1, high=10_000_000)
-        _require_int("run.partition_size", self.partition_size, low=1, high=100_000_000)
-        _require_number("volatility.ewma_lambda", self.ewma_lambda)
+        check_int("horizon", self.horizon, low=1, high=250)
+        check_int("lookback", self.lookback, low=2, high=100_000)
+        check_int("scenarios", self.scenarios, low=100, high=10_000_000)
+        check_int("seed", self.seed, low=0, high=2**63 - 1)
+        check_int("volatility.garch_fit_window", self.garch_fit_window, low=100, high=100_000)
+        check_int("min_history", self.min_history, low=2, high=100_000)
+        check_int("run.chunk_size", self.chunk_size, low=1, high=10_000_000)
+        check_int("run.partition_size", self.partition_size, low=1, high=100_000_000)
+        check_number("volatility.ewma_lambda", self.ewma_lambda)
         if not 0.0 < self.ewma_lambda < 1.0:
             raise UsageError(
                 f"config: volatility.ewma_lambda = {self.ewma_lambda!r} must be in (0, 1)"
@@ -438,11 +442,11 @@ class RunConfig:
                         *((f"horizons.kind.{k}", v) for k, v in self.horizons_by_kind.items()),
                         *((f"horizons.account_type.{k}", v)
                           for k, v in self.horizons_by_account_type.items())]:
-            _require_int(name, h, low=1, high=250)
+            check_int(name, h, low=1, high=250)
             if h >= self.lookback:
                 raise UsageError(f"{name} = {h} must be shorter than lookback = {self.lookback}")
         for k in self.horizons_by_kind:
-            _choice("horizons.kind", k, INSTRUMENT_KINDS)
+            check_choice("horizons.kind", k, INSTRUMENT_KINDS)
 
     def horizon_of_kind(self, kind: str) -> int:
         """Margin period of risk of an instrument kind (``[horizons.kind]``, else ``horizon``)."""
@@ -556,7 +560,7 @@ def config_from_mapping(
         if not isinstance(adv, Mapping):
             raise UsageError(f"{source}: [addons.adv] must be a table of underlying = notional")
         for k, v in adv.items():
-            _require_number(f"addons.adv.{k}", v)
+            check_number(f"addons.adv.{k}", v)
             if v <= 0:
                 raise UsageError(f"config: addons.adv.{k} = {v!r} must be > 0")
         kwargs["addon_adv"] = dict(adv)
@@ -706,20 +710,3 @@ def _rate_table(raw: Any, default: RateTable, name: str, source: str,
         kind=dict(raw.get("kind", {})),
         underlying=dict(raw.get("underlying", {})),
     )
-
-
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise UsageError(f"{key} = {value!r} must be one of: {', '.join(allowed)}")
-
-
-def _require_number(key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsageError(f"{key} = {value!r} must be a finite number")
-
-
-def _require_int(key: str, value: Any, *, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{key} = {value!r} must be an integer")
-    if not low <= value <= high:
-        raise UsageError(f"{key} = {value!r} must be between {low} and {high}")

@@ -45,6 +45,7 @@ import numpy as np
 from riskmodel.config import RateTable
 from riskmodel.errors import UsageError
 from riskmodel.margin.policy import per_set_sum, position_rates
+from riskmodel.validation import is_finite_number, is_number
 
 __all__ = [
     "AddonConfigError",
@@ -76,14 +77,13 @@ class ThresholdTable(RateTable):
     kind: Mapping[str, float] = field(default_factory=dict)
     underlying: Mapping[str, float] = field(default_factory=dict)
 
-    def validate(self, name: str, *, strictly_positive: bool = True) -> None:
-        """Raise :class:`AddonConfigError` unless every threshold is a number in (0, inf]."""
+    def validate(self, name: str, *, strictly_positive: bool = True,
+                 error: type[Exception] = AddonConfigError) -> None:
+        """Raise ``error`` unless every threshold is a number in (0, inf] (NaN is not)."""
         for key, value in self.entries(name):
-            if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or math.isnan(value) or not value > 0.0):
-                raise AddonConfigError(f"config: {key} = {value!r} must be a number > 0 "
-                                       "(inf: no threshold)")
-        self.check_kinds(name, AddonConfigError)
+            if not (is_number(value) and value > 0.0):
+                raise error(f"config: {key} = {value!r} must be a number > 0 (inf: no threshold)")
+        self.check_kinds(name, error)
 
 
 @dataclass(frozen=True)
@@ -120,21 +120,18 @@ class AddonPolicy:
             table = getattr(self, name)
             if not isinstance(table, RateTable):
                 raise AddonConfigError(f"config: addons.{name} = {table!r} must be a RateTable")
-            try:
-                table.validate(f"addons.{name}")
-            except UsageError as exc:
-                raise AddonConfigError(str(exc)) from None
+            table.validate(f"addons.{name}", error=AddonConfigError)
         if not isinstance(self.concentration_threshold, ThresholdTable):
             raise AddonConfigError("config: addons.concentration_threshold = "
                                    f"{self.concentration_threshold!r} must be a ThresholdTable")
         self.concentration_threshold.validate("addons.concentration_threshold")
         power = self.concentration_power
-        if not _finite_number(power) or not 1.0 < power <= 10.0:
+        if not is_finite_number(power) or not 1.0 < power <= 10.0:
             raise AddonConfigError(
                 f"config: addons.concentration_power = {power!r} must be in (1, 10]"
             )
         multiple = self.threshold_adv_multiple
-        if multiple is not None and (not _finite_number(multiple) or multiple <= 0.0):
+        if multiple is not None and (not is_finite_number(multiple) or multiple <= 0.0):
             raise AddonConfigError(
                 f"config: addons.threshold_adv_multiple = {multiple!r} must be a finite "
                 "number > 0 (or unset)"
@@ -193,7 +190,7 @@ def position_addons(
     multiple = policy.threshold_adv_multiple
     if multiple is not None and adv_by_underlying:
         for key, adv in adv_by_underlying.items():
-            if not _finite_number(adv) or adv <= 0.0:
+            if not is_finite_number(adv) or adv <= 0.0:
                 raise AddonConfigError(
                     f"adv_by_underlying[{key!r}] = {adv!r} must be a finite number > 0"
                 )
@@ -246,8 +243,3 @@ def set_addons(
             f"indptr must be non-decreasing from 0 to n_positions = {liquidity.size}"
         )
     return per_set_sum(liquidity + concentration, indptr)
-
-
-def _finite_number(value: object) -> bool:
-    return (not isinstance(value, bool) and isinstance(value, (int, float))
-            and math.isfinite(value))

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from riskmodel.errors import InputDataError
+from riskmodel.validation import check_choice, check_number
 
 SCHEMA_VERSION = 1
 VOL_MODELS = ("ewma", "garch", "gjr", "egarch")
@@ -99,12 +100,13 @@ class FactorParams:
     std_errors: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _one_of("model", self.model, VOL_MODELS)
-        _one_of("dist", self.dist, DISTRIBUTIONS)
-        _one_of("mean", self.mean, MEANS)
-        _one_of("backcast", self.backcast, BACKCASTS)
+        # ValueError: the loader reports it as an input error naming the factor (exit 3)
+        check_choice("model", self.model, VOL_MODELS, error=ValueError)
+        check_choice("dist", self.dist, DISTRIBUTIONS, error=ValueError)
+        check_choice("mean", self.mean, MEANS, error=ValueError)
+        check_choice("backcast", self.backcast, BACKCASTS, error=ValueError)
         for name in ("return_scale", "mu", "omega", "alpha", "gamma", "beta", "decay"):
-            _finite(name, getattr(self, name))
+            check_number(name, getattr(self, name), error=ValueError)
         if self.return_scale <= 0:
             raise ValueError(f"return_scale = {self.return_scale!r} must be > 0")
         if self.model in ("garch", "gjr"):
@@ -286,13 +288,3 @@ def load_parameter_set(path: str | Path) -> ParameterSet:
         dependence=raw.get("dependence"),
         source=str(p),
     )
-
-
-def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} = {value!r} must be one of {', '.join(allowed)}")
-
-
-def _finite(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} = {value!r} must be a finite number")
