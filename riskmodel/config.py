@@ -449,12 +449,17 @@ class LiquidationConfig:
         if self.impact_coefficient < 0:
             raise UsageError("config: liquidation.impact_coefficient = "
                              f"{self.impact_coefficient!r} must be >= 0")
-        for k, v in self.impact_adv.items():
-            check_number(f"liquidation.impact_adv.{k}", v)
-            if v <= 0:
-                raise UsageError(f"config: liquidation.impact_adv.{k} = {v!r} must be > 0")
+        _check_positive_table("liquidation.impact_adv", self.impact_adv)
         check_int("liquidation.cascade_max_rounds", self.cascade_max_rounds, low=1,
                      high=10_000)
+
+
+def _check_positive_table(name: str, table: Mapping[str, Any]) -> None:
+    """Every value of ``[name]`` (underlying = notional) must be a finite number > 0."""
+    for key, value in table.items():
+        check_number(f"{name}.{key}", value)
+        if value <= 0:
+            raise UsageError(f"config: {name}.{key} = {value!r} must be > 0")
 
 
 @dataclass(frozen=True)
@@ -613,136 +618,70 @@ def config_from_mapping(
     overrides: Mapping[str, Any] | None = None,
     source: str = "config",
 ) -> RunConfig:
-    """Build a validated :class:`RunConfig` from parsed TOML and flag overrides."""
+    """Build a validated :class:`RunConfig` from parsed TOML and flag overrides.
+
+    Parameters
+    ----------
+    raw : mapping
+        The parsed ``RUN.toml``: top-level keys and one table per section.
+    overrides : mapping, optional
+        Flat top-level keys from command-line flags; a non-None value wins over the file's.
+    source : str
+        What unknown-key and wrong-shape messages name (the file's path).
+
+    Raises
+    ------
+    UsageError
+        (exit 2) naming the key and the value when anything is unknown or out of range.
+    """
+    kwargs = _top_level(raw, source)
+    for build in _SECTION_BUILDERS:  # in this order: the first bad section is the one reported
+        kwargs.update(build(raw, source))
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if flags:
+        RunConfig(**kwargs)  # the file's own values are validated even where a flag wins
+    return RunConfig(**{**kwargs, **flags})
+
+
+# --- one builder per section: (parsed TOML, source) -> RunConfig keyword arguments -------------
+
+
+def _top_level(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The top-level keys (``method``, ``confidence``, ...); an unknown key is an error."""
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key in _TOP_LEVEL:
             kwargs[_TOP_LEVEL[key]] = value
         elif key not in _SECTIONS:
             raise UsageError(f"{source}: unknown key {key!r}")
+    return kwargs
 
-    vol = _section(raw, "volatility", {"model", "ewma_lambda", "garch_fit_window"}, source)
-    if "model" in vol:
-        kwargs["vol_model"] = vol["model"]
-    if "ewma_lambda" in vol:
-        kwargs["ewma_lambda"] = vol["ewma_lambda"]
-    if "garch_fit_window" in vol:
-        kwargs["garch_fit_window"] = vol["garch_fit_window"]
 
-    ret = _section(raw, "returns", {"default", "assets"}, source)
-    if "default" in ret:
-        kwargs["default_return"] = ret["default"]
-    if "assets" in ret:
-        if not isinstance(ret["assets"], Mapping):
-            raise UsageError(f"{source}: [returns.assets] must be a table of asset = kind")
-        kwargs["asset_returns"] = dict(ret["assets"])
+def _volatility(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    names = {"model": "vol_model", "ewma_lambda": "ewma_lambda",
+             "garch_fit_window": "garch_fit_window"}
+    return _renamed(_section(raw, "volatility", set(names), source), names)
 
-    addons = _section(raw, "addons", {"spreads", "concentration_threshold", "concentration_rate",
-                                      "concentration_power", "threshold_adv_multiple", "adv"},
-                      source)
-    if "adv" in addons:
-        adv = addons.pop("adv")
-        if not isinstance(adv, Mapping):
-            raise UsageError(f"{source}: [addons.adv] must be a table of underlying = notional")
-        for k, v in adv.items():
-            check_number(f"addons.adv.{k}", v)
-            if v <= 0:
-                raise UsageError(f"config: addons.adv.{k} = {v!r} must be > 0")
-        kwargs["addon_adv"] = dict(adv)
-    kwargs["addons"] = _addon_policy(addons, source)
 
-    apc = _section(raw, "anti_procyclicality", {"tools", "buffer", "release_trigger",
-                                                "stressed_weight", "stressed_windows",
-                                                "floor_lookback"}, source)
-    for key in ("tools", "stressed_windows"):
-        if key in apc:
-            apc[key] = tuple(apc[key])
-    kwargs["anti_procyclicality"] = ProcyclicalityConfig(**apc)
+def _returns(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    names = {"default": "default_return", "assets": "asset_returns"}
+    section = _section(raw, "returns", set(names), source)
+    _mapping(section, "assets", "returns", "asset = kind", source)
+    return _renamed(section, names)
 
-    horizons = _section(raw, "horizons", {"kind", "account_type"}, source)
-    for key, field_name in (("kind", "horizons_by_kind"),
-                            ("account_type", "horizons_by_account_type")):
-        if key in horizons:
-            if not isinstance(horizons[key], Mapping):
-                raise UsageError(f"{source}: [horizons.{key}] must be a table of {key} = days")
-            kwargs[field_name] = dict(horizons[key])
 
-    mc = _section(raw, "monte_carlo", {"innovations", "antithetic"}, source)
-    if "innovations" in mc:
-        kwargs["mc_innovations"] = mc["innovations"]
-    if "antithetic" in mc:
-        kwargs["mc_antithetic"] = mc["antithetic"]
-
-    run = _section(raw, "run", {"chunk_size", "partition_size"}, source)
-    if "chunk_size" in run:
-        kwargs["chunk_size"] = run["chunk_size"]
-    if "partition_size" in run:
-        kwargs["partition_size"] = run["partition_size"]
-
-    margin = _section(
-        raw,
-        "margin",
-        {"mm_ratio", "warning_multiple", "min_initial_margin", *_RATE_TABLES},
-        source,
-    )
-    margin_kwargs: dict[str, Any] = {
-        k: margin[k] for k in ("mm_ratio", "warning_multiple", "min_initial_margin") if k in margin
-    }
-    defaults = MarginPolicy()
-    for table in _RATE_TABLES:
-        if table in margin:
-            margin_kwargs[table] = _rate_table(
-                margin[table], getattr(defaults, table), table, source
-            )
-    kwargs["margin"] = MarginPolicy(**margin_kwargs)
-
-    cal = _section(
-        raw, "calibration",
-        {"model", "dist", "mean", "backcast", "min_history", "max_age_days", "proxies"}, source,
-    )
-    if "proxies" in cal and not isinstance(cal["proxies"], Mapping):
-        raise UsageError(f"{source}: [calibration.proxies] must be a table of factor = proxy")
-    kwargs["calibration"] = CalibrationConfig(**cal)
-
-    stress = _section(
-        raw, "stress",
-        {"mode", "weight", "historical", "windows_file", "files", "proxies", "grid"}, source,
-    )
-    if "grid" in stress:
-        grid = _section(stress, "grid", {"enabled", "move", "steps", "extreme_multiple",
-                                         "extreme_fraction", "vol_shifts",
-                                         "move_by_underlying"}, source)
-        if "vol_shifts" in grid:
-            grid["vol_shifts"] = tuple(grid["vol_shifts"])
-        stress["grid"] = StressGrid(**grid)
-    if "files" in stress:
-        stress["files"] = tuple(stress["files"])
-    kwargs["stress"] = StressConfig(**stress)
-
-    liq = _section(raw, "liquidation", {"penalty_rates", "target_margin_level",
-                                        "include_margin_call", "map_range", "map_points",
-                                        "impact_coefficient", "impact_adv",
-                                        "cascade_max_rounds"}, source)
-    if "penalty_rates" in liq:
-        liq["penalty_rates"] = _rate_table(liq["penalty_rates"], RateTable(default=0.0),
-                                           "penalty_rates", source, section="liquidation")
-    _mapping(liq, "impact_adv", "liquidation", "underlying = notional", source)
-    kwargs["liquidation"] = LiquidationConfig(**liq)
-
-    iv = _section(raw, "implied_vol", {"factors", "rule_beta", "rule_power", "rule_floor",
-                                       "rule_cap"}, source)
-    _mapping(iv, "factors", "implied_vol", "underlying = implied-vol column", source)
-    kwargs["implied_vol"] = ImpliedVolConfig(**iv)
-
-    coll = _section(raw, "collateral", {"reporting_currency", "haircuts", "default_haircut"},
-                    source)
-    _mapping(coll, "haircuts", "collateral", "asset = haircut", source)
-    kwargs["collateral"] = CollateralConfig(**coll)
-
-    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if flags:
-        RunConfig(**kwargs)  # the file's own values are validated even where a flag wins
-    return RunConfig(**{**kwargs, **flags})
+def _addons(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``[addons]``: the :class:`AddonPolicy` and, from ``[addons.adv]``, ``addon_adv``."""
+    section = _section(raw, "addons", {"spreads", "concentration_threshold",
+                                       "concentration_rate", "concentration_power",
+                                       "threshold_adv_multiple", "adv"}, source)
+    kwargs: dict[str, Any] = {}
+    if "adv" in section:
+        _mapping(section, "adv", "addons", "underlying = notional", source)
+        kwargs["addon_adv"] = section.pop("adv")
+        _check_positive_table("addons.adv", kwargs["addon_adv"])
+    kwargs["addons"] = _addon_policy(section, source)
+    return kwargs
 
 
 def _addon_policy(raw: Mapping[str, Any], source: str) -> AddonPolicy:
@@ -760,6 +699,106 @@ def _addon_policy(raw: Mapping[str, Any], source: str) -> AddonPolicy:
         if name in raw:
             kwargs[name] = raw[name]
     return AddonPolicy(**kwargs)
+
+
+def _anti_procyclicality(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    section = _section(raw, "anti_procyclicality", {"tools", "buffer", "release_trigger",
+                                                    "stressed_weight", "stressed_windows",
+                                                    "floor_lookback"}, source)
+    for key in ("tools", "stressed_windows"):
+        if key in section:
+            section[key] = tuple(section[key])
+    return {"anti_procyclicality": ProcyclicalityConfig(**section)}
+
+
+def _horizons(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    names = {"kind": "horizons_by_kind", "account_type": "horizons_by_account_type"}
+    section = _section(raw, "horizons", set(names), source)
+    for key in names:
+        _mapping(section, key, "horizons", f"{key} = days", source)
+    return _renamed(section, names)
+
+
+def _monte_carlo(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    names = {"innovations": "mc_innovations", "antithetic": "mc_antithetic"}
+    return _renamed(_section(raw, "monte_carlo", set(names), source), names)
+
+
+def _run(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    names = {"chunk_size": "chunk_size", "partition_size": "partition_size"}
+    return _renamed(_section(raw, "run", set(names), source), names)
+
+
+def _margin(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    section = _section(raw, "margin", {"mm_ratio", "warning_multiple", "min_initial_margin",
+                                       *_RATE_TABLES}, source)
+    defaults = MarginPolicy()
+    for table in _RATE_TABLES:
+        if table in section:
+            section[table] = _rate_table(section[table], getattr(defaults, table), table, source)
+    return {"margin": MarginPolicy(**section)}
+
+
+def _calibration(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    section = _section(raw, "calibration", {"model", "dist", "mean", "backcast", "min_history",
+                                            "max_age_days", "proxies"}, source)
+    _mapping(section, "proxies", "calibration", "factor = proxy", source)
+    return {"calibration": CalibrationConfig(**section)}
+
+
+def _stress(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    section = _section(raw, "stress", {"mode", "weight", "historical", "windows_file", "files",
+                                       "proxies", "grid"}, source)
+    if "grid" in section:
+        grid = _section(section, "grid", {"enabled", "move", "steps", "extreme_multiple",
+                                          "extreme_fraction", "vol_shifts",
+                                          "move_by_underlying"}, source)
+        if "vol_shifts" in grid:
+            grid["vol_shifts"] = tuple(grid["vol_shifts"])
+        section["grid"] = StressGrid(**grid)
+    if "files" in section:
+        section["files"] = tuple(section["files"])
+    return {"stress": StressConfig(**section)}
+
+
+def _liquidation(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    section = _section(raw, "liquidation", {"penalty_rates", "target_margin_level",
+                                            "include_margin_call", "map_range", "map_points",
+                                            "impact_coefficient", "impact_adv",
+                                            "cascade_max_rounds"}, source)
+    if "penalty_rates" in section:
+        section["penalty_rates"] = _rate_table(section["penalty_rates"], RateTable(default=0.0),
+                                               "penalty_rates", source, section="liquidation")
+    _mapping(section, "impact_adv", "liquidation", "underlying = notional", source)
+    return {"liquidation": LiquidationConfig(**section)}
+
+
+def _implied_vol(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    section = _section(raw, "implied_vol", {"factors", "rule_beta", "rule_power", "rule_floor",
+                                            "rule_cap"}, source)
+    _mapping(section, "factors", "implied_vol", "underlying = implied-vol column", source)
+    return {"implied_vol": ImpliedVolConfig(**section)}
+
+
+def _collateral(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    section = _section(raw, "collateral", {"reporting_currency", "haircuts", "default_haircut"},
+                       source)
+    _mapping(section, "haircuts", "collateral", "asset = haircut", source)
+    return {"collateral": CollateralConfig(**section)}
+
+
+_SECTION_BUILDERS = (
+    _volatility, _returns, _addons, _anti_procyclicality, _horizons, _monte_carlo, _run, _margin,
+    _calibration, _stress, _liquidation, _implied_vol, _collateral,
+)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _renamed(section: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """``section`` with each key replaced by the RunConfig field ``names`` maps it to."""
+    return {names[key]: value for key, value in section.items()}
 
 
 def _mapping(section: dict[str, Any], key: str, name: str, shape: str, source: str) -> None:
