@@ -35,7 +35,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from riskmodel.backtest.statistics import _validate_frame
+from riskmodel.backtest.statistics.table import validate_backtest_table
 
 __all__ = ["write_report"]
 
@@ -348,7 +348,7 @@ def write_report(
     for key in ("portfolios", "pooled"):
         if key not in summary:
             raise ValueError(f"summary is missing {key!r}; pass what summarise() returned")
-    frame = _validate_frame(backtest)
+    frame = validate_backtest_table(backtest)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     portfolios: list[dict[str, Any]] = list(summary["portfolios"])

@@ -320,7 +320,7 @@ def test_fast_tail_simulation_agrees_with_full_draws():
 def test_tail_simulation_in_many_batches_is_the_same_process(monkeypatch):
     # Small batches: the geometric gaps continue across batches; the count of tail events per
     # path is Binomial(T, alpha) and, for a normal law, E[L 1{L > VaR}] = alpha ES.
-    import riskmodel.backtest.statistics as mod
+    import riskmodel.backtest.statistics.es_test as mod
 
     monkeypatch.setattr(mod, "_TAIL_BATCH", 257)
     alpha, T, n_sim = 0.025, 40, 50_000
