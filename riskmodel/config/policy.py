@@ -1,0 +1,305 @@
+"""The sections of a run configuration: margin, calibration, stress, anti-procyclicality,
+implied volatility, collateral and liquidation, each a frozen dataclass validated on construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from riskmodel.config.rates import RateTable
+from riskmodel.errors import UsageError
+from riskmodel.validation import check_choice, check_int, check_number
+
+
+@dataclass(frozen=True)
+class MarginPolicy:
+    """How the model measure becomes initial margin, maintenance margin and a status.
+
+    ``initial_margin = max(model_margin + addons, initial_floor)`` where ``initial_floor =
+    max(min_initial_margin, sum |notional| x initial_floor_rate, maintenance_floor)``;
+    ``maintenance_margin = max(mm_ratio x initial_margin, maintenance_floor)`` where
+    ``maintenance_floor = sum |notional| x maintenance_rate``.
+    """
+
+    mm_ratio: float = 0.75
+    warning_multiple: float = 1.2
+    min_initial_margin: float = 0.0
+    maintenance_rates: RateTable = field(default_factory=lambda: RateTable(default=0.01))
+    initial_floor_rates: RateTable = field(default_factory=lambda: RateTable(default=0.01))
+    flat_rates: RateTable = field(default_factory=lambda: RateTable(default=0.10))
+
+    def __post_init__(self) -> None:
+        check_number("margin.mm_ratio", self.mm_ratio)
+        if not 0.0 < self.mm_ratio <= 1.0:
+            raise UsageError(f"config: margin.mm_ratio = {self.mm_ratio!r} must be in (0, 1]")
+        check_number("margin.warning_multiple", self.warning_multiple)
+        if not 1.0 <= self.warning_multiple <= 10.0:
+            raise UsageError(
+                f"config: margin.warning_multiple = {self.warning_multiple!r} must be in [1, 10]"
+            )
+        check_number("margin.min_initial_margin", self.min_initial_margin)
+        if self.min_initial_margin < 0:
+            raise UsageError(
+                f"config: margin.min_initial_margin = {self.min_initial_margin!r} must be >= 0"
+            )
+        # A strictly positive maintenance rate keeps maintenance margin > 0 for every netting
+        # set with a position, so margin_level = equity / maintenance_margin is always finite.
+        self.maintenance_rates.validate("margin.maintenance_rates", strictly_positive=True)
+        self.initial_floor_rates.validate("margin.initial_floor_rates")
+        self.flat_rates.validate("margin.flat_rates")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How GARCH-family parameters are estimated (``calibrate``, and ``eod`` without --params).
+
+    ``proxies`` maps a factor to the factor whose parameters it borrows when its own fit falls
+    back (a coin listed recently, say). ``max_age_days``: ``eod --params`` warns when the
+    parameter set is older.
+    """
+
+    model: str = "garch"
+    dist: str = "normal"
+    mean: str = "zero"
+    backcast: str = "ewma"
+    min_history: int = 500
+    max_age_days: float = 35.0
+    proxies: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_choice("calibration.model", self.model, ("garch", "gjr", "egarch", "auto"))
+        check_choice("calibration.dist", self.dist, ("normal", "t", "skewt", "auto"))
+        check_choice("calibration.mean", self.mean, ("zero", "constant"))
+        check_choice("calibration.backcast", self.backcast, ("ewma", "sample"))
+        check_int("calibration.min_history", self.min_history, low=50, high=1_000_000)
+        check_number("calibration.max_age_days", self.max_age_days)
+        if self.max_age_days <= 0:
+            raise UsageError(
+                f"config: calibration.max_age_days = {self.max_age_days!r} must be > 0"
+            )
+        for factor, proxy in self.proxies.items():
+            if not isinstance(proxy, str) or not proxy or proxy == factor:
+                raise UsageError(f"config: calibration.proxies.{factor} = {proxy!r} must name "
+                                 "another factor")
+
+
+STRESS_MODES = ("report", "max", "blend")
+
+
+@dataclass(frozen=True)
+class StressGrid:
+    """SPAN-style hypothetical grid: each factor's price moved by -move..+move in ``steps``
+    steps (0 included), plus extreme moves of ``extreme_multiple`` x move counted at
+    ``extreme_fraction`` of their loss. ``vol_shifts`` are relative implied-volatility shifts
+    crossed with the price moves (they move option prices only)."""
+
+    enabled: bool = True
+    move: float = 0.15
+    steps: int = 7
+    extreme_multiple: float = 2.0
+    extreme_fraction: float = 0.35
+    vol_shifts: tuple[float, ...] = (-0.25, 0.0, 0.25)
+    move_by_underlying: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, value in [("move", self.move), *(
+            (f"move_by_underlying.{k}", v) for k, v in self.move_by_underlying.items()
+        )]:
+            check_number(f"stress.grid.{key}", value)
+            if not 0.0 < value < 1.0:
+                raise UsageError(f"config: stress.grid.{key} = {value!r} must be in (0, 1)")
+        check_int("stress.grid.steps", self.steps, low=3, high=101)
+        if self.steps % 2 == 0:
+            raise UsageError(f"config: stress.grid.steps = {self.steps} must be odd (0 included)")
+        check_number("stress.grid.extreme_multiple", self.extreme_multiple)
+        if not 1.0 <= self.extreme_multiple <= 10.0:
+            raise UsageError("config: stress.grid.extreme_multiple = "
+                             f"{self.extreme_multiple!r} must be in [1, 10]")
+        check_number("stress.grid.extreme_fraction", self.extreme_fraction)
+        if not 0.0 <= self.extreme_fraction <= 1.0:
+            raise UsageError("config: stress.grid.extreme_fraction = "
+                             f"{self.extreme_fraction!r} must be in [0, 1]")
+        for v in self.vol_shifts:
+            check_number("stress.grid.vol_shifts", v)
+            if not -1.0 < v <= 5.0:
+                raise UsageError(f"config: stress.grid.vol_shifts value {v!r} must be in (-1, 5]")
+
+
+@dataclass(frozen=True)
+class StressConfig:
+    """Stress scenarios and how the worst stress loss enters the margin.
+
+    ``mode``: ``report`` (computed and reported as ``stress_loss``, margin unchanged), ``max``
+    (the margin base is ``max(model_margin, weight x stress_loss)``) or ``blend``
+    (``(1 - weight) x model_margin + weight x stress_loss``).
+    """
+
+    mode: str = "report"
+    weight: float = 1.0
+    historical: bool = True
+    windows_file: str | None = None
+    files: tuple[str, ...] = ()
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    grid: StressGrid = field(default_factory=StressGrid)
+
+    def __post_init__(self) -> None:
+        check_choice("stress.mode", self.mode, STRESS_MODES)
+        check_number("stress.weight", self.weight)
+        if not 0.0 <= self.weight <= 10.0 or (self.mode == "blend" and self.weight > 1.0):
+            raise UsageError(f"config: stress.weight = {self.weight!r} must be in [0, 10] "
+                             "([0, 1] for blend)")
+
+
+APC_TOOLS = ("buffer", "stressed_weight", "floor")
+
+
+@dataclass(frozen=True)
+class ProcyclicalityConfig:
+    """EMIR Article 28 anti-procyclicality tools (see :mod:`riskmodel.margin.procyclicality`)."""
+
+    tools: tuple[str, ...] = ()
+    buffer: float = 0.25
+    release_trigger: float = 0.5
+    stressed_weight: float = 0.25
+    stressed_windows: tuple[str, ...] = ("gfc-2008-10", "covid-2020-03",
+                                         "crypto-black-thursday-2020-03-12")
+    floor_lookback: int = 2520
+
+    def __post_init__(self) -> None:
+        for tool in self.tools:
+            check_choice("anti_procyclicality.tools", tool, APC_TOOLS)
+        for key, low in (("buffer", 0.25), ("stressed_weight", 0.25)):
+            value = getattr(self, key)
+            check_number(f"anti_procyclicality.{key}", value)
+            if not low <= value < 1.0:
+                raise UsageError(f"config: anti_procyclicality.{key} = {value!r} must be in "
+                                 f"[{low}, 1) (EMIR Article 28 asks for at least {low:.0%})")
+        check_number("anti_procyclicality.release_trigger", self.release_trigger)
+        if not 0.0 < self.release_trigger <= 10.0:
+            raise UsageError("config: anti_procyclicality.release_trigger = "
+                             f"{self.release_trigger!r} must be in (0, 10]")
+        check_int("anti_procyclicality.floor_lookback", self.floor_lookback, low=250,
+                     high=100_000)
+
+
+@dataclass(frozen=True)
+class ImpliedVolConfig:
+    """Implied volatility as a risk factor of options.
+
+    ``factors`` maps an underlying to an implied-vol index column of the price file (VIX for the
+    S&P 500, DVOL for bitcoin): its log changes move every option of that underlying by the
+    same relative shock (sticky strike). Underlyings without one follow the spot-vol rule
+    ``log shock = -rule_beta x (30 / days to expiry) ** rule_power x relative spot move``, the
+    shocked vol bounded to ``[rule_floor, rule_cap] x`` today's
+    (:mod:`riskmodel.pricing.option_kernels`).
+    """
+
+    factors: Mapping[str, str] = field(default_factory=dict)
+    rule_beta: float = 1.5
+    rule_power: float = 0.3
+    rule_floor: float = 0.1
+    rule_cap: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("rule_beta", "rule_power", "rule_floor", "rule_cap"):
+            check_number(f"implied_vol.{name}", getattr(self, name))
+        if not 0.0 <= self.rule_beta <= 20.0:
+            raise UsageError(f"config: implied_vol.rule_beta = {self.rule_beta!r} must be in "
+                             "[0, 20]")
+        if not 0.0 <= self.rule_power <= 2.0:
+            raise UsageError(f"config: implied_vol.rule_power = {self.rule_power!r} must be in "
+                             "[0, 2]")
+        if not 0.0 < self.rule_floor <= 1.0 <= self.rule_cap <= 100.0:
+            raise UsageError("config: implied_vol.rule_floor and rule_cap must satisfy "
+                             f"0 < floor <= 1 <= cap <= 100 (got {self.rule_floor!r}, "
+                             f"{self.rule_cap!r})")
+        for k, v in self.factors.items():
+            if not isinstance(v, str) or not v:
+                raise UsageError(f"config: implied_vol.factors.{k} = {v!r} must be a price "
+                                 "column name")
+
+
+@dataclass(frozen=True)
+class CollateralConfig:
+    """Collateral held in assets other than the reporting currency.
+
+    An accounts row with ``asset`` (a price-file column) and ``amount`` holds that many units;
+    its value counts ``amount x price x (1 - haircut)`` towards equity today and is revalued in
+    every scenario with the positions. ``reporting_currency`` is the ``asset`` that means cash.
+    """
+
+    reporting_currency: str = "USD"
+    haircuts: Mapping[str, float] = field(default_factory=dict)
+    default_haircut: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reporting_currency, str) or not self.reporting_currency:
+            raise UsageError("config: collateral.reporting_currency = "
+                             f"{self.reporting_currency!r} must be a non-empty name")
+        for key, value in [("default_haircut", self.default_haircut),
+                           *((f"haircuts.{k}", v) for k, v in self.haircuts.items())]:
+            check_number(f"collateral.{key}", value)
+            if not 0.0 <= value < 1.0:
+                raise UsageError(f"config: collateral.{key} = {value!r} must be in [0, 1)")
+
+    def haircut(self, asset: str) -> float:
+        return float(self.haircuts.get(asset, self.default_haircut))
+
+
+@dataclass(frozen=True)
+class LiquidationConfig:
+    """Liquidation penalty, partial liquidation, the venue liquidation map and cascades.
+
+    ``penalty_rates``: the fee charged on the notional liquidated (rate of ``|notional|``, by
+    underlying, kind or default), paid out of the netting set's equity. ``target_margin_level``:
+    partial liquidation restores ``equity >= target x initial_margin``. ``include_margin_call``:
+    also liquidate sets in ``margin_call`` (a venue that auto-deleverages below initial margin).
+    ``map_range`` and ``map_points``: the liquidation map's grid of relative moves, ``map_points``
+    evenly spaced moves from ``-map_range`` to ``+map_range``. ``impact_coefficient`` (``Y``) and
+    ``impact_adv`` (average daily volume in the reporting currency per underlying; default: the
+    ``[addons.adv]`` table): the square-root impact ``Y x sigma_1d x sqrt(|flow| / ADV)`` of a
+    cascade round; ``cascade_max_rounds`` bounds the feedback loop.
+    """
+
+    penalty_rates: RateTable = field(default_factory=lambda: RateTable(default=0.0))
+    target_margin_level: float = 1.0
+    include_margin_call: bool = False
+    map_range: float = 0.5
+    map_points: int = 41
+    impact_coefficient: float = 1.0
+    impact_adv: Mapping[str, float] = field(default_factory=dict)
+    cascade_max_rounds: int = 50
+
+    def __post_init__(self) -> None:
+        self.penalty_rates.validate("liquidation.penalty_rates")
+        for name in ("target_margin_level", "map_range", "impact_coefficient"):
+            check_number(f"liquidation.{name}", getattr(self, name))
+        if not 0.1 <= self.target_margin_level <= 10.0:
+            raise UsageError("config: liquidation.target_margin_level = "
+                             f"{self.target_margin_level!r} must be in [0.1, 10]")
+        if not isinstance(self.include_margin_call, bool):
+            raise UsageError("config: liquidation.include_margin_call = "
+                             f"{self.include_margin_call!r} must be true or false")
+        if not 0.0 < self.map_range < 1.0:
+            raise UsageError(f"config: liquidation.map_range = {self.map_range!r} must be in "
+                             "(0, 1) (a fall of 100% or more is no price)")
+        check_int("liquidation.map_points", self.map_points, low=3, high=1001)
+        if self.impact_coefficient < 0:
+            raise UsageError("config: liquidation.impact_coefficient = "
+                             f"{self.impact_coefficient!r} must be >= 0")
+        check_positive_table("liquidation.impact_adv", self.impact_adv)
+        check_int("liquidation.cascade_max_rounds", self.cascade_max_rounds, low=1,
+                     high=10_000)
+
+
+def check_positive_table(name: str, table: Mapping[str, Any]) -> None:
+    """Every value of ``[name]`` (underlying = notional) must be a finite number > 0.
+
+    Raises :class:`~riskmodel.errors.UsageError` naming ``name.key`` and the value.
+    """
+    for key, value in table.items():
+        check_number(f"{name}.{key}", value)
+        if value <= 0:
+            raise UsageError(f"config: {name}.{key} = {value!r} must be > 0")
