@@ -56,7 +56,7 @@ from riskmodel.backtest.replay import (
     check_supported_instruments,
     replay,
 )
-from riskmodel.backtest.report import write_report
+from riskmodel.report.backtest import write_report
 from riskmodel.backtest.statistics import summarise
 from riskmodel.batch.model_scenarios import DependenceFitter, VolatilityFitter
 from riskmodel.config import RunConfig

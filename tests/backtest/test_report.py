@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel.backtest.report import write_report
+from riskmodel.report.backtest import write_report
 from riskmodel.backtest.statistics import summarise
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

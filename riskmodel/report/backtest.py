@@ -1,7 +1,7 @@
 """Backtest report: PNG plots and one self-contained HTML page (images embedded as data URIs).
 
-Plots are drawn on matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``), never
-through ``pyplot``: no display is needed and no global backend state is touched.
+Plots are drawn on matplotlib's Agg canvas directly, never through ``pyplot``
+(:mod:`riskmodel.report.common`).
 
 Files written under ``out_dir``:
 
@@ -24,7 +24,6 @@ Files written under ``out_dir``:
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,26 +31,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from riskmodel.backtest.statistics.table import validate_backtest_table
+from riskmodel.report.common import new_figure, png_data_uri, save_png
 
 __all__ = ["write_report"]
 
 _MAX_RASTER_SETS = 40
-_DPI = 100
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, format="png", dpi=_DPI)
-    return path
 
 
 def _dates(values: pd.Series) -> np.ndarray:
@@ -92,7 +78,7 @@ def _margin_axes(
 
 
 def _plot_portfolio(rows: pd.DataFrame, title: str, path: Path) -> Path:
-    fig = _new_figure(10, 4)
+    fig = new_figure(10, 4)
     ax = fig.subplots()
     _margin_axes(
         ax,
@@ -102,7 +88,7 @@ def _plot_portfolio(rows: pd.DataFrame, title: str, path: Path) -> Path:
         rows["realized_loss"].to_numpy(),
         title,
     )
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _plot_pooled(frame: pd.DataFrame, path: Path) -> Path:
@@ -111,7 +97,7 @@ def _plot_pooled(frame: pd.DataFrame, path: Path) -> Path:
         ["initial_margin", "var", "realized_loss", "_hit"]
     ].sum()
     x = _dates(totals.index.to_series())
-    fig = _new_figure(10, 6)
+    fig = new_figure(10, 6)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     _margin_axes(
         top,
@@ -128,7 +114,7 @@ def _plot_pooled(frame: pd.DataFrame, path: Path) -> Path:
     bottom.vlines(x[some], 0, hits[some], color="tab:red", lw=1.0)
     bottom.set_ylim(0, max(1, int(hits.max())) * 1.1)
     bottom.set_ylabel("sets with\nexception")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _plot_flat_rate(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> Path:
@@ -138,7 +124,7 @@ def _plot_flat_rate(frame: pd.DataFrame, summary: dict[str, Any], path: Path) ->
     x = _dates(totals.index.to_series())
     im = totals["initial_margin"].to_numpy()
     flat = totals["flat_rate_margin"].to_numpy()
-    fig = _new_figure(10, 6)
+    fig = new_figure(10, 6)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     top.plot(x, im, color="tab:blue", lw=1.2, label="model initial margin")
     top.plot(x, flat, color="tab:orange", lw=1.2, label="flat-rate margin")
@@ -157,11 +143,11 @@ def _plot_flat_rate(frame: pd.DataFrame, summary: dict[str, Any], path: Path) ->
     bottom.plot(x, ratio, color="tab:blue", lw=1.0)
     bottom.axhline(1.0, color="0.6", lw=0.6)
     bottom.set_ylabel("IM / flat")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _plot_clustering(frame: pd.DataFrame, expected_rate: float, path: Path) -> Path:
-    fig = _new_figure(10, 6)
+    fig = new_figure(10, 6)
     raster, hist = fig.subplots(2, 1, height_ratios=[1, 1])
     gaps: list[np.ndarray] = []
     shown = 0
@@ -204,7 +190,7 @@ def _plot_clustering(frame: pd.DataFrame, expected_rate: float, path: Path) -> P
                   ha="center", va="center", transform=hist.transAxes)
     hist.set_xlabel("observations between consecutive exceptions of a netting set")
     hist.set_ylabel("count")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,9 +281,8 @@ def _portfolio_table(portfolios: Sequence[dict[str, Any]], max_rows: int | None)
 
 
 def _img(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+        f'<figure><img src="{png_data_uri(path.read_bytes())}" alt="{html.escape(caption)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
 
@@ -317,6 +302,71 @@ Pooled: counts summed over netting sets (treated as independent), procyclicality
 margin per date. With a margin period of risk longer than one day the loss windows of
 consecutive dates overlap, which makes hits serially correlated even under a correct model.</p>
 """
+
+
+def _plot_all(
+    frame: pd.DataFrame, summary: dict[str, Any], out: Path, max_portfolios_plotted: int
+) -> list[tuple[Path, str]]:
+    """Every plot of the report, written under ``out``: (path, caption) in page order."""
+    figures: list[tuple[Path, str]] = []
+    figures.append((_plot_pooled(frame, out / "margin_pooled.png"),
+                    "All netting sets: margin and VaR against realised loss"))
+    for i, p in enumerate(list(summary["portfolios"])[:max_portfolios_plotted], start=1):
+        rows = _portfolio_rows(frame, p["account_id"], p["netting_set"])
+        title = (
+            f"account {p['account_id']}, netting set {p['netting_set']}: "
+            f"{p['exceptions']} exceptions in {p['n_obs']} ({p['traffic_light']}), "
+            f"{p['margin_breaches']} margin breaches"
+        )
+        figures.append((_plot_portfolio(rows, title, out / f"margin_{i:02d}.png"), title))
+    figures.append((_plot_flat_rate(frame, summary, out / "im_vs_flat_rate.png"),
+                    "Model initial margin against flat-rate margin"))
+    figures.append((_plot_clustering(frame, float(summary["pooled"]["expected_rate"]),
+                                     out / "exception_clustering.png"),
+                    "Exception clustering"))
+    return figures
+
+
+def _page(
+    summary: dict[str, Any], figures: Sequence[tuple[Path, str]], max_table_rows: int | None
+) -> str:
+    """The HTML page: run, settings, pooled tables, warnings, per-set table, notes and plots."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>Margin model backtest</title>',
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Margin model backtest</h1>",
+    ]
+    run = summary.get("run")
+    if isinstance(run, dict) and run:
+        parts += ["<h2>Run</h2>", _key_value_table(run)]
+    settings = summary.get("settings", {})
+    if settings:
+        parts += ["<h2>Settings</h2>", _key_value_table(settings)]
+    parts += [
+        "<h2>Pooled over all netting sets</h2>",
+        _key_value_table(summary["pooled"]),
+    ]
+    overlap = summary.get("non_overlapping")
+    if isinstance(overlap, dict) and isinstance(overlap.get("pooled"), dict):
+        parts += [
+            "<h2>Pooled, non-overlapping loss windows</h2>",
+            f'<p class="note">{html.escape(str(overlap.get("note", "")))}</p>',
+            _key_value_table(overlap["pooled"]),
+        ]
+    warnings = summary.get("warnings")
+    if isinstance(warnings, list) and warnings:
+        items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
+        parts += ["<h2>Warnings</h2>", f"<ul>{items}</ul>"]
+    parts += [
+        "<h2>Per netting set</h2>",
+        _portfolio_table(list(summary["portfolios"]), max_table_rows),
+        _NOTES,
+        "<h2>Plots</h2>",
+    ]
+    parts += [_img(path, caption) for path, caption in figures]
+    parts.append("</body></html>")
+    return "\n".join(parts)
 
 
 def write_report(
@@ -351,61 +401,7 @@ def write_report(
     frame = validate_backtest_table(backtest)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    portfolios: list[dict[str, Any]] = list(summary["portfolios"])
-    pooled: dict[str, Any] = summary["pooled"]
-
-    figures: list[tuple[Path, str]] = []
-    figures.append((_plot_pooled(frame, out / "margin_pooled.png"),
-                    "All netting sets: margin and VaR against realised loss"))
-    for i, p in enumerate(portfolios[:max_portfolios_plotted], start=1):
-        rows = _portfolio_rows(frame, p["account_id"], p["netting_set"])
-        title = (
-            f"account {p['account_id']}, netting set {p['netting_set']}: "
-            f"{p['exceptions']} exceptions in {p['n_obs']} ({p['traffic_light']}), "
-            f"{p['margin_breaches']} margin breaches"
-        )
-        figures.append((_plot_portfolio(rows, title, out / f"margin_{i:02d}.png"), title))
-    figures.append((_plot_flat_rate(frame, summary, out / "im_vs_flat_rate.png"),
-                    "Model initial margin against flat-rate margin"))
-    figures.append((_plot_clustering(frame, float(pooled["expected_rate"]),
-                                     out / "exception_clustering.png"),
-                    "Exception clustering"))
-
-    settings = summary.get("settings", {})
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>Margin model backtest</title>',
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>Margin model backtest</h1>",
-    ]
-    run = summary.get("run")
-    if isinstance(run, dict) and run:
-        parts += ["<h2>Run</h2>", _key_value_table(run)]
-    if settings:
-        parts += ["<h2>Settings</h2>", _key_value_table(settings)]
-    parts += [
-        "<h2>Pooled over all netting sets</h2>",
-        _key_value_table(pooled),
-    ]
-    overlap = summary.get("non_overlapping")
-    if isinstance(overlap, dict) and isinstance(overlap.get("pooled"), dict):
-        parts += [
-            "<h2>Pooled, non-overlapping loss windows</h2>",
-            f'<p class="note">{html.escape(str(overlap.get("note", "")))}</p>',
-            _key_value_table(overlap["pooled"]),
-        ]
-    warnings = summary.get("warnings")
-    if isinstance(warnings, list) and warnings:
-        items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
-        parts += ["<h2>Warnings</h2>", f"<ul>{items}</ul>"]
-    parts += [
-        "<h2>Per netting set</h2>",
-        _portfolio_table(portfolios, max_table_rows),
-        _NOTES,
-        "<h2>Plots</h2>",
-    ]
-    parts += [_img(path, caption) for path, caption in figures]
-    parts.append("</body></html>")
+    figures = _plot_all(frame, summary, out, max_portfolios_plotted)
     html_path = out / "report.html"
-    html_path.write_text("\n".join(parts), encoding="utf-8")
+    html_path.write_text(_page(summary, figures, max_table_rows), encoding="utf-8")
     return [path for path, _ in figures] + [html_path]
