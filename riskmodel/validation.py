@@ -1,8 +1,10 @@
 """Small validators shared by the configuration, the add-on settings and the parameter sets.
 
-Each check names the key and the offending value in its message and raises ``error``: by
+Every ``check_*`` takes ``key`` (the name its message gives the value: a configuration key, a
+parameter name), the ``value`` and the keyword ``error``, the exception class to raise: by
 default :class:`~riskmodel.errors.UsageError` (exit 2), as a configuration value does; a
-parameter set passes ``ValueError``, which its loader reports as an input error (exit 3).
+parameter set passes ``ValueError``, which its loader reports as an input error (exit 3). The
+message always reads ``"{key} = {value!r} must be ..."``.
 
 This module imports nothing of riskmodel but :mod:`riskmodel.errors`, so that every layer (the
 configuration, the volatility parameters, the margin arithmetic, calibration) may use it.
@@ -29,17 +31,7 @@ def is_finite_number(value: object) -> bool:
 
 
 def check_number(key: str, value: object, *, error: type[Exception] = UsageError) -> None:
-    """Raise ``error`` unless ``value`` is a finite number (a bool is not one).
-
-    Parameters
-    ----------
-    key : str
-        The name the message gives the value (a configuration key, a parameter name).
-    value : object
-        The value to check.
-    error : exception class, default UsageError
-        What to raise: ``error(f"{key} = {value!r} must be a finite number")``.
-    """
+    """Raise ``error``: ``... must be a finite number`` unless :func:`is_finite_number`."""
     if not is_finite_number(value):
         raise error(f"{key} = {value!r} must be a finite number")
 
@@ -47,20 +39,8 @@ def check_number(key: str, value: object, *, error: type[Exception] = UsageError
 def check_int(
     key: str, value: object, *, low: int, high: int, error: type[Exception] = UsageError
 ) -> None:
-    """Raise ``error`` unless ``value`` is an integer (not a bool) in ``[low, high]``.
-
-    Parameters
-    ----------
-    key : str
-        The name the message gives the value.
-    value : object
-        The value to check.
-    low, high : int
-        The inclusive bounds.
-    error : exception class, default UsageError
-        What to raise; the message says ``must be an integer`` or ``must be between low and
-        high``.
-    """
+    """Raise ``error`` unless ``value`` is an ``int`` (not a bool) with ``low <= value <= high``:
+    ``... must be an integer`` or ``... must be between {low} and {high}``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise error(f"{key} = {value!r} must be an integer")
     if not low <= value <= high:
@@ -70,18 +50,7 @@ def check_int(
 def check_choice(
     key: str, value: object, allowed: Sequence[str], *, error: type[Exception] = UsageError
 ) -> None:
-    """Raise ``error`` unless ``value`` is one of ``allowed``.
-
-    Parameters
-    ----------
-    key : str
-        The name the message gives the value.
-    value : object
-        The value to check.
-    allowed : sequence of str
-        The accepted values, listed in the message in this order.
-    error : exception class, default UsageError
-        What to raise: ``error(f"{key} = {value!r} must be one of: a, b, ...")``.
-    """
+    """Raise ``error`` unless ``value`` is in ``allowed``: ``... must be one of: a, b, c`` (the
+    choices in the order given)."""
     if value not in allowed:
         raise error(f"{key} = {value!r} must be one of: {', '.join(allowed)}")

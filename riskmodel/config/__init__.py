@@ -11,33 +11,31 @@ modules, in the order they build on each other:
 * :mod:`~riskmodel.config.rates`: :class:`RateTable` and the instrument kinds;
 * :mod:`~riskmodel.config.addons`: the add-on settings (:class:`AddonPolicy`), whose arithmetic is
   :mod:`riskmodel.margin.addons`;
-* :mod:`~riskmodel.config.policy`: one frozen dataclass per section (margin, calibration, ...);
-* :mod:`~riskmodel.config.run`: :class:`RunConfig`, all of it, and its digest;
+* :mod:`~riskmodel.config.policy`: one frozen dataclass per section (margin, calibration, ...)
+  and :class:`RunConfig`, all of them, with its digest;
 * :mod:`~riskmodel.config.toml`: reading ``RUN.toml`` (:func:`load_config`).
 """
 
 from riskmodel.config.addons import AddonConfigError, AddonPolicy, ThresholdTable
 from riskmodel.config.policy import (
     APC_TOOLS,
+    MC_INNOVATIONS,
+    MEASURES,
+    METHODS,
+    RETURN_KINDS,
     STRESS_MODES,
+    VOL_MODELS,
     CalibrationConfig,
     CollateralConfig,
     ImpliedVolConfig,
     LiquidationConfig,
     MarginPolicy,
     ProcyclicalityConfig,
+    RunConfig,
     StressConfig,
     StressGrid,
 )
 from riskmodel.config.rates import INSTRUMENT_KINDS, RateTable
-from riskmodel.config.run import (
-    MC_INNOVATIONS,
-    MEASURES,
-    METHODS,
-    RETURN_KINDS,
-    VOL_MODELS,
-    RunConfig,
-)
 from riskmodel.config.toml import config_from_mapping, load_config, read_toml
 
 __all__ = [

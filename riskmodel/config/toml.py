@@ -12,20 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import riskmodel.config.policy as policy
 from riskmodel.config.addons import AddonPolicy, ThresholdTable
-from riskmodel.config.policy import (
-    CalibrationConfig,
-    CollateralConfig,
-    ImpliedVolConfig,
-    LiquidationConfig,
-    MarginPolicy,
-    ProcyclicalityConfig,
-    StressConfig,
-    StressGrid,
-    check_positive_table,
-)
 from riskmodel.config.rates import RateTable
-from riskmodel.config.run import RunConfig
 from riskmodel.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -51,7 +40,9 @@ _SECTIONS = {
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
 
-def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None, overrides: Mapping[str, Any] | None = None
+) -> policy.RunConfig:
     """Read ``RUN.toml`` (optional) and apply command-line overrides (non-None values win).
 
     Parameters
@@ -81,8 +72,8 @@ def config_from_mapping(
     raw: Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
     source: str = "config",
-) -> RunConfig:
-    """Build a validated :class:`RunConfig` from parsed TOML and flag overrides.
+) -> policy.RunConfig:
+    """Build a validated :class:`~riskmodel.config.RunConfig` from parsed TOML and flag overrides.
 
     Parameters
     ----------
@@ -103,8 +94,8 @@ def config_from_mapping(
         kwargs.update(build(raw, source))
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     if flags:
-        RunConfig(**kwargs)  # the file's own values are validated even where a flag wins
-    return RunConfig(**{**kwargs, **flags})
+        policy.RunConfig(**kwargs)  # the file's own values are validated even where a flag wins
+    return policy.RunConfig(**{**kwargs, **flags})
 
 
 # --- one builder per section: (parsed TOML, source) -> RunConfig keyword arguments -------------
@@ -143,7 +134,7 @@ def _addons(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     if "adv" in section:
         _mapping(section, "adv", "addons", "underlying = notional", source)
         kwargs["addon_adv"] = section.pop("adv")
-        check_positive_table("addons.adv", kwargs["addon_adv"])
+        policy.check_positive_table("addons.adv", kwargs["addon_adv"])
     kwargs["addons"] = _addon_policy(section, source)
     return kwargs
 
@@ -172,7 +163,7 @@ def _anti_procyclicality(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key in ("tools", "stressed_windows"):
         if key in section:
             section[key] = tuple(section[key])
-    return {"anti_procyclicality": ProcyclicalityConfig(**section)}
+    return {"anti_procyclicality": policy.ProcyclicalityConfig(**section)}
 
 
 def _horizons(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -196,18 +187,18 @@ def _run(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
 def _margin(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     section = _section(raw, "margin", {"mm_ratio", "warning_multiple", "min_initial_margin",
                                        *_RATE_TABLES}, source)
-    defaults = MarginPolicy()
+    defaults = policy.MarginPolicy()
     for table in _RATE_TABLES:
         if table in section:
             section[table] = _rate_table(section[table], getattr(defaults, table), table, source)
-    return {"margin": MarginPolicy(**section)}
+    return {"margin": policy.MarginPolicy(**section)}
 
 
 def _calibration(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     section = _section(raw, "calibration", {"model", "dist", "mean", "backcast", "min_history",
                                             "max_age_days", "proxies"}, source)
     _mapping(section, "proxies", "calibration", "factor = proxy", source)
-    return {"calibration": CalibrationConfig(**section)}
+    return {"calibration": policy.CalibrationConfig(**section)}
 
 
 def _stress(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -219,10 +210,10 @@ def _stress(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
                                           "move_by_underlying"}, source)
         if "vol_shifts" in grid:
             grid["vol_shifts"] = tuple(grid["vol_shifts"])
-        section["grid"] = StressGrid(**grid)
+        section["grid"] = policy.StressGrid(**grid)
     if "files" in section:
         section["files"] = tuple(section["files"])
-    return {"stress": StressConfig(**section)}
+    return {"stress": policy.StressConfig(**section)}
 
 
 def _liquidation(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -234,21 +225,21 @@ def _liquidation(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
         section["penalty_rates"] = _rate_table(section["penalty_rates"], RateTable(default=0.0),
                                                "penalty_rates", source, section="liquidation")
     _mapping(section, "impact_adv", "liquidation", "underlying = notional", source)
-    return {"liquidation": LiquidationConfig(**section)}
+    return {"liquidation": policy.LiquidationConfig(**section)}
 
 
 def _implied_vol(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     section = _section(raw, "implied_vol", {"factors", "rule_beta", "rule_power", "rule_floor",
                                             "rule_cap"}, source)
     _mapping(section, "factors", "implied_vol", "underlying = implied-vol column", source)
-    return {"implied_vol": ImpliedVolConfig(**section)}
+    return {"implied_vol": policy.ImpliedVolConfig(**section)}
 
 
 def _collateral(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     section = _section(raw, "collateral", {"reporting_currency", "haircuts", "default_haircut"},
                        source)
     _mapping(section, "haircuts", "collateral", "asset = haircut", source)
-    return {"collateral": CollateralConfig(**section)}
+    return {"collateral": policy.CollateralConfig(**section)}
 
 
 _SECTION_BUILDERS = (
