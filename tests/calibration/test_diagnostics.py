@@ -19,6 +19,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 
 import calibration.diagnostics as diag
+import riskmodel.report.calibration as pages
 from calibration.diagnostics import innovation_ppf, ljung_box, write_report
 from calibration.estimate import Spec
 from calibration.runner import calibrate
@@ -139,11 +140,11 @@ def test_innovation_ppf_is_arch_standardised():
 
 
 def test_file_stems_safe_and_distinct():
-    stems = diag._file_stems(["SPX", "S&P 500", "S P 500", "spx", "../etc", ""])
+    stems = pages.file_stems(["SPX", "S&P 500", "S P 500", "spx", "../etc", ""])
     assert len(set(s.casefold() for s in stems.values())) == len(stems)
     for s in stems.values():
         assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", s), s
-    assert diag._file_stems(["NASDAQ"]) == {"NASDAQ": "NASDAQ"}
+    assert pages.file_stems(["NASDAQ"]) == {"NASDAQ": "NASDAQ"}
 
 
 # -- The report ------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_report_written(calibrated, tmp_path):
     assert md_path == out / "report.md"
     md = md_path.read_text(encoding="utf-8")
     page = (out / "report.html").read_text(encoding="utf-8")
-    stems = diag._file_stems(sorted(FACTORS))
+    stems = pages.file_stems(sorted(FACTORS))
     for name in FACTORS:
         assert name in md
         assert html.escape(name) in page
@@ -239,7 +240,7 @@ def test_report_fallback_factor_and_errors(calibrated, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("plot failed")
 
-    monkeypatch.setattr(diag, "_qq_plot", boom)
+    monkeypatch.setattr(pages, "_qq_plot", boom)
     with pytest.raises(RuntimeError, match="plot failed"):
         write_report(pset3, rets, out)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
