@@ -8,14 +8,13 @@ tables, so it opens in any browser with no other file.
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+from riskmodel.report.common import new_figure, png_data_uri, save_png
 
 
 def heatmap_png(table: pd.DataFrame, n_sets: int, path: Path) -> Path:
@@ -26,8 +25,7 @@ def heatmap_png(table: pd.DataFrame, n_sets: int, path: Path) -> Path:
         .reindex(index=scopes, columns=moves) / max(n_sets, 1)
     notional = table.pivot(index="scope", columns="move", values="notional_liquidated") \
         .reindex(index=scopes, columns=moves)
-    fig = Figure(figsize=(11, 1.6 + 0.9 * len(scopes)), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(11, 1.6 + 0.9 * len(scopes))
     axes = fig.subplots(1, 2, sharey=True)
     step = max(1, len(moves) // 10)
     ticks = np.arange(0, len(moves), step)
@@ -41,14 +39,12 @@ def heatmap_png(table: pd.DataFrame, n_sets: int, path: Path) -> Path:
         ax.set_yticks(np.arange(len(scopes)), scopes)
         ax.set_xlabel("instant move of the scope's price(s)")
         fig.colorbar(image, ax=ax, shrink=0.9)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def html_page(table: pd.DataFrame, png: Path, path: Path, *, title: str,
               summary: dict[str, object], cascade: pd.DataFrame | None = None) -> Path:
     """Write the self-contained report page: summary, heatmap and tables."""
-    image = base64.b64encode(png.read_bytes()).decode("ascii")
     e = html.escape
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
@@ -59,7 +55,7 @@ def html_page(table: pd.DataFrame, png: Path, path: Path, *, title: str,
         f"<h1>{e(title)}</h1>",
         "<table>" + "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>"
                             for k, v in summary.items()) + "</table>",
-        f'<h2>Heatmap</h2><img alt="liquidation map" src="data:image/png;base64,{image}">',
+        f'<h2>Heatmap</h2><img alt="liquidation map" src="{png_data_uri(png.read_bytes())}">',
         "<h2>Map</h2>",
         table.to_html(index=False, float_format=lambda v: f"{v:,.4g}", na_rep=""),
     ]

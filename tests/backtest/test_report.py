@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel.report.backtest import write_report
 from riskmodel.backtest.statistics import summarise
+from riskmodel.report.backtest import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
