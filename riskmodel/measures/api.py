@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -162,17 +162,78 @@ def float32_screen(instrument_pnl: np.ndarray) -> Float32Screen | None:
     return Float32Screen(pnl32, bound)
 
 
+class _TailInputs(NamedTuple):
+    """The arguments of :func:`tail_measures`, validated and in the kernel's dtypes."""
+
+    pnl: np.ndarray  # float64, (n_instruments, n_scenarios), C-contiguous
+    indptr: np.ndarray  # int64, (n_sets + 1,)
+    instrument_index: np.ndarray  # int64, (n_positions,)
+    quantity: np.ndarray  # float64, (n_positions,)
+    weights: np.ndarray  # normalised, (n_scenarios,); (0,) for uniform
+    confidence: float
+    use_es: bool
+    screen: Float32Screen | None
+
+
+def _tail_inputs(
+    instrument_pnl: ArrayLike, indptr: ArrayLike, instrument_index: ArrayLike,
+    quantity: ArrayLike, confidence: float, measure: str, weights: ArrayLike | None,
+    chunk_size: int, progress: object, pnl_checked: bool, screen: Float32Screen | None,
+) -> _TailInputs:
+    """Validate and normalise the arguments of :func:`tail_measures` (same names and meaning);
+    raises its ValueErrors."""
+    if measure not in ("es", "var"):
+        raise ValueError(f"measure must be 'es' or 'var', got {measure!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be callable or None, got {progress!r}")
+    a = _validate_confidence(confidence)
+    pnl, ptr, idx, qty = _validate_book(instrument_pnl, indptr, instrument_index, quantity,
+                                        pnl_checked)
+    w = _validate_weights(weights, pnl.shape[1])
+    if screen is not None and screen.pnl32.shape != pnl.shape:
+        raise ValueError(f"screen has shape {screen.pnl32.shape}, instrument_pnl {pnl.shape}")
+    return _TailInputs(pnl, ptr, idx, qty, w, a, measure == "es", screen)
+
+
+def _run_chunks(
+    inputs: _TailInputs, chunk_size: int, progress: Callable[[int, int], object] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the kernel on ``chunk_size`` netting sets at a time.
+
+    Returns
+    -------
+    var, es : ndarray of float64, shape (n_sets,)
+    contribution : ndarray of float64, shape (n_positions,)
+    """
+    pnl, ptr, idx, qty, w, a, use_es, screen = inputs
+    pnl32 = screen.pnl32 if screen is not None else np.empty((0, pnl.shape[1]), np.float32)
+    row_bound = screen.row_bound if screen is not None else np.empty(0)
+    n_sets = ptr.size - 1
+    var = np.empty(n_sets)
+    es = np.empty(n_sets)
+    contribution = np.empty(idx.size)
+    for s0 in range(0, n_sets, chunk_size):
+        s1 = min(n_sets, s0 + chunk_size)
+        p0, p1 = ptr[s0], ptr[s1]
+        # the chunk's CSR slice, re-based to its first position; outputs are written in place
+        netting_set_tail_screened(
+            pnl, ptr[s0 : s1 + 1] - p0, idx[p0:p1], qty[p0:p1], w, a, use_es,
+            var[s0:s1], es[s0:s1], contribution[p0:p1], pnl32,
+            qty[p0:p1].astype(np.float32) if screen is not None else np.empty(0, np.float32),
+            row_bound,
+        )
+        if progress is not None:
+            progress(s1, n_sets)
+    return var, es, contribution
+
+
 def tail_measures(
-    instrument_pnl: ArrayLike,
-    indptr: ArrayLike,
-    instrument_index: ArrayLike,
-    quantity: ArrayLike,
-    confidence: float,
-    measure: Literal["es", "var"] = "es",
-    weights: ArrayLike | None = None,
-    chunk_size: int = 4096,
-    progress: Callable[[int, int], object] | None = None,
-    pnl_checked: bool = False,
+    instrument_pnl: ArrayLike, indptr: ArrayLike, instrument_index: ArrayLike,
+    quantity: ArrayLike, confidence: float, measure: Literal["es", "var"] = "es",
+    weights: ArrayLike | None = None, chunk_size: int = 4096,
+    progress: Callable[[int, int], object] | None = None, pnl_checked: bool = False,
     screen: Float32Screen | None = None,
 ) -> TailResult:
     """VaR, ES and Euler contributions of every netting set of a sparse (CSR) book.
@@ -240,55 +301,11 @@ def tail_measures(
     >>> r.var, r.es
     (array([0.]), array([4.]))
     """
-    if measure not in ("es", "var"):
-        raise ValueError(f"measure must be 'es' or 'var', got {measure!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    if progress is not None and not callable(progress):
-        raise ValueError(f"progress must be callable or None, got {progress!r}")
-    a = _validate_confidence(confidence)
-    pnl, ptr, idx, qty = _validate_book(instrument_pnl, indptr, instrument_index, quantity,
-                                        pnl_checked)
-    w = _validate_weights(weights, pnl.shape[1])
-
-    if screen is not None and screen.pnl32.shape != pnl.shape:
-        raise ValueError(f"screen has shape {screen.pnl32.shape}, instrument_pnl {pnl.shape}")
-    pnl32 = screen.pnl32 if screen is not None else np.empty((0, pnl.shape[1]), np.float32)
-    row_bound = screen.row_bound if screen is not None else np.empty(0)
-
-    n_sets = ptr.size - 1
-    var = np.empty(n_sets)
-    es = np.empty(n_sets)
-    contribution = np.empty(idx.size)
-    use_es = measure == "es"
-    for s0 in range(0, n_sets, int(chunk_size)):
-        s1 = min(n_sets, s0 + int(chunk_size))
-        p0, p1 = ptr[s0], ptr[s1]
-        # the chunk's CSR slice, re-based to its first position; outputs are written in place
-        netting_set_tail_screened(
-            pnl,
-            ptr[s0 : s1 + 1] - p0,
-            idx[p0:p1],
-            qty[p0:p1],
-            w,
-            a,
-            use_es,
-            var[s0:s1],
-            es[s0:s1],
-            contribution[p0:p1],
-            pnl32,
-            qty[p0:p1].astype(np.float32) if screen is not None else np.empty(0, np.float32),
-            row_bound,
-        )
-        if progress is not None:
-            progress(s1, n_sets)
+    inputs = _tail_inputs(instrument_pnl, indptr, instrument_index, quantity, confidence,
+                          measure, weights, chunk_size, progress, pnl_checked, screen)
+    var, es, contribution = _run_chunks(inputs, int(chunk_size), progress)
     for arr in (var, es, contribution):
         arr.setflags(write=False)
-    return TailResult(
-        var=var,
-        es=es,
-        contribution=contribution,
-        model_measure=es if use_es else var,
-        measure=measure,
-        confidence=a,
-    )
+    return TailResult(var=var, es=es, contribution=contribution,
+                      model_measure=es if inputs.use_es else var, measure=measure,
+                      confidence=inputs.confidence)
