@@ -12,7 +12,7 @@ of threads):
 
 At the end, :func:`gather_shocks` turns the block-major sums into the scenario-major shocks.
 
-Table layout (built by :func:`riskmodel.scenarios.monte_carlo.build_quantile_tables`): table k
+Table layout (built by :func:`riskmodel.scenarios.mc_tables.build_quantile_tables`): table k
 has two halves, ``half = 1`` for ``y >= 0`` and ``half = 0`` for ``y < 0``, both indexed by
 ``a = |y|``.
 
