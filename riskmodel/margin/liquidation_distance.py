@@ -46,6 +46,8 @@ liquidate (``liq_move_dominant = +inf``). The output never holds NaN; ``dominant
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -108,6 +110,125 @@ def _in_sigmas(move: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         return np.abs(np.log1p(move)) / sigma
 
 
+class _Pairs(NamedTuple):
+    """The (set, factor) pairs of a book, sorted by set then factor, arrays of shape
+    (n_pairs,): the set and factor of each pair, its summed delta ``sum q m P0``, its gross
+    ``sum |q m P0|`` and its factor's price."""
+
+    set: np.ndarray
+    factor: np.ndarray
+    delta: np.ndarray
+    gross: np.ndarray
+    price: np.ndarray
+
+
+class _Dominant(NamedTuple):
+    """Each set's dominant pair, arrays of shape (n_sets,): its factor (``-1`` for an empty
+    set), delta, gross and price (``+inf`` for an empty set)."""
+
+    factor: np.ndarray
+    delta: np.ndarray
+    gross: np.ndarray
+    price: np.ndarray
+
+
+def _checked_inputs(
+    indptr: np.ndarray, quantity: np.ndarray, multiplier: np.ndarray, price: np.ndarray,
+    factor_code: np.ndarray, n_factors: int, equity: np.ndarray,
+    maintenance_margin: np.ndarray, sigma_1d: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """The arguments of :func:`liquidation_distance` as int64 and float64 arrays, in its order
+    (without ``n_factors``), checked; raises its ValueErrors."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    quantity = np.asarray(quantity, dtype=np.float64)
+    multiplier = np.asarray(multiplier, dtype=np.float64)
+    price = np.asarray(price, dtype=np.float64)
+    factor_code = np.asarray(factor_code, dtype=np.int64)
+    equity = np.asarray(equity, dtype=np.float64)
+    maintenance_margin = np.asarray(maintenance_margin, dtype=np.float64)
+    sigma_1d = np.asarray(sigma_1d, dtype=np.float64)
+
+    if indptr.ndim != 1 or len(indptr) < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise ValueError("indptr must be non-decreasing offsets starting at 0")
+    n_sets = len(indptr) - 1
+    n_positions = int(indptr[-1])
+    for name, arr in (("quantity", quantity), ("multiplier", multiplier), ("price", price),
+                      ("factor_code", factor_code)):
+        if arr.shape != (n_positions,):
+            raise ValueError(f"{name} must have shape ({n_positions},), got {arr.shape}")
+    for name, arr in (("equity", equity), ("maintenance_margin", maintenance_margin)):
+        if arr.shape != (n_sets,):
+            raise ValueError(f"{name} must have shape ({n_sets},), got {arr.shape}")
+    if sigma_1d.shape != (n_factors,):
+        raise ValueError(f"sigma_1d must have shape ({n_factors},), got {sigma_1d.shape}")
+    for name, arr in (("quantity", quantity), ("multiplier", multiplier), ("price", price),
+                      ("equity", equity), ("maintenance_margin", maintenance_margin)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite")
+    if np.any(price <= 0):
+        raise ValueError("price must be > 0 (log-return factors)")
+    if np.any(maintenance_margin < 0):
+        raise ValueError("maintenance_margin must be >= 0")
+    if np.any((factor_code < 0) | (factor_code >= n_factors)):
+        raise ValueError(f"factor_code must lie in [0, {n_factors})")
+    return (indptr, quantity, multiplier, price, factor_code, equity, maintenance_margin,
+            sigma_1d)
+
+
+def _pairs(indptr: np.ndarray, quantity: np.ndarray, multiplier: np.ndarray, price: np.ndarray,
+           factor_code: np.ndarray, n_factors: int) -> _Pairs:
+    """Aggregate the positions (shape (n_positions,)) per (set, factor) pair; raises ValueError
+    where positions of one pair carry different prices."""
+    n_sets = len(indptr) - 1
+    set_of = np.repeat(np.arange(n_sets, dtype=np.int64), np.diff(indptr))
+    pairs, pair_of = np.unique(set_of * n_factors + factor_code, return_inverse=True)
+    pair_of = pair_of.reshape(-1)
+    exposure = quantity * multiplier * price
+    pair_delta = np.bincount(pair_of, weights=exposure, minlength=len(pairs))
+    pair_gross = np.bincount(pair_of, weights=np.abs(exposure), minlength=len(pairs))
+    pair_price = np.empty(len(pairs))
+    pair_price[pair_of] = price
+    if np.any(np.abs(price - pair_price[pair_of]) > PRICE_TOLERANCE * price):
+        raise ValueError("positions on the same factor within a set have different prices")
+    return _Pairs(pairs // n_factors, pairs % n_factors, pair_delta, pair_gross, pair_price)
+
+
+def _dominant(pairs: _Pairs, n_sets: int) -> _Dominant:
+    """Dominant pair of each set: largest ``|delta|``, ties to the lowest factor code."""
+    # The pairs are sorted by set then factor, so it is the set's first pair at its largest
+    # |delta| (linear scans; a lexsort of the pairs cost most of this function).
+    n_pairs = len(pairs.set)
+    abs_delta = np.abs(pairs.delta)
+    set_starts = _run_starts(pairs.set)
+    sets_present = pairs.set[set_starts]
+    largest = np.zeros(n_pairs)
+    if n_pairs:
+        largest = np.repeat(np.maximum.reduceat(abs_delta, set_starts),
+                            np.diff(np.append(set_starts, n_pairs)))
+    at_largest = np.flatnonzero(abs_delta == largest)
+    dominant_pair = at_largest[_run_starts(pairs.set[at_largest])]
+    dominant = np.full(n_sets, -1, dtype=np.int64)
+    dom_delta = np.zeros(n_sets)
+    dom_gross = np.zeros(n_sets)
+    dom_price = np.full(n_sets, np.inf)
+    dominant[sets_present] = pairs.factor[dominant_pair]
+    dom_delta[sets_present] = pairs.delta[dominant_pair]
+    dom_gross[sets_present] = pairs.gross[dominant_pair]
+    dom_price[sets_present] = pairs.price[dominant_pair]
+    return _Dominant(dominant, dom_delta, dom_gross, dom_price)
+
+
+def _dominant_sigma(sigma_1d: np.ndarray, dominant: np.ndarray, has_positions: np.ndarray
+                    ) -> np.ndarray:
+    """One-day sigma of each set's dominant factor, shape (n_sets,) (1 for an empty set);
+    raises ValueError where it is not finite and > 0."""
+    dom_sigma = np.ones(len(dominant))
+    dom_sigma[has_positions] = sigma_1d[dominant[has_positions]]
+    if not np.all(np.isfinite(dom_sigma) & (dom_sigma > 0)):
+        raise ValueError("sigma_1d must be finite and > 0 for every dominant factor")
+    return dom_sigma
+
+
 def liquidation_distance(
     indptr: np.ndarray,
     quantity: np.ndarray,
@@ -151,101 +272,34 @@ def liquidation_distance(
         of range, different prices for one factor within a set, or an invalid sigma of a
         dominant factor.
     """
-    indptr = np.asarray(indptr, dtype=np.int64)
-    quantity = np.asarray(quantity, dtype=np.float64)
-    multiplier = np.asarray(multiplier, dtype=np.float64)
-    price = np.asarray(price, dtype=np.float64)
-    factor_code = np.asarray(factor_code, dtype=np.int64)
-    equity = np.asarray(equity, dtype=np.float64)
-    maintenance_margin = np.asarray(maintenance_margin, dtype=np.float64)
-    sigma_1d = np.asarray(sigma_1d, dtype=np.float64)
-
-    if indptr.ndim != 1 or len(indptr) < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        raise ValueError("indptr must be non-decreasing offsets starting at 0")
+    (indptr, quantity, multiplier, price, factor_code, equity, maintenance_margin,
+     sigma_1d) = _checked_inputs(indptr, quantity, multiplier, price, factor_code, n_factors,
+                                 equity, maintenance_margin, sigma_1d)
     n_sets = len(indptr) - 1
-    n_positions = int(indptr[-1])
-    for name, arr in (("quantity", quantity), ("multiplier", multiplier), ("price", price),
-                      ("factor_code", factor_code)):
-        if arr.shape != (n_positions,):
-            raise ValueError(f"{name} must have shape ({n_positions},), got {arr.shape}")
-    for name, arr in (("equity", equity), ("maintenance_margin", maintenance_margin)):
-        if arr.shape != (n_sets,):
-            raise ValueError(f"{name} must have shape ({n_sets},), got {arr.shape}")
-    if sigma_1d.shape != (n_factors,):
-        raise ValueError(f"sigma_1d must have shape ({n_factors},), got {sigma_1d.shape}")
-    for name, arr in (("quantity", quantity), ("multiplier", multiplier), ("price", price),
-                      ("equity", equity), ("maintenance_margin", maintenance_margin)):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must be finite")
-    if np.any(price <= 0):
-        raise ValueError("price must be > 0 (log-return factors)")
-    if np.any(maintenance_margin < 0):
-        raise ValueError("maintenance_margin must be >= 0")
-    if np.any((factor_code < 0) | (factor_code >= n_factors)):
-        raise ValueError(f"factor_code must lie in [0, {n_factors})")
+    pairs = _pairs(indptr, quantity, multiplier, price, factor_code, n_factors)
+    set_delta = np.bincount(pairs.set, weights=pairs.delta, minlength=n_sets)
+    set_gross = np.bincount(pairs.set, weights=pairs.gross, minlength=n_sets)
+    n_underlyings = np.bincount(pairs.set, minlength=n_sets)
+    dom = _dominant(pairs, n_sets)
 
-    # (set, factor) pairs, sorted by set then factor.
-    set_of = np.repeat(np.arange(n_sets, dtype=np.int64), np.diff(indptr))
-    pairs, pair_of = np.unique(set_of * n_factors + factor_code, return_inverse=True)
-    pair_of = pair_of.reshape(-1)
-    pair_set = pairs // n_factors
-    pair_factor = pairs % n_factors
-    exposure = quantity * multiplier * price
-    pair_delta = np.bincount(pair_of, weights=exposure, minlength=len(pairs))
-    pair_gross = np.bincount(pair_of, weights=np.abs(exposure), minlength=len(pairs))
-    pair_price = np.empty(len(pairs))
-    pair_price[pair_of] = price
-    if np.any(np.abs(price - pair_price[pair_of]) > PRICE_TOLERANCE * price):
-        raise ValueError("positions on the same factor within a set have different prices")
-
-    set_delta = np.bincount(pair_set, weights=pair_delta, minlength=n_sets)
-    set_gross = np.bincount(pair_set, weights=pair_gross, minlength=n_sets)
-    n_underlyings = np.bincount(pair_set, minlength=n_sets)
-
-    # Dominant pair of each set: largest |delta|, ties to the lowest factor code. The pairs are
-    # sorted by set then factor, so it is the set's first pair at its largest |delta| (linear
-    # scans; a lexsort of the pairs cost most of this function).
-    abs_delta = np.abs(pair_delta)
-    set_starts = _run_starts(pair_set)
-    sets_present = pair_set[set_starts]
-    largest = np.zeros(len(pairs))
-    if len(pairs):
-        largest = np.repeat(np.maximum.reduceat(abs_delta, set_starts),
-                            np.diff(np.append(set_starts, len(pairs))))
-    at_largest = np.flatnonzero(abs_delta == largest)
-    dominant_pair = at_largest[_run_starts(pair_set[at_largest])]
-    dominant = np.full(n_sets, -1, dtype=np.int64)
-    dom_delta = np.zeros(n_sets)
-    dom_gross = np.zeros(n_sets)
-    dom_price = np.full(n_sets, np.inf)
-    dominant[sets_present] = pair_factor[dominant_pair]
-    dom_delta[sets_present] = pair_delta[dominant_pair]
-    dom_gross[sets_present] = pair_gross[dominant_pair]
-    dom_price[sets_present] = pair_price[dominant_pair]
-
-    has_positions = n_underlyings > 0
-    dom_sigma = np.ones(n_sets)
-    dom_sigma[has_positions] = sigma_1d[dominant[has_positions]]
-    if not np.all(np.isfinite(dom_sigma) & (dom_sigma > 0)):
-        raise ValueError("sigma_1d must be finite and > 0 for every dominant factor")
-
+    dom_sigma = _dominant_sigma(sigma_1d, dom.factor, n_underlyings > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dom_weight = np.where(set_gross > 0, dom_gross / np.where(set_gross > 0, set_gross, 1.0),
+        dom_weight = np.where(set_gross > 0, dom.gross / np.where(set_gross > 0, set_gross, 1.0),
                               0.0)
     all_weight = np.where(set_gross > 0, 1.0, 0.0)
     scale = set_gross + maintenance_margin
 
-    move_dominant = _solve_move(equity, maintenance_margin, dom_delta, dom_weight, scale)
+    move_dominant = _solve_move(equity, maintenance_margin, dom.delta, dom_weight, scale)
     move_uniform = _solve_move(equity, maintenance_margin, set_delta, all_weight, scale)
 
     single = n_underlyings == 1
     with np.errstate(over="ignore", invalid="ignore"):
         liq_price = np.where(single & np.isfinite(move_dominant),
-                             dom_price * (1.0 + move_dominant), np.inf)
+                             dom.price * (1.0 + move_dominant), np.inf)
 
     return pd.DataFrame(
         {
-            "dominant_underlying": dominant,
+            "dominant_underlying": dom.factor,
             "liq_move_dominant": move_dominant,
             "liq_move_uniform": move_uniform,
             "liq_sigmas_dominant": _in_sigmas(move_dominant, dom_sigma),
