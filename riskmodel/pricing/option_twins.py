@@ -17,16 +17,9 @@ __all__ = ["option_greeks", "option_price", "option_scenario_pnl", "scenario_vol
 
 
 def scenario_vol(
-    iv0: np.ndarray,
-    tau0: np.ndarray,
-    price0: np.ndarray,
-    prices: np.ndarray,
-    iv_row: np.ndarray,
-    iv_log_shock: np.ndarray,
-    rule_beta: np.ndarray,
-    rule_p: np.ndarray,
-    rule_floor: float,
-    rule_cap: float,
+    iv0: np.ndarray, tau0: np.ndarray, price0: np.ndarray, prices: np.ndarray,
+    iv_row: np.ndarray, iv_log_shock: np.ndarray, rule_beta: np.ndarray, rule_p: np.ndarray,
+    rule_floor: float, rule_cap: float,
 ) -> np.ndarray:
     """Implied vol of each option in each scenario, shape (n_opt, n_scenarios).
 
@@ -86,18 +79,8 @@ def option_scenario_pnl(
         r, q, p0 = rate[sl], carry[sl], price0[sl]
         v0 = option_price(m, c, p0, k, tau0[sl], iv0[sl], r, q)
         prices = scen_price[price_row[sl]]
-        sigma = scenario_vol(
-            iv0[sl],
-            tau0[sl],
-            p0,
-            prices,
-            iv_row[sl],
-            iv_log_shock,
-            rule_beta[sl],
-            rule_p[sl],
-            rule_floor,
-            rule_cap,
-        )
+        sigma = scenario_vol(iv0[sl], tau0[sl], p0, prices, iv_row[sl], iv_log_shock,
+                             rule_beta[sl], rule_p[sl], rule_floor, rule_cap)
         col = (slice(None), None)
         v = option_price(m[col], c[col], prices, k[col], tau_h[sl][col], sigma, r[col], q[col])
         with np.errstate(divide="ignore", invalid="ignore"):

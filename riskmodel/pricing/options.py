@@ -95,42 +95,83 @@ def _npdf(x: np.ndarray) -> np.ndarray:
     return _INV_SQRT_2PI * np.exp(-0.5 * x * x)
 
 
-def _flat_inputs(
-    model: ArrayLike,
-    is_call: ArrayLike,
-    price: ArrayLike,
-    strike: ArrayLike,
-    tau: ArrayLike,
-    sigma: ArrayLike,
-    rate: ArrayLike,
-    carry: ArrayLike,
-) -> tuple[tuple[int, ...], list[np.ndarray]]:
+class _Flat(NamedTuple):
+    """The pricing arguments broadcast together and flattened, arrays of shape (n,): model
+    codes (int64), call flags (bool), then float64 price, strike, tau, sigma, rate, carry."""
+
+    model: np.ndarray
+    is_call: np.ndarray
+    price: np.ndarray
+    strike: np.ndarray
+    tau: np.ndarray
+    sigma: np.ndarray
+    rate: np.ndarray
+    carry: np.ndarray
+
+
+def _flat_inputs(model: ArrayLike, is_call: ArrayLike, *floats: ArrayLike
+                 ) -> tuple[tuple[int, ...], _Flat]:
+    """The broadcast shape and the flat arguments (``floats``: price, strike, tau, sigma, rate,
+    carry)."""
     arrays = np.broadcast_arrays(
         np.asarray(model, dtype=np.int64),
         np.asarray(is_call, dtype=bool),
-        *(np.asarray(x, dtype=np.float64) for x in (price, strike, tau, sigma, rate, carry)),
+        *(np.asarray(x, dtype=np.float64) for x in floats),
     )
-    return arrays[0].shape, [np.ravel(a) for a in arrays]
+    return arrays[0].shape, _Flat(*(np.ravel(a) for a in arrays))
 
 
-def _live_terms(
-    model: np.ndarray, price: np.ndarray, tau: np.ndarray, rate: np.ndarray, carry: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Discount factor, growth ``F / P`` and forward of options with ``tau > 0``."""
-    df = np.exp(-rate * tau)
-    g = np.where(model == BLACK_SCHOLES, np.exp((rate - carry) * tau), 1.0)
-    return df, g, price * g
+class _Live(NamedTuple):
+    """The options with ``tau > 0``: their positions ``idx`` in the flat arguments, their
+    arguments ``at`` (a :class:`_Flat` of shape (n_live,)), the discount factor ``df``, growth
+    ``g = F / P``, forward ``fwd``, ``sqrt(tau)`` and ``sd = sigma sqrt(tau)``; and the
+    positions among them of the Bachelier (``normal``) and lognormal (``logn``) options with
+    ``sigma > 0``, the ones that have a time value."""
+
+    idx: np.ndarray
+    at: _Flat
+    df: np.ndarray
+    g: np.ndarray
+    fwd: np.ndarray
+    sqt: np.ndarray
+    sd: np.ndarray
+    normal: np.ndarray
+    logn: np.ndarray
+
+
+def _live(flat: _Flat) -> _Live:
+    idx = np.flatnonzero(flat.tau > 0.0)
+    at = _Flat(*(a[idx] for a in flat))
+    df = np.exp(-at.rate * at.tau)
+    g = np.where(at.model == BLACK_SCHOLES, np.exp((at.rate - at.carry) * at.tau), 1.0)
+    sqt = np.sqrt(at.tau)
+    with_vol = at.sigma > 0.0
+    return _Live(idx, at, df, g, at.price * g, sqt, at.sigma * sqt,
+                 np.flatnonzero(with_vol & (at.model == BACHELIER)),
+                 np.flatnonzero(with_vol & (at.model != BACHELIER)))
+
+
+def _intrinsic(is_call: np.ndarray, underlying: np.ndarray, strike: np.ndarray) -> np.ndarray:
+    """``max(P - K, 0)`` for calls, ``max(K - P, 0)`` for puts."""
+    return np.where(is_call, np.maximum(underlying - strike, 0.0),
+                    np.maximum(strike - underlying, 0.0))
+
+
+def _intrinsic_slope(sign: np.ndarray, moneyness: np.ndarray) -> np.ndarray:
+    """Slope magnitude of the intrinsic value in the underlying: 1 in the money (``sign x
+    moneyness > 0``), 0 out of it, 1/2 at the kink (``moneyness == 0``)."""
+    return np.where(moneyness == 0.0, 0.5, np.where(sign * moneyness > 0.0, 1.0, 0.0))
+
+
+def _lognormal_d1(fwd: np.ndarray, strike: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``d1 = (ln(F / K) + sd^2 / 2) / sd`` (NaN where ``F / K <= 0``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.log(fwd / strike) + 0.5 * sd * sd) / sd
 
 
 def option_price(
-    model: ArrayLike,
-    is_call: ArrayLike,
-    price: ArrayLike,
-    strike: ArrayLike,
-    tau: ArrayLike,
-    sigma: ArrayLike,
-    rate: ArrayLike = 0.0,
-    carry: ArrayLike = 0.0,
+    model: ArrayLike, is_call: ArrayLike, price: ArrayLike, strike: ArrayLike, tau: ArrayLike,
+    sigma: ArrayLike, rate: ArrayLike = 0.0, carry: ArrayLike = 0.0,
 ) -> np.ndarray:
     """Value per unit of European options in the quote currency.
 
@@ -157,50 +198,38 @@ def option_price(
     -------
     ndarray of float64 with the broadcast shape of the arguments.
     """
-    shape, (m, c, s, k, t, sig, r, q) = _flat_inputs(
-        model, is_call, price, strike, tau, sigma, rate, carry
-    )
-    out = np.where(c, np.maximum(s - k, 0.0), np.maximum(k - s, 0.0))
-    live = np.flatnonzero(t > 0.0)
-    m, c, s, k, t, sig, r, q = (a[live] for a in (m, c, s, k, t, sig, r, q))
-    df, _, fwd = _live_terms(m, s, t, r, q)
-    val = df * np.where(c, np.maximum(fwd - k, 0.0), np.maximum(k - fwd, 0.0))
-    sd = sig * np.sqrt(t)
-    normal = np.flatnonzero((sig > 0.0) & (m == BACHELIER))
-    if normal.size:
-        f, kk, v, dfn, cn = fwd[normal], k[normal], sd[normal], df[normal], c[normal]
+    shape, flat = _flat_inputs(model, is_call, price, strike, tau, sigma, rate, carry)
+    out = _intrinsic(flat.is_call, flat.price, flat.strike)
+    lv = _live(flat)
+    c, k = lv.at.is_call, lv.at.strike
+    val = lv.df * _intrinsic(c, lv.fwd, k)
+    if lv.normal.size:
+        j = lv.normal
+        f, kk, v, dfn, cn = lv.fwd[j], k[j], lv.sd[j], lv.df[j], c[j]
         d = (f - kk) / v
         pdf = _npdf(d)
-        val[normal] = np.where(
+        val[j] = np.where(
             cn,
             dfn * ((f - kk) * ndtr(d) + v * pdf),
             dfn * ((kk - f) * ndtr(-d) + v * pdf),
         )
-    logn = np.flatnonzero((sig > 0.0) & (m != BACHELIER))
-    if logn.size:
-        f, kk, v, dfl, cl = fwd[logn], k[logn], sd[logn], df[logn], c[logn]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d1 = (np.log(f / kk) + 0.5 * v * v) / v
+    if lv.logn.size:
+        j = lv.logn
+        f, kk, v, dfl, cl = lv.fwd[j], k[j], lv.sd[j], lv.df[j], c[j]
+        d1 = _lognormal_d1(f, kk, v)
         d2 = d1 - v
-        val[logn] = np.where(
+        val[j] = np.where(
             cl,
             dfl * (f * ndtr(d1) - kk * ndtr(d2)),
             dfl * (kk * ndtr(-d2) - f * ndtr(-d1)),
         )
-    out[live] = val
+    out[lv.idx] = val
     return out.reshape(shape)
 
 
 def option_greeks(
-    model: ArrayLike,
-    is_call: ArrayLike,
-    price: ArrayLike,
-    strike: ArrayLike,
-    tau: ArrayLike,
-    sigma: ArrayLike,
-    rate: ArrayLike = 0.0,
-    carry: ArrayLike = 0.0,
-    multiplier: ArrayLike = 1.0,
+    model: ArrayLike, is_call: ArrayLike, price: ArrayLike, strike: ArrayLike, tau: ArrayLike,
+    sigma: ArrayLike, rate: ArrayLike = 0.0, carry: ArrayLike = 0.0, multiplier: ArrayLike = 1.0,
 ) -> OptionGreeks:
     """Delta, gamma and vega per unit quantity, in the quote currency, for reports.
 
@@ -217,45 +246,37 @@ def option_greeks(
     OptionGreeks
         ``(delta, gamma, vega)``, each of the broadcast shape.
     """
-    shape, (m, c, s, k, t, sig, r, q) = _flat_inputs(
-        model, is_call, price, strike, tau, sigma, rate, carry
-    )
-    sign = np.where(c, 1.0, -1.0)
-    # slope of the intrinsic value: 1 in the money, 0 out of it, 1/2 at the kink
-    diff = s - k
-    delta = sign * np.where(diff == 0.0, 0.5, np.where(sign * diff > 0.0, 1.0, 0.0))
+    shape, flat = _flat_inputs(model, is_call, price, strike, tau, sigma, rate, carry)
+    sign = np.where(flat.is_call, 1.0, -1.0)
+    delta = sign * _intrinsic_slope(sign, flat.price - flat.strike)
     gamma = np.zeros_like(delta)
     vega = np.zeros_like(delta)
-    live = np.flatnonzero(t > 0.0)
-    m, c, s, k, t, sig, r, q, sg = (a[live] for a in (m, c, s, k, t, sig, r, q, sign))
-    df, g, fwd = _live_terms(m, s, t, r, q)
-    sqt = np.sqrt(t)
+    lv = _live(flat)
+    c, k, df, fwd, sqt, sd = lv.at.is_call, lv.at.strike, lv.df, lv.fwd, lv.sqt, lv.sd
+    sg = sign[lv.idx]
     diff = fwd - k
-    dl = sg * df * g * np.where(diff == 0.0, 0.5, np.where(sg * diff > 0.0, 1.0, 0.0))
+    dl = sg * df * lv.g * _intrinsic_slope(sg, diff)
     # at sigma = 0 and the money: the right derivative of the value in sigma
     atm = diff == 0.0
-    vg = np.where(atm, df * sqt * _INV_SQRT_2PI * np.where(m == BACHELIER, 1.0, fwd), 0.0)
+    vg = np.where(atm, df * sqt * _INV_SQRT_2PI * np.where(lv.at.model == BACHELIER, 1.0, fwd),
+                  0.0)
     gm = np.zeros_like(dl)
-    sd = sig * sqt
-    normal = np.flatnonzero((sig > 0.0) & (m == BACHELIER))
-    if normal.size:
-        j = normal
+    if lv.normal.size:
+        j = lv.normal
         d = (fwd[j] - k[j]) / sd[j]
         pdf = _npdf(d)
         dl[j] = np.where(c[j], df[j] * ndtr(d), -df[j] * ndtr(-d))
         gm[j] = df[j] * pdf / sd[j]
         vg[j] = df[j] * pdf * sqt[j]
-    logn = np.flatnonzero((sig > 0.0) & (m != BACHELIER))
-    if logn.size:
-        j = logn
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d1 = (np.log(fwd[j] / k[j]) + 0.5 * sd[j] * sd[j]) / sd[j]
+    if lv.logn.size:
+        j = lv.logn
+        d1 = _lognormal_d1(fwd[j], k[j], sd[j])
         pdf = _npdf(d1)
-        dg = df[j] * g[j]
+        dg = df[j] * lv.g[j]
         dl[j] = dg * np.where(c[j], ndtr(d1), -ndtr(-d1))
-        gm[j] = dg * pdf / (s[j] * sd[j])
+        gm[j] = dg * pdf / (lv.at.price[j] * sd[j])
         vg[j] = df[j] * fwd[j] * pdf * sqt[j]
-    delta[live], gamma[live], vega[live] = dl, gm, vg
+    delta[lv.idx], gamma[lv.idx], vega[lv.idx] = dl, gm, vg
     mult = np.broadcast_to(np.asarray(multiplier, dtype=np.float64), shape)
     return OptionGreeks(
         delta.reshape(shape) * mult, gamma.reshape(shape) * mult, vega.reshape(shape) * mult
@@ -263,15 +284,8 @@ def option_greeks(
 
 
 def option_values(
-    model: ArrayLike,
-    is_call: ArrayLike,
-    price: ArrayLike,
-    strike: ArrayLike,
-    tau: ArrayLike,
-    sigma: ArrayLike,
-    rate: ArrayLike = 0.0,
-    carry: ArrayLike = 0.0,
-    multiplier: ArrayLike = 1.0,
+    model: ArrayLike, is_call: ArrayLike, price: ArrayLike, strike: ArrayLike, tau: ArrayLike,
+    sigma: ArrayLike, rate: ArrayLike = 0.0, carry: ArrayLike = 0.0, multiplier: ArrayLike = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Today's value per unit quantity, in the quote currency and in coin.
 
