@@ -21,7 +21,6 @@ volatility, 99% ES, two-day margin period of risk, ``--lookback`` returns, every
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import int_options, repeat_timed
 from threadpoolctl import threadpool_limits
 
 from riskmodel.backtest.run import BacktestInputs, BacktestWindow, load_inputs, run_backtest
@@ -119,12 +119,7 @@ def reference(raw: dict, rows: np.ndarray, lookback: int) -> tuple[np.ndarray, n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dates", type=int, default=2520)
-    parser.add_argument("--lookback", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--reference-dates", type=int, default=252)
-    args = parser.parse_args()
+    args = int_options(__doc__, dates=2520, lookback=1000, repeats=3, reference_dates=252)
     config = RunConfig(method="fhs", vol_model="ewma", ewma_lambda=LAMBDA,
                        confidence=CONFIDENCE, horizon=HORIZON, lookback=args.lookback)
     n_days = args.dates + args.lookback + 300
@@ -137,12 +132,8 @@ def main() -> None:
         warm = BacktestWindow(first.date().isoformat(), dates[n_days - args.dates + 20]
                               .date().isoformat())
         run_backtest(inputs, config, warm, loaded=loaded, n_sim=0)  # JIT warm-up
-        times, result = [], None
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            result = run_backtest(inputs, config, window, loaded=loaded)
-            times.append(time.perf_counter() - start)
-        assert result is not None
+        times, result = repeat_timed(
+            lambda: run_backtest(inputs, config, window, loaded=loaded), args.repeats)
         frame = result.backtest
         n_dates = frame["date"].nunique()
 

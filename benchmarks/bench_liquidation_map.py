@@ -19,12 +19,11 @@ Target: < 30 s for 100,000 sets on 2 cores. Medians of ``--repeats`` runs.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
 import numpy as np
 import pandas as pd
+from _timing import int_options, repeat_timed
 
 from riskmodel.config import RunConfig
 from riskmodel.margin.liquidation_map import ALL, MapBook, liquidation_map, move_grid
@@ -92,28 +91,14 @@ def factors_index(book: MapBook, scope: str) -> int:
 
 
 def main_bench() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", type=int, default=100_000)
-    parser.add_argument("--positions-per-set", type=int, default=10)
-    parser.add_argument("--instruments", type=int, default=500)
-    parser.add_argument("--underlyings", type=int, default=50)
-    parser.add_argument("--reference-scopes", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = int_options(__doc__, sets=100_000, positions_per_set=10, instruments=500,
+                       underlyings=50, reference_scopes=5, repeats=3)
     book = synthetic_book(args.sets, args.positions_per_set, args.instruments, args.underlyings)
     scopes = [*book.factors, ALL]
     liquidation_map(book, scopes=scopes[:1])  # warm-up
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        table = liquidation_map(book)
-        times.append(time.perf_counter() - start)
+    times, table = repeat_timed(lambda: liquidation_map(book), args.repeats)
     checked = scopes[:args.reference_scopes - 1] + [ALL]
-    ref_times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        ref = reference_counts(book, checked)
-        ref_times.append(time.perf_counter() - start)
+    ref_times, ref = repeat_timed(lambda: reference_counts(book, checked), args.repeats)
     ours = table[table["scope"].isin(checked)].reset_index(drop=True)
     ref = ref.set_index(["scope", "move"]).loc[list(zip(ours["scope"], ours["move"]))]
     assert (ours["n_liquidation"].to_numpy() == ref["n_liquidation"].to_numpy()).all()

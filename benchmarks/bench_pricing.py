@@ -20,14 +20,12 @@ Example (the default, full size)::
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numba
 import numpy as np
+from _timing import int_options, timed
 
 from riskmodel.pricing import option_kernels, option_twins
 from riskmodel.pricing.options import (
@@ -39,8 +37,6 @@ from riskmodel.pricing.options import (
     DEFAULT_RULE_P,
     horizon_tau,
 )
-
-T = TypeVar("T")
 
 
 def build_book(n_opt: int, n_scen: int, n_und: int, n_iv: int, seed: int) -> dict[str, Any]:
@@ -80,21 +76,9 @@ def build_book(n_opt: int, n_scen: int, n_und: int, n_iv: int, seed: int) -> dic
     }
 
 
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--options", type=int, default=2_000)
-    ap.add_argument("--scenarios", type=int, default=10_000)
-    ap.add_argument("--underlyings", type=int, default=50)
-    ap.add_argument("--iv-factors", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=20240611)
-    args = ap.parse_args(argv)
+    args = int_options(__doc__, argv, options=2_000, scenarios=10_000, underlyings=50,
+                       iv_factors=10, repeats=5, seed=20240611)
 
     book = build_book(args.options, args.scenarios, args.underlyings, args.iv_factors, args.seed)
     values: list[Any] = list(book.values())

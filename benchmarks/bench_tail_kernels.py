@@ -25,18 +25,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import numba
 import numpy as np
 import scipy.sparse as sp
+from _timing import timed
 
 from riskmodel.measures import TailResult, tail_measures
 from riskmodel.measures.api import float32_screen
-from riskmodel.measures.kernels import netting_set_max_loss
-
-T = TypeVar("T")
+from riskmodel.measures.losses import netting_set_max_loss
 
 
 def build_book(n_sets: int, n_scen: int, n_pos: int, n_instr: int, seed: int):
@@ -70,12 +67,6 @@ def reference(pnl, indptr, idx, qty, a, n_sets, chunk):
         var[s0:s1] = v
         es[s0:s1] = (tail / n + v * (p_le - a)) / (1.0 - a)
     return var, es
-
-
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def main(argv: list[str] | None = None) -> None:
