@@ -6,7 +6,7 @@ and requirements drawn so that a few per cent of the sets sit near their thresho
 runs over ``[liquidation] map_points`` (41) moves of each underlying and of all together:
 (underlyings + 1) x 41 revaluations of every set.
 
-* ``riskmodel``: :func:`riskmodel.margin.liquidation_map.liquidation_map` (instruments repriced
+* ``riskmodel``: :func:`riskmodel.liquidation.map.liquidation_map` (instruments repriced
   once per move, then the sparse book; requirements scaled by the notional shares);
 * reference: the same counts in plain numpy, position by position (P&L of each position per
   move, summed per set with ``np.bincount``), timed on the first ``--reference-scopes`` scopes
@@ -26,7 +26,7 @@ import pandas as pd
 from _timing import int_options, repeat_timed
 
 from riskmodel.config import RunConfig
-from riskmodel.margin.liquidation_map import ALL, MapBook, liquidation_map, move_grid
+from riskmodel.liquidation.map import ALL, MapBook, liquidation_map, move_grid
 
 
 def synthetic_book(n_sets: int, per_set: int, n_instruments: int, n_underlyings: int,

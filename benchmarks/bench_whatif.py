@@ -25,7 +25,7 @@ import pandas as pd
 
 from riskmodel.cli import main
 from riskmodel.demo import write_demo_inputs
-from riskmodel.margin.whatif import load_run, what_if
+from riskmodel.whatif import load_run, what_if
 
 
 def _ticket(attribution: pd.DataFrame) -> pd.DataFrame:

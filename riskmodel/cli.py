@@ -203,7 +203,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _config_with_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The run configuration and the raw TOML + overrides it came from (kept for what-if)."""
-    from riskmodel.batch.run_store import load_config_source
+    from riskmodel.engine.store import load_config_source
 
     return load_config_source(getattr(args, "config", None), _overrides(args))
 
@@ -238,13 +238,16 @@ def dependence_fitter() -> Any:
 
 
 def garch_fitter() -> Any:
-    """Run-time estimation for `eod` without --params (the engine never imports calibration)."""
+    """Run-time estimation for `eod` without --params and the backtest's refits (the engine
+    never imports calibration): each factor fitted on its sample, proxies resolved as
+    `calibrate` resolves them."""
 
-    def fit(returns: Any, config: Any) -> Any:
+    def fit(samples: Any, config: Any) -> Any:
         # imported on first use: arch costs about 2 s to import, a run on EWMA never needs it
-        from calibration.estimate import Spec, fit_factor
+        from calibration.estimate import Spec
+        from calibration.runner import fit_samples
 
-        return fit_factor(returns, Spec.from_config(config.calibration, config.ewma_lambda))
+        return fit_samples(samples, Spec.from_config(config.calibration, config.ewma_lambda))
 
     return fit
 
@@ -299,8 +302,8 @@ def _summary(manifest: dict[str, Any], out: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from riskmodel.batch.eod import EodInputs, run_eod, write_eod
-    from riskmodel.batch.run_store import load_config_source
     from riskmodel.demo import write_demo_inputs
+    from riskmodel.engine.store import load_config_source
     from riskmodel.io.outputs import staged_output
 
     if args.accounts < 1:
@@ -403,7 +406,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_whatif(args: argparse.Namespace) -> int:
-    from riskmodel.margin.whatif import load_run, load_trades, what_if, write_result
+    from riskmodel.whatif import load_run, load_trades, what_if, write_result
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".parquet"):
@@ -422,7 +425,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
 
 def cmd_liquidation_map(args: argparse.Namespace) -> int:
-    from riskmodel.batch.liquidation_map_run import write_liquidation_map
+    from riskmodel.liquidation.map_run import write_liquidation_map
 
     manifest = write_liquidation_map(args.run, args.out, cascade=args.cascade)
     if not args.quiet:

@@ -1,25 +1,23 @@
 """The liquidation stage of ``eod``: partial-liquidation orders and penalties of the netting sets
 in ``liquidation`` (and, with ``[liquidation] include_margin_call``, ``margin_call``).
 
-The orders come from :func:`riskmodel.margin.liquidation.partial_liquidation` on the run's own
-in-memory state, so each order's ``margin_after`` is what a what-if of the reduced book (or a
-re-run of ``eod`` on it) gives. A run that applies the anti-procyclicality ``floor`` or
-``buffer`` cannot recompute margins after a reduction (their inputs are not part of the state):
-its orders are left out with a warning rather than computed on a different margin.
+The orders come from :func:`riskmodel.liquidation.partial_liquidation` on the run's own priced
+market, every trial margin through the engine as the run margined the book (the
+anti-procyclicality floor's scenarios and the previous run's margins included), so each order's
+``margin_after`` is what a what-if of the reduced book (or a re-run of ``eod`` on it) gives.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from riskmodel.batch.run_store import RunStateData
 from riskmodel.config import RunConfig
-from riskmodel.margin.liquidation import ORDER_COLUMNS, partial_liquidation
-from riskmodel.margin.whatif import run_state
+from riskmodel.engine.store import StoredRun
+from riskmodel.liquidation.partial import ORDER_COLUMNS, partial_liquidation
+from riskmodel.portfolio.collateral import CollateralTable
 
 
 def empty_orders() -> pd.DataFrame:
@@ -34,7 +32,7 @@ def liquidated_statuses(config: RunConfig) -> tuple[str, ...]:
         else ("liquidation",)
 
 
-def liquidation_stage(margins: pd.DataFrame, attribution: pd.DataFrame, data: RunStateData,
+def liquidation_stage(margins: pd.DataFrame, attribution: pd.DataFrame, run: StoredRun,
                       config: RunConfig) -> tuple[pd.Series, pd.DataFrame, dict[str, Any],
                                                   list[str]]:
     """``(liquidation_penalty per netting set in margins order, orders, manifest block,
@@ -48,17 +46,11 @@ def liquidation_stage(margins: pd.DataFrame, attribution: pd.DataFrame, data: Ru
         "netting_sets": 0, "restored": 0, "orders": 0,
         "notional_liquidated": 0.0, "penalties": 0.0,
     }
-    blocked = sorted(set(config.anti_procyclicality.tools) & {"floor", "buffer"})
-    if blocked:
-        info["skipped"] = True
-        return penalty, empty_orders(), info, [
-            "liquidation orders not computed: the anti-procyclicality tool(s) "
-            f"{', '.join(blocked)} cannot be re-applied to a reduced book"]
-    state = run_state(Path("."), data, config, attribution, margins)
     result = partial_liquidation(
-        state, target=policy.target_margin_level,
-        include_margin_call=policy.include_margin_call, penalty=policy.penalty_rates,
-        margins=margins, attribution=attribution,
+        run.market, config, margins, attribution, previous=run.previous,
+        account_types=CollateralTable(run.collateral).account_types,
+        target=policy.target_margin_level, include_margin_call=policy.include_margin_call,
+        penalty=policy.penalty_rates,
     )
     sets = result.sets.set_index(["account_id", "netting_set"])
     if len(sets):

@@ -2,18 +2,18 @@
 
 After the run-wide stages (scenarios, instrument P&L, stress scenario P&L), the netting sets are
 split into contiguous partitions of ``partition_size`` sets (in the book's order). Each
-partition is margined on its own by :func:`riskmodel.margin.whatif.book_tables` (tail kernels,
-stress, anti-procyclicality, add-ons, policy), which computes every set independently with a
-fixed sequence of floating-point operations: the concatenated result is bitwise identical for
-any partition size, engine or number of workers.
+partition is margined on its own by the engine (:func:`riskmodel.engine.margin_book`: tail
+kernels, stress, anti-procyclicality, add-ons, policy), which computes every set independently
+with a fixed sequence of floating-point operations: the concatenated result is bitwise identical
+for any partition size, engine or number of workers.
 
 Engines:
 
 * ``local``: the partitions in sequence in this process (the kernels use the cores).
 * ``dask``: a ``distributed`` client (``--scheduler ADDRESS``, else a ``LocalCluster`` of
-  ``--workers`` processes); the run state (instrument scenario P&L and the rest) is scattered to
-  every worker once, each task margins one partition and returns its two tables, which the
-  client writes. Workers need no shared file system.
+  ``--workers`` processes); the priced market (instrument scenario P&L and the rest) is
+  scattered to every worker once, each task margins one partition and returns its two tables,
+  which the client writes. Workers need no shared file system.
 
 Work folder and resume: each finished partition is written as ``margins-NNNNN.parquet`` and
 ``attribution-NNNNN.parquet`` (atomically: the margins part, written last, marks it complete)
@@ -45,9 +45,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from riskmodel.config import RunConfig
+from riskmodel.engine import PricedMarket, margin_book
 from riskmodel.errors import UsageError
 from riskmodel.io.outputs import dictionary_columns, write_parquet
-from riskmodel.margin.whatif import RunState, book_tables
+from riskmodel.margin.procyclicality import merge_tool_facts
 from riskmodel.portfolio.netting import Book
 
 ENGINES = ("local", "dask")
@@ -125,11 +127,28 @@ def partition_bounds(n_sets: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n_sets)) for start in range(0, n_sets, size)] or [(0, 0)]
 
 
-def margin_partition(state: RunState, part: Book, floor_pnl: Any, previous: Any,
-                     equity: np.ndarray | None = None
+@dataclass(frozen=True, eq=False)
+class BookInputs:
+    """Per netting set of the whole book (in its order): collateral and the previous run's
+    model margin (None: no previous run); each account's type."""
+
+    collateral: np.ndarray
+    previous: np.ndarray | None = None
+    account_types: dict[str, str] | None = None
+
+    def slice(self, start: int, stop: int) -> BookInputs:
+        return BookInputs(self.collateral[start:stop],
+                          None if self.previous is None else self.previous[start:stop],
+                          self.account_types)
+
+
+def margin_partition(market: PricedMarket, config: RunConfig, part: Book, inputs: BookInputs
                      ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """One partition's tables (a module-level function, so Dask can ship it)."""
-    return book_tables(state, part, floor_pnl=floor_pnl, previous=previous, equity=equity)
+    result = margin_book(market, part, config, collateral=inputs.collateral,
+                         previous=inputs.previous, account_types=inputs.account_types)
+    assert result.margins is not None and result.attribution is not None
+    return result.margins, result.attribution, result.apc_info
 
 
 class _WorkFolder:
@@ -181,17 +200,17 @@ def fingerprint(parts: dict[str, Any]) -> str:
 
 
 def run_partitions(
-    state: RunState,
+    market: PricedMarket,
+    config: RunConfig,
     book: Book,
+    inputs: BookInputs,
     options: EngineOptions,
     run_fingerprint: str,
     *,
-    floor_pnl: Any = None,
-    previous: pd.Series | None = None,
     progress: Callable[[int, int], None] | None = None,
     flag_statuses: tuple[str, ...] = (),
 ) -> PartitionResult:
-    """Margin ``book`` (on ``state``'s instrument axis) partition by partition.
+    """Margin ``book`` (on ``market``'s instrument axis) partition by partition.
 
     ``flag_statuses``: the statuses whose sets' attribution rows are also returned in memory
     (``flagged_attribution``), for the liquidation stage."""
@@ -225,18 +244,14 @@ def run_partitions(
         if progress is not None:
             progress(len(infos) + len(work.done), len(bounds))
 
-    # each set's collateral in one lookup of the whole book (per partition, hashing its ids
-    # against a million accounts cost 1.5 s at venue size)
-    equity = state.set_collateral(book.sets) if todo else np.zeros(0)
     if options.engine == "dask" and todo:
-        for k, tables in _dask_partitions(state, book, equity, bounds, todo, options,
-                                          floor_pnl, previous):
+        for k, tables in _dask_partitions(market, config, book, inputs, bounds, todo, options):
             finished(k, tables)
     else:
         for k in todo:
             start, stop = bounds[k]
-            finished(k, margin_partition(state, book.slice(start, stop), floor_pnl, previous,
-                                         equity[start:stop]))
+            finished(k, margin_partition(market, config, book.slice(start, stop),
+                                         inputs.slice(start, stop)))
     for k in sorted(work.done):  # the parts of a killed run, as it wrote them
         keep(k, work.read_margins(k), work.read_attribution(k))
     order = range(len(bounds))
@@ -245,7 +260,7 @@ def run_partitions(
         (PartFiles(tuple(work.paths(k)[1] for k in order)) if on_disk
          else pd.concat([attribution[k] for k in order], ignore_index=True)),
         pd.concat([flagged[k] for k in order], ignore_index=True),
-        merge_apc_info([infos[k] for k in order if k in infos]), len(todo), len(bounds))
+        merge_tool_facts([infos[k] for k in order if k in infos]), len(todo), len(bounds))
 
 
 def _rows_of_statuses(margins: pd.DataFrame, attribution: pd.DataFrame,
@@ -257,10 +272,8 @@ def _rows_of_statuses(margins: pd.DataFrame, attribution: pd.DataFrame,
     return attribution.merge(chosen, on=["account_id", "netting_set"])
 
 
-def _dask_partitions(state: RunState, book: Book, equity: np.ndarray,
-                     bounds: list[tuple[int, int]], todo: list[int], options: EngineOptions,
-                     floor_pnl: Any,
-                     previous: pd.Series | None
+def _dask_partitions(market: PricedMarket, config: RunConfig, book: Book, inputs: BookInputs,
+                     bounds: list[tuple[int, int]], todo: list[int], options: EngineOptions
                      ) -> Iterator[tuple[int, tuple[pd.DataFrame, pd.DataFrame, dict]]]:
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -275,17 +288,14 @@ def _dask_partitions(state: RunState, book: Book, equity: np.ndarray,
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        # the run state (scenario P&L of every instrument) and the previous run's margins go
-        # to each worker once; each partition's book straight to one worker, not inside the
-        # task graph (which dask warns about past a few MB)
-        shared = client.scatter(state, broadcast=True)
-        shared_floor = client.scatter(floor_pnl, broadcast=True) if floor_pnl else None
-        shared_previous = (client.scatter(previous, broadcast=True) if previous is not None
-                           else None)
-        futures = {client.submit(margin_partition, shared,
+        # the priced market (scenario P&L of every instrument) and the configuration go to
+        # each worker once; each partition's book and inputs straight to one worker, not
+        # inside the task graph (which dask warns about past a few MB)
+        shared_market = client.scatter(market, broadcast=True)
+        shared_config = client.scatter(config, broadcast=True)
+        futures = {client.submit(margin_partition, shared_market, shared_config,
                                  client.scatter(book.slice(*bounds[k]).own_ids()),
-                                 shared_floor, shared_previous,
-                                 client.scatter(equity[slice(*bounds[k])]), pure=False): k
+                                 client.scatter(inputs.slice(*bounds[k])), pure=False): k
                    for k in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
@@ -293,24 +303,6 @@ def _dask_partitions(state: RunState, book: Book, equity: np.ndarray,
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-def merge_apc_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum the per-partition counts of the anti-procyclicality tools."""
-    if not infos:
-        return {}
-
-    def merge(a: Any, b: Any) -> Any:
-        if isinstance(a, dict):
-            return {k: merge(a[k], b[k]) if k in b else a[k] for k in a}
-        if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
-            return int(a) + int(b)
-        return a
-
-    out = infos[0]
-    for info in infos[1:]:
-        out = merge(out, info)
-    return out
 
 
 def keep_parts(work_dir: Path, out: Path, partitions: int) -> None:

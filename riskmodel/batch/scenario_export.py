@@ -20,13 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskmodel import __version__
-from riskmodel.batch.model_scenarios import (
-    DependenceFitter,
-    VolatilityFitter,
-    filter_factors,
-    model_scenarios,
-    volatility_warnings,
-)
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, UsageError
 from riskmodel.io.prices import load_prices
@@ -35,6 +28,13 @@ from riskmodel.marketdata.returns import (
     build_universe,
     common_window,
     resolve_market_date,
+)
+from riskmodel.scenarios.model import (
+    DependenceFitter,
+    VolatilityFitter,
+    filter_factors,
+    model_scenarios,
+    volatility_warnings,
 )
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.scenarios.stress import (

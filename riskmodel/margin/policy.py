@@ -26,6 +26,7 @@ Rates are looked up per position by underlying, then instrument kind, then the d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,12 @@ def margin_base(model_margin: np.ndarray, stress_loss: np.ndarray, mode: str, we
     return model_margin
 
 
-def apply_policy(
+def apply_policy(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """:func:`policy_columns` as a table (one row per netting set; same arguments)."""
+    return pd.DataFrame(policy_columns(*args, **kwargs))
+
+
+def policy_columns(
     model_margin: np.ndarray,
     addons: np.ndarray,
     notional: np.ndarray,
@@ -87,8 +93,8 @@ def apply_policy(
     equity: np.ndarray,
     policy: MarginPolicy,
     base: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Margin columns per netting set.
+) -> dict[str, np.ndarray]:
+    """Margin columns per netting set, in table order (``model_margin`` to ``call_amount``).
 
     Parameters
     ----------
@@ -120,17 +126,15 @@ def apply_policy(
         ["liquidation", "margin_call", "warning"],
         default="ok",
     )
-    return pd.DataFrame(
-        {
-            "model_margin": model_margin,
-            "addons": addons,
-            "initial_margin": initial,
-            "maintenance_floor": maintenance_floor,
-            "maintenance_margin": maintenance,
-            "flat_rate_margin": flat,
-            "equity": equity,
-            "margin_level": equity / maintenance,
-            "status": status.astype(object),
-            "call_amount": np.maximum(0.0, initial - equity),
-        }
-    )
+    return {
+        "model_margin": model_margin,
+        "addons": addons,
+        "initial_margin": initial,
+        "maintenance_floor": maintenance_floor,
+        "maintenance_margin": maintenance,
+        "flat_rate_margin": flat,
+        "equity": equity,
+        "margin_level": equity / maintenance,
+        "status": status.astype(object),
+        "call_amount": np.maximum(0.0, initial - equity),
+    }

@@ -14,15 +14,19 @@ Three tools, selectable in ``[anti_procyclicality]`` (``tools = [...]``, any com
 * ``floor`` (Art. 28(1)(c)): margin >= the margin of the same model with a ``floor_lookback``
   (default 2,520 returns, ten years of business days) lookback.
 
-The functions here are pure (arrays in, arrays out); the run wires them in and reports in its
-manifest how many netting sets each tool bound.
+The functions here are pure (arrays in, arrays out); :func:`apply_tools` is what the engine
+applies to every book, and the facts it returns (how many netting sets each tool bound) go to the
+manifest. The stressed observations join the scenario set before the tail
+(:mod:`riskmodel.scenarios.stressed`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from riskmodel.scenarios.scenario_set import ScenarioSet
+from riskmodel.config import RunConfig
 
 
 def buffer_margin(
@@ -56,35 +60,60 @@ def buffer_margin(
     return margin, released
 
 
-def with_stressed_observations(
-    scenarios: ScenarioSet, stressed: ScenarioSet, stressed_weight: float
-) -> ScenarioSet:
-    """Append ``stressed`` to ``scenarios`` with ``stressed_weight`` of the probability.
-
-    The ordinary scenarios keep their relative weights and share ``1 - stressed_weight``; the
-    stressed ones share ``stressed_weight`` equally.
-    """
-    if stressed.factors != scenarios.factors:
-        raise ValueError("stressed observations must cover the same factors in the same order")
-    if not 0.0 < stressed_weight < 1.0:
-        raise ValueError(f"stressed_weight = {stressed_weight!r} must be in (0, 1)")
-    n, m = scenarios.n_scenarios, stressed.n_scenarios
-    base = scenarios.weights if scenarios.weights is not None else np.full(n, 1.0 / n)
-    weights = np.concatenate([base * (1.0 - stressed_weight), np.full(m, stressed_weight / m)])
-    return ScenarioSet(
-        shocks=np.vstack([scenarios.shocks, stressed.shocks]),
-        factors=scenarios.factors,
-        labels=np.concatenate([scenarios.labels.astype(object), stressed.labels.astype(object)]),
-        kind=scenarios.kind,
-        horizon=scenarios.horizon,
-        weights=weights,
-        provenance={**scenarios.provenance, "stressed_observations": m,
-                    "stressed_weight": stressed_weight},
-    )
-
-
 def floored_margin(model_margin: np.ndarray, long_lookback_margin: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """``max(model, ten-year-lookback model)`` and the mask where the floor bound."""
     bound = long_lookback_margin > model_margin
     return np.where(bound, long_lookback_margin, model_margin), bound
+
+
+def apply_tools(
+    model_margin: np.ndarray,
+    floor_margin: np.ndarray | None,
+    previous_model_margin: np.ndarray | None,
+    config: RunConfig,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The margin base after the floor and the buffer (before stress, add-ons and notional
+    floors) and the facts of the tools that bound.
+
+    Parameters
+    ----------
+    model_margin : ndarray of shape (n_sets,), the model margin (>= 0).
+    floor_margin : ndarray of shape (n_sets,) or None, the model margin over the floor's
+        longer lookback (None: the floor has no input and does not apply).
+    previous_model_margin : ndarray of shape (n_sets,) or None, the previous run's model margin
+        (NaN where the set did not exist then).
+    config : RunConfig, whose ``anti_procyclicality.tools`` say which tools apply.
+    """
+    apc = config.anti_procyclicality
+    base = model_margin
+    info: dict[str, Any] = {"tools": list(apc.tools)}
+    if "floor" in apc.tools and floor_margin is not None:
+        base, bound = floored_margin(base, floor_margin)
+        info["floor"] = {"lookback": apc.floor_lookback, "bound_sets": int(bound.sum())}
+    if "buffer" in apc.tools:
+        base, released = buffer_margin(base, apc.buffer, previous_model_margin,
+                                       apc.release_trigger)
+        info["buffer"] = {"buffer": apc.buffer, "release_trigger": apc.release_trigger,
+                          "previous_run": previous_model_margin is not None,
+                          "applied_sets": int((~released).sum()),
+                          "released_sets": int(released.sum())}
+    return base, info
+
+
+def merge_tool_facts(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """The facts of :func:`apply_tools` over several books (partitions, dates): counts summed."""
+    if not infos:
+        return {}
+
+    def merge(a: Any, b: Any) -> Any:
+        if isinstance(a, dict):
+            return {k: merge(a[k], b[k]) if k in b else a[k] for k in a}
+        if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+            return int(a) + int(b)
+        return a
+
+    out = infos[0]
+    for info in infos[1:]:
+        out = merge(out, info)
+    return out

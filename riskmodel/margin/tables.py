@@ -1,16 +1,16 @@
 """The margin and attribution tables of a book: from tail results, stress losses and collateral
 to the output columns of DESIGN.md, through the margin policy.
 
-One policy behind :func:`assemble_margins` (the tables of ``eod`` and what-if) and
-:func:`initial_margin` (the figure each partial-liquidation step asks for), so that every one of
-them applies the very same margin.
+One policy behind :func:`assemble_margins` (the tables) and :func:`initial_margin` (the figure
+alone, which each partial-liquidation step asks for), so that every one of them applies the very
+same margin. Both are called by the engine (:func:`riskmodel.engine.margin_book`) only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,12 +19,9 @@ from riskmodel.config import RunConfig
 from riskmodel.errors import ModelError
 from riskmodel.margin.addons import position_addons, set_addons
 from riskmodel.margin.liquidation_distance import liquidation_distance
-from riskmodel.margin.policy import apply_policy, margin_base, per_set_sum
+from riskmodel.margin.policy import margin_base, per_set_sum, policy_columns
 from riskmodel.portfolio.netting import Book
-from riskmodel.pricing.revaluation import COLLATERAL_KIND, unit_greeks
-
-if TYPE_CHECKING:  # the stress stage's result type; only its loss and label arrays are read
-    from riskmodel.batch.stress_run import StressResult
+from riskmodel.pricing.revaluation import COLLATERAL_KIND, at_labels, unit_greek_array
 
 MARGIN_COLUMNS = [
     "account_id", "netting_set", "n_positions", "gross_notional", "var", "es", "model_margin",
@@ -86,9 +83,9 @@ class InstrumentArrays:
     """Per instrument of the book's axis, what the margin tables look up for each position:
     per-unit ``value, delta, gamma, vega`` (:func:`riskmodel.pricing.revaluation.unit_greeks`),
     the price and volatility code of its factor, and its kind and underlying as codes. Built once
-    per run (:attr:`riskmodel.margin.whatif.RunState.instrument_arrays`): a liquidation margins a
-    hundred small books against the same axis, and looking labels up per book cost more than the
-    margin arithmetic."""
+    per market (:attr:`riskmodel.engine.market.PricedMarket.instrument_arrays`): a liquidation
+    margins a hundred small books against the same axis, and looking labels up per book cost
+    more than the margin arithmetic."""
 
     unit: np.ndarray  # (n_instruments, 4)
     price: np.ndarray  # spot of each instrument's factor
@@ -106,13 +103,13 @@ class InstrumentArrays:
         """``used`` indexed by ``instrument_id`` in axis order (``kind, underlying, factor`` and
         the option columns), ``spot`` and ``sigma_rel`` by factor."""
         if unit is None:
-            unit = unit_greeks(used, spot, valuation_time).to_numpy()
+            unit = unit_greek_array(used, spot, valuation_time)
         kind_code, kinds = pd.factorize(used["kind"].to_numpy(dtype=object))
         underlying_code, underlyings = pd.factorize(used["underlying"].to_numpy(dtype=object))
         factor_names = np.asarray(sigma_rel.index, dtype=object)
         return cls(
             unit=np.asarray(unit, dtype=np.float64),
-            price=spot.loc[used["factor"]].to_numpy(np.float64),
+            price=at_labels(spot, used["factor"]),
             factor_code=pd.Index(factor_names).get_indexer(used["factor"]).astype(np.int64),
             factor_names=factor_names,
             sigma_rel=sigma_rel.to_numpy(np.float64),
@@ -159,37 +156,68 @@ class _PositionLookups:
         return cls(kinds, underlyings, price, unit, is_collateral, notional)
 
 
-def _policy(book: Book, positions: _PositionLookups, tail: Any, stress: StressResult,
-            equity: np.ndarray, config: RunConfig, apc_base: np.ndarray | None
-            ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """``(policy table, positive, liquidity add-on, concentration add-on)``: the margin policy
-    of every set (:func:`riskmodel.margin.policy.apply_policy`), whether its tail measure is
-    positive, and each position's add-ons."""
+#: The per-set figures of :func:`margin_figures`: the margin table less the ids and the
+#: distance to liquidation.
+FIGURE_COLUMNS = [c for c in MARGIN_COLUMNS if c not in (
+    "account_id", "netting_set", "dominant_underlying", "liq_move_dominant", "liq_move_uniform",
+    "liq_sigmas_dominant", "liq_sigmas_uniform", "liquidation_price")]
+
+
+@dataclass(frozen=True, eq=False)
+class _Figures:
+    """Per set, the margin figures (:data:`FIGURE_COLUMNS` with the policy's columns, in order);
+    per position, the lookups, whether its set's tail measure is positive and its add-ons."""
+
+    columns: dict[str, np.ndarray]
+    positions: _PositionLookups
+    positive: np.ndarray
+    liquidity: np.ndarray
+    concentration: np.ndarray
+
+
+def _figures(book: Book, arrays: InstrumentArrays, tail: Any, stress_loss: np.ndarray,
+             stress_label: np.ndarray | None, equity: np.ndarray, config: RunConfig,
+             apc_base: np.ndarray | None, *, policy_only: bool = False) -> _Figures:
+    """The margin policy of every set (:func:`riskmodel.margin.policy.policy_columns`) and,
+    unless ``policy_only``, the other per-set figures."""
+    positions = _PositionLookups.of(book, arrays)
     # A book that gains even in its tail needs no model margin: floor the measure at zero (the
     # contributions are dropped with it, so they always sum to the model margin).
     positive = tail.model_measure > 0
     model_margin = np.where(positive, tail.model_measure, 0.0)
-    base = margin_base(model_margin if apc_base is None else apc_base, stress.loss,
+    base = margin_base(model_margin if apc_base is None else apc_base, stress_loss,
                        config.stress.mode, config.stress.weight)
     liquidity, concentration = position_addons(positions.notional, positions.kinds,
                                                positions.underlyings, config.addons,
                                                config.addon_adv)
-    policy = apply_policy(
+    policy = policy_columns(
         model_margin, set_addons(liquidity, concentration, book.indptr), positions.notional,
         positions.kinds, positions.underlyings, book.indptr, equity, config.margin, base=base,
     )
-    return policy, positive, liquidity, concentration
+    if policy_only:
+        return _Figures(policy, positions, positive, liquidity, concentration)
+    columns = {
+        "n_positions": (np.diff(book.indptr) - per_set_sum(
+            positions.is_collateral.astype(np.float64), book.indptr)).astype(np.int64),
+        "gross_notional": per_set_sum(positions.notional, book.indptr),
+        "var": tail.var,
+        "es": tail.es,
+        **policy,
+        "stress_loss": stress_loss,
+        "stress_scenario": (np.full(book.n_sets, "", dtype=object) if stress_label is None
+                            else stress_label),
+    }
+    return _Figures(columns, positions, positive, liquidity, concentration)
 
 
-def initial_margin(book: Book, arrays: InstrumentArrays, tail: Any, stress: StressResult,
+def initial_margin(book: Book, arrays: InstrumentArrays, tail: Any, stress_loss: np.ndarray,
                    equity: np.ndarray, config: RunConfig,
                    apc_base: np.ndarray | None = None) -> np.ndarray:
     """The ``initial_margin`` column of :func:`assemble_margins` (same arguments), without the
     tables: a liquidation step needs nothing else, and building them was most of its cost.
     Raises :class:`ModelError` where it is not finite."""
-    policy = _policy(book, _PositionLookups.of(book, arrays), tail, stress, equity, config,
-                     apc_base)[0]
-    im = policy["initial_margin"].to_numpy(np.float64)
+    im = _figures(book, arrays, tail, stress_loss, None, equity, config, apc_base,
+                  policy_only=True).columns["initial_margin"]
     if not np.isfinite(im).all():
         row = int(np.flatnonzero(~np.isfinite(im))[0])
         raise ModelError(f"non-finite initial_margin for account "
@@ -198,25 +226,32 @@ def initial_margin(book: Book, arrays: InstrumentArrays, tail: Any, stress: Stre
     return im
 
 
+def margin_figures(book: Book, arrays: InstrumentArrays, tail: Any, stress_loss: np.ndarray,
+                   stress_label: np.ndarray, equity: np.ndarray, config: RunConfig,
+                   apc_base: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The per-set figures of :func:`assemble_margins` (same arguments), column by column
+    (:data:`FIGURE_COLUMNS`), without the ids, the distance to liquidation and the
+    attribution: what a backtest date records."""
+    return _figures(book, arrays, tail, stress_loss, stress_label, equity, config,
+                    apc_base).columns
+
+
 def assemble_margins(
     book: Book,
-    used: pd.DataFrame,
-    spot: pd.Series,
-    valuation_time: pd.Timestamp,
+    arrays: InstrumentArrays,
     tail: Any,
-    stress: StressResult,
+    stress_loss: np.ndarray,
+    stress_label: np.ndarray,
     equity: np.ndarray,
     config: RunConfig,
-    sigma_rel: pd.Series,
     apc_base: np.ndarray | None = None,
-    arrays: InstrumentArrays | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Margin table (one row per netting set) and attribution table (one row per position).
 
-    ``used`` is indexed by ``instrument_id`` (``kind, underlying, multiplier, factor`` and the
-    option columns), its rows in the order of the book's instrument axis; ``spot`` by factor;
-    ``valuation_time`` is the options' clock; ``tail`` has ``var, es, model_measure`` per set
-    and ``contribution`` per position; ``equity`` is each set's collateral.
+    ``arrays`` are the lookups of the book's instrument axis (:class:`InstrumentArrays`);
+    ``tail`` has ``var, es, model_measure`` per set and ``contribution`` per position;
+    ``stress_loss`` and ``stress_label`` are each set's worst stress loss and its scenario;
+    ``equity`` is each set's collateral.
 
     Per position: ``market_value = quantity x value`` (the premium of an option, the price of
     spot and coin collateral, 0 for contracts settled by variation margin), ``notional =
@@ -224,65 +259,48 @@ def assemble_margins(
     contracts; 0 for collateral, which is no position and carries no floor, add-on or flat
     rate), and ``delta, gamma, vega`` in the reporting currency
     (:func:`riskmodel.pricing.revaluation.unit_greeks`).
-    Shared with :mod:`riskmodel.margin.whatif`, so a what-if applies the very same policy.
     ``apc_base``: the model margin after the anti-procyclicality floor and buffer (default: the
-    model margin), which the stress combination then starts from. ``arrays``: ``used``'s
-    :class:`InstrumentArrays` when the caller has them already.
+    model margin), which the stress combination then starts from.
     """
-    if arrays is None:
-        arrays = InstrumentArrays.of(used, spot, valuation_time, sigma_rel)
-    pos = book.positions
-    positions = _PositionLookups.of(book, arrays)
-    policy, positive, liquidity, concentration = _policy(book, positions, tail, stress, equity,
-                                                         config, apc_base)
-    price, unit, notional = positions.price, positions.unit, positions.notional
-    market_value = book.quantity * unit[:, 0]
-    contribution = np.where(positive[book.set_of_position()], tail.contribution, 0.0)
-    policy["stress_loss"] = stress.loss
-    policy["stress_scenario"] = stress.label
+    figures = _figures(book, arrays, tail, stress_loss, stress_label, equity, config, apc_base)
+    positions, columns = figures.positions, figures.columns
+    price, unit = positions.price, positions.unit
     # first order: each position as a linear one of the same delta (collateral included)
     distance = liquidation_distance(
         book.indptr, book.quantity, unit[:, 1], price,
         arrays.factor_code[book.instrument_index], len(arrays.factor_names), equity,
-        policy["maintenance_margin"].to_numpy(), arrays.sigma_rel,
+        columns["maintenance_margin"], arrays.sigma_rel,
     )
     distance["dominant_underlying"] = arrays.factor_names[
         distance["dominant_underlying"].to_numpy()]
-    policy = pd.concat([policy, distance], axis=1)
-    margins = pd.concat(
-        [
-            book.sets.reset_index(drop=True),
-            pd.DataFrame(
-                {
-                    "n_positions": (np.diff(book.indptr)
-                                    - per_set_sum(positions.is_collateral.astype(np.float64),
-                                                  book.indptr)).astype(np.int64),
-                    "gross_notional": per_set_sum(notional, book.indptr),
-                    "var": tail.var,
-                    "es": tail.es,
-                }
-            ),
-            policy,
-        ],
-        axis=1,
-    )[MARGIN_COLUMNS]
-    attribution = pd.DataFrame(
+    sets = book.sets.reset_index(drop=True)
+    # the ids as the book holds them (categoricals at venue size)
+    table = {"account_id": sets["account_id"], "netting_set": sets["netting_set"], **columns,
+             **{c: distance[c].to_numpy() for c in distance.columns}}
+    margins = pd.DataFrame({c: table[c] for c in MARGIN_COLUMNS})
+    return margins, _attribution(book, figures, tail)
+
+
+def _attribution(book: Book, figures: _Figures, tail: Any) -> pd.DataFrame:
+    pos, positions = book.positions, figures.positions
+    price, unit = positions.price, positions.unit
+    return pd.DataFrame(
         {
             "account_id": pos["account_id"].to_numpy(),
             "netting_set": pos["netting_set"].to_numpy(),
             "instrument_id": pos["instrument_id"].to_numpy(),
             "quantity": book.quantity,
-            "market_value": market_value,
-            "notional": notional,
-            "contribution": contribution,
-            "liquidity_addon": liquidity,
-            "concentration_addon": concentration,
+            "market_value": book.quantity * unit[:, 0],
+            "notional": positions.notional,
+            "contribution": np.where(figures.positive[book.set_of_position()],
+                                     tail.contribution, 0.0),
+            "liquidity_addon": figures.liquidity,
+            "concentration_addon": figures.concentration,
             "delta": book.quantity * unit[:, 1] * price,
             "gamma": book.quantity * unit[:, 2] * price * price / 100.0,
             "vega": book.quantity * unit[:, 3] / 100.0,
         }
     )[ATTRIBUTION_COLUMNS]
-    return margins, attribution
 
 
 # Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.
@@ -290,15 +308,19 @@ MAY_BE_INFINITE = ("liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant
                    "liq_sigmas_uniform", "liquidation_price")
 
 
-def check_finite(margins: pd.DataFrame) -> None:
-    """No NaN anywhere, and no infinity in any margin figure."""
-    numeric = margins.select_dtypes("number")
-    values = numeric.to_numpy(np.float64)
-    infinite_ok = np.isin(numeric.columns, MAY_BE_INFINITE)[None, :]
-    bad = np.isnan(values) | (np.isinf(values) & ~infinite_ok)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ModelError(
-            f"non-finite {numeric.columns[col]} for account "
-            f"{margins['account_id'].iat[row]!r} netting set {margins['netting_set'].iat[row]!r}"
-        )
+def check_finite(margins: pd.DataFrame | dict[str, np.ndarray],
+                 sets: pd.DataFrame | None = None) -> None:
+    """No NaN anywhere, and no infinity in any margin figure; ``sets`` (``account_id,
+    netting_set`` of each row) when the table has no ids of its own."""
+    for column in margins:
+        values = np.asarray(margins[column])
+        if values.dtype.kind != "f":
+            continue
+        bad = np.isnan(values) if column in MAY_BE_INFINITE else ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            keys = margins if sets is None else sets
+            raise ModelError(
+                f"non-finite {column} for account {keys['account_id'].iat[row]!r} "
+                f"netting set {keys['netting_set'].iat[row]!r}"
+            )

@@ -23,7 +23,7 @@ time is 00:00 UTC that day), to the nanosecond.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -87,7 +87,7 @@ def scenario_pnl(
     # costs as much in page faults as the arithmetic
     out = np.empty((len(instruments), moves.shape[1]))
     inverse = np.isin(kinds, INVERSE_KINDS)
-    p0 = spot.loc[instruments["factor"].to_numpy()].to_numpy(np.float64)
+    p0 = at_labels(spot, instruments["factor"])
     for i in np.flatnonzero(kinds != "option"):
         # linear: multiplier x price move; inverse: multiplier x (move / today's price)
         if inverse[i]:
@@ -111,8 +111,8 @@ def _option_pnl(options: pd.DataFrame, scenarios: ScenarioSet, spot: pd.Series,
                 moves: np.ndarray, rows: np.ndarray, valuation_time: pd.Timestamp,
                 implied_vol: ImpliedVolConfig, out: np.ndarray | None = None) -> np.ndarray:
     factors = list(scenarios.factors)
-    p0 = spot.loc[options["factor"]].to_numpy(np.float64)
-    scen_price = spot.loc[factors].to_numpy(np.float64)[:, None] + moves
+    p0 = at_labels(spot, options["factor"])
+    scen_price = at_labels(spot, factors)[:, None] + moves
     # the implied-vol index of each option's underlying, where the scenario set moves it
     index_of = {f: i for i, f in enumerate(factors)}
     iv_row = np.array([index_of.get(implied_vol.factors.get(u, ""), -1)
@@ -144,7 +144,7 @@ def grid_pnl(
     ``vol_shifts[g]``; shape (n_instruments, n_points). Linear and inverse kinds ignore the vol
     shift; options are revalued at the horizon as in :func:`scenario_pnl`."""
     kinds = instruments["kind"].to_numpy()
-    p0 = spot.loc[instruments["factor"]].to_numpy(np.float64)
+    p0 = at_labels(spot, instruments["factor"])
     mult = instruments["multiplier"].to_numpy(np.float64)
     out = np.ascontiguousarray(mult[:, None] * p0[:, None] * moves)
     inverse = np.isin(kinds, INVERSE_KINDS)
@@ -168,14 +168,34 @@ def grid_pnl(
     return out
 
 
+def at_labels(series: pd.Series, labels: Sequence[str] | pd.Series | np.ndarray) -> np.ndarray:
+    """``series.loc[labels]`` as float64, without pandas' per-call label machinery (a what-if
+    or a backtest date looks up a handful of factors thousands of times); a missing label is a
+    KeyError naming it. ``series`` is small (one value per factor)."""
+    position = {key: i for i, key in enumerate(series.index.tolist())}
+    values = series.to_numpy(np.float64)
+    keys = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    try:
+        return values[np.fromiter((position[k] for k in keys), dtype=np.int64, count=len(keys))]
+    except KeyError as exc:
+        raise KeyError(f"{exc.args[0]!r} not in {list(position)}") from None
+
+
 def unit_greeks(instruments: pd.DataFrame, spot: pd.Series, valuation_time: pd.Timestamp
                 ) -> pd.DataFrame:
     """Per unit quantity, in the reporting currency, multiplier included: ``value`` (today's
     mark: the premium of an option; 0 for futures and perpetuals, settled by variation margin;
     the price for spot and collateral), ``delta`` (dV/dP), ``gamma`` and ``vega`` (per 1.00 of
     vol). Linear: delta = multiplier; inverse: multiplier / P_0."""
+    return pd.DataFrame(unit_greek_array(instruments, spot, valuation_time),
+                        columns=["value", "delta", "gamma", "vega"], index=instruments.index)
+
+
+def unit_greek_array(instruments: pd.DataFrame, spot: pd.Series, valuation_time: pd.Timestamp
+                     ) -> np.ndarray:
+    """:func:`unit_greeks` as an array of shape (n_instruments, 4)."""
     kinds = instruments["kind"].to_numpy()
-    p0 = spot.loc[instruments["factor"]].to_numpy(np.float64)
+    p0 = at_labels(spot, instruments["factor"])
     mult = instruments["multiplier"].to_numpy(np.float64)
     n = len(instruments)
     value = np.where(np.isin(kinds, ("spot", COLLATERAL_KIND)), mult * p0, 0.0)
@@ -199,8 +219,7 @@ def unit_greeks(instruments: pd.DataFrame, spot: pd.Series, valuation_time: pd.T
         delta[options] = mult[options] * (g.delta - np.where(coin, premium / p0[options], 0.0))
         gamma[options] = mult[options] * g.gamma
         vega[options] = mult[options] * g.vega
-    return pd.DataFrame({"value": value, "delta": delta, "gamma": gamma, "vega": vega},
-                        index=instruments.index)
+    return np.column_stack([value, delta, gamma, vega])
 
 
 def years_to_expiry(options: pd.DataFrame, valuation_time: pd.Timestamp) -> np.ndarray:

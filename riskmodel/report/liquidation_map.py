@@ -18,7 +18,7 @@ from riskmodel.report.common import new_figure, png_data_uri, save_png
 
 
 def heatmap_png(table: pd.DataFrame, n_sets: int, path: Path) -> Path:
-    """Write the heatmap of ``table`` (:data:`riskmodel.margin.liquidation_map.MAP_COLUMNS`)."""
+    """Write the heatmap of ``table`` (:data:`riskmodel.liquidation.map.MAP_COLUMNS`)."""
     scopes = list(dict.fromkeys(table["scope"]))
     moves = np.sort(table["move"].unique())
     share = table.pivot(index="scope", columns="move", values="n_liquidation") \

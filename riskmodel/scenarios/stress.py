@@ -29,11 +29,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from riskmodel.config import StressGrid
+from riskmodel.config import RunConfig, StressGrid
 from riskmodel.errors import InputDataError
 from riskmodel.io.tables import read_table
 from riskmodel.marketdata.returns import Universe
@@ -273,3 +274,39 @@ def grid_loss(
     ]) if n_groups else np.zeros((0, position_grid_pnl.shape[1]))
     worst = np.max(-group_pnl * weights[None, :], axis=1)
     return np.bincount(set_of_group, weights=worst, minlength=n_sets).astype(np.float64)
+
+
+def stress_scenario_sets(
+    factors: Sequence[str], return_kinds: Mapping[str, str], window: pd.DataFrame,
+    config: RunConfig, universe: Universe, horizon: int,
+) -> tuple[list[ScenarioSet], dict[str, Any]]:
+    """The historical-window and user-shock scenario sets of a run, in the order the engine
+    reduces them (windows, then each shock file; the grid is evaluated per position by the
+    engine), and their facts (``mode, weight, notes, windows, grid, scenario_sets``).
+
+    ``universe`` holds every asset of the price file up to the market date (proxies and window
+    moves are read from it), ``window`` the model window (proxy volatility ratios)."""
+    stress = config.stress
+    info: dict[str, Any] = {"mode": stress.mode, "weight": stress.weight, "notes": []}
+    sets: list[ScenarioSet] = []
+    if stress.historical:
+        path = windows_file(stress.windows_file)
+        if path is None:
+            info["notes"].append("no historical stress windows file found")
+        else:
+            windows, version = load_windows(path)
+            hist, notes = universe_window_scenarios(universe, list(factors), windows, window,
+                                                    horizon, stress.proxies)
+            info["windows"] = {"file": str(path), "version": version,
+                               "scenarios": 0 if hist is None else hist.n_scenarios}
+            info["notes"] += notes
+            if hist is not None:
+                sets.append(hist)
+    for f in stress.files:
+        user = user_shocks(f, list(factors), return_kinds, horizon)
+        if user is not None and user.n_scenarios:
+            sets.append(user)
+    if stress.grid.enabled:
+        info["grid"] = {"points_per_factor": stress.grid.steps + 2, "move": stress.grid.move}
+    info["scenario_sets"] = {s.kind: s.n_scenarios for s in sets}
+    return sets, info

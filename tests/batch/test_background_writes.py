@@ -88,7 +88,7 @@ def test_failed_background_write_leaves_the_output_folder_as_it_was(demo, tmp_pa
     def full_disk(folder, state):
         raise OSError(f"{folder}: no space left on device")
 
-    monkeypatch.setattr(eod, "write_state", full_disk)
+    monkeypatch.setattr(eod, "write_run", full_disk)
     result = run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work"))
     with pytest.raises(OSError, match="no space left"):
         write_eod(result, out)

@@ -17,7 +17,8 @@ from riskmodel.batch.eod import EodInputs, run_eod, write_eod
 from riskmodel.batch.partitions import FAULT_ENV, EngineOptions, work_dir_for
 from riskmodel.config import load_config
 from riskmodel.demo import write_demo_inputs
-from riskmodel.margin import whatif
+from riskmodel.engine import margin as engine_margin
+from riskmodel.engine.market import PricedMarket
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +82,17 @@ def test_float32_first_pass_of_the_tail_kernels_changes_no_figure(demo, monkeypa
     _, inputs, config, _ = demo
     config = dataclasses.replace(config, method="mc", scenarios=2000, vol_model="ewma")
     options = EngineOptions(partition_size=25)
-    monkeypatch.setattr(whatif, "SCREEN_MIN_SETS", 10**9)
+    monkeypatch.setattr(engine_margin, "SCREEN_MIN_SETS", 10**9)
     plain = run_eod(inputs, config, engine=options)
     screened_parts = []
-    screen = whatif.RunState.screen
+    screen = PricedMarket.screen
 
     def counting(self, horizon):
         screened_parts.append(horizon)
         return screen(self, horizon)
 
-    monkeypatch.setattr(whatif, "SCREEN_MIN_SETS", 1)
-    monkeypatch.setattr(whatif.RunState, "screen", counting)
+    monkeypatch.setattr(engine_margin, "SCREEN_MIN_SETS", 1)
+    monkeypatch.setattr(PricedMarket, "screen", counting)
     screened = run_eod(inputs, config, engine=options)
     assert len(screened_parts) >= screened.manifest["engine"]["partitions"]
     _same(screened, plain)

@@ -28,7 +28,7 @@ from eod_testdata import (
     write_parquet,
 )
 
-# ``state`` is the what-if state folder (riskmodel.batch.run_store)
+# ``state`` is the what-if state folder (riskmodel.engine.store)
 OUTPUTS = {"margins.parquet", "margins.csv", "attribution.parquet", "factors.csv",
            "manifest.json", "state", "liquidation_orders.parquet"}
 

@@ -5,13 +5,10 @@ import pytest
 
 from riskmodel.config import ProcyclicalityConfig, config_from_mapping
 from riskmodel.errors import UsageError
-from riskmodel.margin.procyclicality import (
-    buffer_margin,
-    floored_margin,
-    with_stressed_observations,
-)
+from riskmodel.margin.procyclicality import buffer_margin, floored_margin
 from riskmodel.measures import var_es
 from riskmodel.scenarios.scenario_set import ScenarioSet
+from riskmodel.scenarios.stressed import with_stressed_observations
 
 
 def test_buffer_series_is_released_only_when_the_trigger_fires():

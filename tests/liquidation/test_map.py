@@ -10,7 +10,7 @@ import pytest
 from riskmodel.cli import main
 from riskmodel.config import LiquidationConfig, RunConfig
 from riskmodel.demo import write_demo_inputs
-from riskmodel.margin.liquidation_map import (
+from riskmodel.liquidation.map import (
     ALL,
     Cascade,
     MapBook,

@@ -9,8 +9,18 @@ import pytest
 from riskmodel.cli import main
 from riskmodel.config import RateTable
 from riskmodel.demo import write_demo_inputs
-from riskmodel.margin.liquidation import partial_liquidation
-from riskmodel.margin.whatif import load_run
+from riskmodel.liquidation.partial import partial_liquidation
+from riskmodel.whatif import LoadedRun, load_run
+
+
+def _liquidate(state: LoadedRun, **kwargs):
+    """The orders of a written run's under-margined sets, as eod's liquidation stage computes
+    them (its tables read back from disk)."""
+    margins = pd.read_parquet(state.run_dir / "margins.parquet")
+    attribution = pd.read_parquet(state.run_dir / "attribution.parquet")
+    return partial_liquidation(state.market, state.config, margins, attribution,
+                               previous=state.stored.previous,
+                               account_types=state.collateral.account_types, **kwargs)
 
 
 def _eod(files, out, positions=None):
@@ -31,10 +41,10 @@ def test_single_over_leveraged_perpetual_matches_closed_form(tmp_path):
     assert run["status"] == "liquidation"
     state = load_run(tmp_path / "run")
     p = 0.005
-    result = partial_liquidation(state, penalty=RateTable(default=p))
+    result = _liquidate(state, penalty=RateTable(default=p))
     # IM is linear in the position for a single linear position: IM(q) = c q. Closing d at
     # price P with penalty rate p: E - p P d = c (q - d)  =>  d = (c q - E) / (c - p P).
-    q, e, price = 400.0, 20_000.0, float(state.spot["SPX"])
+    q, e, price = 400.0, 20_000.0, float(state.market.spot["SPX"])
     c = run["initial_margin"] / q
     d = (c * q - e) / (c - p * price)
     order = result.orders.iloc[0]
@@ -48,7 +58,7 @@ def test_demo_orders_restore_every_liquidated_set_on_a_rerun(tmp_path):
     files = write_demo_inputs(tmp_path / "in", n_accounts=80)
     _eod(files, tmp_path / "run")
     state = load_run(tmp_path / "run")
-    result = partial_liquidation(state, penalty=RateTable(default=0.002))
+    result = _liquidate(state, penalty=RateTable(default=0.002))
     margins = pd.read_parquet(tmp_path / "run" / "margins.parquet")
     liquidated = margins[margins["status"] == "liquidation"]
     assert len(liquidated) > 0 and len(result.sets) == len(liquidated)
@@ -76,7 +86,7 @@ def test_demo_orders_restore_every_liquidated_set_on_a_rerun(tmp_path):
 
 def test_target_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="target"):
-        partial_liquidation(None, target=0.0)  # type: ignore[arg-type]
+        partial_liquidation(None, None, None, None, target=0.0)  # type: ignore[arg-type]
 
 
 def test_eod_writes_the_orders_and_penalties_that_a_loaded_run_gives(tmp_path):
@@ -90,7 +100,7 @@ def test_eod_writes_the_orders_and_penalties_that_a_loaded_run_gives(tmp_path):
     margins = pd.read_parquet(run / "margins.parquet")
     state = load_run(run)
     config = state.config.liquidation
-    again = partial_liquidation(state, target=config.target_margin_level,
+    again = _liquidate(state, target=config.target_margin_level,
                                 penalty=config.penalty_rates)
     pd.testing.assert_frame_equal(orders.reset_index(drop=True),
                                   again.orders.reset_index(drop=True), check_dtype=False)
@@ -438,7 +448,7 @@ def test_penalty_rates_by_underlying_override_kind_and_default(tmp_path):
 def _search(g, limit=200):
     """Drive the interior search as ``_Lockstep.interior`` does, on a function given here:
     returns ``(lo, hi, n_samples)`` of the first restoring sample, or ``(None, None, n)``."""
-    from riskmodel.margin.liquidation import _highest_bound
+    from riskmodel.liquidation.partial import _highest_bound
 
     xs, gs = [0.0], [g(0.0)]
     for n in range(1, limit + 1):

@@ -9,10 +9,10 @@ closed and the next one is reduced, and so on (coins held as collateral are reva
 book but never sold). ``equity_after = equity - penalty``: closing at
 the mark realises nothing that variation margin has not already settled, but the venue charges
 ``penalty = rate x |notional closed|`` (rates per underlying, kind or default, as every rate
-table). Every trial margin is recomputed exactly by the engine's own margin of a netted book
-(:func:`riskmodel.margin.whatif.book_initial_margin`: tail kernels, stress, add-ons, floors,
-the policy of the margin table without the table), so the orders are checked by construction
-against the engine's margin.
+table). Every trial margin is the engine's own margin of the reduced book
+(:func:`riskmodel.engine.margin_book` with ``detail="initial_margin"``: tail kernels, stress,
+anti-procyclicality, add-ons, floors, the policy of the margin table without the table), so
+the orders are checked by construction against the engine's margin.
 
 The fraction of the position being reduced is the root of ``g(x) = equity_after(x) - target x
 initial_margin_after(x)`` between a short point (``g < 0``) and a restored one (``g >= 0``),
@@ -40,10 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from riskmodel.config import RateTable
+from riskmodel.config import RateTable, RunConfig
+from riskmodel.engine import PricedMarket, margin_book
 from riskmodel.margin.policy import position_rates
-from riskmodel.margin.whatif import RunState, book_initial_margin
-from riskmodel.portfolio.netting import net_positions
+from riskmodel.portfolio.netting import Book, net_positions
 from riskmodel.pricing.revaluation import COLLATERAL_KIND
 
 ORDER_COLUMNS = ["account_id", "netting_set", "instrument_id", "quantity_to_close",
@@ -66,29 +66,50 @@ class LiquidationResult:
     sets: pd.DataFrame
 
 
+@dataclass(frozen=True, eq=False)
+class _Engine:
+    """What every trial margin needs besides the reduced book: the market, the policy, the
+    previous run's model margin of each set (the buffer's input) and the account types."""
+
+    market: PricedMarket
+    config: RunConfig
+    previous: dict[tuple[str, str], float] | None
+    account_types: dict[str, str] | None
+
+    def initial_margin(self, book: Book) -> np.ndarray:
+        previous = None
+        if self.previous is not None:
+            previous = np.array([self.previous.get(k, np.nan) for k in
+                                 zip(book.sets["account_id"], book.sets["netting_set"])],
+                                dtype=np.float64)
+        return margin_book(self.market, book, self.config, collateral=np.zeros(book.n_sets),
+                           previous=previous, account_types=self.account_types,
+                           detail="initial_margin").initial_margin
+
+
 def partial_liquidation(
-    state: RunState,
+    market: PricedMarket,
+    config: RunConfig,
+    margins: pd.DataFrame,
+    attribution: pd.DataFrame,
     *,
+    previous: pd.DataFrame | None = None,
+    account_types: dict[str, str] | None = None,
     target: float = 1.0,
     include_margin_call: bool = False,
     penalty: RateTable | None = None,
-    margins: pd.DataFrame | None = None,
-    attribution: pd.DataFrame | None = None,
 ) -> LiquidationResult:
-    """Liquidation orders for the run's under-margined netting sets (module docstring).
+    """Liquidation orders for the under-margined netting sets of a margined book (module
+    docstring).
 
-    ``margins`` and ``attribution`` are the run's tables (read from ``state.run_dir`` when not
-    given): ``status, equity, initial_margin`` per set and ``contribution`` per position.
+    ``margins`` and ``attribution`` are the book's tables as the engine returned them
+    (``status, equity, initial_margin`` per set, ``instrument_id, quantity, contribution`` per
+    position; the rows of the sets to liquidate suffice); ``previous`` the previous run's
+    ``account_id, netting_set, model_margin`` (the buffer's input, as the book was margined).
     """
     if not target > 0:
         raise ValueError(f"target = {target!r} must be > 0")
     penalty = penalty or RateTable(default=0.0)
-    if margins is None:
-        margins = pd.read_parquet(state.run_dir / "margins.parquet")
-    if attribution is None:
-        attribution = pd.read_parquet(state.run_dir / "attribution.parquet",
-                                      columns=["account_id", "netting_set", "instrument_id",
-                                               "quantity", "contribution"])
     statuses = {"liquidation", "margin_call"} if include_margin_call else {"liquidation"}
     chosen = margins.loc[margins["status"].isin(statuses),
                          ["account_id", "netting_set", "equity", "initial_margin"]]
@@ -99,7 +120,7 @@ def partial_liquidation(
     held = attribution[["account_id", "netting_set", "instrument_id", "quantity",
                         "contribution"]].merge(chosen, on=["account_id", "netting_set"])
     # coins held as collateral are never traded: they go last and are never reduced
-    held["tradeable"] = (state.instruments.loc[held["instrument_id"], "kind"].to_numpy()
+    held["tradeable"] = (market.instruments.loc[held["instrument_id"], "kind"].to_numpy()
                          != COLLATERAL_KIND)
     held = held.sort_values(["account_id", "netting_set", "tradeable", "contribution"],
                             ascending=[True, True, False, False], kind="stable")
@@ -108,9 +129,13 @@ def partial_liquidation(
     for key, equity, im in zip(zip(chosen["account_id"], chosen["netting_set"]),
                                chosen["equity"].to_numpy(np.float64),
                                chosen["initial_margin"].to_numpy(np.float64)):
-        sets.append(_SetToLiquidate(state, key, held.iloc[groups[key]], penalty, float(equity),
+        sets.append(_SetToLiquidate(market, key, held.iloc[groups[key]], penalty, float(equity),
                                     float(im)))
-    _Lockstep(state, sets, target).run()
+    by_key = None
+    if previous is not None:
+        by_key = dict(zip(zip(previous["account_id"], previous["netting_set"]),
+                          previous["model_margin"].to_numpy(np.float64)))
+    _Lockstep(_Engine(market, config, by_key, account_types), sets, target).run()
     return _result(sets, target)
 
 
@@ -118,13 +143,13 @@ class _SetToLiquidate:
     """One netting set's positions, riskiest first, the fractions closed so far and the
     outcome (margin, equity, notional closed) at those fractions."""
 
-    def __init__(self, state: RunState, key: tuple[str, str], held: pd.DataFrame,
+    def __init__(self, market: PricedMarket, key: tuple[str, str], held: pd.DataFrame,
                  penalty: RateTable, equity: float, initial_margin: float) -> None:
         self.key, self.equity, self.initial_margin = key, equity, initial_margin
         self.instrument_id = held["instrument_id"].to_numpy()
         self.quantity = held["quantity"].to_numpy(np.float64)
-        arrays = state.instrument_arrays
-        index = state.axis.get_indexer(self.instrument_id)
+        arrays = market.instrument_arrays
+        index = market.axis.get_indexer(self.instrument_id)
         # the notional a penalty applies to, as the margin table counts it: |dV/dP x price|
         # (face value for inverse contracts, delta-adjusted for options)
         self.unit_notional = np.abs(arrays.unit[index, 1] * arrays.price[index])
@@ -153,8 +178,8 @@ class _SetToLiquidate:
 class _Lockstep:
     """Advances every set's reduction together; one margin evaluation per step for all."""
 
-    def __init__(self, state: RunState, sets: list[_SetToLiquidate], target: float) -> None:
-        self.state, self.sets, self.target = state, sets, target
+    def __init__(self, engine: _Engine, sets: list[_SetToLiquidate], target: float) -> None:
+        self.engine, self.sets, self.target = engine, sets, target
 
     def margins(self, trials: dict[int, np.ndarray]) -> dict[int, float]:
         """Initial margin of each set ``i`` with its positions reduced by ``trials[i]``."""
@@ -166,11 +191,11 @@ class _Lockstep:
             "instrument_id": np.concatenate([s.instrument_id for s in chosen]),
             "quantity": np.concatenate([self.sets[i].remaining(f) for i, f in trials.items()]),
         })
-        book = net_positions(rows, self.state.axis)
+        book = net_positions(rows, self.engine.market.axis)
         found: dict[tuple[str, str], float] = {}
         if book.n_sets:
             found = dict(zip(zip(book.sets["account_id"], book.sets["netting_set"]),
-                             book_initial_margin(self.state, book)))
+                             self.engine.initial_margin(book)))
         # a set closed entirely is absent from the book: it needs no margin
         return {i: found.get(self.sets[i].key, 0.0) for i in trials}
 

@@ -57,8 +57,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from riskmodel.batch.run_store import read_state
 from riskmodel.config import RunConfig
+from riskmodel.engine.store import read_run
 from riskmodel.errors import InputDataError
 from riskmodel.margin.policy import position_rates
 from riskmodel.pricing.options import option_greeks, option_price
@@ -123,7 +123,7 @@ class MapBook:
 def load_map_book(run_dir: str | Path) -> MapBook:
     """Read the run's margins, netted positions and stored instruments and factors."""
     run_dir = Path(run_dir)
-    data = read_state(run_dir)
+    run = read_run(run_dir)
     try:
         margins = pd.read_parquet(run_dir / "margins.parquet",
                                   columns=["account_id", "netting_set", "equity",
@@ -133,7 +133,7 @@ def load_map_book(run_dir: str | Path) -> MapBook:
                                              "quantity"])
     except (OSError, KeyError, ValueError) as exc:
         raise InputDataError(f"{run_dir}: cannot read the run's margin tables: {exc}") from None
-    table = data.instruments
+    table = run.instrument_table
     instruments = table[table["pnl_row"] >= 0].reset_index(drop=True)
     # attribution is written set by set in the margins' order: CSR offsets from the keys
     key = pd.MultiIndex.from_arrays([positions["account_id"], positions["netting_set"]])
@@ -145,7 +145,7 @@ def load_map_book(run_dir: str | Path) -> MapBook:
     indptr = np.zeros(len(margins) + 1, dtype=np.int64)
     np.cumsum(np.bincount(set_code, minlength=len(margins)), out=indptr[1:])
     instrument = pd.Index(instruments["instrument_id"]).get_indexer(positions["instrument_id"])
-    factors = data.factors
+    factors = run.market.factors
     return MapBook(
         sets=margins.reset_index(drop=True),
         indptr=indptr,
@@ -156,8 +156,8 @@ def load_map_book(run_dir: str | Path) -> MapBook:
         spot=pd.Series(factors["price"].to_numpy(np.float64), index=factors["factor"]),
         return_kinds=dict(zip(factors["factor"], factors["return_kind"])),
         sigma_rel=pd.Series(factors["sigma_rel"].to_numpy(np.float64), index=factors["factor"]),
-        config=data.config(),
-        valuation_time=pd.Timestamp(data.valuation_time or 0),
+        config=run.config(),
+        valuation_time=run.market.valuation_time,
     )
 
 

@@ -16,14 +16,16 @@ import pandas as pd
 
 from riskmodel.config import RunConfig
 from riskmodel.errors import InputDataError, ModelError
-from riskmodel.margin.procyclicality import with_stressed_observations
 from riskmodel.scenarios.historical import filtered_historical_scenarios, historical_scenarios
 from riskmodel.scenarios.scenario_set import ScenarioSet
+from riskmodel.scenarios.stressed import with_stressed_observations
 from riskmodel.volatility.filters import FilteredFactor, filter_factor
 from riskmodel.volatility.params import FactorParams, ParameterSet
 
-# Fits one factor's volatility parameters from its returns (Series over dates, no NaN).
-VolatilityFitter = Callable[[pd.Series, RunConfig], FactorParams]
+# Fits each factor's volatility parameters from its own returns (factor -> Series over dates,
+# no NaN, already cut to the sample), resolving ``[calibration.proxies]`` for factors whose own
+# fit falls back, as ``calibrate`` does (:func:`calibration.runner.resolve_proxies`).
+VolatilityFitter = Callable[[Mapping[str, pd.Series], RunConfig], dict[str, FactorParams]]
 # Estimates (correlation (n x n), copula degrees of freedom or None) from standardised
 # residuals (DataFrame dates x factors).
 DependenceFitter = Callable[[pd.DataFrame], tuple[np.ndarray, "float | None"]]
@@ -49,24 +51,28 @@ def filter_factors(
     if config.method == "hs":
         return {}
     sample_len = max(config.garch_fit_window, len(window) + FILTER_BURN_IN)
-    out: dict[str, FilteredFactor] = {}
-    for f in factors:
-        series = returns[f].dropna()
-        if params is not None:
-            if f not in params.factors:
-                raise InputDataError(
-                    f"{params.source}: parameter set has no entry for factor {f!r} "
-                    f"(has: {', '.join(sorted(params.factors))}) (value {f!r})"
-                )
-            fp = params.factors[f]
-        elif config.vol_model == "garch":
-            if fitter is None:
-                raise ModelError("GARCH volatility needs --params or a fitter")
-            fp = fitter(series.iloc[-sample_len:], config)
-        else:
-            fp = FactorParams(model="ewma", decay=config.ewma_lambda)
-        out[f] = filter_factor(f, series, fp, sample_len, cover_from=window.index[0])
-    return out
+    series = {f: returns[f].dropna() for f in factors}
+    if params is not None:
+        chosen = parameters_for(params, factors)
+    elif config.vol_model == "garch":
+        if fitter is None:
+            raise ModelError("GARCH volatility needs --params or a fitter")
+        chosen = fitter({f: s.iloc[-sample_len:] for f, s in series.items()}, config)
+    else:
+        chosen = {f: FactorParams(model="ewma", decay=config.ewma_lambda) for f in factors}
+    return {f: filter_factor(f, series[f], chosen[f], sample_len, cover_from=window.index[0])
+            for f in factors}
+
+
+def parameters_for(params: ParameterSet, factors: list[str]) -> dict[str, FactorParams]:
+    """Each factor's parameters from ``params``; a factor it lacks is an input error."""
+    missing = [f for f in factors if f not in params.factors]
+    if missing:
+        raise InputDataError(
+            f"{params.source}: parameter set has no entry for factor {missing[0]!r} "
+            f"(has: {', '.join(sorted(params.factors))}) (value {missing[0]!r})"
+        )
+    return {f: params.factors[f] for f in factors}
 
 
 def volatility_warnings(filtered: Mapping[str, FilteredFactor]) -> list[str]:

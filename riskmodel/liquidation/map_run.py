@@ -15,7 +15,7 @@ from typing import Any
 
 from riskmodel import __version__
 from riskmodel.io.outputs import staged_output, write_json, write_table
-from riskmodel.margin.liquidation_map import (
+from riskmodel.liquidation.map import (
     cascade_table,
     liquidation_map,
     load_map_book,

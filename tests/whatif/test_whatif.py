@@ -11,7 +11,7 @@ import pytest
 from riskmodel.cli import main
 from riskmodel.demo import write_demo_inputs
 from riskmodel.errors import InputDataError
-from riskmodel.margin.whatif import (
+from riskmodel.whatif import (
     WHATIF_COLUMNS,
     book_initial_margin,
     book_margins,
@@ -195,12 +195,12 @@ def test_set_collateral_is_the_accounts_row_of_each_set(run):
                                     "netting_set": ["isolated-SPX", "default"]})],
                      ignore_index=True)
     # reference: a plain dict of the stored accounts table; no row of its own means 0
-    table = state.data.collateral
+    table = state.stored.collateral
     by_key = dict(zip(zip(table["account_id"], table["netting_set"]), table["collateral"]))
     want = [by_key.get(key, 0.0) for key in zip(sets["account_id"], sets["netting_set"])]
-    np.testing.assert_array_equal(state.set_collateral(sets), want)
+    np.testing.assert_array_equal(state.collateral.of_sets(sets), want)
     # and the run's own equity column is that collateral
-    np.testing.assert_array_equal(state.set_collateral(margins[KEY]), margins["equity"])
+    np.testing.assert_array_equal(state.collateral.of_sets(margins[KEY]), margins["equity"])
 
 
 def test_initial_margin_alone_is_the_margin_tables_column(run):

@@ -1,0 +1,206 @@
+"""Price the market: from a valuation's window, volatilities and prices to a
+:class:`~riskmodel.engine.market.PricedMarket`.
+
+``eod`` and the backtest both call :func:`price_market`; they differ only in how they reach its
+inputs (``eod`` filters volatility as of its market date; the backtest slices one causal filter
+pass at each date). For each margin period of risk the book needs:
+
+1. the model scenario set (:func:`riskmodel.scenarios.model.model_scenarios`: HS, FHS or Monte
+   Carlo, with the stressed observations of the anti-procyclicality tool ``stressed_weight``);
+2. the per-unit P&L of every instrument to price in it
+   (:func:`riskmodel.pricing.revaluation.scenario_pnl`: once per instrument, never per position);
+3. with the anti-procyclicality ``floor``, the same over the floor's longer lookback;
+4. with stress, the historical-window and user-shock scenario sets
+   (:func:`riskmodel.scenarios.stress.stress_scenario_sets`) and their P&L.
+
+Every P&L is checked finite once here, so the engine's kernels skip the scan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.config import RunConfig
+from riskmodel.engine.market import ModelPnl, PricedMarket, StressBlock, StressPnl
+from riskmodel.errors import ModelError
+from riskmodel.marketdata.returns import MarketData, Universe
+from riskmodel.pricing.revaluation import at_labels, scenario_pnl
+from riskmodel.scenarios.model import DependenceFitter, model_scenarios
+from riskmodel.scenarios.scenario_set import ScenarioSet
+from riskmodel.scenarios.stress import stress_scenario_sets
+from riskmodel.scenarios.stressed import stressed_observations
+from riskmodel.volatility.filters import FilteredFactor
+from riskmodel.volatility.params import ParameterSet
+
+#: ``stage(name)``: a context manager timing a named stage (the run's timer), or none.
+StageTimer = Callable[[str], AbstractContextManager[Any]]
+
+
+@dataclass
+class PricingFacts:
+    """What the manifest reports of the pricing: the model scenario set of each horizon, the
+    stress stage's facts and the notes (warnings) it raised."""
+
+    scenarios: dict[int, ScenarioSet] = field(default_factory=dict)
+    stress: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def implied_vol_factors(used: pd.DataFrame, config: RunConfig, assets: set[str],
+                        warnings: list[str]) -> set[str]:
+    """The implied-vol index columns (``[implied_vol] factors``) of the book's options'
+    underlyings that the price file has; a configured one it lacks is a warning (those options
+    follow the spot-vol rule)."""
+    out: set[str] = set()
+    for underlying in sorted(set(used.loc[used["kind"] == "option", "underlying"])):
+        column = config.implied_vol.factors.get(underlying)
+        if column is None:
+            continue
+        if column in assets:
+            out.add(column)
+        else:
+            warnings.append(f"implied_vol.factors.{underlying} = {column!r}: no such column in "
+                            "the price file; its options follow the spot-vol rule")
+    return out
+
+
+def book_factors(used: pd.DataFrame, config: RunConfig, assets: set[str],
+                 warnings: list[str]) -> list[str]:
+    """The scenario factors of a book's instruments ``used``: their own factors and the
+    implied-vol indices of their options' underlyings, sorted."""
+    return sorted(set(used["factor"]) | implied_vol_factors(used, config, assets, warnings))
+
+
+def factor_table(factors: Sequence[str], market: MarketData, window: pd.DataFrame,
+                 filtered: Mapping[str, FilteredFactor]) -> pd.DataFrame:
+    """``factor, price, return_kind, sigma_1d, sigma_rel``: the one-day volatility the
+    scenarios used (the filter's forecast, or the window's standard deviation for plain HS),
+    and as a relative move (price differences divided by the price) for the distance to
+    liquidation."""
+    factors = list(factors)
+    price = at_labels(market.spot, factors)
+    kinds = [market.return_kinds[f] for f in factors]
+    if filtered:
+        sigma = np.array([filtered[f].sigma_1d for f in factors], dtype=np.float64)
+    else:
+        sigma = np.asarray(window[factors].std(ddof=1), dtype=np.float64)
+    absolute = np.array([k == "absolute" for k in kinds], dtype=bool)
+    sigma_rel = np.where(absolute, sigma / np.abs(price), sigma)
+    return pd.DataFrame({"factor": factors, "price": price, "return_kind": kinds,
+                         "sigma_1d": sigma, "sigma_rel": sigma_rel})
+
+
+def price_market(
+    market: MarketData,
+    instruments: pd.DataFrame,
+    factors: Sequence[str],
+    window: pd.DataFrame,
+    long_window: pd.DataFrame | None,
+    filtered: Mapping[str, FilteredFactor],
+    universe: Universe,
+    config: RunConfig,
+    horizons: Sequence[int],
+    *,
+    params: ParameterSet | None = None,
+    dependence_fitter: DependenceFitter | None = None,
+    with_stress: bool = True,
+    unpriced: Mapping[str, str] | None = None,
+    stage: StageTimer | None = None,
+) -> tuple[PricedMarket, PricingFacts]:
+    """The priced market of a valuation (module docstring).
+
+    Parameters
+    ----------
+    market : MarketData
+        The factors' aligned prices and returns up to the valuation date (``market_date``).
+    instruments : DataFrame
+        The instruments to price, in P&L-row order, indexed by ``instrument_id``.
+    factors : the factors of the scenarios (sorted): the instruments' and implied-vol indices.
+    window, long_window : DataFrame
+        The model window and the anti-procyclicality floor's (None: the floor is off).
+    filtered : per factor, the volatility filter as of the valuation date (empty for HS).
+    universe : every asset of the price file up to the valuation date (stress windows, proxies).
+    horizons : the margin periods of risk to price.
+    with_stress : price the stress scenarios (the engine then evaluates stress and the grid).
+    stage : times the named stages (``scenarios_{h}d``, ``repricing_{h}d``, ``apc_floor_{h}d``,
+        ``stress_scenarios_{h}d``).
+    """
+    timed = stage or (lambda _name: nullcontext())
+    facts = PricingFacts()
+    model: dict[int, ModelPnl] = {}
+    floor: dict[int, ModelPnl] = {}
+    stress: dict[int, StressPnl] = {}
+
+    def priced(scenarios: ScenarioSet) -> np.ndarray:
+        return finite_pnl(scenario_pnl(instruments, scenarios, market.spot,
+                                       market.return_kinds, market.market_date,
+                                       config.implied_vol), instruments, scenarios)
+
+    for h in sorted(set(int(x) for x in horizons)):
+        cfg = dataclasses.replace(config, horizon=h)
+        with timed(f"scenarios_{h}d"):
+            stressed, notes = stressed_observations(universe, factors, window, cfg, h)
+            facts.warnings += notes
+            scen = model_scenarios(window, filtered, cfg, params, dependence_fitter,
+                                   facts.warnings, stressed=stressed)
+            facts.scenarios[h] = scen
+        with timed(f"repricing_{h}d"):
+            model[h] = ModelPnl(priced(scen), scen.weights)
+        if long_window is not None:
+            with timed(f"apc_floor_{h}d"):
+                cfg_long = dataclasses.replace(
+                    cfg, lookback=config.anti_procyclicality.floor_lookback)
+                scen_long = model_scenarios(long_window, filtered, cfg_long, params,
+                                            dependence_fitter, facts.warnings,
+                                            stressed=stressed)
+                floor[h] = ModelPnl(priced(scen_long), scen_long.weights)
+        if with_stress:
+            with timed(f"stress_scenarios_{h}d"):
+                sets, info = stress_scenario_sets(factors, market.return_kinds, window, cfg,
+                                                  universe, h)
+                facts.stress = {**info, **facts.stress,
+                                "notes": facts.stress.get("notes", []) + info["notes"]}
+                stress[h] = _stress_pnl(sets, priced, len(instruments))
+    table = factor_table(factors, market, window, filtered)
+    return PricedMarket(instruments, table, market.market_date, model,
+                        stress if with_stress else None, floor, dict(unpriced or {})), facts
+
+
+def _stress_pnl(sets: list[ScenarioSet], priced: Callable[[ScenarioSet], np.ndarray],
+                n_instruments: int) -> StressPnl:
+    """The stress scenario sets' per-unit P&L side by side, with labels and column ranges."""
+    if not sets:
+        return StressPnl.empty(n_instruments)
+    parts: list[np.ndarray] = []
+    labels: list[str] = []
+    blocks: list[StressBlock] = []
+    start = 0
+    for s in sets:
+        parts.append(priced(s))
+        labels += [str(x) for x in s.labels]
+        blocks.append(StressBlock(s.kind, start, start + s.n_scenarios))
+        start += s.n_scenarios
+    return StressPnl(np.ascontiguousarray(np.hstack(parts)), np.asarray(labels, dtype=object),
+                     tuple(blocks))
+
+
+def finite_pnl(pnl: np.ndarray, instruments: pd.DataFrame, scenarios: ScenarioSet
+               ) -> np.ndarray:
+    """The scenario P&L, checked finite once here (the engine then skips the scan); a
+    non-finite value names the instrument and the scenario (a lognormal option on a price that
+    a scenario took to zero or below, say)."""
+    bad = ~np.isfinite(pnl)
+    if bad.any():
+        i, j = (int(x) for x in np.argwhere(bad)[0])
+        raise ModelError(f"non-finite scenario P&L for instrument "
+                         f"{instruments['instrument_id'].iat[i]!r} in {scenarios.kind} scenario "
+                         f"{scenarios.labels[j]!r} (value {pnl[i, j]!r})")
+    return pnl
+
