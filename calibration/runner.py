@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -90,6 +90,14 @@ def resolve_proxies(
             continue
         out[name] = with_proxy(own, proxy_name, proxy, returns[name].dropna().to_numpy())
     return out
+
+
+def fit_samples(samples: Mapping[str, pd.Series], spec: Spec) -> dict[str, FactorParams]:
+    """Each factor fitted on its own sample (``factor -> returns``, no NaN), then the proxy
+    rule for those whose fit fell back: what ``eod`` and the backtest fit at run time."""
+    fitted = {name: fit_factor(series, spec) for name, series in samples.items()}
+    frame = pd.DataFrame(dict(samples))
+    return resolve_proxies(fitted, frame, dict(spec.proxies))
 
 
 def standardised_residuals(

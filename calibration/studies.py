@@ -57,11 +57,11 @@ from riskmodel.backtest.run import (
     load_inputs,
     run_backtest,
 )
-from riskmodel.batch.model_scenarios import DependenceFitter, VolatilityFitter
 from riskmodel.config import RunConfig, config_from_mapping, read_toml
 from riskmodel.errors import UsageError
 from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.tables import sha256_file
+from riskmodel.scenarios.model import DependenceFitter, VolatilityFitter
 from riskmodel.volatility.params import FactorParams
 
 __all__ = [
@@ -192,25 +192,27 @@ def point_config(raw: Mapping[str, Any], overrides: Mapping[str, Any],
 
 
 def caching_fitter(fitter: VolatilityFitter) -> VolatilityFitter:
-    """``fitter`` with its results kept per (factor, sample dates, calibration settings)."""
-    cache: dict[tuple[Any, ...], FactorParams] = {}
+    """``fitter`` with its results kept per (factors and their sample dates, calibration
+    settings): the grid points of a study refit the same samples."""
+    cache: dict[tuple[Any, ...], dict[str, FactorParams]] = {}
 
-    def fit(returns: pd.Series, config: RunConfig) -> FactorParams:
-        key = (returns.name, len(returns), returns.index[0] if len(returns) else None,
-               returns.index[-1] if len(returns) else None, repr(config.calibration),
-               config.ewma_lambda)
+    def fit(samples: Mapping[str, pd.Series], config: RunConfig) -> dict[str, FactorParams]:
+        key = (tuple((name, len(r), r.index[0] if len(r) else None,
+                      r.index[-1] if len(r) else None) for name, r in samples.items()),
+               repr(config.calibration), config.ewma_lambda)
         if key not in cache:
-            cache[key] = fitter(returns, config)
+            cache[key] = fitter(samples, config)
         return cache[key]
 
     return fit
 
 
 def _default_fitter() -> VolatilityFitter:
-    from calibration.estimate import Spec, fit_factor
+    from calibration.estimate import Spec
+    from calibration.runner import fit_samples
 
-    def fit(returns: pd.Series, config: RunConfig) -> FactorParams:
-        return fit_factor(returns, Spec.from_config(config.calibration, config.ewma_lambda))
+    def fit(samples: Mapping[str, pd.Series], config: RunConfig) -> dict[str, FactorParams]:
+        return fit_samples(samples, Spec.from_config(config.calibration, config.ewma_lambda))
 
     return fit
 

@@ -44,22 +44,22 @@ import numpy as np
 import pandas as pd
 
 from riskmodel import __version__
+from riskmodel.backtest.dates import (
+    BacktestWindow,
+    candidate_rows,
+    check_params,
+    first_full_window_row,
+)
 from riskmodel.backtest.portfolios import (
     RollingStraddle,
     builtin_portfolios,
     reference_instruments,
     straddle_underlyings,
 )
-from riskmodel.backtest.replay import (
-    ReplayResult,
-    check_supported,
-    check_supported_instruments,
-    replay,
-)
-from riskmodel.report.backtest import write_report
+from riskmodel.backtest.replay import ReplayResult, check_supported_instruments, replay
 from riskmodel.backtest.statistics import summarise
-from riskmodel.batch.model_scenarios import DependenceFitter, VolatilityFitter
 from riskmodel.config import RunConfig
+from riskmodel.engine.build import book_factors
 from riskmodel.errors import InputDataError, UsageError
 from riskmodel.io.instruments import Instruments, load_instruments
 from riskmodel.io.outputs import staged_output, write_json, write_table
@@ -67,8 +67,15 @@ from riskmodel.io.positions import load_positions
 from riskmodel.io.prices import PriceHistory, load_prices
 from riskmodel.io.tables import sha256_file
 from riskmodel.margin.tables import set_horizons
-from riskmodel.marketdata.returns import MarketData, build_market_data, iso_span
+from riskmodel.marketdata.returns import (
+    MarketData,
+    Universe,
+    build_market_data,
+    build_universe,
+)
 from riskmodel.portfolio.netting import Book, net_positions
+from riskmodel.report.backtest import write_report
+from riskmodel.scenarios.model import DependenceFitter, VolatilityFitter
 from riskmodel.volatility.params import ParameterSet
 
 __all__ = [
@@ -96,32 +103,6 @@ class BacktestInputs:
 
 
 @dataclass(frozen=True)
-class BacktestWindow:
-    """Which dates to evaluate and when to refit.
-
-    Attributes
-    ----------
-    start, end : str or None, ISO 8601 dates (``--start``, ``--end``); a date without a time
-        means the whole day. Default: the first date with a full ``lookback`` window, the last
-        date of the data.
-    step : int, evaluate every ``step``-th calendar row (>= 1).
-    recalibrate_every : int or None, refit every this many calendar rows (>= 1).
-    """
-
-    start: str | None = None
-    end: str | None = None
-    step: int = 1
-    recalibrate_every: int | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 1:
-            raise UsageError(f"--step = {self.step!r} must be an integer >= 1")
-        n = self.recalibrate_every
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise UsageError(f"--recalibrate-every = {n!r} must be an integer >= 1")
-
-
-@dataclass(frozen=True)
 class LoadedInputs:
     """The validated input tables (loaded once; a parameter study reuses them)."""
 
@@ -146,6 +127,7 @@ class PreparedBacktest:
     rows: np.ndarray
     builtin: bool
     horizons: np.ndarray
+    universe: Universe | None = None  # every asset of the price file: stress windows, proxies
     roll: RollingStraddle | None = None
     straddles: tuple[PreparedBacktest, ...] = ()
     notes: tuple[str, ...] = ()
@@ -176,55 +158,6 @@ def load_inputs(inputs: BacktestInputs, config: RunConfig) -> LoadedInputs:
     return LoadedInputs(inputs, history, instruments, positions)
 
 
-def _parse_date(flag: str, text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``(first instant, last instant)`` a date flag covers: a bare date is the whole day."""
-    span = iso_span(text)
-    if span is None:
-        raise UsageError(f"{flag} {text!r}: unparsable date (expected ISO 8601, e.g. 2020-01-31)")
-    return span
-
-
-def _first_full_window_row(returns: pd.DataFrame, lookback: int) -> int | None:
-    """First calendar row whose common window holds ``lookback`` returns (None: never)."""
-    valid = returns.notna().all(axis=1).to_numpy()
-    if not valid.any():
-        return None
-    row = int(np.argmax(valid)) + lookback  # returns row j is calendar row j + 1
-    return row if row < len(returns) + 1 else None
-
-
-def _check_params(params: ParameterSet, factors: list[str], first: pd.Timestamp,
-                  flag_start: str | None) -> None:
-    """A parameter set must be estimated on data up to the first backtest date at the latest."""
-    where = f"--start {flag_start}" if flag_start else "the first backtest date"
-    ends: list[tuple[str, str]] = []
-    if params.data.get("end"):
-        ends.append(("its data", str(params.data["end"])))
-    ends += [(f"factor {f!r}", fp.sample_end) for f, fp in sorted(params.factors.items())
-             if f in factors and fp.sample_end]
-    for what, end in ends:
-        try:
-            stamp = pd.Timestamp(end)
-        except ValueError:
-            raise InputDataError(f"{params.source}: {what}: unparsable sample end "
-                                 f"(value {end!r})") from None
-        if stamp.tzinfo is not None:
-            stamp = stamp.tz_convert("UTC").tz_localize(None)
-        if stamp > first:
-            raise UsageError(
-                f"--params {params.source}: {what} was estimated on data up to "
-                f"{stamp.isoformat()}, after the first backtest date {first.isoformat()} "
-                f"({where}): that is look-ahead; calibrate with --end on or before the start "
-                f"(value {end!r})"
-            )
-    missing = [f for f in factors if f not in params.factors]
-    if missing:
-        raise InputDataError(
-            f"{params.source}: parameter set has no entry for factor {missing[0]!r} "
-            f"(has: {', '.join(sorted(params.factors))}) (value {missing[0]!r})"
-        )
-
-
 def prepare_backtest(
     loaded: LoadedInputs,
     config: RunConfig,
@@ -236,14 +169,7 @@ def prepare_backtest(
         raise UsageError(f"--lookback = {config.lookback} is below min_history = "
                          f"{config.min_history}: every window would be rejected; lower "
                          "min_history in the config")
-    if window.recalibrate_every is not None:
-        if config.method == "hs":
-            raise UsageError(f"--recalibrate-every {window.recalibrate_every}: method 'hs' "
-                             "filters no volatility, there is nothing to refit")
-        if config.vol_model != "garch":
-            raise UsageError(f"--recalibrate-every {window.recalibrate_every}: refits GARCH "
-                             f"parameters, but volatility.model = {config.vol_model!r}")
-    check_supported(config)
+    window.refit_every(config)  # a schedule with nothing to refit is a usage error
     instruments = loaded.instruments.frame
     positions = loaded.positions
     if positions is not None:
@@ -255,50 +181,16 @@ def prepare_backtest(
                                  "inverse instrument to build the built-in portfolios from")
         used_ids = pd.Index(sorted(reference["instrument_id"]))
     used = instruments.set_index("instrument_id", drop=False).loc[used_ids]
-    check_supported_instruments(used)
-    factors = sorted(set(used["factor"]))
     history = loaded.history
+    notes: list[str] = []
+    # the book's factors and its options' implied-vol indices, as eod prices them
+    factors = book_factors(used, config, set(history.assets), notes)
     market = build_market_data(history, factors, history.frame.index[-1], config.return_kind)
     dates = market.prices.index
 
-    earliest = _first_full_window_row(market.returns, config.lookback)
-    if earliest is None:
-        raise UsageError(
-            f"--lookback {config.lookback}: the price file never has {config.lookback} daily "
-            f"returns common to the factors in use ({', '.join(factors)})")
-    first_row, last_row = earliest, len(dates) - 1
-    if window.start is not None:
-        start, _ = _parse_date("--start", window.start)
-        if window.end is not None:
-            end_first, _ = _parse_date("--end", window.end)
-            if start > end_first:
-                raise UsageError(f"--start {window.start} is after --end {window.end}")
-        if start > dates[-1]:
-            raise UsageError(f"--start {window.start}: after the last date of the data "
-                             f"({dates[-1].isoformat()})")
-        first_row = int(np.count_nonzero(dates < start))  # sorted: first date >= start
-        if first_row < earliest:
-            raise UsageError(
-                f"--start {window.start}: too little history before it for --lookback "
-                f"{config.lookback}: the first date with {config.lookback} daily returns "
-                f"common to all factors in use is {dates[earliest].date().isoformat()} "
-                f"(start there or later, or lower the lookback)")
-    if window.end is not None:
-        _, end_last = _parse_date("--end", window.end)
-        if end_last < dates[0]:
-            raise UsageError(f"--end {window.end}: before the first date of the data "
-                             f"({dates[0].isoformat()})")
-        last_row = int(np.count_nonzero(dates <= end_last)) - 1
-        if last_row < first_row:
-            raise UsageError(
-                f"--end {window.end}: no date of the data between "
-                f"{dates[first_row].isoformat()} and it"
-                + ("" if window.start else f" (the first date with a full --lookback "
-                   f"{config.lookback} window)"))
-    candidates = np.arange(first_row, last_row + 1, window.step, dtype=np.int64)
+    candidates = candidate_rows(market.returns, dates, config, window, factors)
     first = dates[candidates[0]]
     builtin = positions is None
-    notes: list[str] = []
     pairs = (straddle_underlyings(instruments, config.implied_vol.factors, history.assets,
                                   config.return_kind, notes) if builtin else [])
     if params is not None and config.method != "hs":
@@ -309,7 +201,7 @@ def prepare_backtest(
                 pairs.remove((u, iv))
     if params is not None:
         checked = sorted(set(factors) | {iv for _, iv in pairs})
-        _check_params(params, checked if config.method != "hs" else [], first, window.start)
+        check_params(params, checked if config.method != "hs" else [], first, window.start)
 
     if builtin:
         positions = builtin_portfolios(instruments, market.prices.iloc[int(candidates[0])])
@@ -323,9 +215,13 @@ def prepare_backtest(
             f"--end {window.end or dates[-1].date().isoformat()}: no backtest date has its "
             f"{int(horizons.min())}-day realised loss in the data (the data ends "
             f"{dates[-1].isoformat()})")
+    # a static option must live through the last t + h it is valued at
+    check_supported_instruments(used, last_valuation=dates[min(
+        int(rows[-1]) + int(horizons.max()), len(dates) - 1)])
     straddles = tuple(p for p in (_prepare_straddle(history, config, u, iv, candidates, notes)
                                   for u, iv in pairs) if p is not None)
-    return PreparedBacktest(market, book, used, rows, builtin, horizons,
+    universe = build_universe(history, dates[-1], config.return_kind)
+    return PreparedBacktest(market, book, used, rows, builtin, horizons, universe=universe,
                             straddles=straddles, notes=tuple(notes))
 
 
@@ -345,7 +241,7 @@ def _prepare_straddle(history: PriceHistory, config: RunConfig, underlying: str,
     used = template.instruments()
     horizons = set_horizons(net_positions(template.positions(), used.index), used, config)
     horizon = int(horizons.max())
-    earliest = _first_full_window_row(market.returns, config.lookback)
+    earliest = first_full_window_row(market.returns, config.lookback)
     rows = candidates[(candidates >= (earliest if earliest is not None else len(dates)))
                       & (candidates + horizon <= len(dates) - 1)]
     if rows.size == 0:
@@ -410,7 +306,7 @@ def summarise_backtest(
         "n_portfolios": len(result.horizons),
         "n_rows": len(frame),
         "step": window.step,
-        "recalibrate_every": window.recalibrate_every,
+        "recalibrate_every": window.refit_every(config),
         "volatility_model": None if config.method == "hs" else config.vol_model,
         "ewma_lambda": config.ewma_lambda,
         "anti_procyclicality_tools": list(config.anti_procyclicality.tools),
@@ -421,7 +317,12 @@ def summarise_backtest(
                                config.seed)
     if overlap is not None:
         out["non_overlapping"] = overlap
+    out["volatility"] = {"recalibrate_every": window.refit_every(config),
+                         "fits": [{"date": f["date"], "source": f["source"]}
+                                  for f in result.info["volatility"]],
+                         "fallbacks": result.info.get("volatility_fallbacks", [])}
     out["anti_procyclicality"] = result.info["anti_procyclicality"]
+    out["stress"] = result.info.get("stress", {})
     out["warnings"] = result.info["warnings"]
     return out
 
@@ -479,9 +380,10 @@ def run_backtest(
                 progress(offset + k, total)
 
         results.append(replay(part.market, part.book, part.used, config, part.rows,
-                              params=params, recalibrate_every=window.recalibrate_every,
+                              params=params, recalibrate_every=window.refit_every(config),
                               fitter=fitter, dependence_fitter=dependence_fitter,
-                              progress=step if progress is not None else None, roll=part.roll))
+                              progress=step if progress is not None else None, roll=part.roll,
+                              universe=prepared.universe))
         done += int(part.rows.size)
     result = _merge_replays(results, [p.book.sets["netting_set"].tolist() for p in books])
     result.info["warnings"].extend(prepared.notes)
@@ -513,8 +415,14 @@ def _merge_replays(results: list[ReplayResult], names: list[list[str]]) -> Repla
     volatility: list[dict[str, Any]] = []
     apc: dict[str, Any] = {}
     warnings: list[str] = []
+    fallbacks: list[dict[str, Any]] = []
+    stress = dict(results[0].info["stress"])
     for k, r in enumerate(results):
         horizons.update(r.horizons)
+        fallbacks += [f if k == 0 else {"netting_sets": names[k], **f}
+                      for f in r.info["volatility_fallbacks"]]
+        if k:
+            stress["bound_rows"] += r.info["stress"]["bound_rows"]
         for key, value in r.info["timings_s"].items():
             timings[key] = round(timings.get(key, 0.0) + value, 4)
         volatility += [fit if k == 0 else {"netting_sets": names[k], **fit}
@@ -526,7 +434,8 @@ def _merge_replays(results: list[ReplayResult], names: list[list[str]]) -> Repla
             apc[tool] = {key: (value + facts[key] if key.endswith("_rows") else value)
                          for key, value in apc[tool].items()}
         warnings += r.info["warnings"]
-    info = {**results[0].info, "volatility": volatility, "anti_procyclicality": apc,
+    info = {**results[0].info, "volatility": volatility, "volatility_fallbacks": fallbacks,
+            "stress": stress, "anti_procyclicality": apc,
             "timings_s": timings, "warnings": list(dict.fromkeys(warnings))}
     return ReplayResult(frame, horizons, info)
 
@@ -565,7 +474,7 @@ def _manifest(
         "seed": config.seed,
         "window": {
             "start_flag": window.start, "end_flag": window.end, "step": window.step,
-            "recalibrate_every": window.recalibrate_every,
+            "recalibrate_every": window.refit_every(config),
             "first_date": dates[0].isoformat(), "last_date": dates[-1].isoformat(),
             "dates_evaluated": int(len(dates)),
             "last_price_date": prepared.market.prices.index[-1].isoformat(),
@@ -580,7 +489,7 @@ def _manifest(
             "return_kinds": prepared.market.return_kinds,
         },
         "volatility": result.info["volatility"],
-        "stress": "not in the margin base (stress windows may lie after the backtest date)",
+        "stress": result.info.get("stress", {}),
         "anti_procyclicality": result.info["anti_procyclicality"],
         "timings_s": timings,
         "warnings": result.info["warnings"],

@@ -114,7 +114,7 @@ def test_start_after_end_is_a_usage_error(files, tmp_path, capsys):
     (["--start", "2020-03-02"], ["--start 2020-03-02", "--lookback 250"]),
     (["--start", "03/02/2021"], ["--start", "unparsable"]),
     (["--step", "0"], ["--step"]),
-    (["--method", "fhs", "--recalibrate-every", "0"], ["--recalibrate-every"]),
+    (["--method", "fhs", "--recalibrate-every", "-1"], ["--recalibrate-every"]),
     (["--recalibrate-every", "5"], ["--recalibrate-every 5", "hs"]),
 ])
 def test_bad_flags_exit_2(files, tmp_path, capsys, extra, words):
@@ -153,24 +153,34 @@ def test_bad_prices_file_exits_3_and_leaves_out_untouched(files, tmp_path, capsy
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
-def test_options_are_refused_with_exit_3(files, tmp_path, capsys):
+def test_option_expiring_before_the_end_is_refused_with_exit_3(files, tmp_path, capsys):
+    # the data run to 2021-07; a static option is margined as eod margins it while it lives,
+    # and refused (naming it and its expiry) when it expires before the last t + h
     instruments = tmp_path / "instruments.csv"
     frame = INSTRUMENTS.assign(strike=np.nan, expiry="", option_type="", implied_vol=np.nan)
-    option = pd.DataFrame({"instrument_id": ["AAA-C"], "kind": ["option"], "underlying": ["AAA"],
-                           "multiplier": [1.0], "strike": [100.0],
-                           "expiry": ["2022-06-17T00:00:00Z"], "option_type": ["call"],
-                           "implied_vol": [0.3]})
+    option = pd.DataFrame({"instrument_id": ["AAA-C", "AAA-L"], "kind": ["option"] * 2,
+                           "underlying": ["AAA"] * 2, "multiplier": [1.0] * 2,
+                           "strike": [100.0] * 2,
+                           "expiry": ["2021-03-19T00:00:00Z", "2022-06-17T00:00:00Z"],
+                           "option_type": ["call"] * 2, "implied_vol": [0.3] * 2})
     pd.concat([frame, option]).to_csv(instruments, index=False)
     positions = tmp_path / "positions.csv"
-    pd.DataFrame({"account_id": ["a"], "instrument_id": ["AAA-C"], "quantity": [1.0]}).to_csv(
-        positions, index=False)
+    pd.DataFrame({"account_id": ["a", "b"], "instrument_id": ["AAA-C", "AAA-L"],
+                  "quantity": [1.0, -1.0]}).to_csv(positions, index=False)
     out = tmp_path / "bad"
     args = _args(files, out, "--start", "2021-01-04", positions=False)
     args[args.index("--instruments") + 1] = str(instruments)
     rc = main([*args, "--positions", str(positions)])
-    _assert_failed(rc, 3, out, capsys, "AAA-C", "option")
-    # without --positions the option is simply not a reference instrument
-    args = _args(files, out, "--start", "2021-01-04", "--end", "2021-01-29", positions=False)
+    _assert_failed(rc, 3, out, capsys, "AAA-C", "expires", "2021-03-19")
+    # ending before the expiry, both options are margined
+    args = _args(files, out, "--start", "2021-01-04", "--end", "2021-02-26", positions=False)
+    args[args.index("--instruments") + 1] = str(instruments)
+    assert main([*args, "--positions", str(positions)]) == 0
+    table = pd.read_parquet(out / "backtest.parquet")
+    assert set(table["account_id"]) == {"a", "b"} and (table["initial_margin"] > 0).all()
+    # without --positions the options are simply not reference instruments
+    out2 = tmp_path / "builtin"
+    args = _args(files, out2, "--start", "2021-01-04", "--end", "2021-01-29", positions=False)
     args[args.index("--instruments") + 1] = str(instruments)
     assert main(args) == 0
-    assert "long_AAA" in set(pd.read_parquet(out / "backtest.parquet")["netting_set"])
+    assert "long_AAA" in set(pd.read_parquet(out2 / "backtest.parquet")["netting_set"])

@@ -25,7 +25,7 @@ from riskmodel.backtest.run import (
     run_backtest,
 )
 from riskmodel.batch.eod import EodInputs, run_eod
-from riskmodel.batch.run_store import load_config_source
+from riskmodel.engine.store import load_config_source
 from riskmodel.cli import garch_fitter
 from riskmodel.config import RunConfig, config_from_mapping, read_toml
 from riskmodel.demo import INSTRUMENTS, demo_prices
@@ -91,12 +91,12 @@ def _rows_at(frame: pd.DataFrame, date: pd.Timestamp) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# Replay equals the engine
+# Replay equals the engine (the policy matrix is in test_equals_eod.py)
 # --------------------------------------------------------------------------------------------
 
 
 def _assert_equals_eod(demo, config, params=None, params_file=None):
-    window = BacktestWindow("2010-01-04", "2010-02-26")
+    window = BacktestWindow("2010-01-04", "2010-02-26", recalibrate_every=0)
     result = run_backtest(BacktestInputs(demo["prices"], demo["instruments"], demo["positions"]),
                           config, window, params=params, n_sim=0)
     frame = result.backtest
@@ -114,47 +114,18 @@ def _assert_equals_eod(demo, config, params=None, params_file=None):
                                        rtol=1e-9, atol=0, err_msg=f"{col} on {date}")
 
 
-def test_hs_replay_equals_eod_runs(demo):
-    # two horizons (perpetual sets 1 day, others 2), add-ons on, stress reported only
-    _assert_equals_eod(demo, _config(demo, method="hs", lookback=250))
-
-
-def test_floor_replay_equals_eod_runs(demo):
-    # the floor's 5000-return window is longer than the history before 2010: it is shortened to
-    # the common history in both, and the floor model's tail is the engine's second tail
-    config = _config(demo, method="hs", lookback=250,
-                     **{"anti_procyclicality.tools": ["floor"],
-                        "anti_procyclicality.floor_lookback": 5000})
-    _assert_equals_eod(demo, config)
-
-
-def test_fhs_ewma_replay_equals_eod_runs(demo):
-    # eod filters the last max(garch_fit_window, lookback + 250) returns: a fit window longer
-    # than the history makes both start the recursion at each factor's first return, with the
-    # same EWMA backcast of its first 75 returns (all before the first backtest date)
-    config = _config(demo, method="fhs", lookback=250, **{"volatility.model": "ewma",
-                                                          "volatility.garch_fit_window": 100_000})
-    _assert_equals_eod(demo, config)
-
-
-def test_monte_carlo_replay_equals_eod_runs(demo):
-    # same seed every date, as a daily eod run with that seed; dependence from the window
-    config = _config(demo, method="mc", lookback=250, scenarios=2000, seed=7,
-                     **{"volatility.model": "ewma", "volatility.garch_fit_window": 100_000})
-    _assert_equals_eod(demo, config)
-
-
 def test_fhs_with_parameter_set_equals_eod_runs(demo, tmp_path):
     # --params: both filters restart at the calibration sample with its stored backcast
     config = _config(demo, method="fhs", lookback=250)
     history = load_inputs(BacktestInputs(demo["prices"], demo["instruments"]), config).history
     prices = history.frame.loc[:"2009-12-31"].ffill()
     fit = garch_fitter()
-    factors = {}
+    samples = {}
     for asset in ("SPX", "NASDAQ", "WTI"):
         p = prices[asset]
-        r = (np.log(p / p.shift(1)) if asset != "WTI" else p.diff()).dropna().iloc[-1000:]
-        factors[asset] = fit(r.rename(asset), config)
+        samples[asset] = (np.log(p / p.shift(1)) if asset != "WTI" else p.diff()).dropna() \
+            .iloc[-1000:].rename(asset)
+    factors = fit(samples, config)
     params = ParameterSet(factors, created_at="2009-12-31T00:00:00+00:00",
                           data={"end": "2009-12-31T00:00:00"}, source=str(tmp_path / "p.json"))
     params.write(tmp_path / "p.json")
@@ -357,9 +328,10 @@ def test_parameter_set_estimated_after_the_start_is_rejected(demo):
 def test_recalibration_fits_on_data_up_to_each_refit_date(demo):
     seen: list[tuple[str, pd.Timestamp, int]] = []
 
-    def fitter(returns: pd.Series, config: RunConfig) -> FactorParams:
-        seen.append((str(returns.name), returns.index[-1], len(returns)))
-        return FactorParams(model="ewma", decay=0.95)
+    def fitter(samples: dict[str, pd.Series], config: RunConfig) -> dict[str, FactorParams]:
+        for name, returns in samples.items():
+            seen.append((name, returns.index[-1], len(returns)))
+        return {name: FactorParams(model="ewma", decay=0.95) for name in samples}
 
     config = _config(demo, method="fhs", lookback=250)
     inputs = BacktestInputs(demo["prices"], demo["instruments"], demo["positions"])
@@ -402,15 +374,6 @@ def test_buffer_and_floor_act_on_the_model_margin(demo):
     np.testing.assert_allclose(floored["initial_margin"],
                                np.maximum(plain["initial_margin"], long["initial_margin"]),
                                rtol=1e-12)
-
-
-def test_stressed_weight_is_refused(demo):
-    apc = dataclasses.replace(RunConfig().anti_procyclicality, tools=("stressed_weight",))
-    config = RunConfig(method="hs", lookback=250, anti_procyclicality=apc,
-                       asset_returns={"WTI": "absolute"})
-    with pytest.raises(UsageError, match="stressed_weight"):
-        run_backtest(BacktestInputs(demo["prices"], demo["instruments"]), config,
-                     BacktestWindow("2012-01-03", "2012-01-31"))
 
 
 def test_each_netting_set_keeps_its_own_horizon(demo):

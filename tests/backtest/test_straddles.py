@@ -246,7 +246,7 @@ def test_straddle_underlyings_rules():
     assert len(notes) == 2 and "straddle_B" in notes[0] and "straddle_C" in notes[1]
 
 
-def test_user_option_positions_stay_refused(demo, tmp_path):
+def test_static_option_expiring_during_the_backtest_is_refused(demo, tmp_path):
     instruments = tmp_path / "instruments.csv"
     option = pd.DataFrame({"instrument_id": ["SPX-C"], "kind": ["option"],
                            "underlying": ["SPX"], "multiplier": [1.0], "strike": [2000.0],
@@ -256,6 +256,10 @@ def test_user_option_positions_stay_refused(demo, tmp_path):
     positions = tmp_path / "positions.csv"
     pd.DataFrame({"account_id": ["x"], "instrument_id": ["SPX-C"], "quantity": [1.0]}).to_csv(
         positions, index=False)
-    with pytest.raises(InputDataError, match="SPX-C.*rolling straddles"):
+    with pytest.raises(InputDataError, match="SPX-C.*expires at 2016-06-17"):
         run_backtest(BacktestInputs(demo["prices"], instruments, positions),
-                     _config(method="hs"), BacktestWindow("2016-03-01", "2016-03-09"))
+                     _config(method="hs"), BacktestWindow("2016-03-01", "2016-06-30"))
+    # alive through the last t + h: margined like any eod book
+    result = run_backtest(BacktestInputs(demo["prices"], instruments, positions),
+                          _config(method="hs"), BacktestWindow("2016-03-01", "2016-03-09"))
+    assert (result.backtest["initial_margin"] > 0).all()
