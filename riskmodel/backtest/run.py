@@ -18,7 +18,7 @@ Stages:
    (per date: the linear built-ins, then the straddles);
 5. :func:`riskmodel.backtest.statistics.summarise` plus the run's facts;
 6. :func:`write_backtest`: ``backtest.parquet``, ``backtest_summary.json``, the plots and
-   ``report.html`` (:func:`riskmodel.backtest.report.write_report`) and ``manifest.json``,
+   ``report.html`` (:func:`riskmodel.report.backtest.write_report`) and ``manifest.json``,
    through :func:`riskmodel.io.outputs.staged_output`: nothing partial under ``--out``.
 
 Volatility parameters (FHS and Monte Carlo): ``--params`` as given; else, with
@@ -58,6 +58,7 @@ from riskmodel.backtest.portfolios import (
 )
 from riskmodel.backtest.replay import ReplayResult, check_supported_instruments, replay
 from riskmodel.backtest.statistics import summarise
+from riskmodel.backtest.statistics.table import validate_backtest_table
 from riskmodel.config import RunConfig
 from riskmodel.engine.build import book_factors
 from riskmodel.errors import InputDataError, UsageError
@@ -504,7 +505,7 @@ def write_backtest(result: BacktestResult, out: str | Path, *, report: bool = Tr
         write_table(result.backtest, staging / "backtest.parquet")
         write_json(result.summary, staging / "backtest_summary.json")
         if report:
-            write_report(result.backtest, result.summary, staging)
+            write_report(validate_backtest_table(result.backtest), result.summary, staging)
         result.manifest["timings_s"]["write"] = round(time.perf_counter() - start, 4)
         write_json(result.manifest, staging / "manifest.json")
     return Path(out)

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskmodel.backtest.statistics.table import validate_backtest_table
 from riskmodel.report.common import new_figure, png_data_uri, save_png
 
 __all__ = ["write_report"]
@@ -382,7 +381,8 @@ def write_report(
     Parameters
     ----------
     backtest : DataFrame, the table given to :func:`~riskmodel.backtest.statistics.summarise`
-        (one row per date and netting set; same columns and checks).
+        (one row per date and netting set), already checked by it (the report renders, it
+        does not validate).
     summary : dict, what :func:`~riskmodel.backtest.statistics.summarise` returned for it.
     out_dir : Path, created if missing; files of the same names are overwritten.
     max_portfolios_plotted : int, how many netting sets (the first of ``summary["portfolios"]``)
@@ -398,7 +398,7 @@ def write_report(
     for key in ("portfolios", "pooled"):
         if key not in summary:
             raise ValueError(f"summary is missing {key!r}; pass what summarise() returned")
-    frame = validate_backtest_table(backtest)
+    frame = backtest
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = _plot_all(frame, summary, out, max_portfolios_plotted)
