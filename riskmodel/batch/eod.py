@@ -53,7 +53,7 @@ from riskmodel.batch.partitions import (
 )
 from riskmodel.config import RunConfig
 from riskmodel.engine import PricedMarket, price_market
-from riskmodel.engine.build import PricingFacts, book_factors
+from riskmodel.engine.build import PricingFacts, book_factors, value_as_of
 from riskmodel.engine.store import (
     STATE_DIR,
     StoredRun,
@@ -76,21 +76,11 @@ from riskmodel.io.prices import PriceHistory, load_prices
 from riskmodel.io.tables import sha256_file
 from riskmodel.margin.policy import margin_base
 from riskmodel.margin.tables import check_finite, set_horizons
-from riskmodel.marketdata.returns import (
-    MarketData,
-    Universe,
-    build_market_data,
-    build_universe,
-    common_window,
-    resolve_market_date,
-)
 from riskmodel.portfolio.collateral import CollateralTable, previous_margins
 from riskmodel.portfolio.netting import Book, net_positions
 from riskmodel.scenarios.model import (
     DependenceFitter,
     VolatilityFitter,
-    filter_factors,
-    volatility_warnings,
 )
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.volatility.params import ParameterSet
@@ -169,17 +159,6 @@ class _Netted:
     factors: list[str]
 
 
-@dataclass
-class _Valuation:
-    """The market as of the market date: the factors' data, every asset's (stress windows),
-    the model window and the floor's longer one (None when the floor is off)."""
-
-    market: MarketData
-    universe: Universe
-    window: pd.DataFrame
-    long_window: pd.DataFrame | None
-
-
 def run_eod(
     inputs: EodInputs,
     config: RunConfig,
@@ -208,15 +187,12 @@ def run_eod(
         loaded = _load(inputs, config)
     with timer.stage("netting"):
         netted = _net(loaded, inputs, config, warnings)
-    with timer.stage("market_data"):
-        valuation = _valuation(loaded, netted, config, as_of, warnings)
-    with timer.stage("volatility"):
-        # the filter must cover the floor's longer window too
-        long = valuation.long_window
-        filtered = filter_factors(valuation.market.returns,
-                                  valuation.window if long is None else long, netted.factors,
-                                  config, params, fitter)
-        warnings += volatility_warnings(filtered)
+    held = netted.held  # an option held must not have expired by the market date
+    valuation = value_as_of(
+        loaded.history, netted.factors, as_of, config, params=params, fitter=fitter,
+        warnings=warnings, stage=timer.stage,
+        before_alignment=lambda date: check_not_expired(loaded.instruments, date, held))
+    filtered = valuation.filtered
     accounts = CollateralTable(
         collateral_equity(loaded.accounts, valuation.market.spot, config)[
             ["account_id", "netting_set", "collateral", "account_type"]].copy())
@@ -224,9 +200,9 @@ def run_eod(
         set_horizons(netted.book, netted.used, config, accounts.account_types))
     table = instrument_table(loaded.instruments.frame, netted.factors, valuation.market.spot)
     market, facts = price_market(
-        valuation.market, priced_rows(table), netted.factors, valuation.window, long, filtered,
-        valuation.universe, config, sorted(horizon_counts), params=params,
-        dependence_fitter=dependence_fitter, unpriced=unpriced_factors(table),
+        valuation.market, priced_rows(table), netted.factors, valuation.window,
+        valuation.long_window, filtered, valuation.universe, config, sorted(horizon_counts),
+        params=params, dependence_fitter=dependence_fitter, unpriced=unpriced_factors(table),
         stage=timer.stage)
     warnings += facts.warnings
     warnings += list(dict.fromkeys(facts.stress.get("notes", [])))
@@ -302,27 +278,6 @@ def _net(loaded: _Loaded, inputs: EodInputs, config: RunConfig, warnings: list[s
     book = dataclasses.replace(book, instrument_index=np.ascontiguousarray(
         on_axis[book.instrument_index].astype(np.int64)))
     return _Netted(book, instruments.loc[axis], held, factors)
-
-
-def _valuation(loaded: _Loaded, netted: _Netted, config: RunConfig, as_of: str | None,
-               warnings: list[str]) -> _Valuation:
-    history = loaded.history
-    market_date = resolve_market_date(history, as_of)
-    check_not_expired(loaded.instruments, market_date, netted.held)
-    market = build_market_data(history, netted.factors, market_date, config.return_kind)
-    # every asset of the price file, aligned once: stress windows take moves and proxies
-    universe = build_universe(history, market_date, config.return_kind)
-    window = common_window(market.returns, config.lookback, config.min_history)
-    if len(window) < config.lookback:
-        warnings.append(
-            f"lookback shortened to {len(window)} common returns (asked {config.lookback}): "
-            "a factor's history starts later"
-        )
-    long_window = None
-    if "floor" in config.anti_procyclicality.tools:
-        long_window = common_window(market.returns, config.anti_procyclicality.floor_lookback,
-                                    config.min_history)
-    return _Valuation(market, universe, window, long_window)
 
 
 def _horizon_counts(set_horizon: np.ndarray) -> dict[int, int]:

@@ -21,28 +21,17 @@ import pyarrow.parquet as pq
 
 from riskmodel import __version__
 from riskmodel.config import RunConfig
+from riskmodel.engine.build import value_as_of
 from riskmodel.errors import InputDataError, UsageError
 from riskmodel.io.prices import load_prices
-from riskmodel.marketdata.returns import (
-    build_market_data,
-    build_universe,
-    common_window,
-    resolve_market_date,
-)
 from riskmodel.scenarios.model import (
     DependenceFitter,
     VolatilityFitter,
-    filter_factors,
     model_scenarios,
-    volatility_warnings,
 )
 from riskmodel.scenarios.scenario_set import ScenarioSet
-from riskmodel.scenarios.stress import (
-    load_windows,
-    universe_window_scenarios,
-    user_shocks,
-    windows_file,
-)
+from riskmodel.scenarios.stress import stress_scenario_sets
+from riskmodel.scenarios.stressed import stressed_observations
 from riskmodel.volatility.params import ParameterSet
 
 
@@ -78,28 +67,21 @@ def export_scenarios(
     if unknown:
         raise InputDataError(f"{prices}: --factors: no price column {unknown[0]!r} "
                              f"(value {unknown[0]!r})")
-    market_date = resolve_market_date(history, as_of)
-    market = build_market_data(history, chosen, market_date, config.return_kind)
-    window = common_window(market.returns, config.lookback, config.min_history)
     warnings: list[str] = []
-    filtered = filter_factors(market.returns, window, chosen, config, params, fitter)
-    warnings += volatility_warnings(filtered)
-    sets = [("model", model_scenarios(window, filtered, config, params, dependence_fitter,
-                                      warnings))]
+    valuation = value_as_of(history, chosen, as_of, config, params=params, fitter=fitter,
+                            warnings=warnings)
+    market, window, universe = valuation.market, valuation.window, valuation.universe
+    market_date = market.market_date
+    # the price file's every asset: stress windows, proxies and the stressed observations
+    stressed, notes = stressed_observations(universe, chosen, window, config, config.horizon)
+    warnings += notes
+    sets = [("model", model_scenarios(window, valuation.filtered, config, params, dependence_fitter,
+                                      warnings, stressed=stressed))]
     if stress:
-        path = windows_file(config.stress.windows_file)
-        if config.stress.historical and path is not None:
-            windows, _ = load_windows(path)
-            universe = build_universe(history, market_date, config.return_kind)
-            hist, notes = universe_window_scenarios(universe, chosen, windows, window,
-                                                    config.horizon, config.stress.proxies)
-            warnings += notes
-            if hist is not None:
-                sets.append(("stress", hist))
-        for f in config.stress.files:
-            user = user_shocks(f, chosen, market.return_kinds, config.horizon)
-            if user is not None:
-                sets.append(("stress", user))
+        stress_sets, info = stress_scenario_sets(chosen, market.return_kinds, window, config,
+                                                 universe, config.horizon)
+        warnings += info["notes"]
+        sets += [("stress", s) for s in stress_sets]
     frame = pd.concat([_frame(s, name) for name, s in sets], ignore_index=True)
     provenance = {
         "riskmodel_version": __version__,

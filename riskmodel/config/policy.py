@@ -322,17 +322,19 @@ MC_INNOVATIONS = ("t-copula", "gaussian", "bootstrap")
 class RunConfig:
     """Everything one end-of-day run or backtest needs besides its input files."""
 
-    method: str = "fhs"
-    measure: str = "es"
+    # the scenario set and the measure (the flags of eod, backtest and study)
+    method: str = "fhs"  # fhs | hs | mc
+    measure: str = "es"  # es | var
     confidence: float = 0.99
-    horizon: int = 2
-    lookback: int = 1000
-    scenarios: int = 10_000
+    horizon: int = 2  # margin period of risk, days
+    lookback: int = 1000  # daily returns in the window
+    scenarios: int = 10_000  # Monte Carlo paths
     seed: int = 0
-    vol_model: str = "garch"
+    # [volatility]: the filter the scenarios are scaled by
+    vol_model: str = "garch"  # garch | ewma
     ewma_lambda: float = 0.94
-    garch_fit_window: int = 2500
-    min_history: int = 250
+    garch_fit_window: int = 2500  # returns a factor is fitted and filtered on
+    min_history: int = 250  # fewest common returns accepted
     default_return: str = "log"
     asset_returns: Mapping[str, str] = field(default_factory=dict)
     chunk_size: int = 4096

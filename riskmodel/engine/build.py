@@ -30,9 +30,23 @@ import pandas as pd
 from riskmodel.config import RunConfig
 from riskmodel.engine.market import ModelPnl, PricedMarket, StressBlock, StressPnl
 from riskmodel.errors import ModelError
-from riskmodel.marketdata.returns import MarketData, Universe
+from riskmodel.io.prices import PriceHistory
+from riskmodel.marketdata.returns import (
+    MarketData,
+    Universe,
+    build_market_data,
+    build_universe,
+    common_window,
+    resolve_market_date,
+)
 from riskmodel.pricing.revaluation import at_labels, scenario_pnl
-from riskmodel.scenarios.model import DependenceFitter, model_scenarios
+from riskmodel.scenarios.model import (
+    DependenceFitter,
+    VolatilityFitter,
+    filter_factors,
+    model_scenarios,
+    volatility_warnings,
+)
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.scenarios.stress import stress_scenario_sets
 from riskmodel.scenarios.stressed import stressed_observations
@@ -41,6 +55,65 @@ from riskmodel.volatility.params import ParameterSet
 
 #: ``stage(name)``: a context manager timing a named stage (the run's timer), or none.
 StageTimer = Callable[[str], AbstractContextManager[Any]]
+
+
+@dataclass
+class Valuation:
+    """A market as of a date: the factors' aligned data, every asset's (stress windows and
+    their proxies read it), the model window, the anti-procyclicality floor's longer window
+    (None when the floor is off) and each factor's volatility filter (empty for plain HS)."""
+
+    market: MarketData
+    universe: Universe
+    window: pd.DataFrame
+    long_window: pd.DataFrame | None
+    filtered: dict[str, FilteredFactor]
+
+
+def value_as_of(
+    history: PriceHistory,
+    factors: list[str],
+    as_of: str | None,
+    config: RunConfig,
+    *,
+    params: ParameterSet | None = None,
+    fitter: VolatilityFitter | None = None,
+    warnings: list[str],
+    stage: StageTimer | None = None,
+    before_alignment: Callable[[pd.Timestamp], None] | None = None,
+) -> Valuation:
+    """The valuation of ``factors`` as of ``as_of`` (default: the last date of the prices),
+    what ``eod`` and the scenario export price: the market date (the last price stamp on or
+    before ``as_of``), the factors aligned up to it (the calendar rule of
+    :mod:`riskmodel.marketdata.returns`), the window of the last ``lookback`` common returns,
+    and each factor filtered with fixed parameters (``params``, else fitted by ``fitter`` with
+    ``volatility.model = "garch"``, else EWMA). ``before_alignment(market_date)`` runs first
+    (``eod`` checks that no option held expired); notes go to ``warnings``; ``stage`` times
+    ``market_data`` and ``volatility``."""
+    timed = stage or (lambda _name: nullcontext())
+    with timed("market_data"):
+        market_date = resolve_market_date(history, as_of)
+        if before_alignment is not None:
+            before_alignment(market_date)
+        market = build_market_data(history, factors, market_date, config.return_kind)
+        universe = build_universe(history, market_date, config.return_kind)
+        window = common_window(market.returns, config.lookback, config.min_history)
+        if len(window) < config.lookback:
+            warnings.append(
+                f"lookback shortened to {len(window)} common returns (asked "
+                f"{config.lookback}): a factor's history starts later")
+        long_window = None
+        if "floor" in config.anti_procyclicality.tools:
+            long_window = common_window(market.returns,
+                                        config.anti_procyclicality.floor_lookback,
+                                        config.min_history)
+    with timed("volatility"):
+        # the filter must cover the floor's longer window too
+        filtered = filter_factors(market.returns,
+                                  window if long_window is None else long_window, factors,
+                                  config, params, fitter)
+        warnings += volatility_warnings(filtered)
+    return Valuation(market, universe, window, long_window, filtered)
 
 
 @dataclass

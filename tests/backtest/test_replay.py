@@ -25,10 +25,10 @@ from riskmodel.backtest.run import (
     run_backtest,
 )
 from riskmodel.batch.eod import EodInputs, run_eod
-from riskmodel.engine.store import load_config_source
 from riskmodel.cli import garch_fitter
 from riskmodel.config import RunConfig, config_from_mapping, read_toml
 from riskmodel.demo import INSTRUMENTS, demo_prices
+from riskmodel.engine.store import load_config_source
 from riskmodel.errors import UsageError
 from riskmodel.volatility.params import FactorParams, ParameterSet
 

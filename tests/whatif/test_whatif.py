@@ -11,6 +11,7 @@ import pytest
 from riskmodel.cli import main
 from riskmodel.demo import write_demo_inputs
 from riskmodel.errors import InputDataError
+from riskmodel.portfolio.netting import net_positions
 from riskmodel.whatif import (
     WHATIF_COLUMNS,
     book_initial_margin,
@@ -18,7 +19,6 @@ from riskmodel.whatif import (
     load_run,
     what_if,
 )
-from riskmodel.portfolio.netting import net_positions
 
 KEY = ["account_id", "netting_set"]
 

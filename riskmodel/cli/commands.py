@@ -1,188 +1,22 @@
-"""Command line: parse arguments, delegate, map errors to exit codes.
+"""The commands of the ``riskmodel`` program: each reads its parsed flags, calls the package
+that does the work and prints a summary.
 
-This is the composition root: the only module that reaches into both ``riskmodel`` and
-``calibration`` (it hands the engine a GARCH fitter when no ``--params`` is given).
-
-Exit codes: 0 success, 2 usage, 3 invalid input data, 4 calibration or model failure,
-1 anything unexpected. Errors print one line on stderr, never a traceback (set
-``RISKMODEL_DEBUG=1`` to see one for unexpected errors).
+This is the composition root: the only place that reaches into both ``riskmodel`` and
+``calibration`` (it hands the engine a GARCH fitter when no ``--params`` is given). Heavy
+imports happen inside each command, so ``riskmodel --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import os
 import shutil
 import sys
 import tempfile
-import traceback
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from riskmodel import __version__
-from riskmodel.errors import RiskModelError, UsageError
-
-
-def _shared_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``eod`` and ``backtest``; each overrides the same key of --config."""
-    parser.add_argument("--config", type=Path, help="RUN.toml with policy settings")
-    parser.add_argument("--method", choices=["fhs", "mc", "hs"], help="scenario method (fhs)")
-    parser.add_argument("--measure", choices=["es", "var"], help="risk measure (es)")
-    parser.add_argument("--confidence", type=float, help="confidence level in (0, 1) (0.99)")
-    parser.add_argument("--horizon", type=int, metavar="DAYS",
-                        help="margin period of risk in days (2)")
-    parser.add_argument("--lookback", type=int, metavar="DAYS",
-                        help="daily returns in the scenario window (1000)")
-    parser.add_argument("--scenarios", type=int, metavar="N",
-                        help="Monte Carlo scenarios (10000)")
-    parser.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="riskmodel",
-        description="Portfolio-margin engine: VaR/ES margin over netted portfolios.",
-    )
-    parser.add_argument("--version", action="version", version=f"riskmodel {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = sub.add_parser("demo", help="run the whole flow on data shipped with arch",
-                          description="Build a demo book from arch.data (S&P 500, NASDAQ, WTI), "
-                          "write its inputs under DIR/inputs and run the end-of-day margin run "
-                          "into DIR.")
-    demo.add_argument("--out", required=True, type=Path, metavar="DIR")
-    demo.add_argument("--accounts", type=int, default=300, help="number of demo accounts (300)")
-    demo.add_argument("--quiet", action="store_true", help="no progress output")
-
-    eod = sub.add_parser("eod", help="end-of-day margin run",
-                         description="Margin every netting set as of a date; outputs under DIR.")
-    eod.add_argument("--prices", required=True, type=Path, metavar="FILE")
-    eod.add_argument("--instruments", required=True, type=Path, metavar="FILE")
-    eod.add_argument("--positions", required=True, type=Path, metavar="FILE")
-    eod.add_argument("--accounts", required=True, type=Path, metavar="FILE")
-    eod.add_argument("--out", required=True, type=Path, metavar="DIR")
-    eod.add_argument("--params", type=Path, metavar="PARAMS.json",
-                     help="parameter set from `riskmodel calibrate` (default: fit at run time)")
-    eod.add_argument("--as-of", metavar="DATE", help="market date (default: last price date)")
-    eod.add_argument("--chunk-size", type=int, metavar="N",
-                     help="netting sets per tail-kernel chunk (4096)")
-    eod.add_argument("--previous-run", type=Path, metavar="DIR",
-                     help="previous eod output folder (anti-procyclicality buffer release)")
-    eod.add_argument("--engine", choices=["local", "dask"], default="local",
-                     help="run the book stage here or on a Dask cluster (local)")
-    eod.add_argument("--scheduler", metavar="ADDRESS",
-                     help="Dask scheduler to use (default: a LocalCluster of --workers)")
-    eod.add_argument("--workers", type=int, metavar="N",
-                     help="worker processes of the LocalCluster (2)")
-    eod.add_argument("--partition-size", type=int, metavar="N",
-                     help="netting sets per partition (run.partition_size, 50000)")
-    eod.add_argument("--resume", action="store_true",
-                     help="reuse the finished partitions of a killed run with the same inputs")
-    _shared_options(eod)
-
-    scen = sub.add_parser("scenarios", help="export the scenario sets a run would use",
-                          description="Write the model scenarios (and with --stress the stress "
-                          "scenarios) of a run to a Parquet file, one row per scenario and one "
-                          "column per factor.")
-    scen.add_argument("--prices", required=True, type=Path, metavar="FILE")
-    scen.add_argument("--out", required=True, type=Path, metavar="FILE.parquet")
-    scen.add_argument("--factors", metavar="A,B,...",
-                      help="price columns to include (default: all)")
-    scen.add_argument("--params", type=Path, metavar="PARAMS.json")
-    scen.add_argument("--as-of", metavar="DATE", help="market date (default: last price date)")
-    scen.add_argument("--stress", action="store_true",
-                      help="also the named historical windows and user shock files")
-    _shared_options(scen)
-
-    whatif = sub.add_parser("whatif", help="margin after hypothetical trades, from a finished run",
-                            description="Recompute model, initial and maintenance margin of the "
-                            "netting sets the trades touch, from the state an eod run keeps "
-                            "under DIR/state (no re-run of the batch).")
-    whatif.add_argument("--run", required=True, type=Path, metavar="DIR",
-                        help="output folder of `riskmodel eod`")
-    whatif.add_argument("--trades", required=True, type=Path, metavar="FILE",
-                        help="account_id, instrument_id, quantity [, netting_set] (CSV/Parquet)")
-    whatif.add_argument("--out", required=True, type=Path, metavar="FILE.csv")
-    whatif.add_argument("--quiet", action="store_true", help="no summary output")
-
-    lmap = sub.add_parser("liquidation-map",
-                          help="how many netting sets a price move would liquidate",
-                          description="For a grid of instant moves of each underlying and of "
-                          "all together, count the netting sets of a finished run that would "
-                          "be in margin call and in liquidation, the notional liquidated and "
-                          "the penalties; with --cascade, feed the liquidations back into the "
-                          "prices (square-root impact) until no new liquidation occurs.")
-    lmap.add_argument("--run", required=True, type=Path, metavar="DIR",
-                      help="output folder of `riskmodel eod`")
-    lmap.add_argument("--out", required=True, type=Path, metavar="DIR")
-    lmap.add_argument("--cascade", action="store_true",
-                      help="also run a cascade from every move of the grid")
-    lmap.add_argument("--quiet", action="store_true", help="no summary output")
-
-    cal = sub.add_parser("calibrate", help="fit GARCH-family parameters per risk factor with arch",
-                         description="Estimate each price column's volatility model and the "
-                         "dependence of their standardised residuals; write a parameter set for "
-                         "`eod --params`.")
-    cal.add_argument("--prices", required=True, type=Path, metavar="FILE")
-    cal.add_argument("--out", required=True, type=Path, metavar="PARAMS.json")
-    cal.add_argument("--config", type=Path,
-                     help="RUN.toml ([calibration], [returns], volatility.garch_fit_window)")
-    cal.add_argument("--model", choices=["auto", "garch", "gjr", "egarch"],
-                     help="volatility model; auto picks by BIC (calibration.model, garch)")
-    cal.add_argument("--dist", choices=["auto", "normal", "t", "skewt"],
-                     help="innovation distribution; auto picks by BIC (normal)")
-    cal.add_argument("--mean", choices=["zero", "constant"], help="mean model (zero)")
-    cal.add_argument("--backcast", choices=["ewma", "sample"],
-                     help="pre-sample variance rule (ewma)")
-    cal.add_argument("--start", metavar="DATE", help="first date of the estimation sample")
-    cal.add_argument("--end", metavar="DATE", help="last date of the estimation sample")
-    cal.add_argument("--jobs", type=int, default=1, metavar="N", help="processes (1)")
-    cal.add_argument("--report", type=Path, metavar="DIR",
-                     help="also write a diagnostics report (Markdown and PNG plots) here")
-    cal.add_argument("--quiet", action="store_true", help="no progress output")
-    bt = sub.add_parser("backtest", help="replay the margin model over history",
-                        description="For every date from --start to --end, the margin of each "
-                        "netting set with data up to that date only (the eod engine), against "
-                        "the loss the same positions realised over the margin period of risk; "
-                        "coverage tests, procyclicality and the flat-rate comparison. Without "
-                        "--positions, built-in long, short and hedged portfolios of every "
-                        "underlying.")
-    bt.add_argument("--prices", required=True, type=Path, metavar="FILE")
-    bt.add_argument("--instruments", required=True, type=Path, metavar="FILE")
-    bt.add_argument("--positions", type=Path, metavar="FILE",
-                    help="static portfolios, one per netting set (default: built-in portfolios)")
-    bt.add_argument("--out", required=True, type=Path, metavar="DIR")
-    bt.add_argument("--start", metavar="DATE",
-                    help="first backtest date (default: the first with a full lookback window)")
-    bt.add_argument("--end", metavar="DATE", help="last backtest date (default: last price date)")
-    bt.add_argument("--params", type=Path, metavar="PARAMS.json",
-                    help="parameter set estimated on data up to --start at the latest "
-                    "(default: fit GARCH on the data before the first date)")
-    bt.add_argument("--recalibrate-every", type=int, metavar="N",
-                    help="refit the GARCH parameters every N dates on the data up to that date")
-    bt.add_argument("--step", type=int, default=1, metavar="N",
-                    help="evaluate every N-th date (1)")
-    _shared_options(bt)
-
-    study = sub.add_parser("study", help="backtest a grid of margin parameters",
-                           description="Run the backtest for every point of a parameter grid "
-                           "(GRID.toml maps RUN.toml keys to lists of values, e.g. confidence "
-                           "= [0.975, 0.99]) and tabulate coverage against cost.")
-    study.add_argument("--prices", required=True, type=Path, metavar="FILE")
-    study.add_argument("--instruments", required=True, type=Path, metavar="FILE")
-    study.add_argument("--positions", type=Path, metavar="FILE",
-                       help="static portfolios (default: built-in portfolios)")
-    study.add_argument("--out", required=True, type=Path, metavar="DIR")
-    study.add_argument("--grid", required=True, type=Path, metavar="GRID.toml")
-    study.add_argument("--start", metavar="DATE", help="first backtest date")
-    study.add_argument("--end", metavar="DATE", help="last backtest date")
-    study.add_argument("--step", type=int, default=1, metavar="N",
-                       help="evaluate every N-th date (1)")
-    _shared_options(study)
-    return parser
+from riskmodel.cli.process import freeze_heap
+from riskmodel.errors import UsageError
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -257,7 +91,7 @@ def cmd_eod(args: argparse.Namespace) -> int:
     from riskmodel.batch.partitions import EngineOptions, work_dir_for
     from riskmodel.volatility.params import load_parameter_set
 
-    _freeze_heap()  # the engine's modules are loaded now
+    freeze_heap()  # the engine's modules are loaded now
     config, source = _config_with_source(args)
     params = load_parameter_set(args.params) if args.params else None
     inputs = EodInputs(args.prices, args.instruments, args.positions, args.accounts, args.params)
@@ -492,56 +326,3 @@ def cmd_study(args: argparse.Namespace) -> int:
         for note in study.notes:
             print(f"  warning: {note}")
     return 0
-
-
-COMMANDS = {"eod": cmd_eod, "demo": cmd_demo, "calibrate": cmd_calibrate,
-            "scenarios": cmd_scenarios, "whatif": cmd_whatif,
-            "liquidation-map": cmd_liquidation_map, "backtest": cmd_backtest,
-            "study": cmd_study}
-
-
-# True in the ``riskmodel`` program (:func:`console`), whose process ends with the command.
-_IN_PROGRAM = False
-
-
-def _freeze_heap() -> None:
-    """In the program only, move every object alive now into the garbage collector's permanent
-    generation, which its passes skip. The modules a command imports (pandas', numba's: about
-    10^5 objects) live until the process exits, and the full passes over them cost about 0.1 s
-    in a venue-size eod run and as much again while the interpreter tears down. Not in a
-    caller's own process (tests, notebooks): frozen objects in a reference cycle are never
-    freed."""
-    if _IN_PROGRAM:
-        gc.freeze()
-
-
-def console() -> NoReturn:
-    """The ``riskmodel`` console script: :func:`main` in a process that ends with it."""
-    global _IN_PROGRAM
-    _IN_PROGRAM = True
-    code = main()
-    _freeze_heap()  # nothing is collected any more: skip the passes of the teardown
-    sys.exit(code)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except RiskModelError as exc:
-        print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"riskmodel {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence maps to exit 1
-        if os.environ.get("RISKMODEL_DEBUG"):
-            traceback.print_exc()
-        print(f"riskmodel {args.command}: unexpected error: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    console()

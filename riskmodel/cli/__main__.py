@@ -1,0 +1,5 @@
+"""``python -m riskmodel.cli``: the ``riskmodel`` program."""
+
+from riskmodel.cli import console
+
+console()
