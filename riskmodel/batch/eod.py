@@ -224,7 +224,9 @@ def run_eod(
     # the netted book (ten million positions at venue size): the liquidation stage and the
     # writes that run beside it need only the tables
     del netted
-    scenarios = facts.scenarios.get(config.horizon) or facts.scenarios[min(facts.scenarios)]
+    # the manifest's scenario set: the default horizon's, else the shortest the book needs
+    scenarios = facts.scenarios[config.horizon if config.horizon in facts.scenarios
+                                else min(facts.scenarios)]
     manifest = eod_manifest(_input_files(inputs), config, as_of, valuation.market,
                             valuation.window, scenarios, params, filtered, parts.margins,
                             timer.stages, warnings)

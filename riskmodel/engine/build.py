@@ -177,7 +177,7 @@ def price_market(
     window: pd.DataFrame,
     long_window: pd.DataFrame | None,
     filtered: Mapping[str, FilteredFactor],
-    universe: Universe,
+    universe: Universe | None,
     config: RunConfig,
     horizons: Sequence[int],
     *,
@@ -199,7 +199,8 @@ def price_market(
     window, long_window : DataFrame
         The model window and the anti-procyclicality floor's (None: the floor is off).
     filtered : per factor, the volatility filter as of the valuation date (empty for HS).
-    universe : every asset of the price file up to the valuation date (stress windows, proxies).
+    universe : every asset of the price file up to the valuation date (stress windows, proxies,
+        stressed observations); None only where neither stress nor ``stressed_weight`` applies.
     horizons : the margin periods of risk to price.
     with_stress : price the stress scenarios (the engine then evaluates stress and the grid).
     stage : times the named stages (``scenarios_{h}d``, ``repricing_{h}d``, ``apc_floor_{h}d``,
@@ -216,10 +217,14 @@ def price_market(
                                        market.return_kinds, market.market_date,
                                        config.implied_vol), instruments, scenarios)
 
+    needs_history = with_stress or "stressed_weight" in config.anti_procyclicality.tools
+    if needs_history and universe is None:
+        raise ValueError("price_market: stress and stressed observations need the universe")
     for h in sorted(set(int(x) for x in horizons)):
         cfg = dataclasses.replace(config, horizon=h)
         with timed(f"scenarios_{h}d"):
-            stressed, notes = stressed_observations(universe, factors, window, cfg, h)
+            stressed, notes = (stressed_observations(universe, factors, window, cfg, h)
+                               if universe is not None else (None, []))
             facts.warnings += notes
             scen = model_scenarios(window, filtered, cfg, params, dependence_fitter,
                                    facts.warnings, stressed=stressed)
@@ -234,7 +239,7 @@ def price_market(
                                             dependence_fitter, facts.warnings,
                                             stressed=stressed)
                 floor[h] = ModelPnl(priced(scen_long), scen_long.weights)
-        if with_stress:
+        if with_stress and universe is not None:
             with timed(f"stress_scenarios_{h}d"):
                 sets, info = stress_scenario_sets(factors, market.return_kinds, window, cfg,
                                                   universe, h)

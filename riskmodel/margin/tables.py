@@ -303,6 +303,7 @@ def _attribution(book: Book, figures: _Figures, tail: Any) -> pd.DataFrame:
     )[ATTRIBUTION_COLUMNS]
 
 
+KEY_COLUMNS = ("account_id", "netting_set")
 # Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.
 MAY_BE_INFINITE = ("liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant",
                    "liq_sigmas_uniform", "liquidation_price")
@@ -320,7 +321,6 @@ def check_finite(margins: pd.DataFrame | dict[str, np.ndarray],
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             keys = margins if sets is None else sets
-            raise ModelError(
-                f"non-finite {column} for account {keys['account_id'].iat[row]!r} "
-                f"netting set {keys['netting_set'].iat[row]!r}"
-            )
+            account, netting_set = (np.asarray(keys[c])[row] for c in KEY_COLUMNS)
+            raise ModelError(f"non-finite {column} for account {account!r} "
+                             f"netting set {netting_set!r}")
