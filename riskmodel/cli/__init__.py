@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from riskmodel.cli import process
+from riskmodel.cli import live, process, waterfall
 from riskmodel.cli.commands import (
     cmd_backtest,
     cmd_calibrate,
@@ -39,7 +39,7 @@ __all__ = ["build_parser", "console", "dependence_fitter", "freeze_heap", "garch
 COMMANDS = {"eod": cmd_eod, "demo": cmd_demo, "calibrate": cmd_calibrate,
             "scenarios": cmd_scenarios, "whatif": cmd_whatif,
             "liquidation-map": cmd_liquidation_map, "backtest": cmd_backtest,
-            "study": cmd_study}
+            "study": cmd_study, "live": live.run, "waterfall": waterfall.run}
 
 
 def console() -> NoReturn:

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from riskmodel import __version__
+from riskmodel.cli import live, waterfall
 
 FILES = {
     "prices": "prices, CSV or Parquet: long (date, asset, price) or wide (date, one column "
@@ -263,4 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "backtest": _backtest, "study": _study}
     for name, (summary, description) in SUBCOMMANDS.items():
         builders[name](sub.add_parser(name, help=summary, description=description))
+    # commands that keep their flags beside their code
+    for name, module in (("live", live), ("waterfall", waterfall)):
+        module.add_arguments(sub.add_parser(name, help=module.SUMMARY,
+                                            description=module.DESCRIPTION))
     return parser

@@ -11,12 +11,15 @@ modules, in the order they build on each other:
 * :mod:`~riskmodel.config.rates`: :class:`RateTable` and the instrument kinds;
 * :mod:`~riskmodel.config.addons`: the add-on settings (:class:`AddonPolicy`), whose arithmetic is
   :mod:`riskmodel.margin.addons`;
+* :mod:`~riskmodel.config.live`, :mod:`~riskmodel.config.waterfall`: sections whose keys are
+  their dataclass's fields one to one (read by a generic builder);
 * :mod:`~riskmodel.config.policy`: one frozen dataclass per section (margin, calibration, ...)
   and :class:`RunConfig`, all of them, with its digest;
 * :mod:`~riskmodel.config.toml`: reading ``RUN.toml`` (:func:`load_config`).
 """
 
 from riskmodel.config.addons import AddonConfigError, AddonPolicy, ThresholdTable
+from riskmodel.config.live import LiveConfig
 from riskmodel.config.policy import (
     APC_TOOLS,
     MC_INNOVATIONS,
@@ -37,6 +40,7 @@ from riskmodel.config.policy import (
 )
 from riskmodel.config.rates import INSTRUMENT_KINDS, RateTable
 from riskmodel.config.toml import config_from_mapping, load_config, read_toml
+from riskmodel.config.waterfall import WaterfallConfig
 
 __all__ = [
     "APC_TOOLS",
@@ -53,6 +57,7 @@ __all__ = [
     "CollateralConfig",
     "ImpliedVolConfig",
     "LiquidationConfig",
+    "LiveConfig",
     "MarginPolicy",
     "ProcyclicalityConfig",
     "RateTable",
@@ -60,6 +65,7 @@ __all__ = [
     "StressConfig",
     "StressGrid",
     "ThresholdTable",
+    "WaterfallConfig",
     "config_from_mapping",
     "load_config",
     "read_toml",

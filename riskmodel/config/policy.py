@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from riskmodel.config.addons import AddonPolicy
+from riskmodel.config.live import LiveConfig
 from riskmodel.config.rates import INSTRUMENT_KINDS, RateTable
+from riskmodel.config.waterfall import WaterfallConfig
 from riskmodel.errors import UsageError
 from riskmodel.validation import check_choice, check_int, check_number
 
@@ -315,6 +317,8 @@ METHODS = ("fhs", "hs", "mc")
 MEASURES = ("es", "var")
 VOL_MODELS = ("garch", "ewma")
 RETURN_KINDS = ("log", "absolute")
+PRICE_GAPS = ("carry", "drop", "error")  # a blank price inside a factor's history
+ACCOUNT_ERRORS = ("fail", "skip")  # an account whose inputs are bad
 MC_INNOVATIONS = ("t-copula", "gaussian", "bootstrap")
 
 
@@ -337,8 +341,10 @@ class RunConfig:
     min_history: int = 250  # fewest common returns accepted
     default_return: str = "log"
     asset_returns: Mapping[str, str] = field(default_factory=dict)
+    price_gaps: str = "carry"  # [returns] gaps: carry | drop | error
     chunk_size: int = 4096
     partition_size: int = 50_000
+    on_account_error: str = "fail"  # [run]: fail | skip
     horizons_by_kind: Mapping[str, int] = field(default_factory=dict)
     horizons_by_account_type: Mapping[str, int] = field(default_factory=dict)
     addons: AddonPolicy = field(default_factory=AddonPolicy)
@@ -352,6 +358,8 @@ class RunConfig:
     liquidation: LiquidationConfig = field(default_factory=LiquidationConfig)
     implied_vol: ImpliedVolConfig = field(default_factory=ImpliedVolConfig)
     collateral: CollateralConfig = field(default_factory=CollateralConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    waterfall: WaterfallConfig = field(default_factory=WaterfallConfig)
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
@@ -370,6 +378,8 @@ class RunConfig:
                              "monte_carlo.antithetic = true (scenarios come in pairs)")
         for asset, kind in self.asset_returns.items():
             check_choice(f"returns.assets.{asset}", kind, RETURN_KINDS)
+        check_choice("returns.gaps", self.price_gaps, PRICE_GAPS)
+        check_choice("run.on_account_error", self.on_account_error, ACCOUNT_ERRORS)
         check_number("confidence", self.confidence)
         if not 0.0 < self.confidence < 1.0:
             raise UsageError(f"confidence = {self.confidence!r} must be in (0, 1)")

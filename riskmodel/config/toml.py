@@ -6,6 +6,7 @@ A key that is not known, a section that is not a table or a value out of range r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Mapping
@@ -14,7 +15,9 @@ from typing import Any
 
 import riskmodel.config.policy as policy
 from riskmodel.config.addons import AddonPolicy, ThresholdTable
+from riskmodel.config.live import LiveConfig
 from riskmodel.config.rates import RateTable
+from riskmodel.config.waterfall import WaterfallConfig
 from riskmodel.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -35,7 +38,8 @@ _TOP_LEVEL = {
 }
 _SECTIONS = {
     "volatility", "returns", "margin", "run", "calibration", "stress", "monte_carlo", "horizons",
-    "addons", "anti_procyclicality", "liquidation", "implied_vol", "collateral",
+    "addons", "anti_procyclicality", "liquidation", "implied_vol", "collateral", "live",
+    "waterfall",
 }
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
@@ -119,7 +123,7 @@ def _volatility(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 def _returns(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
-    names = {"default": "default_return", "assets": "asset_returns"}
+    names = {"default": "default_return", "assets": "asset_returns", "gaps": "price_gaps"}
     section = _section(raw, "returns", set(names), source)
     _mapping(section, "assets", "returns", "asset = kind", source)
     return _renamed(section, names)
@@ -180,7 +184,8 @@ def _monte_carlo(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 def _run(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
-    names = {"chunk_size": "chunk_size", "partition_size": "partition_size"}
+    names = {"chunk_size": "chunk_size", "partition_size": "partition_size",
+             "on_account_error": "on_account_error"}
     return _renamed(_section(raw, "run", set(names), source), names)
 
 
@@ -242,9 +247,25 @@ def _collateral(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     return {"collateral": policy.CollateralConfig(**section)}
 
 
+def _dataclass_section(name: str, cls: type) -> Any:
+    """The builder of a section whose keys are the fields of ``cls`` one to one (tables become
+    plain dicts), so a section's settings are added in its own module alone."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+
+    def build(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+        section = _section(raw, name, fields, source)
+        for key, value in list(section.items()):
+            if isinstance(value, Mapping):
+                section[key] = dict(value)
+        return {name: cls(**section)}
+
+    return build
+
+
 _SECTION_BUILDERS = (
     _volatility, _returns, _addons, _anti_procyclicality, _horizons, _monte_carlo, _run, _margin,
     _calibration, _stress, _liquidation, _implied_vol, _collateral,
+    _dataclass_section("live", LiveConfig), _dataclass_section("waterfall", WaterfallConfig),
 )
 
 
