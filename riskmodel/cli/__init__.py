@@ -16,7 +16,9 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from riskmodel.cli import live, process, waterfall
+import riskmodel.cli.live as live
+import riskmodel.cli.process as process
+import riskmodel.cli.waterfall as waterfall
 from riskmodel.cli.commands import (
     cmd_backtest,
     cmd_calibrate,

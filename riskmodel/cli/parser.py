@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import riskmodel.cli.live as live
+import riskmodel.cli.waterfall as waterfall
 from riskmodel import __version__
-from riskmodel.cli import live, waterfall
 
 FILES = {
     "prices": "prices, CSV or Parquet: long (date, asset, price) or wide (date, one column "
