@@ -247,4 +247,29 @@ def write_demo_inputs(folder: Path, n_accounts: int = 300, seed: int = 7) -> Dem
     positions.to_csv(files.positions, index=False)
     accounts.to_csv(files.accounts, index=False)
     files.config.write_text(RUN_TOML)
+    write_backtest_inputs(folder, prices)
     return files
+
+
+BACKTEST_TOML = """\
+# The README's backtest: 99% one-day FHS with EWMA 0.94 over 250 returns, built-in portfolios.
+method = "fhs"
+confidence = 0.99
+horizon = 1
+lookback = 250
+
+[volatility]
+model = "ewma"
+ewma_lambda = 0.94
+"""
+
+
+def write_backtest_inputs(folder: Path, prices: pd.DataFrame | None = None) -> None:
+    """The README's S&P 500 / NASDAQ backtest inputs: ``backtest_prices.csv`` (those two
+    closes on their own calendar), ``backtest_instruments.csv`` (their instruments, from which
+    the built-in portfolios are drawn) and ``backtest.toml``."""
+    prices = demo_prices() if prices is None else prices
+    prices[["SPX", "NASDAQ"]].dropna(how="all").to_csv(folder / "backtest_prices.csv")
+    INSTRUMENTS[INSTRUMENTS["underlying"].isin(["SPX", "NASDAQ"])].to_csv(
+        folder / "backtest_instruments.csv", index=False)
+    (folder / "backtest.toml").write_text(BACKTEST_TOML)

@@ -8,6 +8,7 @@ otherwise). Bad flags are usage errors (exit 2) naming the flag and its value.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,28 +87,12 @@ def first_full_window_row(returns: pd.DataFrame, lookback: int) -> int | None:
 
 def check_params(params: ParameterSet, factors: list[str], first: pd.Timestamp,
                   flag_start: str | None) -> None:
-    """A parameter set must be estimated on data up to the first backtest date at the latest."""
+    """A parameter set must be estimated on data up to the first backtest date at the latest
+    (look-ahead otherwise: an input error, as in every command that takes ``--params``) and
+    hold every factor."""
     where = f"--start {flag_start}" if flag_start else "the first backtest date"
-    ends: list[tuple[str, str]] = []
-    if params.data.get("end"):
-        ends.append(("its data", str(params.data["end"])))
-    ends += [(f"factor {f!r}", fp.sample_end) for f, fp in sorted(params.factors.items())
-             if f in factors and fp.sample_end]
-    for what, end in ends:
-        try:
-            stamp = pd.Timestamp(end)
-        except ValueError:
-            raise InputDataError(f"{params.source}: {what}: unparsable sample end "
-                                 f"(value {end!r})") from None
-        if stamp.tzinfo is not None:
-            stamp = stamp.tz_convert("UTC").tz_localize(None)
-        if stamp > first:
-            raise UsageError(
-                f"--params {params.source}: {what} was estimated on data up to "
-                f"{stamp.isoformat()}, after the first backtest date {first.isoformat()} "
-                f"({where}): that is look-ahead; calibrate with --end on or before the start "
-                f"(value {end!r})"
-            )
+    params.check_as_of(first.to_pydatetime(), factors, math.inf,
+                       date_name=f"the first backtest date ({where})")
     missing = [f for f in factors if f not in params.factors]
     if missing:
         raise InputDataError(

@@ -73,6 +73,7 @@ from riskmodel.marketdata.returns import (
     Universe,
     build_market_data,
     build_universe,
+    gap_warnings,
 )
 from riskmodel.portfolio.netting import Book, net_positions
 from riskmodel.report.backtest import write_report
@@ -186,7 +187,9 @@ def prepare_backtest(
     notes: list[str] = []
     # the book's factors and its options' implied-vol indices, as eod prices them
     factors = book_factors(used, config, set(history.assets), notes)
-    market = build_market_data(history, factors, history.frame.index[-1], config.return_kind)
+    market = build_market_data(history, factors, history.frame.index[-1], config.return_kind,
+                               config.price_gaps)
+    notes += gap_warnings(history, market.carried, config.price_gaps)
     dates = market.prices.index
 
     candidates = candidate_rows(market.returns, dates, config, window, factors)
@@ -236,7 +239,7 @@ def _prepare_straddle(history: PriceHistory, config: RunConfig, underlying: str,
     a note) when no date qualifies."""
     name = f"straddle_{underlying}"
     market = build_market_data(history, [underlying, iv_factor], history.frame.index[-1],
-                               config.return_kind)
+                               config.return_kind, config.price_gaps)
     dates = market.prices.index
     template = RollingStraddle(underlying, iv_factor, quantity=1.0)
     used = template.instruments()

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
+from riskmodel.io.faults import AccountFaults
 from riskmodel.io.instruments import Instruments
 from riskmodel.io.positions import Accounts, Positions
 from riskmodel.pricing.revaluation import COLLATERAL_KIND
@@ -25,19 +26,30 @@ PREFIX = "collateral:"
 
 
 def with_collateral_holdings(instruments: Instruments, positions: Positions, accounts: Accounts,
-                             assets: set[str], config: RunConfig
+                             assets: set[str], config: RunConfig,
+                             faults: AccountFaults | None = None
                              ) -> tuple[Instruments, Positions]:
     """The instruments and positions with one collateral instrument per asset held and one
-    position per holding; an asset without prices is an input error naming its row."""
+    position per holding; an asset without prices is an input error naming its row (with
+    ``faults``, its account is left out instead: its holdings are dropped here, its positions
+    and accounts rows by the caller)."""
     holdings = accounts.holdings
     if holdings.empty:
         return instruments, positions
-    for asset, row in zip(holdings["asset"], holdings["source_row"]):
+    for account, asset, row in zip(holdings["account_id"], holdings["asset"],
+                                   holdings["source_row"]):
         if asset not in assets:
-            raise accounts.table.fail(int(row), "asset", asset,
-                                      "collateral asset has no prices in the price file "
-                                      f"(and is not the reporting currency "
-                                      f"{config.collateral.reporting_currency!r})")
+            error = accounts.table.fail(int(row), "asset", asset,
+                                        "collateral asset has no prices in the price file "
+                                        f"(and is not the reporting currency "
+                                        f"{config.collateral.reporting_currency!r})")
+            if faults is None:
+                raise error
+            faults.add(account, str(error))
+    if faults is not None and len(faults):
+        holdings = holdings[~faults.mask(holdings["account_id"])]
+        if holdings.empty:
+            return instruments, positions
     held = sorted(set(holdings["asset"]))
     extra = pd.DataFrame({
         "instrument_id": [PREFIX + a for a in held], "kind": COLLATERAL_KIND,

@@ -37,6 +37,12 @@ import numpy as np
 import pandas as pd
 
 from riskmodel import __version__
+from riskmodel.batch.accounts import (
+    collateral_only,
+    expired_holdings,
+    uncovered,
+    without_faulty,
+)
 from riskmodel.batch.apc_stage import read_previous_run, stressed_info
 from riskmodel.batch.background_writes import BackgroundWrites
 from riskmodel.batch.collateral import collateral_equity, with_collateral_holdings
@@ -63,11 +69,12 @@ from riskmodel.engine.store import (
     write_run,
 )
 from riskmodel.errors import InputDataError
-from riskmodel.io.instruments import Instruments, check_not_expired, load_instruments
+from riskmodel.io.faults import AccountFaults
+from riskmodel.io.instruments import Instruments, load_instruments
 from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.positions import (
     Accounts,
-    check_collateral_coverage,
+    Positions,
     id_codes,
     load_accounts,
     load_positions,
@@ -77,7 +84,7 @@ from riskmodel.io.tables import sha256_file
 from riskmodel.margin.policy import margin_base
 from riskmodel.margin.tables import check_finite, set_horizons
 from riskmodel.portfolio.collateral import CollateralTable, previous_margins
-from riskmodel.portfolio.netting import Book, net_positions
+from riskmodel.portfolio.netting import Book, net_positions, with_empty_sets
 from riskmodel.scenarios.model import (
     DependenceFitter,
     VolatilityFitter,
@@ -143,8 +150,9 @@ class _Loaded:
 
     history: PriceHistory
     instruments: Instruments
-    positions: pd.DataFrame
+    positions: Positions
     accounts: Accounts
+    faults: AccountFaults | None  # with [run] on_account_error = "skip"
 
 
 @dataclass
@@ -182,16 +190,17 @@ def run_eod(
     (partitions, local or Dask, work folder and resume; :mod:`riskmodel.batch.partitions`).
     """
     timer = _Timer()
-    warnings = _parameter_age(params, config)
+    warnings: list[str] = []
     with timer.stage("load"):
         loaded = _load(inputs, config)
     with timer.stage("netting"):
         netted = _net(loaded, inputs, config, warnings)
-    held = netted.held  # an option held must not have expired by the market date
-    valuation = value_as_of(
-        loaded.history, netted.factors, as_of, config, params=params, fitter=fitter,
-        warnings=warnings, stage=timer.stage,
-        before_alignment=lambda date: check_not_expired(loaded.instruments, date, held))
+    valuation = value_as_of(loaded.history, netted.factors, as_of, config, params=params,
+                            fitter=fitter, warnings=warnings, stage=timer.stage)
+    # an option held must not have expired by the market date (or its holders are left out)
+    expired_holdings(netted.book, loaded.instruments, valuation.market.market_date,
+                     netted.used.index, loaded.faults)
+    netted.book = without_faulty(netted.book, loaded.faults)
     filtered = valuation.filtered
     accounts = CollateralTable(
         collateral_equity(loaded.accounts, valuation.market.spot, config)[
@@ -231,6 +240,8 @@ def run_eod(
                             valuation.window, scenarios, params, filtered, parts.margins,
                             timer.stages, warnings)
     _stage_facts(manifest, config, facts, parts, horizon_counts, options, market)
+    if loaded.faults is not None:
+        _skipped(manifest, loaded.faults)
     result = EodResult(parts.margins, parts.attribution, _factors_out(market, filtered),
                        manifest, scenarios, state, config_source, None, options,
                        parts.partitions)
@@ -238,39 +249,40 @@ def run_eod(
     return result
 
 
-def _parameter_age(params: ParameterSet | None, config: RunConfig) -> list[str]:
-    if params is None:
-        return []
-    age = params.age_days()
-    if age is not None and age > config.calibration.max_age_days:
-        return [f"parameter set {params.id} is {age:.0f} days old "
-                f"(calibration.max_age_days = {config.calibration.max_age_days:g}): recalibrate"]
-    return []
-
-
 def _load(inputs: EodInputs, config: RunConfig) -> _Loaded:
+    faults = AccountFaults() if config.on_account_error == "skip" else None
     history = load_prices(inputs.prices, config.return_kind)
     instruments = load_instruments(inputs.instruments, history.assets)
-    positions = load_positions(inputs.positions, instruments.frame["instrument_id"])
-    accounts = load_accounts(inputs.accounts, config.collateral.reporting_currency)
-    check_collateral_coverage(positions, accounts)
+    positions = load_positions(inputs.positions, instruments.frame["instrument_id"], faults)
+    accounts = load_accounts(inputs.accounts, config.collateral.reporting_currency, faults)
     # coins held as collateral join the book as positions that are never traded, so every
     # scenario revalues them with everything else (wrong-way risk)
     instruments, positions = with_collateral_holdings(instruments, positions, accounts,
-                                                      set(history.assets), config)
-    return _Loaded(history, instruments, positions.frame, accounts)
+                                                      set(history.assets), config, faults)
+    if faults is not None and len(faults):  # a bad row in one file leaves the account out
+        positions = dataclasses.replace(positions, frame=positions.frame[
+            ~faults.mask(positions.frame["account_id"])])
+        accounts = dataclasses.replace(accounts, frame=accounts.frame[
+            ~faults.mask(accounts.frame["account_id"])].reset_index(drop=True))
+    return _Loaded(history, instruments, positions, accounts, faults)
 
 
 def _net(loaded: _Loaded, inputs: EodInputs, config: RunConfig, warnings: list[str]
          ) -> _Netted:
     """The netted book, re-indexed onto the run's instrument axis: what-if trades may open
     positions in any instrument on a factor the run prices, so those are all priced (file
-    order) and the book's rows are taken out of that matrix."""
+    order) and the book's rows are taken out of that matrix. Accounts that hold only
+    collateral join it as sets without positions."""
     frame = loaded.instruments.frame
-    codes, names = id_codes(loaded.positions["instrument_id"])
+    rows = loaded.positions.frame
+    codes, names = id_codes(rows["instrument_id"])
     held = pd.Index(np.sort(names[np.bincount(codes, minlength=len(names)) > 0]))
-    book = net_positions(loaded.positions, held)
-    loaded.positions = loaded.positions.iloc[:0]  # the rows as read: the book replaces them
+    book = net_positions(rows, held)
+    uncovered(book, loaded.positions, loaded.accounts, loaded.faults)
+    book = without_faulty(book, loaded.faults)
+    # the rows as read: the book replaces them
+    loaded.positions = dataclasses.replace(loaded.positions, frame=rows.iloc[:0])
+    del rows
     if book.n_sets == 0:
         raise InputDataError(f"{inputs.positions}: no non-zero position after netting")
     instruments = frame.set_index("instrument_id", drop=False)
@@ -279,12 +291,25 @@ def _net(loaded: _Loaded, inputs: EodInputs, config: RunConfig, warnings: list[s
     on_axis = axis.get_indexer(held)
     book = dataclasses.replace(book, instrument_index=np.ascontiguousarray(
         on_axis[book.instrument_index].astype(np.int64)))
+    book = with_empty_sets(book, collateral_only(book, loaded.accounts))
     return _Netted(book, instruments.loc[axis], held, factors)
 
 
+def _skipped(manifest: dict[str, Any], faults: AccountFaults) -> None:
+    """The accounts left out (``[run] on_account_error = "skip"``): every one with its first
+    problem in the manifest, and a warning that counts them."""
+    manifest["skipped_accounts"] = faults.report()
+    if len(faults):
+        manifest["warnings"].append(
+            f"{len(faults):,} account(s) left out of the run for bad inputs "
+            "([run] on_account_error = \"skip\"; each with its error in the manifest's "
+            "skipped_accounts)")
+
+
 def _horizon_counts(set_horizon: np.ndarray) -> dict[int, int]:
-    """Netting sets per margin period of risk."""
-    return {int(h): int(n) for h, n in zip(*np.unique(set_horizon, return_counts=True))}
+    """Netting sets per margin period of risk (a set without positions has none)."""
+    held = set_horizon[set_horizon > 0]
+    return {int(h): int(n) for h, n in zip(*np.unique(held, return_counts=True))}
 
 
 def _factors_out(market: PricedMarket, filtered: dict[str, Any]) -> pd.DataFrame:

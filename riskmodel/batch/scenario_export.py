@@ -23,6 +23,7 @@ from riskmodel import __version__
 from riskmodel.config import RunConfig
 from riskmodel.engine.build import value_as_of
 from riskmodel.errors import InputDataError, UsageError
+from riskmodel.io.outputs import writable_parent
 from riskmodel.io.prices import load_prices
 from riskmodel.scenarios.model import (
     DependenceFitter,
@@ -59,8 +60,7 @@ def export_scenarios(
     """Write the scenario file; returns its provenance."""
     if out.suffix.lower() not in (".parquet", ".pq"):
         raise UsageError(f"--out {out}: the scenario export is Parquet (.parquet)")
-    if not out.absolute().parent.exists():
-        raise UsageError(f"--out {out}: folder {out.absolute().parent} does not exist")
+    writable_parent(out)
     history = load_prices(prices, config.return_kind)
     chosen = list(factors) if factors else history.assets
     unknown = [f for f in chosen if f not in history.assets]

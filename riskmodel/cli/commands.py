@@ -89,6 +89,7 @@ def garch_fitter() -> Any:
 def cmd_eod(args: argparse.Namespace) -> int:
     from riskmodel.batch.eod import EodInputs, run_eod, write_eod
     from riskmodel.batch.partitions import EngineOptions, work_dir_for
+    from riskmodel.io.outputs import writable_folder
     from riskmodel.volatility.params import load_parameter_set
 
     freeze_heap()  # the engine's modules are loaded now
@@ -99,6 +100,7 @@ def cmd_eod(args: argparse.Namespace) -> int:
         raise UsageError("--scheduler and --workers need --engine dask")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
+    writable_folder(args.out)  # before any work: the work folder goes beside it
     work_dir = work_dir_for(args.out)
     engine = EngineOptions(engine=args.engine, scheduler=args.scheduler, workers=args.workers,
                            work_dir=work_dir, resume=args.resume)
@@ -111,9 +113,10 @@ def cmd_eod(args: argparse.Namespace) -> int:
         # an error is no kill: its finished partitions would not help a rerun, leave nothing
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
+    _warn("eod", result.manifest["warnings"])
     if not args.quiet:
         _summary(result.manifest, args.out)
-    return 0
+    return _partial("eod", result.manifest)
 
 
 def _summary(manifest: dict[str, Any], out: Path) -> None:
@@ -129,20 +132,41 @@ def _summary(manifest: dict[str, Any], out: Path) -> None:
     print(f"  total initial margin {im:,.0f} against flat-rate margin {flat:,.0f} "
           f"({im / flat:.1%} of flat)" if flat else f"  total initial margin {im:,.0f}")
     print(f"  margin calls: {totals['call_amount']:,.0f}")
-    for w in manifest["warnings"]:
-        print(f"  warning: {w}")
     print(f"  outputs in {out}")
+
+
+def _partial(command: str, manifest: dict[str, Any], shown: int = 50) -> int:
+    """0, or with accounts left out (``[run] on_account_error = "skip"``) each named on
+    stderr (the first ``shown``; all in the manifest) and the exit code of a partial run."""
+    from riskmodel.io.faults import PARTIAL_EXIT
+
+    skipped = manifest.get("skipped_accounts") or []
+    for entry in skipped[:shown]:
+        print(f"riskmodel {command}: account {entry['account_id']!r} left out: "
+              f"{entry['error']}", file=sys.stderr)
+    if len(skipped) > shown:
+        print(f"riskmodel {command}: ... and {len(skipped) - shown:,} more account(s) left out "
+              "(manifest.json, skipped_accounts)", file=sys.stderr)
+    return PARTIAL_EXIT if skipped else 0
+
+
+def _warn(command: str, warnings: list[str]) -> None:
+    """Warnings go to standard error, one line each, with or without --quiet: a scheduler's
+    log must show a carried price or a shortened window even when the summary is off."""
+    for w in warnings:
+        print(f"riskmodel {command}: warning: {w}", file=sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from riskmodel.batch.eod import EodInputs, run_eod, write_eod
     from riskmodel.demo import write_demo_inputs
     from riskmodel.engine.store import load_config_source
-    from riskmodel.io.outputs import staged_output
+    from riskmodel.io.outputs import staged_output, writable_folder
 
     if args.accounts < 1:
         raise UsageError(f"--accounts = {args.accounts} must be >= 1")
     out = Path(args.out)
+    writable_folder(out)
     # Build the inputs and run in a scratch folder first, so that a failure leaves nothing.
     scratch = Path(tempfile.mkdtemp(prefix="riskmodel-demo-"))
     try:
@@ -158,9 +182,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         inputs_dir = (out / "inputs").absolute()
         for name in ("prices", "instruments", "positions", "accounts"):
             result.manifest["inputs"][name]["path"] = str(inputs_dir / f"{name}.csv")
+        # the run read the scratch copies: name the files the user keeps
+        result.manifest["warnings"] = [w.replace(str(scratch / "inputs"), str(inputs_dir))
+                                       for w in result.manifest["warnings"]]
         write_eod(result, out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    _warn("demo", result.manifest["warnings"])
     if not args.quiet:
         _summary(result.manifest, out)
         i = out / "inputs"
@@ -168,15 +196,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"--prices {i}/prices.csv --instruments {i}/instruments.csv "
               f"--positions {i}/positions.csv --accounts {i}/accounts.csv "
               f"--config {i}/run.toml --out {out}/rerun")
+        print("  the README's backtest:  riskmodel backtest "
+              f"--prices {i}/backtest_prices.csv --instruments {i}/backtest_instruments.csv "
+              f"--config {i}/backtest.toml --start 2000-01-01 --end 2018-12-31 "
+              f"--out {out}/backtest")
     return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import dataclasses
 
+    import pandas as pd
+
     from calibration.estimate import Spec
     from calibration.runner import calibrate
     from riskmodel.config import load_config
+    from riskmodel.io.outputs import writable_parent
     from riskmodel.io.prices import load_prices
     from riskmodel.io.tables import sha256_file
     from riskmodel.marketdata.returns import build_market_data, resolve_market_date
@@ -188,23 +223,29 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
              if getattr(args, k) is not None}
     calibration = dataclasses.replace(config.calibration, **flags)
     out = Path(args.out)
-    if not out.parent.exists():
-        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    writable_parent(out)
     history = load_prices(args.prices, config.return_kind)
-    end = resolve_market_date(history, args.end)
-    market = build_market_data(history, history.assets, end, config.return_kind)
-    returns = market.returns
+    end = resolve_market_date(history, args.end, "--end")
+    # each column on its own dates (a coin's weekends are no gaps of an index's series, nor
+    # the index's closed days zero returns of it), as every factor is fitted on its own history
+    per_asset = [build_market_data(history, [a], end, config.return_kind, config.price_gaps)
+                 for a in history.assets]
+    returns = pd.concat([m.returns for m in per_asset], axis=1).sort_index()
+    window: int | None = config.garch_fit_window
     if args.start is not None:
-        start = resolve_market_date(history, args.start)
+        # an explicit --start is honoured: every return from it, however many
+        start = resolve_market_date(history, args.start, "--start")
         returns = returns.loc[start:]
-    # each factor is fitted on its own last `garch_fit_window` returns
-    returns = returns.apply(
-        lambda c: c.dropna().iloc[-config.garch_fit_window:].reindex(returns.index)
-    ).dropna(how="all")
+        window = None
+    else:
+        # each factor is fitted on its own last `garch_fit_window` returns
+        returns = returns.apply(
+            lambda c: c.dropna().iloc[-config.garch_fit_window:].reindex(returns.index)
+        ).dropna(how="all")
     data = {"file": str(args.prices), "sha256": sha256_file(args.prices),
             "start": returns.index[0].isoformat(), "end": end.isoformat(),
-            "max_returns_per_factor": config.garch_fit_window,
-            "return_kinds": market.return_kinds}
+            "max_returns_per_factor": window,
+            "return_kinds": {a: config.return_kind(a) for a in history.assets}}
     spec = Spec.from_config(calibration, config.ewma_lambda)
     pset = calibrate(returns, spec, jobs=args.jobs, data=data,
                      progress=_progress(args.quiet, "factors", "calibrating"))
@@ -231,36 +272,38 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     prov = export_scenarios(args.prices, args.out, config, factors=factors, as_of=args.as_of,
                             params=params, fitter=garch_fitter(),
                             dependence_fitter=dependence_fitter(), stress=args.stress)
+    _warn("scenarios", prov["warnings"])
     if not args.quiet:
         counts = ", ".join(f"{k} {v['count']}" for k, v in prov["sets"].items())
         print(f"scenarios as of {prov['market_date'][:10]} ({counts}) written to {args.out}")
-        for w in prov["warnings"]:
-            print(f"  warning: {w}")
     return 0
 
 
 def cmd_whatif(args: argparse.Namespace) -> int:
+    from riskmodel.io.outputs import writable_parent
     from riskmodel.whatif import load_run, load_trades, what_if, write_result
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".parquet"):
         raise UsageError(f"--out {out}: must end in .csv or .parquet")
-    if not out.absolute().parent.is_dir():
-        raise UsageError(f"--out {out}: folder {out.absolute().parent} does not exist")
+    writable_parent(out)
     state = load_run(args.run)
     trades = load_trades(args.trades, state)
     result = what_if(state, trades)
     write_result(result, out)
     if not args.quiet:
-        print(f"riskmodel whatif: {len(result)} netting sets touched; initial margin "
+        sets = "netting set" if len(result) == 1 else "netting sets"
+        print(f"riskmodel whatif: {len(result)} {sets} touched; initial margin "
               f"{result['initial_margin_before'].sum():,.0f} -> "
               f"{result['initial_margin_after'].sum():,.0f}; written to {out}")
     return 0
 
 
 def cmd_liquidation_map(args: argparse.Namespace) -> int:
+    from riskmodel.io.outputs import writable_folder
     from riskmodel.liquidation.map_run import write_liquidation_map
 
+    writable_folder(args.out)  # before any work: fail on an unwritable --out now
     manifest = write_liquidation_map(args.run, args.out, cascade=args.cascade)
     if not args.quiet:
         worst = manifest["worst"]
@@ -278,8 +321,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         run_backtest,
         write_backtest,
     )
+    from riskmodel.io.outputs import writable_folder
     from riskmodel.volatility.params import load_parameter_set
 
+    writable_folder(args.out)  # before any work: fail on an unwritable --out now
     config, source = _config_with_source(args)
     window = BacktestWindow(args.start, args.end, args.step, args.recalibrate_every)
     params = load_parameter_set(args.params) if args.params else None
@@ -289,6 +334,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                           progress=_progress(args.quiet, "dates", "backtest"),
                           config_source=source)
     write_backtest(result, args.out)
+    _warn("backtest", result.summary["warnings"])
     if not args.quiet:
         run, pooled = result.summary["run"], result.summary["pooled"]
         flat = pooled["flat_rate"]["mean_margin"]
@@ -302,8 +348,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"  margin breaches {pooled['margin_breaches']}; mean initial margin "
               f"{pooled['mean_margin']:,.4g} against flat-rate {flat:,.4g}"
               + (f" ({pooled['mean_margin'] / flat:.0%} of flat)" if flat else ""))
-        for w in result.summary["warnings"]:
-            print(f"  warning: {w}")
         print(f"  outputs in {args.out}")
     return 0
 
@@ -312,7 +356,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     from calibration.studies import load_grid, run_study, write_study
     from riskmodel.backtest.run import BacktestInputs, BacktestWindow
     from riskmodel.config import read_toml
+    from riskmodel.io.outputs import writable_folder
 
+    writable_folder(args.out)  # before any work: fail on an unwritable --out now
     raw = read_toml(getattr(args, "config", None))
     grid = load_grid(args.grid)
     window = BacktestWindow(args.start, args.end, args.step)
@@ -321,8 +367,7 @@ def cmd_study(args: argparse.Namespace) -> int:
                       dependence_fitter=dependence_fitter(),
                       progress=_progress(args.quiet, "grid points", "study"))
     write_study(study, args.out)
+    _warn("study", list(study.notes))
     if not args.quiet:
         print(f"riskmodel study: {len(study.table)} grid points written to {args.out}")
-        for note in study.notes:
-            print(f"  warning: {note}")
     return 0

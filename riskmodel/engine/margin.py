@@ -153,7 +153,9 @@ def _measures(market: PricedMarket, book: Book, config: RunConfig,
     stress = StressResult.none(book.n_sets)
     use_floor = "floor" in config.anti_procyclicality.tools and bool(market.floor)
     floor_margin = np.zeros(book.n_sets) if use_floor else None
-    for h in sorted(set(set_horizon.tolist())):
+    # a set without positions (an account that holds only collateral) has no horizon and no
+    # risk: its tail and stress stay zero and the policy gives it zero requirements
+    for h in sorted(set(set_horizon[np.diff(book.indptr) > 0].tolist())):
         if h not in market.model:
             raise InputDataError(
                 f"a netting set needs the {h}-day horizon, which the priced market does not "

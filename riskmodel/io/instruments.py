@@ -181,21 +181,33 @@ def _parse_expiries(values: np.ndarray) -> list:
         return out
 
 
-def check_not_expired(instruments: Instruments, valuation_time: pd.Timestamp,
-                      instrument_ids: Iterable[str]) -> None:
-    """An option in ``instrument_ids`` that expired at or before ``valuation_time`` (UTC) is an
-    input error naming its row, the expiry and the valuation time."""
+def expired_options(instruments: Instruments, valuation_time: pd.Timestamp,
+                    instrument_ids: Iterable[str]) -> list[tuple[str, InputDataError]]:
+    """``(instrument_id, error)`` for every option of ``instrument_ids`` that expired at or
+    before ``valuation_time`` (UTC), the error naming its row, the expiry and the valuation
+    time."""
     frame = instruments.frame
     held = frame["instrument_id"].isin(set(instrument_ids)).to_numpy()
     stamp = pd.Timestamp(valuation_time)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     expired = held & (frame["kind"] == "option").to_numpy() & (
         frame["expiry"] <= stamp).fillna(False).to_numpy(bool)
-    if expired.any():
-        i = int(np.flatnonzero(expired)[0])
+    out = []
+    for i in np.flatnonzero(expired).tolist():
         where = (instruments.table.where(i) if instruments.table is not None
                  else str(instruments.path))
-        raise InputDataError(
-            f"{where}, column 'expiry': option {frame['instrument_id'].iat[i]!r} expired at "
+        iid = str(frame["instrument_id"].iat[i])
+        out.append((iid, InputDataError(
+            f"{where}, column 'expiry': option {iid!r} expired at "
             f"{frame['expiry'].iat[i].isoformat()}, before the valuation time "
-            f"{stamp.isoformat()} (value {frame['expiry'].iat[i].isoformat()!r})")
+            f"{stamp.isoformat()} (value {frame['expiry'].iat[i].isoformat()!r})")))
+    return out
+
+
+def check_not_expired(instruments: Instruments, valuation_time: pd.Timestamp,
+                      instrument_ids: Iterable[str]) -> None:
+    """An option in ``instrument_ids`` that expired at or before ``valuation_time`` (UTC) is an
+    input error naming its row, the expiry and the valuation time."""
+    errors = expired_options(instruments, valuation_time, instrument_ids)
+    if errors:
+        raise errors[0][1]

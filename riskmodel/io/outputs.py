@@ -34,15 +34,44 @@ def _existing_ancestor(path: Path) -> Path:
     return Path.cwd()
 
 
+def writable_folder(out: str | Path, flag: str = "--out") -> Path:
+    """The existing folder that the output ``out`` will be created in, checked writable by
+    creating (and removing) a folder there: a usage error (exit 2) naming the path the user
+    gave and the reason otherwise, before any work is done. ``os.access`` alone says yes to
+    root on a read-only or virtual file system."""
+    target = Path(out).absolute()
+    anchor = _existing_ancestor(target.parent)
+    if not anchor.is_dir():
+        raise UsageError(f"{flag} {out}: {anchor} is a file, not a folder")
+    return _probe(anchor, out, flag)
+
+
+def writable_parent(out: str | Path, flag: str = "--out") -> Path:
+    """The folder an output file ``out`` goes into: it must exist and be writable (a usage
+    error naming ``flag`` and the path otherwise)."""
+    parent = Path(out).absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {out}: folder {parent} does not exist")
+    return _probe(parent, out, flag)
+
+
+def _probe(folder: Path, out: str | Path, flag: str) -> Path:
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".riskmodel-probe-", dir=folder))
+        probe.rmdir()
+    except OSError as exc:
+        raise UsageError(f"{flag} {out}: cannot write in {folder}: "
+                         f"{exc.strerror or exc}") from None
+    return folder
+
+
 @contextmanager
-def staged_output(out: str | Path) -> Iterator[Path]:
+def staged_output(out: str | Path, flag: str = "--out") -> Iterator[Path]:
     """Yield a temporary folder; on normal exit move its contents into ``out``."""
     target = Path(out).absolute()
     if target.exists() and not target.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
-    anchor = _existing_ancestor(target.parent)
-    if not os.access(anchor, os.W_OK):
-        raise UsageError(f"--out {out}: {anchor} is not writable")
+        raise UsageError(f"{flag} {out}: exists and is not a folder")
+    anchor = writable_folder(out, flag)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=anchor))
     try:
         yield staging

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskmodel.errors import InputDataError
-from riskmodel.io.tables import Table, read_table
+from riskmodel.io.faults import AccountFaults
+from riskmodel.io.tables import BadRow, Table, read_table
 
 DEFAULT_NETTING_SET = "default"
 
@@ -83,23 +83,35 @@ def id_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(names, dtype=object)
 
 
-def load_positions(path: str | Path, instrument_ids: Iterable[str]) -> Positions:
+def load_positions(path: str | Path, instrument_ids: Iterable[str],
+                   faults: AccountFaults | None = None) -> Positions:
     """Read positions; every instrument must exist and every quantity be a finite number.
 
     The id columns are categoricals (codes per row, one string per distinct id): ten million
-    positions carry three million distinct strings at most, not thirty million.
+    positions carry three million distinct strings at most, not thirty million. With
+    ``faults`` (``[run] on_account_error = "skip"``), a bad row leaves its account out (every
+    row of it) instead of stopping the run; an empty ``account_id`` still does.
     """
     table = read_table(path, "positions", text_as_categories=True)
     table.require_columns(["account_id", "instrument_id", "quantity"])
     account_codes, account_names = table.coded("account_id")
-    instrument_codes, instrument_names = table.coded("instrument_id")
-    quantity = table.numbers("quantity", what="quantity")
+
+    def blame(row: int, message: str) -> None:
+        assert faults is not None
+        faults.add(account_names[account_codes[row]], message)
+
+    on_bad = blame if faults is not None else None
+    instrument_codes, instrument_names = table.coded("instrument_id", on_bad=on_bad)
+    quantity = table.numbers("quantity", what="quantity", on_bad=on_bad)
     known = pd.Index(pd.unique(np.asarray(list(instrument_ids), dtype=object)))
     unknown = (known.get_indexer(instrument_names) < 0)[instrument_codes]
-    if unknown.any():
-        i = int(np.flatnonzero(unknown)[0])
-        raise table.fail(i, "instrument_id", instrument_names[instrument_codes[i]],
-                         "position on an unknown instrument")
+    unknown &= (instrument_names != "")[instrument_codes]
+    for i in np.flatnonzero(unknown).tolist():
+        error = table.fail(i, "instrument_id", instrument_names[instrument_codes[i]],
+                           "position on an unknown instrument")
+        if faults is None:
+            raise error
+        blame(i, str(error))
     frame = pd.DataFrame(
         {
             "account_id": id_categorical(account_codes, account_names),
@@ -109,20 +121,47 @@ def load_positions(path: str | Path, instrument_ids: Iterable[str]) -> Positions
             "source_row": np.arange(len(quantity), dtype=np.int64),
         }
     )
+    if faults is not None and len(faults):
+        frame = frame[~faults.mask(frame["account_id"])].reset_index(drop=True)
     return Positions(table, frame)
 
 
-def load_accounts(path: str | Path, reporting_currency: str = "USD") -> Accounts:
-    """Read collateral; cash per (account, netting set) and holdings of other assets."""
+@dataclass(frozen=True)
+class _Blame:
+    """Where a bad accounts row goes: raised (``faults`` None), or its account left out."""
+
+    table: Table
+    accounts: np.ndarray
+    faults: AccountFaults | None
+
+    def __call__(self, row: int, column: str, value: object, problem: str) -> None:
+        error = self.table.fail(row, column, value, problem)
+        if self.faults is None:
+            raise error
+        self.faults.add(self.accounts[row], str(error))
+
+    @property
+    def on_bad(self) -> BadRow | None:
+        if self.faults is None:
+            return None
+        faults, accounts = self.faults, self.accounts
+        return lambda row, message: faults.add(accounts[row], message)
+
+
+def load_accounts(path: str | Path, reporting_currency: str = "USD",
+                  faults: AccountFaults | None = None) -> Accounts:
+    """Read collateral; cash per (account, netting set) and holdings of other assets. With
+    ``faults`` (``[run] on_account_error = "skip"``), a bad row leaves its account out instead
+    of stopping the run; an empty ``account_id`` still does."""
     table = read_table(path, "accounts")
     table.require_columns(["account_id"])
     has_assets = "asset" in table.frame.columns or "amount" in table.frame.columns
-    if has_assets:
-        table.require_columns(["account_id", "asset", "amount"])
-    else:
-        table.require_columns(["account_id", "collateral"])
+    table.require_columns(["account_id", "asset", "amount"] if has_assets
+                          else ["account_id", "collateral"])
     accounts = table.text("account_id")
-    collateral = (table.numbers("collateral", what="collateral", allow_missing=has_assets)
+    blame = _Blame(table, accounts, faults)
+    collateral = (table.numbers("collateral", what="collateral", allow_missing=has_assets,
+                                on_bad=blame.on_bad)
                   if "collateral" in table.frame.columns else np.zeros(len(accounts)))
     collateral = np.where(np.isnan(collateral), 0.0, collateral)
     sets = _netting_sets(table)
@@ -131,61 +170,65 @@ def load_accounts(path: str | Path, reporting_currency: str = "USD") -> Accounts
     holdings = pd.DataFrame(columns=["account_id", "netting_set", "asset", "amount",
                                      "source_row"])
     if has_assets:
-        asset = table.text("asset", allow_missing=True)
-        amount = table.numbers("amount", what="amount", allow_missing=True)
-        for i in np.flatnonzero((asset != "") & np.isnan(amount)).tolist():
-            raise table.fail(i, "amount", None, f"missing amount of {asset[i]!r}")
-        for i in np.flatnonzero((asset == "") & ~np.isnan(amount)).tolist():
-            raise table.fail(i, "asset", "", "amount without an asset")
-        negative = np.flatnonzero(amount < 0)
-        if len(negative):
-            i = int(negative[0])
-            raise table.fail(i, "amount", float(amount[i]),
-                             "collateral amounts must be >= 0 (a borrowed coin is a position)")
-        cash = asset == reporting_currency
-        collateral = collateral + np.where(cash & ~np.isnan(amount), amount, 0.0)
-        held = (asset != "") & ~cash
-        holdings = pd.DataFrame({"account_id": accounts[held].astype(str),
-                                 "netting_set": sets[held].astype(str),
-                                 "asset": asset[held].astype(str), "amount": amount[held],
-                                 "source_row": np.flatnonzero(held)})
-        twice = holdings.duplicated(["account_id", "netting_set", "asset"], keep=False)
-        if twice.any():
-            rows = holdings.loc[twice, "source_row"].to_numpy()[:2]
-            raise table.fail(int(rows[1]), "asset", asset[rows[1]],
-                             f"asset listed twice for this netting set (also at "
-                             f"{table.where(int(rows[0]))})")
-    frame = pd.DataFrame(
-        {
-            "account_id": accounts.astype(str),
-            "netting_set": sets.astype(str),
-            "collateral": collateral,
-            "account_type": types.astype(str),
-        }
-    )
-    seen: dict[str, tuple[str, int]] = {}
-    for i in np.flatnonzero(types != "").tolist():  # rows with a type only: most have none
-        account, kind = accounts[i], types[i]
-        if account in seen and seen[account][0] != kind:
-            raise table.fail(i, "account_type", kind,
-                             f"account {account!r} already has type {seen[account][0]!r} "
-                             f"(at {table.where(seen[account][1])})")
-        seen.setdefault(account, (kind, i))
+        holdings, cash = _holdings(table, accounts, sets, reporting_currency, blame)
+        collateral = collateral + cash
+    frame = pd.DataFrame({"account_id": accounts.astype(str), "netting_set": sets.astype(str),
+                          "collateral": collateral, "account_type": types.astype(str)})
+    _check_types(accounts, types, blame)
     if has_assets:  # one row per asset: cash and type per set
         frame = frame.groupby(["account_id", "netting_set"], sort=False, as_index=False).agg(
             collateral=("collateral", "sum"), account_type=("account_type", "max"))
     else:
-        duplicated = frame.duplicated(["account_id", "netting_set"], keep=False).to_numpy()
-        if duplicated.any():
-            rows = np.flatnonzero(duplicated)[:2]
-            raise table.fail(
-                int(rows[1]),
-                "account_id",
-                accounts[rows[1]],
-                f"duplicate collateral row for netting set {sets[rows[1]]!r} "
-                f"(also at {table.where(int(rows[0]))})",
-            )
+        duplicated = frame.duplicated(["account_id", "netting_set"], keep="first").to_numpy()
+        for i in np.flatnonzero(duplicated).tolist():
+            first = int(np.flatnonzero((accounts == accounts[i]) & (sets == sets[i]))[0])
+            blame(i, "account_id", accounts[i], f"duplicate collateral row for netting set "
+                  f"{sets[i]!r} (also at {table.where(first)})")
+    if faults is not None and len(faults):
+        frame = frame[~faults.mask(frame["account_id"])].reset_index(drop=True)
+        holdings = holdings[~faults.mask(holdings["account_id"])].reset_index(drop=True)
     return Accounts(table, frame, holdings)
+
+
+def _holdings(table: Table, accounts: np.ndarray, sets: np.ndarray, reporting_currency: str,
+              blame: _Blame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Coin holdings (``asset, amount`` rows other than the reporting currency) and the cash
+    of each row (``amount`` of the reporting currency)."""
+    asset = table.text("asset", allow_missing=True)
+    amount = table.numbers("amount", what="amount", allow_missing=True, on_bad=blame.on_bad)
+    for i in np.flatnonzero((asset != "") & np.isnan(amount)).tolist():
+        blame(i, "amount", None, f"missing amount of {asset[i]!r}")
+    for i in np.flatnonzero((asset == "") & ~np.isnan(amount)).tolist():
+        blame(i, "asset", "", "amount without an asset")
+    for i in np.flatnonzero(amount < 0).tolist():
+        blame(i, "amount", float(amount[i]),
+              "collateral amounts must be >= 0 (a borrowed coin is a position)")
+    cash = asset == reporting_currency
+    held = (asset != "") & ~cash & ~np.isnan(amount)
+    holdings = pd.DataFrame({"account_id": accounts[held].astype(str),
+                             "netting_set": sets[held].astype(str),
+                             "asset": asset[held].astype(str), "amount": amount[held],
+                             "source_row": np.flatnonzero(held)})
+    twice = holdings.duplicated(["account_id", "netting_set", "asset"], keep="first")
+    for i in holdings.loc[twice, "source_row"].to_numpy().tolist():
+        first = int(holdings.loc[(holdings["account_id"] == accounts[i])
+                                 & (holdings["netting_set"] == sets[i])
+                                 & (holdings["asset"] == asset[i]), "source_row"].iat[0])
+        blame(i, "asset", asset[i], f"asset listed twice for this netting set (also at "
+              f"{table.where(first)})")
+    return holdings, np.where(cash & ~np.isnan(amount), amount, 0.0)
+
+
+def _check_types(accounts: np.ndarray, types: np.ndarray, blame: _Blame) -> None:
+    """An account has one type (blank cells inherit it)."""
+    seen: dict[str, tuple[str, int]] = {}
+    for i in np.flatnonzero(types != "").tolist():  # rows with a type only: most have none
+        account, kind = accounts[i], types[i]
+        if account in seen and seen[account][0] != kind:
+            blame(i, "account_type", kind,
+                  f"account {account!r} already has type {seen[account][0]!r} "
+                  f"(at {blame.table.where(seen[account][1])})")
+        seen.setdefault(account, (kind, i))
 
 
 def account_types(collateral: pd.DataFrame) -> dict[str, str]:
@@ -194,17 +237,3 @@ def account_types(collateral: pd.DataFrame) -> dict[str, str]:
         return {}
     typed = collateral[collateral["account_type"].astype(str) != ""]
     return dict(zip(typed["account_id"], typed["account_type"].astype(str)))
-
-
-def check_collateral_coverage(positions: Positions, accounts: Accounts) -> None:
-    """Every account holding positions needs a collateral row (zero is allowed, absent is not)."""
-    funded = pd.Index(pd.unique(accounts.frame["account_id"].to_numpy(dtype=object)))
-    codes, names = id_codes(positions.frame["account_id"])
-    missing = (funded.get_indexer(names) < 0)[codes]
-    if missing.any():
-        i = int(np.flatnonzero(missing)[0])
-        account = positions.frame["account_id"].iat[i]
-        raise InputDataError(
-            f"{positions.table.where(i)}, column 'account_id': account {account!r} has positions "
-            f"but no collateral row in {accounts.table.path} (value {account!r})"
-        )

@@ -25,11 +25,14 @@ from riskmodel.io.tables import Table, read_table
 class PriceHistory:
     """Prices on the union of all assets' dates, as read (gaps are NaN, nothing carried over).
 
-    ``frame``: DatetimeIndex (sorted, unique, naive UTC) x assets, float64.
+    ``frame``: DatetimeIndex (sorted, unique, naive UTC) x assets, float64. A date on which no
+    asset has a price is no date of the calendar: such rows of the file are left out and
+    counted in ``blank_dates``.
     """
 
     path: Path
     frame: pd.DataFrame
+    blank_dates: int = 0
 
     @property
     def assets(self) -> list[str]:
@@ -95,7 +98,8 @@ def load_prices(path: str | Path, return_kind: Callable[[str], str]) -> PriceHis
                 )
         if np.isnan(frame[asset].to_numpy()).all():
             raise InputDataError(f"{table.path}: column {asset!r} has no prices at all")
-    return PriceHistory(table.path, frame)
+    traded = frame.notna().any(axis=1).to_numpy()
+    return PriceHistory(table.path, frame[traded], int((~traded).sum()))
 
 
 def _wide(table: Table) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,8 @@ import pyarrow.parquet as pq
 from riskmodel.errors import InputDataError
 
 CSV_SUFFIXES = (".csv",)
+# on_bad(row, message): what a reader reports a bad cell to instead of raising
+BadRow = Callable[[int, str], None]
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
@@ -64,20 +66,23 @@ class Table:
                 f"found {', '.join(repr(c) for c in self.frame.columns)}"
             )
 
-    def text(self, column: str, *, allow_missing: bool = False) -> np.ndarray:
+    def text(self, column: str, *, allow_missing: bool = False,
+             on_bad: BadRow | None = None) -> np.ndarray:
         """Column as an array of stripped strings; missing cells raise unless allowed (then '').
 
         One Python string per distinct value, shared by its rows: ids repeat (ten positions per
         account, a few thousand instruments for ten million positions), and a string object per
         row would be most of a large book's memory.
         """
-        codes, names = self.coded(column, allow_missing=allow_missing)
+        codes, names = self.coded(column, allow_missing=allow_missing, on_bad=on_bad)
         return names[codes]
 
-    def coded(self, column: str, *, allow_missing: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def coded(self, column: str, *, allow_missing: bool = False,
+              on_bad: BadRow | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Column as integer codes into its distinct stripped strings: ``names[codes]`` is
         :meth:`text`. ``names`` may hold a value no row has (``""`` for a column read as
-        categories); test rows through ``codes``."""
+        categories); test rows through ``codes``. An empty value raises, or with ``on_bad``
+        is reported row by row (``on_bad(row, message)``) and kept as ``""``."""
         series = self.frame[column]
         if isinstance(series.dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(
                 series.cat.categories) in ("string", "empty"):
@@ -93,13 +98,15 @@ class Table:
             codes, distinct = pd.factorize(series.str.strip().fillna(""))
             names = np.asarray(distinct, dtype=object)
         else:
-            codes, names = self._coded_cell_by_cell(column, allow_missing)
+            codes, names = self._coded_cell_by_cell(column, allow_missing or on_bad is not None)
         if not allow_missing:
             empty = (names == "")[codes]
-            if empty.any():
-                i = int(np.flatnonzero(empty)[0])
+            for i in np.flatnonzero(empty).tolist():
                 value = series.iat[i]
-                raise self.fail(i, column, "" if pd.isna(value) else value, "empty value")
+                error = self.fail(i, column, "" if pd.isna(value) else value, "empty value")
+                if on_bad is None:
+                    raise error
+                on_bad(i, str(error))
         return codes, names
 
     def _coded_cell_by_cell(self, column: str,
@@ -128,10 +135,13 @@ class Table:
         what: str = "number",
         allow_missing: bool = False,
         finite: bool = True,
+        on_bad: BadRow | None = None,
     ) -> np.ndarray:
         """Column as float64; missing cells become NaN only when ``allow_missing``.
 
-        Raises on text that is not a number and, when ``finite``, on NaN/inf written in the file.
+        Raises on text that is not a number and, when ``finite``, on NaN/inf written in the file;
+        with ``on_bad``, each such row is reported instead (``on_bad(row, message)``) and its
+        value is NaN.
         """
         raw = self.frame[column]
         # bool counts as numeric for pandas; True is not a quantity: it fails as text below
@@ -141,17 +151,16 @@ class Table:
             # Parquet stores nulls (missing) apart from NaN (a written non-finite value).
             null = self.null_masks.get(column, raw.isna().to_numpy())
             present = ~null
-            if not allow_missing and null.any():
-                i = int(np.flatnonzero(null)[0])
-                raise self.fail(i, column, None, f"missing {what}")
-            bad = present & ~np.isfinite(values)
-            if finite and bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise self.fail(i, column, float(values[i]), f"non-finite {what}")
-            return values
+            problems = []
+            if not allow_missing:
+                problems += [(i, None, f"missing {what}") for i in np.flatnonzero(null)]
+            if finite:
+                problems += [(i, float(values[i]), f"non-finite {what}")
+                             for i in np.flatnonzero(present & ~np.isfinite(values))]
+            return self._report(column, values, sorted(problems, key=lambda p: p[0]), on_bad)
         # text: each distinct value parsed once, as Python's float() parses it (numpy's cast
         # from str objects calls it in C); the first bad row in file order is reported
-        codes, names = self.coded(column, allow_missing=allow_missing)
+        codes, names = self.coded(column, allow_missing=allow_missing, on_bad=on_bad)
         value = np.full(len(names), np.nan)
         problem = np.zeros(len(names), dtype=np.int8)  # 1: not a number, 2: non-finite
         filled = np.flatnonzero(names != "")
@@ -166,11 +175,23 @@ class Table:
         if finite:
             problem[filled[~np.isfinite(value[filled]) & (problem[filled] == 0)]] = 2
         bad = problem[codes]
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            kind = "not a" if bad[i] == 1 else "non-finite"
-            raise self.fail(i, column, names[codes[i]], f"{kind} {what}")
-        return value[codes]
+        found = [(i, names[codes[i]], f"{'not a' if bad[i] == 1 else 'non-finite'} {what}")
+                 for i in np.flatnonzero(bad)]
+        return self._report(column, value[codes], found, on_bad)
+
+    def _report(self, column: str, values: np.ndarray,
+                problems: list[tuple[int, object, str]], on_bad: BadRow | None) -> np.ndarray:
+        """Raise the first of ``problems`` (row, value, what is wrong), or report each to
+        ``on_bad`` and make its value NaN."""
+        if problems and on_bad is not None:
+            values = values.copy()  # never write into the table's own data
+        for i, value, problem in problems:
+            error = self.fail(int(i), column, value, problem)
+            if on_bad is None:
+                raise error
+            on_bad(int(i), str(error))
+            values[i] = np.nan
+        return values
 
 
 def read_table(path: str | Path, what: str, *, text_as_categories: bool = False) -> Table:
@@ -195,6 +216,7 @@ def read_table(path: str | Path, what: str, *, text_as_categories: bool = False)
     if not p.is_file():
         raise InputDataError(f"{what} path is not a file: {p}")
     if suffix in CSV_SUFFIXES:
+        _require_commas(p, what)
         if text_as_categories:
             coded = _csv_as_categories(p, _csv_header(p))
             if coded is not None:
@@ -301,6 +323,25 @@ def _csv_header(path: Path) -> list[str]:
             if line.strip(" \t\r\n"):
                 return next(csv.reader([line]))
     return []
+
+
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def _require_commas(path: Path, what: str) -> None:
+    """A header of one column holding another usual separator is a file written with that
+    separator (a spreadsheet's export in a locale with decimal commas, say): name it, rather
+    than let the reader fail on the first data row with a tokenizing error."""
+    header = _csv_header(path)
+    if len(header) != 1:
+        return
+    counts = {sep: header[0].count(sep) for sep in SEPARATORS}
+    sep = max(counts, key=lambda k: counts[k])
+    if counts[sep]:
+        raise InputDataError(
+            f"{path} line 1: the {what} header is one column; its fields are separated by "
+            f"{SEPARATORS[sep]} ({sep!r}), but riskmodel reads comma-separated CSV: save the "
+            f"file with commas (and decimal points), or as Parquet (value {header[0]!r})")
 
 
 def _require_unique_columns(path: Path, names: list[str]) -> None:

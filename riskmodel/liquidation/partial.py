@@ -129,8 +129,9 @@ def partial_liquidation(
     for key, equity, im in zip(zip(chosen["account_id"], chosen["netting_set"]),
                                chosen["equity"].to_numpy(np.float64),
                                chosen["initial_margin"].to_numpy(np.float64)):
-        sets.append(_SetToLiquidate(market, key, held.iloc[groups[key]], penalty, float(equity),
-                                    float(im)))
+        # a set without positions (a negative balance alone) has nothing to close
+        sets.append(_SetToLiquidate(market, key, held.iloc[groups.get(key, [])], penalty,
+                                    float(equity), float(im)))
     by_key = None
     if previous is not None:
         by_key = dict(zip(zip(previous["account_id"], previous["netting_set"]),

@@ -78,6 +78,14 @@ def margin_base(model_margin: np.ndarray, stress_loss: np.ndarray, mode: str, we
     return model_margin
 
 
+def margin_level(equity: np.ndarray, maintenance: np.ndarray) -> np.ndarray:
+    """``equity / maintenance_margin``; where a set has no requirement at all (no position:
+    maintenance margin 0) the level is ``+inf`` (``-inf`` for a negative equity, a debt)."""
+    level = np.where(equity >= 0, np.inf, -np.inf)
+    np.divide(equity, maintenance, out=level, where=maintenance > 0)
+    return level
+
+
 def apply_policy(*args: Any, **kwargs: Any) -> pd.DataFrame:
     """:func:`policy_columns` as a table (one row per netting set; same arguments)."""
     return pd.DataFrame(policy_columns(*args, **kwargs))
@@ -134,7 +142,7 @@ def policy_columns(
         "maintenance_margin": maintenance,
         "flat_rate_margin": flat,
         "equity": equity,
-        "margin_level": equity / maintenance,
+        "margin_level": margin_level(equity, maintenance),
         "status": status.astype(object),
         "call_amount": np.maximum(0.0, initial - equity),
     }

@@ -273,6 +273,12 @@ def assemble_margins(
     )
     distance["dominant_underlying"] = arrays.factor_names[
         distance["dominant_underlying"].to_numpy()]
+    flat = np.diff(book.indptr) == 0
+    if flat.any():  # no position, no underlying: no price move can liquidate it
+        distance.loc[flat, "dominant_underlying"] = ""
+        solvent = flat & (equity >= 0)
+        distance.loc[solvent, [c for c in distance.columns if c != "dominant_underlying"]] = \
+            np.inf
     sets = book.sets.reset_index(drop=True)
     # the ids as the book holds them (categoricals at venue size)
     table = {"account_id": sets["account_id"], "netting_set": sets["netting_set"], **columns,
@@ -304,9 +310,10 @@ def _attribution(book: Book, figures: _Figures, tail: Any) -> pd.DataFrame:
 
 
 KEY_COLUMNS = ("account_id", "netting_set")
-# Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set.
+# Distance-to-liquidation columns are +inf where no move of that kind can liquidate the set;
+# the margin level is +inf (or -inf) where a set has no requirement at all (no position).
 MAY_BE_INFINITE = ("liq_move_dominant", "liq_move_uniform", "liq_sigmas_dominant",
-                   "liq_sigmas_uniform", "liquidation_price")
+                   "liq_sigmas_uniform", "liquidation_price", "margin_level")
 
 
 def check_finite(margins: pd.DataFrame | dict[str, np.ndarray],

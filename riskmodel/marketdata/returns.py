@@ -1,11 +1,13 @@
 """Calendar alignment and returns.
 
 Calendar rule (mixing 24/7 crypto with business-day assets): prices are aligned on the union of
-all dates in the price file; a factor with no price on a date when others have one (a closed
-market, a holiday) carries its last price over, so its return that day is zero. Dates before a
-factor's first price stay empty (not yet listed) and are never filled backwards. The manifest
-records how many prices were carried over per factor. A horizon of h days means h rows of that
-union calendar.
+all dates of the price file (a row of the file without any price is dropped when it is read:
+no asset traded that day). A blank price inside a factor's history (a closed market, a holiday,
+a feed's gap) is governed by ``[returns] gaps``: ``carry`` (default)
+carries the last price over, so its return that day is zero (the run warns with the count per
+factor), ``drop`` leaves the date out for every factor, ``error`` refuses the file naming the
+date and column. Dates before a factor's first price stay empty (not yet listed) and are never
+filled backwards. A horizon of h days means h rows of that calendar.
 
 Returns are logarithmic by default; factors configured as ``absolute`` use price differences
 (for series that can go negative, such as some commodity futures).
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from riskmodel.errors import InputDataError
+from riskmodel.errors import InputDataError, UsageError
 from riskmodel.io.prices import PriceHistory
 
 
@@ -62,22 +64,25 @@ def iso_span(text: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     return pd.Timestamp(stamp), pd.Timestamp(end)
 
 
-def resolve_market_date(history: PriceHistory, as_of: str | None) -> pd.Timestamp:
+def resolve_market_date(history: PriceHistory, as_of: str | None, flag: str = "--as-of"
+                        ) -> pd.Timestamp:
     """The last price stamp on or before ``as_of`` (default: the last date in the file).
 
     A date without a time (``2024-03-28``) means the whole UTC day, so an intraday stamp on that
-    day (``2024-03-28T16:00Z``) is the market date, not the previous day's.
+    day (``2024-03-28T16:00Z``) is the market date, not the previous day's. Text that is not an
+    ISO 8601 date is a usage error naming ``flag``; a date outside the data is an input error.
     """
     index = history.frame.index
     if as_of is None:
         return pd.Timestamp(index[-1])
     span = iso_span(as_of)
     if span is None:
-        raise InputDataError(f"--as-of: unparsable date {as_of!r} (expected ISO 8601)")
+        raise UsageError(f"{flag} {as_of!r}: unparsable date (expected ISO 8601, e.g. "
+                         "2024-12-31 or 2024-12-31T16:00:00Z)")
     stamp, end = span
     if end < index[0] or stamp > index[-1]:
         raise InputDataError(
-            f"{history.path}: as-of date {stamp.isoformat()} is outside the data "
+            f"{history.path}: {flag} date {stamp.isoformat()} is outside the data "
             f"({index[0].isoformat()} .. {index[-1].isoformat()}) (value {as_of!r})"
         )
     return pd.Timestamp(index[index <= end][-1])
@@ -88,17 +93,51 @@ def align(
     factors: Sequence[str],
     market_date: pd.Timestamp,
     return_kind: Callable[[str], str],
+    gaps: str = "carry",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Prices carried over closed dates up to ``market_date``, daily returns, carried counts."""
+    """Prices of ``factors`` up to ``market_date`` on the price file's calendar, daily
+    returns, and the count of blank prices carried over per factor.
+
+    ``gaps``: what a blank price inside a factor's history (after its first price) becomes:
+    ``carry`` (the last price, so a zero return that day), ``drop`` (the date leaves the
+    calendar for every factor) or ``error`` (an input error naming the date and column).
+    Dates before a factor's first price stay empty (not yet listed).
+    """
     raw = history.frame.loc[:market_date, list(factors)]
     listed = raw.notna().cummax()
+    blank = listed & raw.isna()
+    if gaps == "error" and blank.to_numpy().any():
+        row, col = (int(x[0]) for x in np.nonzero(blank.to_numpy()))
+        raise InputDataError(
+            f"{history.path}: date {raw.index[row].isoformat()}, column {factors[col]!r}: "
+            "blank price inside the series ([returns] gaps = \"error\"; \"carry\" carries the "
+            "last price over, \"drop\" leaves the date out) (value nan)")
+    if gaps == "drop":
+        raw = raw[~blank.any(axis=1).to_numpy()]
+        listed, blank = listed.loc[raw.index], blank.loc[raw.index]
     prices = raw.ffill()
-    carried = {f: int((listed[f] & raw[f].isna()).sum()) for f in factors}
+    carried = {f: int(blank[f].sum()) for f in factors}
     returns = pd.DataFrame(index=prices.index[1:], columns=list(factors), dtype=np.float64)
     for f in factors:
         p = prices[f].to_numpy()
         returns[f] = np.log(p[1:] / p[:-1]) if return_kind(f) == "log" else p[1:] - p[:-1]
     return prices, returns, carried
+
+
+def gap_warnings(history: PriceHistory, carried: dict[str, int], gaps: str) -> list[str]:
+    """What a run says about the calendar: blank prices carried over, per factor, and dates
+    of the file without any price (left out)."""
+    out = []
+    counts = {f: n for f, n in carried.items() if n}
+    if counts and gaps == "carry":
+        listing = ", ".join(f"{f} {n:,}" for f, n in sorted(counts.items()))
+        out.append(f"{history.path}: blank prices carried over from the day before (zero "
+                   f"returns): {listing}; set [returns] gaps = \"drop\" to leave those dates "
+                   "out, or \"error\" to refuse them")
+    if history.blank_dates:
+        out.append(f"{history.path}: {history.blank_dates:,} date(s) without any price left "
+                   "out of the calendar")
+    return out
 
 
 @dataclass(frozen=True)
@@ -127,9 +166,11 @@ def build_market_data(
     factors: Sequence[str],
     market_date: pd.Timestamp,
     return_kind: Callable[[str], str],
+    gaps: str = "carry",
 ) -> MarketData:
-    """Align the used factors' prices up to ``market_date`` and compute their returns."""
-    prices, returns, carried = align(history, factors, market_date, return_kind)
+    """Align the used factors' prices up to ``market_date`` (``gaps``: :func:`align`) and
+    compute their returns."""
+    prices, returns, carried = align(history, factors, market_date, return_kind, gaps)
     last = prices.iloc[-1]
     for f in factors:
         if not np.isfinite(last[f]):

@@ -173,3 +173,20 @@ def net_positions(rows: pd.DataFrame, instrument_ids: pd.Index) -> Book:
         instrument_index=index,
         quantity=net,
     )
+
+
+def with_empty_sets(book: Book, extra: pd.DataFrame) -> Book:
+    """``book`` with the netting sets of ``extra`` (``account_id, netting_set`` not in the
+    book) added without positions, in (account_id, netting_set) order: accounts that hold
+    only collateral are margined (zero requirements) and reported like any other."""
+    if extra.empty:
+        return book
+    keys = pd.concat([book.sets, extra[["account_id", "netting_set"]]], ignore_index=True)
+    keys = keys.astype({"account_id": str, "netting_set": str})
+    order = keys.sort_values(["account_id", "netting_set"], kind="stable").index.to_numpy()
+    counts = np.concatenate([np.diff(book.indptr), np.zeros(len(extra), np.int64)])[order]
+    indptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    # the book's own sets keep their relative order, so its positions stay as they are
+    return dataclasses.replace(book, sets=keys.iloc[order].reset_index(drop=True),
+                               indptr=indptr)

@@ -238,16 +238,51 @@ class ParameterSet:
         text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def age_days(self, at: _dt.datetime | None = None) -> float | None:
-        """Days since ``created_at`` (None when it is not a timestamp)."""
-        try:
-            created = _dt.datetime.fromisoformat(self.created_at)
-        except ValueError:
-            return None
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=_dt.timezone.utc)
-        now = at or _dt.datetime.now(_dt.timezone.utc)
-        return (now - created).total_seconds() / 86400.0
+    def data_end(self, factors: list[str] | None = None) -> tuple[str, _dt.datetime] | None:
+        """The latest date of data the set was estimated on, and what says so: the set's
+        ``data.end`` and the ``sample_end`` of each of ``factors`` (default: all), naive UTC;
+        None when it records none. An unparsable date is an :class:`InputDataError`."""
+        ends: list[tuple[str, str]] = []
+        if self.data.get("end"):
+            ends.append(("its data", str(self.data["end"])))
+        ends += [(f"factor {f!r}", fp.sample_end) for f, fp in sorted(self.factors.items())
+                 if (factors is None or f in factors) and fp.sample_end]
+        latest: tuple[str, _dt.datetime] | None = None
+        for what, text in ends:
+            try:
+                stamp = _dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise InputDataError(f"{self.source}: {what}: unparsable sample end "
+                                     f"(value {text!r})") from None
+            if stamp.tzinfo is not None:
+                stamp = stamp.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+            if latest is None or stamp > latest[1]:
+                latest = (what, stamp)
+        return latest
+
+    def check_as_of(self, as_of: _dt.datetime, factors: list[str], max_age_days: float,
+                    flag: str = "--params", date_name: str = "the valuation date"
+                    ) -> list[str]:
+        """Whether the set may be used for a valuation at ``as_of`` (naive UTC) on ``factors``:
+        estimated on data after it is look-ahead, an :class:`InputDataError` naming what and
+        when; older than ``max_age_days`` (``as_of`` minus the set's last sample date, not the
+        file's age) returns a warning."""
+        end = self.data_end(factors)
+        if end is None:
+            return []
+        what, stamp = end
+        if stamp > as_of:
+            raise InputDataError(
+                f"{flag} {self.source}: {what} was estimated on data up to "
+                f"{stamp.isoformat()}, after {date_name} {as_of.isoformat()}: that is "
+                f"look-ahead; calibrate with --end on or before it (value "
+                f"{stamp.isoformat()!r})")
+        age = (as_of - stamp).total_seconds() / 86400.0
+        if age > max_age_days:
+            return [f"parameter set {self.id} was estimated on data up to "
+                    f"{stamp.date().isoformat()}, {age:.0f} days before the valuation date "
+                    f"(calibration.max_age_days = {max_age_days:g}): recalibrate"]
+        return []
 
     def write(self, path: str | Path) -> None:
         """Write atomically (temporary file beside it, then rename)."""

@@ -64,11 +64,14 @@ class LoadedRun:
         rows = self.positions.groupby(["account_id", "netting_set"], sort=False).indices
         return {(str(k[0]), str(k[1])): v for k, v in rows.items()}
 
-    def margin(self, book: Book, detail: str = "tables") -> BookMargins:
-        """The engine's margin of ``book`` (on the run's axis) with each set's collateral and
-        previous margin as the run had them."""
-        return margin_book(self.market, book, self.config,
-                           collateral=self.collateral.of_sets(book.sets),
+    def margin(self, book: Book, detail: str = "tables",
+               deposits: np.ndarray | None = None) -> BookMargins:
+        """The engine's margin of ``book`` (on the run's axis) with each set's collateral
+        (plus ``deposits``, per set) and previous margin as the run had them."""
+        collateral = self.collateral.of_sets(book.sets)
+        if deposits is not None:
+            collateral = collateral + np.nan_to_num(np.asarray(deposits, dtype=np.float64))
+        return margin_book(self.market, book, self.config, collateral=collateral,
                            previous=previous_margins(self.stored.previous, book.sets),
                            account_types=self.collateral.account_types,
                            detail=detail)  # type: ignore[arg-type]
@@ -101,7 +104,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
                                              "quantity"])
         margins = pd.read_parquet(run_dir / "margins.parquet",
                                   columns=["account_id", "netting_set", "model_margin",
-                                           "initial_margin"])
+                                           "initial_margin", "maintenance_margin", "status",
+                                           "equity", "call_amount", "margin_level"])
     except (OSError, KeyError, ValueError) as exc:
         raise InputDataError(f"{run_dir}: cannot read the run's margin tables: {exc}") from None
     return LoadedRun(run_dir, stored, config, positions,

@@ -122,7 +122,8 @@ def test_bad_flags_exit_2(files, tmp_path, capsys, extra, words):
     _assert_failed(main(_args(files, out, *extra)), 2, out, capsys, *words)
 
 
-def test_parameter_set_after_the_start_exits_2(files, tmp_path, capsys):
+def test_parameter_set_after_the_start_exits_3(files, tmp_path, capsys):
+    # look-ahead is an input error in every command that takes --params (it was exit 2 here)
     params = {"schema_version": 1, "created_at": "2021-06-01T00:00:00+00:00",
               "data": {"end": "2021-05-31T00:00:00"},
               "factors": {a: {"model": "ewma", "params": {"decay": 0.94},
@@ -132,7 +133,7 @@ def test_parameter_set_after_the_start_exits_2(files, tmp_path, capsys):
     out = tmp_path / "bad"
     rc = main(_args(files, out, "--start", "2021-01-04", "--params", str(path),
                     "--method", "fhs"))
-    _assert_failed(rc, 2, out, capsys, "look-ahead", "--start 2021-01-04")
+    _assert_failed(rc, 3, out, capsys, "look-ahead", "--start 2021-01-04")
 
 
 def test_bad_prices_file_exits_3_and_leaves_out_untouched(files, tmp_path, capsys):

@@ -9,14 +9,16 @@ numbers themselves are recorded in the README's backtesting section.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from riskmodel.backtest.run import BacktestInputs, BacktestWindow, run_backtest
+from riskmodel.cli import main
 from riskmodel.config import RunConfig
-from riskmodel.demo import INSTRUMENTS, demo_prices
+from riskmodel.demo import write_backtest_inputs
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CLOSES = SHARED / "crypto_daily_close.csv"
@@ -42,13 +44,15 @@ def _check(summary: dict, n_portfolios: int, cheaper_than_flat: bool) -> None:
 
 
 def test_demo_sp500_nasdaq_2000_2018(tmp_path):
-    prices = demo_prices()[["SPX", "NASDAQ"]].dropna(how="all")
-    prices.to_csv(tmp_path / "prices.csv")
-    INSTRUMENTS[INSTRUMENTS["underlying"].isin(["SPX", "NASDAQ"])].to_csv(
-        tmp_path / "instruments.csv", index=False)
-    result = run_backtest(BacktestInputs(tmp_path / "prices.csv", tmp_path / "instruments.csv"),
-                          CONFIG, BacktestWindow("2000-01-01", "2018-12-31"), n_sim=500)
-    summary = result.summary
+    # the README's command, on the inputs `riskmodel demo` writes (it printed the headline only
+    # a reader of this test could reproduce)
+    write_backtest_inputs(tmp_path)
+    out = tmp_path / "bt"
+    assert main(["backtest", "--prices", str(tmp_path / "backtest_prices.csv"),
+                 "--instruments", str(tmp_path / "backtest_instruments.csv"),
+                 "--config", str(tmp_path / "backtest.toml"), "--start", "2000-01-01",
+                 "--end", "2018-12-31", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "backtest_summary.json").read_text())
     run = summary["run"]
     assert run["start"].startswith("2000-01-03") and run["end"].startswith("2018-12-28")
     assert run["n_dates"] > 4700
@@ -56,6 +60,11 @@ def test_demo_sp500_nasdaq_2000_2018(tmp_path):
     by_set = {p["netting_set"]: p for p in summary["portfolios"]}
     # a hedged pair needs far less margin than either leg alone
     assert by_set["hedge_SPX_NASDAQ"]["mean_margin"] < by_set["long_SPX"]["mean_margin"]
+    # the README states what this command gives
+    pooled = summary["pooled"]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    headline = f"{pooled['exceptions']} exceptions in {pooled['n_obs']:,}"
+    assert headline in readme, f"README does not state {headline!r}"
     print(_table(summary))
 
 

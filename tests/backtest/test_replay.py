@@ -29,7 +29,7 @@ from riskmodel.cli import garch_fitter
 from riskmodel.config import RunConfig, config_from_mapping, read_toml
 from riskmodel.demo import INSTRUMENTS, demo_prices
 from riskmodel.engine.store import load_config_source
-from riskmodel.errors import UsageError
+from riskmodel.errors import InputDataError, UsageError
 from riskmodel.volatility.params import FactorParams, ParameterSet
 
 # --------------------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def test_parameter_set_estimated_after_the_start_is_rejected(demo):
     fp = FactorParams(model="ewma", decay=0.94, sample_start="2005-01-03T00:00:00",
                       sample_end="2011-03-01T00:00:00")
     params = ParameterSet({"SPX": fp, "NASDAQ": fp, "WTI": fp}, created_at="x", source="p.json")
-    with pytest.raises(UsageError, match="look-ahead"):
+    with pytest.raises(InputDataError, match="look-ahead"):
         run_backtest(BacktestInputs(demo["prices"], demo["instruments"]), config,
                      BacktestWindow("2011-01-03", "2011-02-01"), params=params)
 

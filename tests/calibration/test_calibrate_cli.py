@@ -47,16 +47,56 @@ def test_calibrate_then_eod_with_params(demo_inputs, tmp_path, capsys):
     assert (factors["sigma_1d"] > 0).all()
 
 
-def test_stale_parameter_set_warns(demo_inputs, tmp_path):
+def test_parameter_set_age_counts_from_its_data_not_from_the_file(demo_inputs, tmp_path):
+    # estimated on data ending 2018-06-29, used as of 2018-12-31: 185 days, beyond the 35 of
+    # calibration.max_age_days, although the file was written today (it used to pass silently)
     params = tmp_path / "params.json"
+    assert main(["calibrate", "--prices", str(demo_inputs.prices), "--out", str(params),
+                 "--end", "2018-06-29", "--quiet"]) == 0
+    assert _eod(demo_inputs, tmp_path / "old", "--params", str(params)) == 0
+    warnings = json.loads((tmp_path / "old" / "manifest.json").read_text())["warnings"]
+    assert any("2018-06-29" in w and "185 days" in w for w in warnings), warnings
+    # a set written long ago on data up to the market date is not old
+    raw = json.loads(params.read_text())
     assert main(["calibrate", "--prices", str(demo_inputs.prices), "--out", str(params),
                  "--quiet"]) == 0
     raw = json.loads(params.read_text())
-    raw["created_at"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=90)).isoformat()
+    raw["created_at"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=900)).isoformat()
     params.write_text(json.dumps(raw))
-    assert _eod(demo_inputs, tmp_path / "out", "--params", str(params)) == 0
-    warnings = json.loads((tmp_path / "out" / "manifest.json").read_text())["warnings"]
-    assert any("days old" in w for w in warnings)
+    assert _eod(demo_inputs, tmp_path / "fresh", "--params", str(params)) == 0
+    warnings = json.loads((tmp_path / "fresh" / "manifest.json").read_text())["warnings"]
+    assert not any("days before the valuation date" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("command", ["eod", "scenarios"])
+def test_parameter_set_after_the_as_of_is_look_ahead(command, demo_inputs, tmp_path, capsys):
+    # estimated on data up to 2018-12-31, used as of 2018-06-29: eod accepted it
+    params = tmp_path / "params.json"
+    assert main(["calibrate", "--prices", str(demo_inputs.prices), "--out", str(params),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    if command == "eod":
+        rc = _eod(demo_inputs, tmp_path / "out", "--params", str(params), "--as-of",
+                  "2018-06-29")
+    else:
+        rc = main(["scenarios", "--prices", str(demo_inputs.prices), "--out",
+                   str(tmp_path / "out.parquet"), "--params", str(params), "--as-of",
+                   "2018-06-29", "--quiet"])
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert "look-ahead" in err and "2018-12-31" in err and "params.json" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.parquet").exists()
+
+
+def test_calibrate_start_is_honoured(demo_inputs, tmp_path):
+    # an explicit --start was silently cut to the last garch_fit_window (2500) returns
+    params = tmp_path / "params.json"
+    assert main(["calibrate", "--prices", str(demo_inputs.prices), "--out", str(params),
+                 "--start", "2000-01-03", "--end", "2018-12-31", "--quiet"]) == 0
+    raw = json.loads(params.read_text())
+    assert raw["factors"]["SPX"]["sample_start"].startswith("2000-01-0")
+    assert raw["factors"]["SPX"]["nobs"] > 4000
+    assert raw["data"]["max_returns_per_factor"] is None
 
 
 def test_parameter_set_missing_a_factor_is_an_input_error(demo_inputs, tmp_path, capsys):

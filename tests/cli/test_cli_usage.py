@@ -160,6 +160,46 @@ def test_out_is_an_existing_file(dataset_csv, tmp_path, run_eod):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def _unwritable_outs(tmp_path: Path) -> list[Path]:
+    """Output paths no command can write: under a file, and (Linux) in /proc, where even root
+    cannot create a folder (``os.access`` says it can)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x\n")
+    outs = [blocker / "out"]
+    if Path("/proc/self").exists():
+        outs.append(Path("/proc") / "riskmodel-out")
+    return outs
+
+
+@pytest.mark.parametrize("command", ["eod", "demo", "backtest", "whatif", "calibrate",
+                                     "scenarios", "liquidation-map", "study"])
+def test_unwritable_out_is_a_usage_error_naming_the_path_given(command, dataset_csv, tmp_path,
+                                                                run_eod):
+    # it exited 1 ("unexpected error") naming an internal hidden staging folder
+    files = dataset_csv
+    for out in _unwritable_outs(tmp_path):
+        name = out if command in ("eod", "demo", "backtest", "liquidation-map", "study") \
+            else out.with_suffix({"whatif": ".csv", "calibrate": ".json",
+                                  "scenarios": ".parquet"}[command])
+        argv = {
+            "eod": files.argv(name),
+            "demo": ["demo", "--out", str(name), "--quiet"],
+            "backtest": ["backtest", "--prices", str(files.prices), "--instruments",
+                         str(files.instruments), "--out", str(name), "--quiet"],
+            "whatif": ["whatif", "--run", str(tmp_path), "--trades", str(files.positions),
+                       "--out", str(name)],
+            "calibrate": ["calibrate", "--prices", str(files.prices), "--out", str(name)],
+            "scenarios": ["scenarios", "--prices", str(files.prices), "--out", str(name)],
+            "liquidation-map": ["liquidation-map", "--run", str(tmp_path), "--out", str(name)],
+            "study": ["study", "--prices", str(files.prices), "--instruments",
+                      str(files.instruments), "--grid", str(tmp_path / "grid.toml"),
+                      "--out", str(name)],
+        }[command]
+        code, err = run_eod(argv)
+        assert code == USAGE, err
+        assert f"--out {name}" in err and "unexpected" not in err and ".staging" not in err
+
+
 # --- the installed console script -------------------------------------------------------------
 
 

@@ -494,13 +494,26 @@ def test_as_of_outside_the_data(as_of, dataset_csv, expect_failure):
                    INPUT, str(dataset_csv.prices), "outside the data", repr(as_of))
 
 
-@pytest.mark.parametrize("as_of", ["yesterday", "2021-02-30", "15/07/2022", ""])
-def test_as_of_unparsable(as_of, dataset_csv, expect_failure):
+@pytest.mark.parametrize("as_of", ["yesterday", "2021-02-30", "15/07/2022", "31/12/2024", ""])
+def test_as_of_unparsable_is_a_usage_error(as_of, dataset_csv, expect_failure):
+    # a bad flag is a usage error (exit 2), not bad input data (issue: it exited 3)
     expect_failure(lambda out: dataset_csv.argv(out, "--as-of", as_of),
-                   INPUT, "--as-of", "unparsable date", repr(as_of))
+                   2, "--as-of", "unparsable date", repr(as_of))
 
 
 # --- files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["prices", "instruments", "positions", "accounts"])
+def test_semicolon_separated_csv_names_its_separator(name, tmp_path, dataset_csv,
+                                                      expect_failure):
+    # a spreadsheet export with ';' separators: pandas said "Error tokenizing data"
+    src = getattr(dataset_csv, name)
+    bad = tmp_path / f"{name}.csv"
+    frame = pd.read_csv(src, dtype=str, keep_default_na=False)
+    frame.to_csv(bad, index=False, sep=";")
+    expect_failure(lambda out: dataset_csv.argv(out, **{name: bad}),
+                   INPUT, f"{bad} line 1", "semicolons", "';'", "comma-separated")
 
 
 @pytest.mark.parametrize("name", ["prices", "instruments", "positions", "accounts"])

@@ -274,3 +274,40 @@ def test_floor_and_buffer_runs_are_answered_as_an_eod_rerun(tmp_path):
     kept = after.index.intersection(reduced.index)
     np.testing.assert_allclose(reduced.loc[kept, "initial_margin"], after.loc[kept],
                                rtol=1e-9)
+
+
+def test_a_new_account_funded_by_its_deposit_and_the_before_after_columns(run, capsys):
+    # a new account could not be priced (no collateral row); the output lacked status_before,
+    # equity and call amounts; the CLI said "1 netting sets touched"
+    _, files, tmp = run
+    state = load_run(tmp / "run")
+    trades = pd.DataFrame({"account_id": ["BRANDNEW", "ACC0000"],
+                           "instrument_id": ["NQ", "SPX"], "quantity": [2.0, 1.0],
+                           "netting_set": ["", ""], "collateral": [60000.0, 1000.0]})
+    result = what_if(state, trades).set_index(KEY)
+    assert list(result.reset_index().columns) == WHATIF_COLUMNS
+    new = result.loc[("BRANDNEW", "default")]
+    assert new["status_before"] == "new" and new["equity_before"] == 0.0
+    assert new["equity_after"] == 60000.0 and new["initial_margin_before"] == 0.0
+    assert new["initial_margin_after"] > 0 and new["status_after"] == "ok"
+    np.testing.assert_allclose(new["margin_level_after"],
+                               60000.0 / new["maintenance_margin_after"], rtol=1e-12)
+    old = result.loc[("ACC0000", "default")]
+    run_margins = pd.read_parquet(tmp / "run" / "margins.parquet").set_index(KEY)
+    before = run_margins.loc[("ACC0000", "default")]
+    for column in ("status", "equity", "call_amount", "margin_level", "maintenance_margin"):
+        assert old[f"{column}_before"] == before[column], column
+    assert old["equity_after"] == before["equity"] + 1000.0
+    np.testing.assert_allclose(old["call_amount_after"],
+                               max(0.0, old["initial_margin_after"] - old["equity_after"]))
+    # without the deposit the new account is refused, as in eod
+    with pytest.raises(InputDataError, match="BRANDNEW"):
+        what_if(state, trades.drop(columns="collateral"))
+    ticket = tmp / "ticket.csv"
+    trades.iloc[:1].to_csv(ticket, index=False)
+    capsys.readouterr()
+    assert main(["whatif", "--run", str(tmp / "run"), "--trades", str(ticket), "--out",
+                 str(tmp / "ticket-out.csv")]) == 0
+    assert "1 netting set touched" in capsys.readouterr().out
+    written = pd.read_csv(tmp / "ticket-out.csv")
+    assert written["equity_after"].iat[0] == 60000.0
