@@ -23,15 +23,26 @@ once). A grid value overrides the same key of ``--config`` and of the command-li
 Columns of the table (one row per grid point): the grid keys, then ``n_portfolios, n_dates,
 n_obs, exceptions, exception_rate, expected_rate, kupiec_pvalue, christoffersen_pvalue,
 cc_pvalue, traffic_light, es_z2, margin_breaches, margin_breach_rate, mean_initial_margin,
-mean_flat_rate_margin, im_over_flat, flat_rate_equivalent, peak_to_trough, max_increase_1d,
-max_increase_5d, start, end, runtime_s``. Pooled means: counts summed over netting sets and
-Kupiec on the totals (netting sets treated as independent); ``mean_initial_margin`` and
-``mean_flat_rate_margin`` per (date, netting set) row and ``im_over_flat`` their ratio (the cost
+mean_flat_rate_margin, im_over_flat, flat_rate_equivalent, flat_rate_equivalent_margin,
+peak_to_trough, max_increase_1d, max_increase_5d, start, end, runtime_s``. Pooled means: counts
+summed over netting sets and Kupiec on the totals (netting sets treated as independent);
+``mean_initial_margin`` and ``mean_flat_rate_margin`` per (date, netting set) row and
+``im_over_flat`` their ratio (the cost
 of the model relative to the flat rate); ``peak_to_trough`` and the increases are of the total
-initial margin per date (:func:`riskmodel.backtest.statistics.summarise`).
+initial margin per date (:func:`riskmodel.backtest.statistics.summarise`);
+``flat_rate_equivalent`` is the lowest flat rate on gross notional with no more margin breaches
+than the model and ``flat_rate_equivalent_margin`` its mean margin (its cost at that coverage).
 
 GARCH fits (``volatility.model = "garch"``) are cached across grid points: a point that differs
 only in, say, confidence reuses the fit of the same sample.
+
+The frontier of coverage against cost (:func:`flat_rate_curve`, :func:`efficient`): besides the
+grid points, a flat rate ``r`` on gross notional is a margin rule whose cost is ``r`` x the mean
+gross notional and whose coverage is the share of (date, netting set) rows with a realised loss
+above ``r`` x gross notional, computed on each point's own backtest rows (the realised losses
+depend on the horizon). A point is efficient when no other point, grid or flat rate, has both a
+lower-or-equal breach rate and a lower-or-equal mean margin, one of them strictly lower.
+``write_study`` writes ``report.html`` (:mod:`riskmodel.report.study`) and ``frontier.csv``.
 """
 
 from __future__ import annotations
@@ -47,8 +58,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from riskmodel import __version__
 from riskmodel.backtest.run import (
@@ -61,6 +70,7 @@ from riskmodel.config import RunConfig, config_from_mapping, read_toml
 from riskmodel.errors import UsageError
 from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.tables import sha256_file
+from riskmodel.report.study import write_study_report
 from riskmodel.scenarios.model import DependenceFitter, VolatilityFitter
 from riskmodel.volatility.params import FactorParams
 
@@ -68,6 +78,9 @@ __all__ = [
     "METRIC_COLUMNS",
     "Study",
     "caching_fitter",
+    "efficient",
+    "flat_rate_curve",
+    "frontier_table",
     "grid_points",
     "load_grid",
     "point_config",
@@ -79,8 +92,8 @@ METRIC_COLUMNS = [
     "n_portfolios", "n_dates", "n_obs", "exceptions", "exception_rate", "expected_rate",
     "kupiec_pvalue", "christoffersen_pvalue", "cc_pvalue", "traffic_light", "es_z2",
     "margin_breaches", "margin_breach_rate", "mean_initial_margin", "mean_flat_rate_margin",
-    "im_over_flat", "flat_rate_equivalent", "peak_to_trough", "max_increase_1d",
-    "max_increase_5d", "start", "end", "runtime_s",
+    "im_over_flat", "flat_rate_equivalent", "flat_rate_equivalent_margin", "peak_to_trough",
+    "max_increase_1d", "max_increase_5d", "start", "end", "runtime_s",
 ]
 _TOOLS_KEY = "anti_procyclicality.tools"
 _LIST_KEYS = {_TOOLS_KEY, "anti_procyclicality.stressed_windows", "stress.files",
@@ -95,6 +108,8 @@ class Study:
     grid: dict[str, list[Any]]
     notes: list[str] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
+    # per grid point, the flat rates' coverage and cost on its rows (:func:`flat_rate_curve`)
+    flat_rates: pd.DataFrame | None = None
 
 
 def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -240,6 +255,7 @@ def _metrics(summary: Mapping[str, Any], runtime: float) -> dict[str, Any]:
         "mean_flat_rate_margin": flat,
         "im_over_flat": im / flat if flat > 0 else None,
         "flat_rate_equivalent": pooled["flat_rate_equivalent"]["rate"],
+        "flat_rate_equivalent_margin": pooled["flat_rate_equivalent"]["mean_margin"],
         "peak_to_trough": pooled["peak_to_trough"],
         "max_increase_1d": pooled["max_increase_1d"],
         "max_increase_5d": pooled["max_increase_5d"],
@@ -285,6 +301,7 @@ def run_study(
     fit = caching_fitter(fitter if fitter is not None else _default_fitter())
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    curves: list[pd.DataFrame] = []
     for i, (point, cfg) in enumerate(zip(points, configs)):
         clock = time.perf_counter()
         result = run_backtest(inputs, cfg, window, fitter=fit,
@@ -292,6 +309,7 @@ def run_study(
         row = {"point": i + 1, **{k: _label(v) for k, v in point.items()}}
         row.update(_metrics(result.summary, time.perf_counter() - clock))
         rows.append(row)
+        curves.append(flat_rate_curve(result.backtest).assign(point=i + 1))
         label = ", ".join(f"{k} = {_label(v)}" for k, v in point.items())
         notes += [f"point {i + 1} ({label}): {w}" for w in result.summary["warnings"]]
         if progress is not None:
@@ -313,56 +331,100 @@ def run_study(
         "points": len(points),
         "warnings": notes,
     }
-    return Study(table, {k: list(v) for k, v in grid.items()}, notes, manifest)
+    return Study(table, {k: list(v) for k, v in grid.items()}, notes, manifest,
+                 pd.concat(curves, ignore_index=True) if curves else None)
 
 
-def _plot(table: pd.DataFrame, grid_keys: Sequence[str], path: Path) -> None:
-    """Exception rate and margin-breach rate against cost (mean IM / mean flat-rate margin)."""
-    lines = [f"{n}: " + ", ".join(f"{k} = {row[k]}" for k in grid_keys)
-             for n, (_, row) in zip(table["point"], table.iterrows())]
-    shown = lines[:40]
-    legend_h = 0.17 * (len(shown) + (len(lines) > len(shown))) + 0.3
-    fig = Figure(figsize=(11, 4.8 + legend_h), layout="constrained")
-    FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(2, 2, height_ratios=[4.8, legend_h])
-    left, right = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
-    text = fig.add_subplot(grid[1, :])
-    text.axis("off")
-    cost = pd.to_numeric(table["im_over_flat"], errors="coerce").to_numpy(np.float64)
-    colour = {"green": "tab:green", "yellow": "goldenrod", "red": "tab:red"}
-    for ax, column, title in (
-        (left, "exception_rate", "VaR exceptions (loss > VaR) against cost"),
-        (right, "margin_breach_rate", "Margin breaches (loss > initial margin) against cost"),
-    ):
-        y = table[column].to_numpy(np.float64)
-        ax.scatter(cost, y, c=[colour.get(t, "0.5") for t in table["traffic_light"]], s=40,
-                   zorder=3, edgecolors="black", linewidths=0.5)
-        for x_i, y_i, n in zip(cost, y, table["point"]):
-            if np.isfinite(x_i) and np.isfinite(y_i):
-                ax.annotate(str(n), (x_i, y_i), textcoords="offset points", xytext=(4, 4),
-                            fontsize=8)
-        for rate in sorted(set(table["expected_rate"])):
-            ax.axhline(rate, color="0.4", ls="--", lw=0.8)
-            ax.annotate(f"1 - confidence = {rate:.3g}", (0.01, rate),
-                        xycoords=("axes fraction", "data"), textcoords="offset points",
-                        xytext=(0, 3), fontsize=8, color="0.3")
-        ax.set_xlabel("cost: mean initial margin / mean flat-rate margin")
-        ax.set_ylabel(column.replace("_", " "))
-        ax.set_title(title, fontsize=10)
-    if len(lines) > len(shown):
-        shown.append(f"... {len(lines) - len(shown)} more points in study.csv")
-    text.text(0.0, 1.0, "\n".join(shown), transform=text.transAxes, fontsize=8, va="top",
-              ha="left", family="monospace")
-    fig.suptitle("Parameter study: coverage against cost (colour: Basel traffic light of the "
-                 "pooled VaR exceptions)", fontsize=11)
-    fig.savefig(path, format="png", dpi=100)
+def flat_rate_curve(backtest: pd.DataFrame, rates: Sequence[float | None] = (),
+                    points: int = 40) -> pd.DataFrame:
+    """Coverage and cost of flat rates on gross notional over a backtest's rows.
+
+    A row (date, netting set) is breached at rate ``r`` when its realised loss exceeds
+    ``r x gross_notional``, i.e. when its *needed rate* ``loss / gross_notional`` exceeds
+    ``r`` (a row with no notional and a loss is breached at every rate).
+
+    Parameters
+    ----------
+    backtest : DataFrame with ``realized_loss`` and ``gross_notional``, one row per date and
+        netting set.
+    rates : rates to include exactly (None ignored), e.g. the flat-rate equivalent.
+    points : number of rates sampled, at the needed-rate quantiles of breach rates from 0.02%
+        to 25% (log-spaced), plus the smallest rate with no breach.
+
+    Returns
+    -------
+    DataFrame ``rate, breaches, breach_rate, mean_margin`` by increasing rate, where
+    ``mean_margin = rate x mean gross notional`` (per row, as the model's mean margin).
+    """
+    loss = backtest["realized_loss"].to_numpy(np.float64)
+    gross = backtest["gross_notional"].to_numpy(np.float64)
+    n = loss.size
+    need = np.where(gross > 0, loss / np.where(gross > 0, gross, 1.0),
+                    np.where(loss > 0, np.inf, 0.0))
+    ordered = np.sort(need)
+    finite = ordered[np.isfinite(ordered)]
+    sampled = np.quantile(finite, 1.0 - np.geomspace(2e-4, 0.25, points)) if finite.size \
+        else np.zeros(0)
+    top = finite[-1:] if finite.size else np.zeros(1)
+    extra = np.array([r for r in rates if r is not None and np.isfinite(r)], np.float64)
+    grid = np.unique(np.maximum(np.concatenate([sampled, top, extra]), 0.0))
+    breaches = n - np.searchsorted(ordered, grid, side="right")
+    return pd.DataFrame({"rate": grid, "breaches": breaches.astype(np.int64),
+                         "breach_rate": breaches / max(n, 1),
+                         "mean_margin": grid * (float(gross.mean()) if n else 0.0)})
+
+
+def efficient(cost: np.ndarray, breach_rate: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points no other point beats on both cost and breach rate.
+
+    A point is beaten when another has cost <= and breach rate <= with at least one strictly
+    lower; O(n^2), n being grid points plus sampled flat rates (hundreds).
+    """
+    c = np.asarray(cost, np.float64)[:, None]
+    b = np.asarray(breach_rate, np.float64)[:, None]
+    no_worse = (c.T <= c) & (b.T <= b)
+    better = (c.T < c) | (b.T < b)
+    return ~np.any(no_worse & better, axis=1)
+
+
+def frontier_table(table: pd.DataFrame, flat_rates: pd.DataFrame | None) -> pd.DataFrame:
+    """Every grid point and every sampled flat rate as (cost, coverage), efficient ones marked.
+
+    Columns: ``kind`` (``grid`` or ``flat rate``), ``point`` (the grid point; for a flat rate,
+    the first point whose rows it was computed on), ``points`` (for a flat rate, every point
+    with the same curve), ``rate``, ``mean_margin``, ``breach_rate``, ``efficient``.
+    """
+    model = pd.DataFrame({
+        "kind": "grid", "point": table["point"].to_numpy(), "points": "", "rate": np.nan,
+        "mean_margin": table["mean_initial_margin"].to_numpy(np.float64),
+        "breach_rate": table["margin_breach_rate"].to_numpy(np.float64)})
+    frames = [model]
+    if flat_rates is not None and len(flat_rates):
+        curves: dict[bytes, list[int]] = {}
+        for point, curve in flat_rates.groupby("point", sort=True):
+            key = curve[["rate", "breach_rate"]].round(12).to_numpy().tobytes()
+            curves.setdefault(key, []).append(int(point))
+        for points in curves.values():
+            curve = flat_rates[flat_rates["point"] == points[0]]
+            frames.append(pd.DataFrame({
+                "kind": "flat rate", "point": points[0],
+                "points": ", ".join(map(str, points)), "rate": curve["rate"].to_numpy(),
+                "mean_margin": curve["mean_margin"].to_numpy(),
+                "breach_rate": curve["breach_rate"].to_numpy()}))
+    out = pd.concat(frames, ignore_index=True)
+    out["efficient"] = efficient(out["mean_margin"].to_numpy(), out["breach_rate"].to_numpy())
+    return out
 
 
 def write_study(study: Study, out: str | Path) -> Path:
-    """Write ``study.csv``, ``study.parquet``, ``study.png`` and ``manifest.json`` atomically."""
+    """Write ``study.csv``, ``study.parquet``, ``frontier.csv``, ``study.png`` (the frontier),
+    ``report.html`` and ``manifest.json`` atomically."""
+    frontier = frontier_table(study.table, study.flat_rates)
     with staged_output(out) as staging:
         write_table(study.table, staging / "study.csv")
         write_table(study.table, staging / "study.parquet")
-        _plot(study.table, list(study.grid), staging / "study.png")
+        write_table(frontier, staging / "frontier.csv")
+        write_study_report(staging, study.table, list(study.grid), frontier, study.manifest,
+                           study.notes)
         write_json(study.manifest, staging / "manifest.json")
     return Path(out)

@@ -123,6 +123,8 @@ class EodResult:
     partitions: int = 1
     # the state and the attribution, when run_eod started writing them into the work folder
     early_writes: BackgroundWrites | None = None
+    # --previous-run: the report compares against it
+    previous_run: Path | None = None
 
     @property
     def attribution(self) -> pd.DataFrame:
@@ -244,7 +246,8 @@ def run_eod(
         _skipped(manifest, loaded.faults)
     result = EodResult(parts.margins, parts.attribution, _factors_out(market, filtered),
                        manifest, scenarios, state, config_source, None, options,
-                       parts.partitions)
+                       parts.partitions,
+                       previous_run=Path(previous_run) if previous_run is not None else None)
     _liquidate(result, parts, config, timer)
     return result
 
@@ -430,6 +433,11 @@ def write_eod(result: EodResult, out: str | Path) -> Path:
         writes.move_into(staging)  # re-raises a failed write: no manifest, nothing moved in
         shutil.rmtree(staging / ".background", ignore_errors=True)
         timings = result.manifest["timings_s"]
+        from riskmodel.report.eod import write_eod_report  # the page reads the tables above
+
+        clock = time.perf_counter()
+        write_eod_report(staging, result, previous_run=result.previous_run)
+        timings["report"] = round(time.perf_counter() - clock, 4)
         timings["background_write"] = round(sum(writes.seconds.values()), 4)
         # the manifest last, so that the write time counts the wait for the background too
         timings["write"] = round(time.perf_counter() - start, 4)

@@ -42,10 +42,30 @@ def _config_with_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return load_config_source(getattr(args, "config", None), _overrides(args))
 
 
-def _progress(quiet: bool, what: str = "netting sets", label: str = "tail kernels") -> Any:
-    """A one-line progress indicator on stderr, only when stderr is a terminal."""
-    if quiet or not sys.stderr.isatty():
+def _progress(quiet: bool, what: str = "netting sets", label: str = "tail kernels",
+              every_s: float = 5.0) -> Any:
+    """Progress of a long stage on stderr (nothing with ``--quiet``): on a terminal a bar
+    redrawn in place; elsewhere (a scheduler's log, a notebook) one line every ``every_s``
+    seconds, ``riskmodel: STAGE: done/total WHAT, elapsed``, and a last one when the stage
+    ends if it logged before, so a stage shorter than ``every_s`` stays silent."""
+    if quiet:
         return None
+    if not sys.stderr.isatty():
+        import time
+
+        start = time.monotonic()
+        last = [start]
+
+        def log(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] < every_s and not (done >= total and last[0] > start):
+                return
+            last[0] = now
+            sys.stderr.write(f"riskmodel: {label}: {done:,}/{total:,} {what}, "
+                             f"{now - start:,.1f} s elapsed\n")
+            sys.stderr.flush()
+
+        return log
 
     def report(done: int, total: int) -> None:
         width = 30

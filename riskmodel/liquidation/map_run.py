@@ -2,13 +2,16 @@
 written atomically under ``--out``.
 
 Files: ``liquidation_map.parquet`` and ``.csv`` (:data:`MAP_COLUMNS`), ``liquidation_map.png``
-(heatmap), ``cascades.parquet`` (with ``--cascade``), ``report.html`` (self-contained: summary,
-heatmap, tables) and ``manifest.json`` (run folder, grid, counts, timings, notes).
+(heatmap), ``cascades.parquet`` and ``.csv`` (with ``--cascade``), ``report.html``
+(self-contained: verdict, figures, tables; :mod:`riskmodel.report.liquidation_map`) and
+``manifest.json`` (run folder, grid, counts, the worst point also in words, timings, notes).
+Moves are written rounded to 12 decimals (the grid's 0.025, not 0.025000000000000022).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from riskmodel.liquidation.map import (
     load_map_book,
     move_grid,
 )
-from riskmodel.report.liquidation_map import heatmap_png, html_page
+from riskmodel.report.liquidation_map import worst_text, write_map_report
 
 
 def write_liquidation_map(run_dir: str | Path, out: str | Path, *, cascade: bool = False
@@ -40,6 +43,7 @@ def write_liquidation_map(run_dir: str | Path, out: str | Path, *, cascade: bool
         cascades = cascade_table(book)
         timings["cascades"] = round(time.perf_counter() - start, 4)
     grid = move_grid(book.config)
+    table["move"] = table["move"].round(12)  # linspace's 0.025000000000000022 is the grid's 0.025
     now = table[table["move"] == 0.0]
     manifest: dict[str, Any] = {
         "riskmodel_version": __version__,
@@ -56,6 +60,7 @@ def write_liquidation_map(run_dir: str | Path, out: str | Path, *, cascade: bool
         },
         "timings_s": timings,
     }
+    manifest["worst"]["text"] = worst_text(manifest["worst"], book.n_sets)
     if cascades is not None:
         manifest["cascades"] = {
             "max_rounds": int(cascades["rounds"].max()),
@@ -67,12 +72,21 @@ def write_liquidation_map(run_dir: str | Path, out: str | Path, *, cascade: bool
     with staged_output(out) as staging:
         write_table(table, staging / "liquidation_map.parquet")
         write_table(table, staging / "liquidation_map.csv")
-        png = heatmap_png(table, book.n_sets, staging / "liquidation_map.png")
         if cascades is not None:
+            cascades["move"] = cascades["move"].round(12)
             write_table(cascades, staging / "cascades.parquet")
-        summary = {k: manifest[k] for k in ("run", "netting_sets", "liquidation_now")}
-        summary["worst"] = manifest["worst"]
-        html_page(table, png, staging / "report.html", title="Liquidation map",
-                  summary=summary, cascade=cascades)
+            write_table(cascades, staging / "cascades.csv")
+        write_map_report(staging, table, manifest, cascades, **_run_facts(run_dir))
         write_json(manifest, staging / "manifest.json")
     return manifest
+
+
+def _run_facts(run_dir: str | Path) -> dict[str, str]:
+    """The market date and reporting currency of the run the map is of, for its page."""
+    try:
+        run = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    currency = (run.get("config", {}).get("collateral", {}) or {}).get("reporting_currency")
+    return {"run_date": str(run.get("market_date", ""))[:10],
+            "currency": str(currency or "USD")}

@@ -1,371 +1,253 @@
-"""Backtest report: PNG plots and one self-contained HTML page (images embedded as data URIs).
+"""Backtest report: one self-contained page, ``report.html``, and its figures as PNG files.
 
-Plots are drawn on matplotlib's Agg canvas directly, never through ``pyplot``
-(:mod:`riskmodel.report.common`).
+The page opens with the verdict (the Basel traffic light of the pooled VaR exceptions, the
+coverage tests) and the headline in words: model margin against the flat rate, and against the
+flat rate that would give equal coverage (the flat-rate equivalent: the lowest flat rate with no
+more margin breaches than the model). Then the figures (:mod:`.backtest_plots`): the pooled
+margin, the model against the flat rate, every netting set's margin (up to
+``max_portfolios_plotted``, the sets with the most breaches first; a note names the sets left
+out), the clustering of exceptions. Then the detail: the per-netting-set table, the pooled
+statistics (also on non-overlapping loss windows), volatility refits and fallbacks, warnings,
+what the tests mean, the run's settings and timings.
 
-Files written under ``out_dir``:
-
-* ``margin_pooled.png``: total initial margin, total VaR and total realised loss per date over
-  all netting sets, dates where the total loss exceeded the total VaR marked; below, the number
-  of netting sets with an exception on each date.
-* ``margin_NN.png`` (``NN`` = 01, 02, ...): the same for each of the first
-  ``max_portfolios_plotted`` netting sets of the summary, exceptions (loss > VaR) and margin
-  breaches (loss > IM) marked.
-* ``im_vs_flat_rate.png``: total model initial margin against the total flat-rate margin and the
-  flat-rate-equivalent margin (the pooled ``flat_rate_equivalent`` rate x gross notional), and
-  their ratio.
-* ``exception_clustering.png``: the hit sequence of each netting set (one line per set, up to
-  40 sets) and the histogram of the number of observations between consecutive exceptions of a
-  set against the geometric law expected when hits are independent with the expected rate.
-* ``report.html``: the run's facts (``summary["run"]``, when present), settings, pooled table,
-  the pooled statistics on non-overlapping loss windows (``summary["non_overlapping"]``, when
-  present), warnings (``summary["warnings"]``), per-netting-set table and every plot.
+Files written under ``out_dir``: ``margin_pooled.png``, ``margin_NN.png`` (one per plotted
+set, NN = 01, 02, ...), ``im_vs_flat_rate.png``, ``exception_clustering.png``,
+``report.html``.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from riskmodel.report.common import new_figure, png_data_uri, save_png
+from riskmodel.report import formats as f
+from riskmodel.report.backtest_plots import (
+    clustering_figure,
+    flat_rate_figure,
+    pooled_figure,
+    portfolio_figure,
+    portfolio_rows,
+)
+from riskmodel.report.columns import columns
+from riskmodel.report.page import (
+    PageFigure,
+    PageTable,
+    frame_table,
+    key_values,
+    page_context,
+    write_page,
+)
 
 __all__ = ["write_report"]
 
-_MAX_RASTER_SETS = 40
+_TONE = {"green": "good", "yellow": "attention", "red": "alarm"}
+
+# pooled statistics as the page names and formats them
+_STATISTICS: tuple[tuple[str, str, Any], ...] = (
+    ("n_portfolios", "netting sets", f.count),
+    ("n_obs", "observations (dates x netting sets)", f.count),
+    ("exceptions", "exceptions (loss > VaR)", f.count),
+    ("exception_rate", "exception rate", lambda v: f.pct(v, 2)),
+    ("expected_rate", "expected rate (1 - confidence)", lambda v: f.pct(v, 2)),
+    ("kupiec_pvalue", "Kupiec p-value (coverage)", f.pvalue),
+    ("christoffersen_pvalue", "Christoffersen p-value (independence)", f.pvalue),
+    ("cc_pvalue", "conditional coverage p-value", f.pvalue),
+    ("traffic_light", "Basel traffic light", str),
+    ("es_z2", "Acerbi-Szekely Z2 of ES (0 expected)", lambda v: f.number(v, 3)),
+    ("es_z2_pvalue", "Z2 p-value (simulated)", f.pvalue),
+    ("margin_breaches", "margin breaches (loss > initial margin)", f.count),
+    ("margin_breach_rate", "margin breach rate", lambda v: f.pct(v, 2)),
+    ("mean_margin", "mean initial margin", f.number),
+    ("peak_to_trough", "total margin, peak over trough", lambda v: f"{f.number(v, 3)} x"),
+    ("max_increase_1d", "largest 1-observation rise of total margin", f.pct),
+    ("max_increase_5d", "largest 5-observation rise of total margin", f.pct),
+)
+
+_NOTES = (
+    "An exception is a date whose realised loss over the margin period of risk exceeds the VaR "
+    "forecast with data up to that date; a margin breach, one whose loss exceeds the initial "
+    "margin.",
+    "P-values: Kupiec (1995) proportion of failures (chi2(1)), Christoffersen (1998) Markov "
+    "independence (chi2(1)) and conditional coverage (chi2(2)); small values reject the model.",
+    "Traffic light: Basel Committee (1996) zones from the binomial CDF of the exception count "
+    "(green below 95%, yellow below 99.99%, red otherwise), scaled to the number of "
+    "observations.",
+    "ES Z2: Acerbi-Szekely (2014), 0 expected, negative when realised tail losses exceed ES; "
+    "its p-value simulated under per-date laws matched to VaR and ES.",
+    "Flat-rate equivalent: the lowest flat rate on gross notional with no more margin breaches "
+    "than the model margin. Pooled: counts summed over netting sets (treated as independent).",
+    "With a margin period of risk longer than one day the loss windows of consecutive dates "
+    "overlap, which makes hits serially correlated even under a correct model.",
+)
 
 
-def _dates(values: pd.Series) -> np.ndarray:
-    """Dates as datetime64 for the x axis when they parse, else as they are."""
-    try:
-        return np.asarray(pd.to_datetime(values).to_numpy())
-    except (TypeError, ValueError):
-        return np.asarray(values.to_numpy())
+def _statistics_table(pooled: dict[str, Any], caption: str = "") -> PageTable:
+    pairs = [(label, fmt(pooled[key])) for key, label, fmt in _STATISTICS if key in pooled]
+    flat = pooled.get("flat_rate") or {}
+    eq = pooled.get("flat_rate_equivalent") or {}
+    pairs += [("flat-rate margin: breaches", f.count(flat.get("breaches"))),
+              ("flat-rate margin: mean", f.number(flat.get("mean_margin"))),
+              ("flat-rate equivalent: rate", f.pct(eq.get("rate"), 2)),
+              ("flat-rate equivalent: mean margin", f.number(eq.get("mean_margin")))]
+    return key_values(pairs, caption)
 
 
-def _portfolio_rows(frame: pd.DataFrame, account_id: Any, netting_set: Any) -> pd.DataFrame:
-    acc = frame["account_id"]
-    ns = frame["netting_set"]
-    mask = (acc.isna() if account_id is None else acc.astype(str) == str(account_id)) & (
-        ns.isna() if netting_set is None else ns.astype(str) == str(netting_set)
-    )
-    return frame.loc[mask.to_numpy()].sort_values("date", kind="stable")
-
-
-def _margin_axes(
-    ax: Any, x: np.ndarray, im: np.ndarray, var: np.ndarray, loss: np.ndarray, title: str
-) -> None:
-    ax.plot(x, im, color="tab:blue", lw=1.2, label="initial margin")
-    ax.plot(x, var, color="tab:green", lw=1.0, ls="--", label="VaR")
-    ax.plot(x, loss, color="0.45", lw=0.6, label="realised loss")
-    hit = loss > var
-    if hit.any():
-        ax.scatter(x[hit], loss[hit], color="tab:red", marker="x", s=28, zorder=3,
-                   label=f"exception (loss > VaR): {int(hit.sum())}")
-    breach = loss > im
-    if breach.any():
-        ax.scatter(x[breach], loss[breach], facecolors="none", edgecolors="black", s=60,
-                   zorder=4, label=f"margin breach (loss > IM): {int(breach.sum())}")
-    ax.axhline(0.0, color="0.8", lw=0.5)
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel("amount (loss positive)")
-    ax.legend(fontsize=8, loc="upper left")
-
-
-def _plot_portfolio(rows: pd.DataFrame, title: str, path: Path) -> Path:
-    fig = new_figure(10, 4)
-    ax = fig.subplots()
-    _margin_axes(
-        ax,
-        _dates(rows["date"]),
-        rows["initial_margin"].to_numpy(),
-        rows["var"].to_numpy(),
-        rows["realized_loss"].to_numpy(),
-        title,
-    )
-    return save_png(fig, path)
-
-
-def _plot_pooled(frame: pd.DataFrame, path: Path) -> Path:
-    frame = frame.assign(_hit=frame["realized_loss"] > frame["var"])
-    totals = frame.groupby("date", sort=True)[
-        ["initial_margin", "var", "realized_loss", "_hit"]
-    ].sum()
-    x = _dates(totals.index.to_series())
-    fig = new_figure(10, 6)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    _margin_axes(
-        top,
-        x,
-        totals["initial_margin"].to_numpy(),
-        totals["var"].to_numpy(),
-        totals["realized_loss"].to_numpy(),
-        "All netting sets: totals per date (marked: total loss > total VaR)",
-    )
-    top.legend(fontsize=8, loc="upper left")
-    # vertical lines, not bars: a one-day bar is narrower than a pixel over a long backtest
-    hits = totals["_hit"].to_numpy()
-    some = hits > 0
-    bottom.vlines(x[some], 0, hits[some], color="tab:red", lw=1.0)
-    bottom.set_ylim(0, max(1, int(hits.max())) * 1.1)
-    bottom.set_ylabel("sets with\nexception")
-    return save_png(fig, path)
-
-
-def _plot_flat_rate(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> Path:
-    totals = frame.groupby("date", sort=True)[
-        ["initial_margin", "flat_rate_margin", "gross_notional", "realized_loss"]
-    ].sum()
-    x = _dates(totals.index.to_series())
-    im = totals["initial_margin"].to_numpy()
-    flat = totals["flat_rate_margin"].to_numpy()
-    fig = new_figure(10, 6)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    top.plot(x, im, color="tab:blue", lw=1.2, label="model initial margin")
-    top.plot(x, flat, color="tab:orange", lw=1.2, label="flat-rate margin")
-    equivalent = summary.get("pooled", {}).get("flat_rate_equivalent") or {}
-    rate = equivalent.get("rate")
-    if rate is not None:
-        top.plot(x, rate * totals["gross_notional"].to_numpy(), color="tab:purple", lw=1.0,
-                 ls="--", label=f"flat-rate equivalent ({rate:.4%} of gross notional)")
-    top.plot(x, totals["realized_loss"].to_numpy(), color="0.6", lw=0.6,
-             label="realised loss")
-    top.set_title("Model initial margin against flat-rate margin (totals per date)",
-                  fontsize=10)
-    top.set_ylabel("amount")
-    top.legend(fontsize=8, loc="upper left")
-    ratio = np.divide(im, flat, out=np.full(im.shape, np.nan), where=flat > 0)
-    bottom.plot(x, ratio, color="tab:blue", lw=1.0)
-    bottom.axhline(1.0, color="0.6", lw=0.6)
-    bottom.set_ylabel("IM / flat")
-    return save_png(fig, path)
-
-
-def _plot_clustering(frame: pd.DataFrame, expected_rate: float, path: Path) -> Path:
-    fig = new_figure(10, 6)
-    raster, hist = fig.subplots(2, 1, height_ratios=[1, 1])
-    gaps: list[np.ndarray] = []
-    shown = 0
-    groups = frame.groupby(["account_id", "netting_set"], sort=True, dropna=False)
-    for _, rows in groups:  # the order of summarise()
-        rows = rows.sort_values("date", kind="stable")
-        hit_pos = np.flatnonzero(rows["realized_loss"].to_numpy() > rows["var"].to_numpy())
-        if hit_pos.size > 1:
-            gaps.append(np.diff(hit_pos))
-        if shown < _MAX_RASTER_SETS:
-            x = _dates(rows["date"])
-            raster.scatter(x[hit_pos], np.full(hit_pos.size, shown), marker="|",
-                           color="tab:red", s=40)
-            shown += 1
-    raster.set_ylim(-1, max(shown, 1))
-    raster.set_ylabel("netting set")
-    more = groups.ngroups - shown
-    raster.set_title(
-        "Exceptions (loss > VaR) of each netting set"
-        + (f" (first {shown}; {more} more not shown)" if more > 0 else ""),
-        fontsize=10,
-    )
-    all_gaps = np.concatenate(gaps) if gaps else np.zeros(0, dtype=np.int64)
-    if all_gaps.size:
-        top = int(all_gaps.max())
-        edges = (
-            np.arange(1, top + 2) if top <= 60 else np.unique(np.linspace(1, top + 1, 31).round())
-        )
-        counts, edges = np.histogram(all_gaps, bins=edges)
-        hist.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:red",
-                 alpha=0.6, label=f"observed ({all_gaps.size} gaps)")
-        # Independent hits: the gap is geometric, P(G >= k) = (1 - p)^(k - 1).
-        survival = (1.0 - expected_rate) ** (edges - 1.0)
-        expected = all_gaps.size * (survival[:-1] - survival[1:])
-        hist.step(edges, np.append(expected, expected[-1]), where="post", color="black",
-                  label=f"geometric, rate {expected_rate:.3g} (independent hits)")
-        hist.legend(fontsize=8)
-    else:
-        hist.text(0.5, 0.5, "fewer than two exceptions in every netting set",
-                  ha="center", va="center", transform=hist.transAxes)
-    hist.set_xlabel("observations between consecutive exceptions of a netting set")
-    hist.set_ylabel("count")
-    return save_png(fig, path)
-
-
-# --------------------------------------------------------------------------------------------
-# HTML
-# --------------------------------------------------------------------------------------------
-
-_CSS = """
-body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em;
-       color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f0f0f0; }
-td.label, th.label { text-align: left; }
-td.green { background: #d9f2d9; } td.yellow { background: #fff3bf; }
-td.red { background: #f8d0d0; }
-img { max-width: 100%; border: 1px solid #ddd; }
-figure { margin: 1.5em 0; }
-.note { color: #555; font-size: 0.85em; max-width: 60em; }
-"""
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool) or isinstance(value, str):
-        return str(value)
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if v != 0.0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
-            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-        return f"{v:.4f}"
-    return str(value)
-
-
-_LABELS = ("account_id", "netting_set", "start", "end")
-
-
-def _cell(key: str, value: Any) -> str:
-    if key in _LABELS:  # identifiers as they are: account 1000, not 1,000
-        return f'<td class="label">{html.escape("n/a" if value is None else str(value))}</td>'
-    text = html.escape(_fmt(value))
-    if key.endswith("traffic_light") and value in ("green", "yellow", "red"):
-        return f'<td class="{value}">{text}</td>'
-    if isinstance(value, str):
-        return f'<td class="label">{text}</td>'
-    return f"<td>{text}</td>"
-
-
-def _key_value_table(d: dict[str, Any]) -> str:
-    rows = "".join(
-        f'<tr><th class="label">{html.escape(k)}</th>{_cell(k, v)}</tr>'
-        for k, v in _flatten(d).items()
-    )
-    return f"<table>{rows}</table>"
-
-
-def _portfolio_table(portfolios: Sequence[dict[str, Any]], max_rows: int | None) -> str:
-    if not portfolios:
-        return "<p>No netting sets.</p>"
-    flat = [_flatten(p) for p in portfolios]
-    columns: list[str] = []
-    for row in flat:
-        columns.extend(c for c in row if c not in columns)
-    shown = flat if max_rows is None else flat[:max_rows]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(_cell(c, row.get(c)) for c in columns) + "</tr>" for row in shown
-    )
-    note = ""
-    if len(shown) < len(flat):
-        note = (
-            f'<p class="note">First {len(shown)} of {len(flat)} netting sets; the summary JSON '
-            "holds all of them.</p>"
-        )
-    return f"<table><tr>{head}</tr>{body}</table>{note}"
-
-
-def _img(path: Path, caption: str) -> str:
-    return (
-        f'<figure><img src="{png_data_uri(path.read_bytes())}" alt="{html.escape(caption)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-    )
-
-
-_NOTES = """
-<p class="note">An exception is a date whose realised loss over the margin period of risk exceeds
-the VaR forecast with data up to that date; a margin breach, one whose loss exceeds the initial
-margin. P-values: Kupiec (1995) proportion of failures (chi2(1)), Christoffersen (1998) Markov
-independence (chi2(1)) and conditional coverage (chi2(2)); small values reject the model.
-Traffic light: Basel Committee (1996) zones from the binomial CDF of the exception count (green
-below 95%, yellow below 99.99%, red otherwise), scaled to the number of observations. es_z2:
-Acerbi-Szekely (2014) Z2 (0 expected, negative when realised tail losses exceed ES), its p-value
-simulated under per-date laws matched to VaR and ES. Peak-to-trough: maximum over minimum margin
-of the window; max increases: largest relative rise over 1 and 5 observations. Flat-rate
-equivalent: the lowest flat rate on gross notional with no more breaches than the model margin.
-Pooled: counts summed over netting sets (treated as independent), procyclicality of the total
-margin per date. With a margin period of risk longer than one day the loss windows of
-consecutive dates overlap, which makes hits serially correlated even under a correct model.</p>
-"""
-
-
-def _plot_all(
-    frame: pd.DataFrame, summary: dict[str, Any], out: Path, max_portfolios_plotted: int
-) -> list[tuple[Path, str]]:
-    """Every plot of the report, written under ``out``: (path, caption) in page order."""
-    figures: list[tuple[Path, str]] = []
-    figures.append((_plot_pooled(frame, out / "margin_pooled.png"),
-                    "All netting sets: margin and VaR against realised loss"))
-    for i, p in enumerate(list(summary["portfolios"])[:max_portfolios_plotted], start=1):
-        rows = _portfolio_rows(frame, p["account_id"], p["netting_set"])
-        title = (
-            f"account {p['account_id']}, netting set {p['netting_set']}: "
-            f"{p['exceptions']} exceptions in {p['n_obs']} ({p['traffic_light']}), "
-            f"{p['margin_breaches']} margin breaches"
-        )
-        figures.append((_plot_portfolio(rows, title, out / f"margin_{i:02d}.png"), title))
-    figures.append((_plot_flat_rate(frame, summary, out / "im_vs_flat_rate.png"),
-                    "Model initial margin against flat-rate margin"))
-    figures.append((_plot_clustering(frame, float(summary["pooled"]["expected_rate"]),
-                                     out / "exception_clustering.png"),
-                    "Exception clustering"))
-    return figures
-
-
-def _page(
-    summary: dict[str, Any], figures: Sequence[tuple[Path, str]], max_table_rows: int | None
-) -> str:
-    """The HTML page: run, settings, pooled tables, warnings, per-set table, notes and plots."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>Margin model backtest</title>',
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>Margin model backtest</h1>",
-    ]
-    run = summary.get("run")
-    if isinstance(run, dict) and run:
-        parts += ["<h2>Run</h2>", _key_value_table(run)]
-    settings = summary.get("settings", {})
-    if settings:
-        parts += ["<h2>Settings</h2>", _key_value_table(settings)]
-    parts += [
-        "<h2>Pooled over all netting sets</h2>",
-        _key_value_table(summary["pooled"]),
-    ]
+def _verdict(summary: dict[str, Any]) -> tuple[str, str, list[str]]:
+    p = summary["pooled"]
+    light = str(p.get("traffic_light"))
+    coverage = (f"{f.count(p['exceptions'])} exceptions in {f.count(p['n_obs'])} observations "
+                f"({f.pct(p['exception_rate'], 2)} against {f.pct(p['expected_rate'], 2)} "
+                f"expected), Kupiec p {f.pvalue(p['kupiec_pvalue'])}")
+    verdict = {
+        "green": f"The model's VaR passes the coverage test (Basel green zone): {coverage}.",
+        "yellow": f"The model's VaR is in the Basel yellow zone: {coverage}.",
+        "red": f"The model's VaR fails the coverage test (Basel red zone): {coverage}.",
+    }.get(light, f"Coverage: {coverage}.")
+    flat = p.get("flat_rate") or {}
+    eq = p.get("flat_rate_equivalent") or {}
+    im = float(p["mean_margin"])
+    findings = []
+    if flat.get("mean_margin"):
+        findings.append(
+            f"Model initial margin averages {f.number(im)}, {f.pct(im / flat['mean_margin'])} "
+            f"of the flat-rate margin ({f.number(flat['mean_margin'])}); the model has "
+            f"{f.count(p['margin_breaches'])} margin breaches, the flat rate "
+            f"{f.count(flat.get('breaches'))}.")
+    if eq.get("rate") is not None and eq.get("mean_margin"):
+        findings.append(
+            f"At equal coverage, a flat rate would need {f.pct(eq['rate'], 2)} of gross "
+            f"notional (no more than {f.count(eq.get('breaches'))} breaches) and average "
+            f"{f.number(eq['mean_margin'])}: the model asks {f.pct(im / eq['mean_margin'])} "
+            "of that.")
+    findings.append(
+        f"Procyclicality: total margin ranged {f.number(p.get('peak_to_trough'), 3)} x from "
+        f"trough to peak; its largest rise was {f.pct(p.get('max_increase_1d'))} in one "
+        f"observation and {f.pct(p.get('max_increase_5d'))} in five.")
     overlap = summary.get("non_overlapping")
     if isinstance(overlap, dict) and isinstance(overlap.get("pooled"), dict):
-        parts += [
-            "<h2>Pooled, non-overlapping loss windows</h2>",
-            f'<p class="note">{html.escape(str(overlap.get("note", "")))}</p>',
-            _key_value_table(overlap["pooled"]),
-        ]
-    warnings = summary.get("warnings")
-    if isinstance(warnings, list) and warnings:
-        items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
-        parts += ["<h2>Warnings</h2>", f"<ul>{items}</ul>"]
-    parts += [
-        "<h2>Per netting set</h2>",
-        _portfolio_table(list(summary["portfolios"]), max_table_rows),
-        _NOTES,
-        "<h2>Plots</h2>",
+        q = overlap["pooled"]
+        findings.append(
+            f"On non-overlapping loss windows: {f.count(q['exceptions'])} exceptions in "
+            f"{f.count(q['n_obs'])} ({f.pct(q['exception_rate'], 2)}), Kupiec p "
+            f"{f.pvalue(q['kupiec_pvalue'])}, traffic light {q['traffic_light']}.")
+    return verdict, _TONE.get(light, "neutral"), findings
+
+
+def _headline(p: dict[str, Any]) -> list[dict[str, str]]:
+    flat = (p.get("flat_rate") or {}).get("mean_margin")
+    eq = p.get("flat_rate_equivalent") or {}
+    items = [
+        (f"{f.count(p['exceptions'])} / {f.count(p['n_obs'])}", "exceptions / observations"),
+        (f.pct(p["exception_rate"], 2), f"exception rate ({f.pct(p['expected_rate'], 2)} "
+                                        "expected)"),
+        (str(p.get("traffic_light")), "Basel traffic light"),
+        (f.count(p["margin_breaches"]), "margin breaches"),
+        (f.pct(p["mean_margin"] / flat) if flat else f.DASH, "model margin / flat rate"),
+        (f.pct(eq.get("rate"), 2), "flat rate at equal coverage"),
     ]
-    parts += [_img(path, caption) for path, caption in figures]
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return [{"value": v, "label": k} for v, k in items]
+
+
+def _portfolio_table(portfolios: Sequence[dict[str, Any]], max_rows: int | None) -> PageTable:
+    frame = pd.DataFrame([{**p, "flat_mean": (p.get("flat_rate") or {}).get("mean_margin"),
+                           "flat_rate_equivalent": (p.get("flat_rate_equivalent") or {})
+                           .get("rate")}
+                          for p in portfolios])
+    if frame.empty:
+        return PageTable(("netting set",), (), (False,), note="No netting sets.")
+    frame["period"] = [f"{f.date(a)} to {f.date(b)}" for a, b in zip(frame["start"],
+                                                                        frame["end"])]
+    frame["im_over_flat"] = frame["mean_margin"] / frame["flat_mean"]
+    light = {"green": "green", "yellow": "yellow", "red": "red"}
+    return frame_table(frame, columns(
+        "account_id", "netting_set", "period", "n_obs", "exceptions", "exception_rate",
+        "kupiec_pvalue", "christoffersen_pvalue", "traffic_light", "es_z2", "margin_breaches",
+        "mean_margin", "im_over_flat", "flat_rate_equivalent", "peak_to_trough",
+        headers={"exceptions": "exceptions", "exception_rate": "rate"}),
+        max_rows=max_rows, where="backtest_summary.json",
+        classes={"traffic_light": lambda v: light.get(str(v), "")})
+
+
+def _chosen(portfolios: Sequence[dict[str, Any]], limit: int) -> list[int]:
+    """Which sets get a plot: all when they fit, else those with the most margin breaches,
+    then exceptions (in summary order otherwise), shown in summary order."""
+    if len(portfolios) <= limit:
+        return list(range(len(portfolios)))
+    rank = sorted(range(len(portfolios)), key=lambda i: (-portfolios[i]["margin_breaches"],
+                                                          -portfolios[i]["exceptions"], i))
+    return sorted(rank[:limit])
+
+
+def _name(p: dict[str, Any]) -> str:
+    return f"{p['account_id']} / {p['netting_set']}"
+
+
+def _portfolio_figures(frame: pd.DataFrame, portfolios: Sequence[dict[str, Any]], out: Path,
+                       limit: int) -> tuple[list[PageFigure], str]:
+    chosen = _chosen(portfolios, limit)
+    figures = []
+    for n, i in enumerate(chosen, start=1):
+        p = portfolios[i]
+        title = (f"{_name(p)}: {p['exceptions']} exceptions in {p['n_obs']} "
+                 f"({p['traffic_light']}), {p['margin_breaches']} margin breaches")
+        rows = portfolio_rows(frame, p["account_id"], p["netting_set"])
+        figures.append(portfolio_figure(rows, _name(p), title, out / f"margin_{n:02d}.png"))
+    left = [_name(p) for i, p in enumerate(portfolios) if i not in set(chosen)]
+    note = ""
+    if left:
+        listed = ", ".join(left[:60]) + (f" and {len(left) - 60:,} more" if len(left) > 60
+                                         else "")
+        note = (f"Every netting set is plotted but {len(left):,}, left out to keep the page "
+                f"light (the {len(chosen)} plotted have the most margin breaches, then "
+                f"exceptions): {listed}. Their rows are in backtest.parquet.")
+    return figures, note
+
+
+def _run_table(summary: dict[str, Any]) -> PageTable | None:
+    run = summary.get("run")
+    if not isinstance(run, dict) or not run:
+        return None
+    tools = run.get("anti_procyclicality_tools") or []
+    pairs = [
+        ("period", f"{f.date(run.get('start'))} to {f.date(run.get('end'))}, "
+                   f"{f.count(run.get('n_dates'))} dates, every {run.get('step', 1)}"),
+        ("method", f"{str(run.get('method', '')).upper()}, {str(run.get('measure')).upper()} "
+                   f"at {f.pct(run.get('confidence'))}"),
+        ("margin period of risk", ", ".join(f"{h} days" for h in run.get("horizons_days", []))),
+        ("lookback", f"{f.count(run.get('lookback'))} returns"),
+        ("volatility", f"{run.get('volatility_model')} (EWMA lambda "
+                       f"{run.get('ewma_lambda')}), refit every "
+                       f"{run.get('recalibrate_every')} rows"),
+        ("anti-procyclicality tools", ", ".join(tools) or "none"),
+        ("portfolios", f"{run.get('portfolios')}, {f.count(run.get('n_portfolios'))} netting "
+                       "sets"),
+        ("parameter set", str(run.get("parameter_set") or "fitted during the backtest")),
+    ]
+    settings = summary.get("settings") or {}
+    if settings:
+        pairs.append(("statistics", f"Z2 simulations {f.count(settings.get('n_sim'))}, "
+                                    f"seed {settings.get('seed')}"))
+    return key_values(pairs)
+
+
+def _volatility_notes(summary: dict[str, Any]) -> list[str]:
+    vol = summary.get("volatility") or {}
+    lines = []
+    fits = vol.get("fits") or []
+    if fits:
+        lines.append(f"{len(fits)} volatility fits, the first on {f.date(fits[0].get('date'))},"
+                     f" the last on {f.date(fits[-1].get('date'))}.")
+    for fb in vol.get("fallbacks") or []:
+        lines.append(", ".join(f"{k}: {v}" for k, v in fb.items()) if isinstance(fb, dict)
+                     else str(fb))
+    stress = summary.get("stress") or {}
+    if stress:
+        lines.append(f"Stress mode {stress.get('mode')}: stress bound the margin on "
+                     f"{f.count(stress.get('bound_rows', 0))} rows.")
+    return lines
 
 
 def write_report(
@@ -373,21 +255,22 @@ def write_report(
     summary: dict[str, Any],
     out_dir: Path,
     *,
-    max_portfolios_plotted: int = 6,
+    max_portfolios_plotted: int = 24,
     max_table_rows: int | None = 1000,
 ) -> list[Path]:
-    """Write the backtest plots (PNG) and ``report.html`` under ``out_dir``.
+    """Write the backtest figures (PNG) and ``report.html`` under ``out_dir``.
 
     Parameters
     ----------
     backtest : DataFrame, the table given to :func:`~riskmodel.backtest.statistics.summarise`
         (one row per date and netting set), already checked by it (the report renders, it
         does not validate).
-    summary : dict, what :func:`~riskmodel.backtest.statistics.summarise` returned for it.
+    summary : dict, what :func:`~riskmodel.backtest.statistics.summarise` returned for it
+        (with the run's ``run``, ``warnings``, ``volatility``, ... when the CLI wrote it).
     out_dir : Path, created if missing; files of the same names are overwritten.
-    max_portfolios_plotted : int, how many netting sets (the first of ``summary["portfolios"]``)
-        get their own margin plot.
-    max_table_rows : int or None, rows of the per-netting-set HTML table (None: all).
+    max_portfolios_plotted : int, how many netting sets get their own margin plot; the page
+        names the sets left out.
+    max_table_rows : int or None, rows of the per-netting-set table (None: all).
 
     Returns
     -------
@@ -398,10 +281,40 @@ def write_report(
     for key in ("portfolios", "pooled"):
         if key not in summary:
             raise ValueError(f"summary is missing {key!r}; pass what summarise() returned")
-    frame = backtest
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures = _plot_all(frame, summary, out, max_portfolios_plotted)
-    html_path = out / "report.html"
-    html_path.write_text(_page(summary, figures, max_table_rows), encoding="utf-8")
-    return [path for path, _ in figures] + [html_path]
+    portfolios = list(summary["portfolios"])
+    pooled = pooled_figure(backtest, out / "margin_pooled.png")
+    flat = flat_rate_figure(backtest, summary, out / "im_vs_flat_rate.png")
+    per_set, left_out = _portfolio_figures(backtest, portfolios, out, max_portfolios_plotted)
+    clustering = clustering_figure(backtest, float(summary["pooled"]["expected_rate"]),
+                                   out / "exception_clustering.png")
+    verdict, tone, findings = _verdict(summary)
+    run = summary.get("run") or {}
+    title = "Margin model backtest" + (f", {f.date(run['start'])} to {f.date(run['end'])}"
+                                       if run.get("start") else "")
+    overlap = summary.get("non_overlapping")
+    page = write_page(
+        out / "report.html", "backtest.html.j2",
+        **page_context(title=title, verdict=verdict, tone=tone, findings=findings,
+                       headline=_headline(summary["pooled"]),
+                       subtitle=(f"{str(run.get('method', '')).upper()} "
+                                 f"{str(run.get('measure', '')).upper()} at "
+                                 f"{f.pct(run.get('confidence'))}, "
+                                 f"{f.count(run.get('n_portfolios'))} netting sets"
+                                 if run else "")),
+        figures=[pooled, flat], portfolio_figures=per_set, left_out=left_out,
+        clustering=clustering, n_portfolios=len(portfolios),
+        portfolios=_portfolio_table(portfolios, max_table_rows),
+        pooled=_statistics_table(summary["pooled"]),
+        non_overlapping=(_statistics_table(overlap["pooled"])
+                         if isinstance(overlap, dict) and isinstance(overlap.get("pooled"),
+                                                                     dict) else None),
+        overlap_note=str(overlap.get("note", "")) if isinstance(overlap, dict) else "",
+        warnings=[str(w) for w in summary.get("warnings") or []],
+        volatility=_volatility_notes(summary), notes=list(_NOTES), run=_run_table(summary),
+        timings=[(k, f"{v:,.3f} s") for k, v in (run.get("timings_s") or {}).items()])
+    figure_paths = [out / "margin_pooled.png",
+                    *(out / f"margin_{n:02d}.png" for n in range(1, len(per_set) + 1)),
+                    out / "im_vs_flat_rate.png", out / "exception_clustering.png"]
+    return [*figure_paths, page]

@@ -1,33 +1,31 @@
-"""The calibration diagnostics report: plots, parameter tables and Ljung-Box tables, as pages.
+"""The calibration diagnostics report: one page in HTML and Markdown, and its figures.
 
 :func:`write_report` renders the diagnostics that :mod:`calibration.diagnostics` computed for
 each factor (:class:`FactorDiagnostics`: the fitted parameters, the filtered volatility, the
-residuals, the Ljung-Box tables and the QQ quantiles) and writes, into ``out_dir``:
+residuals, the Ljung-Box tables and the QQ quantiles) and the parameter set's dependence, and
+writes into ``out_dir``:
 
 * ``vol_<stem>.png``: daily conditional volatility (return units) over the absolute residuals;
 * ``qq_<stem>.png``: QQ plot of the standardised residuals against the fitted innovation
   distribution (arch's unit-variance normal, Student's t or Hansen skew-t);
-* ``report.md``: a summary table, then per factor the parameters with standard errors and
-  t-statistics, loglik/AIC/BIC, the runners-up, the fallback reason and Ljung-Box tests;
-* ``report.html``: the same content in one self-contained file (images inlined as base64).
+* ``report.md`` and ``report.html`` (self-contained, figures inlined): the verdict (fits and
+  fallbacks, whether the filter removed the ARCH effects, the dependence) in words first; the
+  figures (volatility now against its long-run level, the correlation); the summary table; the
+  dependence (shrinkage, copula degrees of freedom, strongest correlations); per factor its
+  estimation status in words, parameters with standard errors and t-statistics,
+  loglik/AIC/BIC, runners-up, Ljung-Box tests and its two figures.
 
-``<stem>`` is the factor name made safe for a file name (:func:`file_stems`). Both pages are
-rendered from one list of blocks, so they say the same. Files are written into a staging folder
-and moved into ``out_dir`` only when complete (:func:`riskmodel.io.outputs.staged_output`);
-files of the same name are replaced, others kept.
-
-This module takes plain data (riskmodel's parameter set, pandas series and numbers); the
-statistics themselves are calibration's (:mod:`calibration.diagnostics`), which calls it.
+``<stem>`` is the factor name made safe for a file name (:func:`file_stems`). Both pages take
+their rows from the same functions, so they say the same. Files are written into a staging
+folder and moved into ``out_dir`` only when complete
+(:func:`riskmodel.io.outputs.staged_output`); files of the same name are replaced, others kept.
 """
 
 from __future__ import annotations
 
-import hashlib
-import html
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,99 +34,33 @@ import pandas as pd
 from scipy import stats
 
 from riskmodel.io.outputs import staged_output
-from riskmodel.report.common import new_figure, png_data_uri, save_png
-from riskmodel.volatility.filters import FilteredFactor
+from riskmodel.report import formats as f
+from riskmodel.report.calibration_data import FactorDiagnostics, file_stems
+from riskmodel.report.calibration_plots import correlation_figure, vol_levels_figure
+from riskmodel.report.calibration_plots import qq_plot as _qq_plot
+from riskmodel.report.calibration_plots import vol_plot as _vol_plot
+from riskmodel.report.page import PageTable, key_values, page_context, write_page
 from riskmodel.volatility.params import FactorParams, ParameterSet
 
 __all__ = ["FactorDiagnostics", "file_stems", "write_report"]
 
-
-@dataclass(frozen=True)
-class FactorDiagnostics:
-    """The diagnostics of one factor, as the report shows them.
-
-    Attributes
-    ----------
-    name : str, the factor.
-    stem : str, its file-name stem (:func:`file_stems`).
-    params : FactorParams, its fitted parameters.
-    filtered : FilteredFactor, the filter run with them over the diagnosed returns.
-    resid : ndarray, ``r - mu`` on the filtered dates, return units.
-    lb_z, lb_r : DataFrame, Ljung-Box tables (index lag; ``Q``, ``df``, ``p_value``) of the
-        squared standardised residuals and of the squared returns less the mean.
-    qq_theoretical : ndarray, quantiles of the fitted innovation law at the plotting positions
-        ``(i - 0.5) / n`` of the ``n`` sorted standardised residuals.
-    """
-
-    name: str
-    stem: str
-    params: FactorParams
-    filtered: FilteredFactor
-    resid: np.ndarray
-    lb_z: pd.DataFrame
-    lb_r: pd.DataFrame
-    qq_theoretical: np.ndarray
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def file_stems(names: Sequence[str]) -> dict[str, str]:
-    """Safe, distinct file-name stems for factor names.
-
-    Unsafe characters become ``_``; a short hash of the original name is appended when that
-    changed the name or when two names would collide on a case-insensitive file system, so a
-    stem never depends on the order of the factors.
-    """
-    base: dict[str, str] = {}
-    for name in names:
-        s = _UNSAFE.sub("_", name).strip("._")[:80] or "factor"
-        base[name] = s
-    counts: dict[str, int] = {}
-    for s in base.values():
-        counts[s.casefold()] = counts.get(s.casefold(), 0) + 1
-    out = {}
-    for name, s in base.items():
-        if s != name or counts[s.casefold()] > 1:
-            s = f"{s}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-        out[name] = s
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Report content: a small list of blocks rendered to both Markdown and HTML
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Block:
-    kind: str  # "h1", "h2", "h3", "p", "table", "img"
-    text: str = ""
-    header: tuple[str, ...] = ()
-    rows: tuple[tuple[str, ...], ...] = ()
-    anchor: str = ""
+Rows = tuple[tuple[str, ...], ...]
+_SIGNIFICANCE = 0.05
 
 
 def _fmt(x: Any, spec: str = ".4g") -> str:
     if x is None:
-        return "—"
+        return f.DASH
     try:
         v = float(x)
     except (TypeError, ValueError):
         return str(x)
     if not math.isfinite(v):
-        return "—" if math.isnan(v) else str(v)
+        return f.DASH if math.isnan(v) else str(v)
     return format(v, spec)
 
 
-def _fmt_p(p: float) -> str:
-    if not math.isfinite(p):
-        return "—"
-    # chi2.sf is accurate down to ~1e-300; an exact 0 means underflow, not certainty.
-    return "< 1e-300" if p == 0 else format(p, ".3g")
-
-
-def _param_rows(fp: FactorParams) -> list[tuple[str, ...]]:
+def _param_rows(fp: FactorParams) -> Rows:
     """(name, estimate, std. error, t-stat) for the parameters the model actually has."""
     if fp.model == "ewma":
         names = ["decay"]
@@ -140,115 +72,176 @@ def _param_rows(fp: FactorParams) -> list[tuple[str, ...]]:
         names.append("nu")
     if fp.dist == "skewt":
         names.append("lambda")
-    rows: list[tuple[str, ...]] = []
+    rows = []
     for name in names:
         est = getattr(fp, "skew" if name == "lambda" else name)
         se = fp.std_errors.get(name)
         t = est / se if est is not None and se is not None and se > 0 else None
         rows.append((name, _fmt(est, ".6g"), _fmt(se), _fmt(t, ".2f")))
-    return rows
+    return tuple(rows)
 
 
-def _runner_rows(fp: FactorParams) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
+def _runner_rows(fp: FactorParams) -> Rows:
+    rows = []
     for r in fp.runners_up:
         bic = r.get("bic")
         delta = bic - fp.bic if bic is not None and fp.bic is not None else None
-        rows.append((
-            f"{r.get('model', '?')}/{r.get('dist', '?')}", _fmt(bic, ".2f"),
-            _fmt(delta, "+.2f"), str(r.get("rejected") or ""),
-        ))
-    return rows
+        rows.append((f"{r.get('model', '?')}/{r.get('dist', '?')}", _fmt(bic, ".2f"),
+                     _fmt(delta, "+.2f"), str(r.get("rejected") or "")))
+    return tuple(rows)
 
 
-def _factor_blocks(res: FactorDiagnostics) -> list[_Block]:
-    fp, ff = res.params, res.filtered
-    z = ff.std_resid.to_numpy()
-    idx = ff.sigma2.index
-    blocks = [
-        _Block("h2", res.name, anchor=res.stem),
-        _Block("p", (
-            f"Model {fp.model}/{fp.dist}, mean {fp.mean}, return scale {_fmt(fp.return_scale)} "
-            f"(parameters are in scaled-return units). Diagnostics over {len(idx)} returns "
-            f"{_date(idx[0]) if len(idx) else '—'} to {_date(idx[-1]) if len(idx) else '—'} "
-            f"(filter start: {ff.start}). Converged: {'yes' if fp.converged else 'no'}."
-        )),
-        _Block("p", f"Fallback: {fp.fallback}" if fp.fallback else "Fallback: none."),
-        _Block("h3", "Parameters"),
-        _Block("table", header=("parameter", "estimate", "std. error", "t-stat"),
-               rows=tuple(_param_rows(fp))),
-        _Block("table", header=("loglik", "AIC", "BIC", "persistence", "unconditional vol",
-                                "next-day vol"),
-               rows=((_fmt(fp.loglik, ".2f"), _fmt(fp.aic, ".2f"), _fmt(fp.bic, ".2f"),
-                      _fmt(fp.persistence), _fmt(fp.unconditional_vol), _fmt(ff.sigma_1d)),)),
-    ]
-    runners = _runner_rows(fp)
-    blocks.append(_Block("h3", "Runners-up"))
-    if runners:
-        blocks.append(_Block("table", header=("model/dist", "BIC", "ΔBIC", "rejected"),
-                             rows=tuple(runners)))
-    else:
-        blocks.append(_Block("p", "None recorded."))
-    blocks.append(_Block("h3", "Ljung-Box on squares"))
-    lb_rows = tuple(
-        (str(m), _fmt(res.lb_z.at[m, "Q"], ".2f"), _fmt_p(res.lb_z.at[m, "p_value"]),
-         _fmt(res.lb_r.at[m, "Q"], ".2f"), _fmt_p(res.lb_r.at[m, "p_value"]),
+def _fit_rows(res: FactorDiagnostics) -> Rows:
+    fp = res.params
+    return ((_fmt(fp.loglik, ".2f"), _fmt(fp.aic, ".2f"), _fmt(fp.bic, ".2f"),
+             _fmt(fp.persistence), _fmt(fp.unconditional_vol), _fmt(res.filtered.sigma_1d)),)
+
+
+def _lb_rows(res: FactorDiagnostics) -> Rows:
+    return tuple(
+        (str(m), _fmt(res.lb_z.at[m, "Q"], ".2f"), f.pvalue(res.lb_z.at[m, "p_value"]),
+         _fmt(res.lb_r.at[m, "Q"], ".2f"), f.pvalue(res.lb_r.at[m, "p_value"]),
          str(res.lb_z.at[m, "df"]))
-        for m in res.lb_z.index
-    )
-    blocks.append(_Block("table", header=("lag", "Q (z²)", "p (z²)", "Q (r²)", "p (r²)", "df"),
-                         rows=lb_rows))
-    if z.size > 3:
-        blocks.append(_Block("p", (
-            f"Standardised residuals z: mean {_fmt(np.mean(z), '.3f')}, "
-            f"std {_fmt(np.std(z), '.3f')}, skewness {_fmt(stats.skew(z), '.3f')}, "
-            f"excess kurtosis {_fmt(stats.kurtosis(z), '.3f')}."
-        )))
-    blocks.append(_Block("img", f"vol_{res.stem}.png", anchor=f"{res.name}: volatility"))
-    blocks.append(_Block("img", f"qq_{res.stem}.png", anchor=f"{res.name}: QQ plot"))
-    return blocks
+        for m in res.lb_z.index)
+
+
+def _estimation(fp: FactorParams) -> str:
+    """The factor's estimation status in words (an EWMA is not estimated, so it has no
+    convergence to report)."""
+    if fp.model == "ewma":
+        text = f"Not estimated: EWMA with decay {_fmt(fp.decay, '.4g')}"
+        return text + (f", the fallback because {fp.fallback}." if fp.fallback else ".")
+    if fp.fallback:
+        return f"Fallback: {fp.fallback}."
+    return ("Maximum likelihood; the optimiser converged." if fp.converged else
+            "Maximum likelihood; the optimiser did not report convergence.")
 
 
 def _date(ts: Any) -> str:
     return ts.date().isoformat() if isinstance(ts, pd.Timestamp) else str(ts)
 
 
-def _summary_block(results: Sequence[FactorDiagnostics], summary_lag: int) -> _Block:
-    rows = []
-    for r in results:
-        fp = r.params
-        rows.append((
-            r.name, f"{fp.model}/{fp.dist}", _fmt(fp.persistence), _fmt(fp.unconditional_vol),
-            _fmt_p(r.lb_z.at[summary_lag, "p_value"]), _fmt_p(r.lb_r.at[summary_lag, "p_value"]),
-            fp.fallback or "",
-        ))
-    header = ("factor", "model/dist", "persistence", "unconditional vol",
-              f"LB({summary_lag}) p z²", f"LB({summary_lag}) p r²", "fallback")
-    return _Block("table", header=header, rows=tuple(rows))
+def _factor_text(res: FactorDiagnostics) -> tuple[str, str]:
+    """(model sentence, sample and residual sentence) of one factor."""
+    fp, ff = res.params, res.filtered
+    idx = ff.sigma2.index
+    z = ff.std_resid.to_numpy()
+    model = (f"Model {fp.model}/{fp.dist}, mean {fp.mean}, return scale "
+             f"{_fmt(fp.return_scale)} (parameters in scaled-return units). "
+             + _estimation(fp))
+    sample = (f"Diagnostics over {len(idx):,} returns "
+              f"{_date(idx[0]) if len(idx) else f.DASH} to "
+              f"{_date(idx[-1]) if len(idx) else f.DASH} (filter start: {ff.start}).")
+    if z.size > 3:
+        sample += (f" Standardised residuals: mean {_fmt(np.mean(z), '.3f')}, std "
+                   f"{_fmt(np.std(z), '.3f')}, skewness {_fmt(stats.skew(z), '.3f')}, excess "
+                   f"kurtosis {_fmt(stats.kurtosis(z), '.3f')}.")
+    return model, sample
 
 
-def _intro_blocks(
-    pset: ParameterSet, results: Sequence[FactorDiagnostics], lags: Sequence[int],
-    summary_lag: int,
-) -> list[_Block]:
+SUMMARY_HEADER = ("factor", "model/dist", "persistence", "unconditional vol",
+                  "LB({lag}) p z²", "LB({lag}) p r²", "fallback")
+
+
+def _summary_rows(results: Sequence[FactorDiagnostics], lag: int) -> Rows:
+    return tuple((r.name, f"{r.params.model}/{r.params.dist}", _fmt(r.params.persistence),
+                  _fmt(r.params.unconditional_vol), f.pvalue(r.lb_z.at[lag, "p_value"]),
+                  f.pvalue(r.lb_r.at[lag, "p_value"]), r.params.fallback or "")
+                 for r in results)
+
+
+def _data_text(pset: ParameterSet) -> str:
+    """Where the parameter set comes from, in words."""
     data = dict(pset.data)
-    source = ", ".join(f"{k}: {v}" for k, v in data.items()) if data else "not recorded"
-    return [
-        _Block("h1", "Volatility calibration diagnostics"),
-        _Block("p", f"Parameter set {pset.id}, created {pset.created_at}; data {source}."),
-        _Block("p", (
-            "Volatility in return units per day. Unconditional vol is the parameter set's "
-            "long-run daily volatility (EGARCH: sqrt(exp(omega / (1 - beta))), a geometric-mean "
-            "level that understates the mean variance). Next-day vol is the filter's forecast "
-            "for the day after the last diagnosed return. "
-            f"Ljung-Box tests at lags {', '.join(map(str, lags))} use the squared "
-            "standardised residuals z² and, for comparison, the squared returns r² (less the "
-            "fitted mean); degrees of freedom = lag (no subtraction for fitted parameters). "
-            "A small p on r² and a large one on z² means the filter removed the ARCH effects."
-        )),
-        _Block("h2", "Summary"),
-        _summary_block(results, summary_lag),
+    if not data:
+        return f"Parameter set {pset.id}, created {pset.created_at}; data source not recorded."
+    source = Path(str(data.get("file", "?"))).name
+    sha = str(data.get("sha256", ""))[:12]
+    span = (f", returns from {f.date(data['start'])} to {f.date(data['end'])}"
+            if data.get("start") and data.get("end") else "")
+    most = (f", at most {f.count(data['max_returns_per_factor'])} per factor"
+            if data.get("max_returns_per_factor") else "")
+    return (f"Parameter set {pset.id}, created {f.date(pset.created_at)}, fitted on {source}"
+            + (f" (SHA-256 {sha}…)" if sha else "") + span + most + ".")
+
+
+def _pairs(dep: Mapping[str, Any], k: int = 10) -> Rows:
+    """The ``k`` strongest pairwise correlations: (pair, correlation)."""
+    names = [str(x) for x in dep["factors"]]
+    corr = np.asarray(dep["correlation"], np.float64)
+    i, j = np.triu_indices(len(names), 1)
+    order = np.argsort(-np.abs(corr[i, j]), kind="stable")[:k]
+    return tuple((f"{names[i[o]]} – {names[j[o]]}", f"{corr[i[o], j[o]]:+.3f}") for o in order)
+
+
+def _dependence_facts(dep: Mapping[str, Any] | None) -> tuple[str, Rows]:
+    """(one sentence, key-value rows) of the dependence, or a sentence saying there is none."""
+    if not dep or not dep.get("factors"):
+        return ("The parameter set holds no dependence: Monte Carlo runs estimate correlation "
+                "and copula at run time.", ())
+    nu = (dep.get("copula") or {}).get("nu")
+    pairs = _pairs(dep, 1)
+    sentence = (f"Dependence of {len(dep['factors'])} factors: Ledoit-Wolf shrinkage "
+                f"{f.pct(dep.get('shrinkage'), 2)} towards the identity, Student-t copula with "
+                f"{_fmt(nu, '.3g')} degrees of freedom"
+                + (f"; strongest correlation {pairs[0][0]} {pairs[0][1]}." if pairs else "."))
+    rows = (("method", str(dep.get("method", ""))),
+            ("factors", f.count(len(dep["factors"]))),
+            ("shrinkage intensity", f.pct(dep.get("shrinkage"), 2)),
+            ("copula", f"{(dep.get('copula') or {}).get('family', 't')}, ν = {_fmt(nu, '.4g')}"),
+            ("complete-case dates", f.count(dep.get("n_complete"))))
+    return sentence, rows
+
+
+def _verdict(pset: ParameterSet, results: Sequence[FactorDiagnostics], lag: int
+             ) -> tuple[str, str, list[str], list[dict[str, str]]]:
+    n = len(results)
+    fell = [r for r in results if r.params.fallback]
+    models: dict[str, int] = {}
+    for r in results:
+        key = f"{r.params.model}/{r.params.dist}"
+        models[key] = models.get(key, 0) + 1
+    mix = ", ".join(f"{k} {v}" for k, v in sorted(models.items(), key=lambda kv: -kv[1]))
+    if fell:
+        names = "; ".join(f"{r.name} ({r.params.fallback})" for r in fell[:5])
+        verdict = (f"{n - len(fell)} of {n} factors fitted ({mix}); {len(fell)} fell back: "
+                   f"{names}" + (" …" if len(fell) > 5 else "") + ".")
+    else:
+        verdict = f"All {n} factors fitted ({mix}); no fallback."
+    z_ok = sum(1 for r in results if r.lb_z.at[lag, "p_value"] > _SIGNIFICANCE)
+    r_rej = sum(1 for r in results if r.lb_r.at[lag, "p_value"] <= _SIGNIFICANCE)
+    findings = [
+        f"ARCH effects: at lag {lag}, Ljung-Box finds autocorrelation (5% level) in the "
+        f"squared returns of {r_rej} of {n} factors and in the squared standardised residuals "
+        f"of {n - z_ok} of {n}: the filter removed the ARCH effects in {z_ok} of {n}.",
+        _dependence_facts(pset.dependence)[0],
     ]
+    ratio = [(r.filtered.sigma_1d / r.params.unconditional_vol, r.name) for r in results
+             if r.params.unconditional_vol]
+    if ratio:
+        top = max(ratio)
+        findings.append(f"Volatility now: the next-day volatility is furthest above its "
+                        f"long-run level for {top[1]} ({_fmt(top[0], '.2f')} x).")
+    tone = "good" if not fell and z_ok == n else "attention"
+    nu = ((pset.dependence or {}).get("copula") or {}).get("nu")
+    headline = [
+        {"value": f.count(n), "label": "factors"},
+        {"value": f.count(len(fell)), "label": "fallbacks"},
+        {"value": f"{z_ok} / {n}", "label": f"filter passes LB({lag}) on z²"},
+        {"value": _fmt(nu, ".3g"), "label": "t-copula degrees of freedom"},
+        {"value": f.pct((pset.dependence or {}).get("shrinkage"), 2),
+         "label": "correlation shrinkage"},
+    ]
+    return verdict, tone, findings, headline
+
+
+_INTRO = ("Volatility in return units per day. Unconditional vol is the parameter set's "
+          "long-run daily volatility (EGARCH: sqrt(exp(omega / (1 - beta))), a geometric-mean "
+          "level that understates the mean variance). Next-day vol is the filter's forecast for "
+          "the day after the last diagnosed return. Ljung-Box tests at lags {lags} use the "
+          "squared standardised residuals z² and, for comparison, the squared returns r² (less "
+          "the fitted mean); degrees of freedom = lag (no subtraction for fitted parameters). A "
+          "small p on r² and a large one on z² means the filter removed the ARCH effects.")
 
 
 # Markdown --------------------------------------------------------------------------------------
@@ -260,105 +253,68 @@ def _md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
-def _to_markdown(blocks: Sequence[_Block]) -> str:
-    out: list[str] = []
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            out.append(f"{'#' * int(b.kind[1])} {_md(b.text)}\n")
-        elif b.kind == "p":
-            out.append(_md(b.text) + "\n")
-        elif b.kind == "table":
-            out.append("| " + " | ".join(_md(h) for h in b.header) + " |")
-            out.append("|" + "|".join("---" for _ in b.header) + "|")
-            out.extend("| " + " | ".join(_md(c) for c in row) + " |" for row in b.rows)
-            out.append("")
-        elif b.kind == "img":
-            out.append(f"![{_md(b.anchor)}]({b.text})\n")
+def _md_table(header: Sequence[str], rows: Rows) -> list[str]:
+    out = ["| " + " | ".join(_md(h) for h in header) + " |",
+           "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def _markdown(pset: ParameterSet, results: Sequence[FactorDiagnostics], lags: Sequence[int],
+              lag: int) -> str:
+    verdict, _, findings, _ = _verdict(pset, results, lag)
+    out = ["# Volatility calibration diagnostics\n", _md(_data_text(pset)) + "\n",
+           "**" + _md(verdict) + "**\n", *(_md(x) + "\n" for x in findings),
+           _md(_INTRO.format(lags=", ".join(map(str, lags)))) + "\n", "## Summary\n"]
+    out += _md_table([h.format(lag=lag) for h in SUMMARY_HEADER], _summary_rows(results, lag))
+    sentence, dep_rows = _dependence_facts(pset.dependence)
+    out += ["## Dependence\n", _md(sentence) + "\n"]
+    if dep_rows:
+        out += _md_table(("", ""), dep_rows)
+        out += _md_table(("pair", "correlation"), _pairs(pset.dependence or {}))
+    for res in results:
+        model, sample = _factor_text(res)
+        out += [f"## {_md(res.name)}\n", _md(model) + "\n", _md(sample) + "\n",
+                "### Parameters\n"]
+        out += _md_table(("parameter", "estimate", "std. error", "t-stat"),
+                         _param_rows(res.params))
+        out += _md_table(("loglik", "AIC", "BIC", "persistence", "unconditional vol",
+                          "next-day vol"), _fit_rows(res))
+        runners = _runner_rows(res.params)
+        out += ["### Runners-up\n"]
+        out += (_md_table(("model/dist", "BIC", "ΔBIC", "rejected"), runners) if runners
+                else ["None recorded.\n"])
+        out += ["### Ljung-Box on squares\n"]
+        out += _md_table(("lag", "Q (z²)", "p (z²)", "Q (r²)", "p (r²)", "df"), _lb_rows(res))
+        out += [f"![{_md(res.name)}: volatility](vol_{res.stem}.png)\n",
+                f"![{_md(res.name)}: QQ plot](qq_{res.stem}.png)\n"]
     return "\n".join(out)
 
 
 # HTML ------------------------------------------------------------------------------------------
 
-_CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;"
-    "color:#222}table{border-collapse:collapse;margin:.5em 0 1em}"
-    "th,td{border:1px solid #ccc;padding:.2em .6em;text-align:right}"
-    "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
-    "img{max-width:100%;display:block;margin:.5em 0}h2{border-top:1px solid #ddd;padding-top:.8em}"
-)
+
+def _table(header: Sequence[str], rows: Rows, caption: str = "", first_label: bool = True
+           ) -> PageTable:
+    numeric = tuple(not (i == 0 and first_label) for i in range(len(header)))
+    return PageTable(tuple(header), rows, numeric, caption)
 
 
-def _to_html(blocks: Sequence[_Block], images: dict[str, bytes]) -> str:
-    e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           "<title>Volatility calibration diagnostics</title>", f"<style>{_CSS}</style>",
-           "</head><body>"]
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            anchor = f' id="{e(b.anchor)}"' if b.anchor else ""
-            out.append(f"<{b.kind}{anchor}>{e(b.text)}</{b.kind}>")
-        elif b.kind == "p":
-            out.append(f"<p>{e(b.text)}</p>")
-        elif b.kind == "table":
-            out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in b.header)
-                       + "</tr></thead><tbody>")
-            out.extend("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
-                       for row in b.rows)
-            out.append("</tbody></table>")
-        elif b.kind == "img":
-            # Inline the PNG so the file is self-contained (e-mail, artefact stores).
-            out.append(f'<img alt="{e(b.anchor)}" src="{png_data_uri(images[b.text])}">')
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------------
-
-
-def _vol_plot(res: FactorDiagnostics, path: Path) -> bytes:
-    ff = res.filtered
-    x = ff.sigma2.index.to_numpy()
-    sigma = np.sqrt(ff.sigma2.to_numpy())
-    abs_resid = np.abs(res.resid)
-    fig = new_figure(9, 3.4)
-    ax = fig.add_subplot()
-    ax.plot(x, abs_resid, color="0.55", alpha=0.35, lw=0.6, label="|return|")
-    ax.plot(x, sigma, color="C0", lw=1.1, label="conditional σ")
-    if res.params.unconditional_vol is not None:
-        ax.axhline(res.params.unconditional_vol, color="C3", lw=0.8, ls="--",
-                   label="unconditional σ")
-    ax.set_title(f"{res.name}: conditional volatility ({res.params.model}/{res.params.dist})")
-    ax.set_ylabel("daily, return units")
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="upper right", fontsize="small", frameon=False)
-    return save_png(fig, path).read_bytes()
-
-
-def _qq_plot(res: FactorDiagnostics, path: Path) -> bytes:
-    z = np.sort(res.filtered.std_resid.to_numpy())
-    n = z.size
-    theo = res.qq_theoretical
-    fig = new_figure(4.8, 4.6)
-    ax = fig.add_subplot()
-    ax.scatter(theo, z, s=5, color="C0", alpha=0.6, linewidths=0)
-    if n:
-        lo = float(min(theo[0], z[0]))
-        hi = float(max(theo[-1], z[-1]))
-        ax.plot([lo, hi], [lo, hi], color="C3", lw=0.9)
-    fp = res.params
-    shape = {"normal": "", "t": f", ν={_fmt(fp.nu, '.3g')}",
-             "skewt": f", ν={_fmt(fp.nu, '.3g')}, λ={_fmt(fp.skew, '.3g')}"}[fp.dist]
-    ax.set_title(f"{res.name}: QQ vs {fp.dist}{shape}", fontsize="medium")
-    ax.set_xlabel("theoretical quantile")
-    ax.set_ylabel("standardised residual")
-    return save_png(fig, path).read_bytes()
-
-
-# --------------------------------------------------------------------------------------------
-# Entry point
-# --------------------------------------------------------------------------------------------
+def _factor_context(res: FactorDiagnostics, figures: Sequence[Any]) -> dict[str, Any]:
+    model, sample = _factor_text(res)
+    runners = _runner_rows(res.params)
+    return {
+        "name": res.name, "anchor": res.stem, "model": model, "sample": sample,
+        "figures": figures,
+        "params": _table(("parameter", "estimate", "std. error", "t-stat"),
+                         _param_rows(res.params), "Parameters"),
+        "fit": _table(("loglik", "AIC", "BIC", "persistence", "unconditional vol",
+                       "next-day vol"), _fit_rows(res), "Fit", first_label=False),
+        "runners": _table(("model/dist", "BIC", "ΔBIC", "rejected"), runners, "Runners-up")
+        if runners else None,
+        "lb": _table(("lag", "Q (z²)", "p (z²)", "Q (r²)", "p (r²)", "df"), _lb_rows(res),
+                     "Ljung-Box on squares"),
+    }
 
 
 def write_report(
@@ -369,12 +325,12 @@ def write_report(
     lags: Sequence[int],
     summary_lag: int,
 ) -> Path:
-    """Write the plots, ``report.md`` and ``report.html`` of ``factors`` into ``out_dir``.
+    """Write the figures, ``report.md`` and ``report.html`` of ``factors`` into ``out_dir``.
 
     Parameters
     ----------
     pset : ParameterSet
-        The calibrated parameter set (its id, creation time and data source head the pages).
+        The calibrated parameter set (its id, data source and dependence head the pages).
     factors : sequence of FactorDiagnostics
         One per factor, in page order, with distinct stems.
     out_dir : pathlib.Path
@@ -382,23 +338,36 @@ def write_report(
     lags : sequence of int
         The Ljung-Box lags of the tables (named in the introduction).
     summary_lag : int
-        The lag whose p-values the summary table shows; one of ``lags``.
+        The lag whose p-values the summary table and the verdict use; one of ``lags``.
 
     Returns
     -------
     pathlib.Path
         ``out_dir / "report.md"``.
     """
-    blocks = _intro_blocks(pset, factors, lags, summary_lag)
-    for res in factors:
-        blocks.extend(_factor_blocks(res))
-
+    verdict, tone, findings, headline = _verdict(pset, factors, summary_lag)
+    sentence, dep_rows = _dependence_facts(pset.dependence)
     with staged_output(out_dir) as stage:
-        images: dict[str, bytes] = {}
-        for res in factors:
-            vol, qq = f"vol_{res.stem}.png", f"qq_{res.stem}.png"
-            images[vol] = _vol_plot(res, stage / vol)
-            images[qq] = _qq_plot(res, stage / qq)
-        (stage / "report.md").write_text(_to_markdown(blocks), encoding="utf-8")
-        (stage / "report.html").write_text(_to_html(blocks, images), encoding="utf-8")
+        sections = [_factor_context(res, (_vol_plot(res, stage / f"vol_{res.stem}.png"),
+                                          _qq_plot(res, stage / f"qq_{res.stem}.png")))
+                    for res in factors]
+        overview = [vol_levels_figure([r.name for r in factors],
+                                      [r.filtered.sigma_1d for r in factors],
+                                      [r.params.unconditional_vol for r in factors])]
+        if dep_rows:
+            overview.append(correlation_figure(pset.dependence or {}))
+        (stage / "report.md").write_text(_markdown(pset, factors, lags, summary_lag),
+                                         encoding="utf-8")
+        write_page(
+            stage / "report.html", "calibration.html.j2",
+            **page_context(title="Volatility calibration diagnostics", subtitle=_data_text(pset),
+                           verdict=verdict, tone=tone, findings=findings, headline=headline),
+            overview=overview, intro=_INTRO.format(lags=", ".join(map(str, lags))),
+            summary=_table([h.format(lag=summary_lag) for h in SUMMARY_HEADER],
+                           _summary_rows(factors, summary_lag)),
+            dependence_text=sentence,
+            dependence=key_values([(k, v) for k, v in dep_rows]) if dep_rows else None,
+            pairs=(_table(("pair", "correlation"), _pairs(pset.dependence or {}),
+                          "Strongest correlations") if dep_rows else None),
+            factors=sections)
     return Path(out_dir) / "report.md"

@@ -195,9 +195,11 @@ def test_report_written(calibrated, tmp_path):
 
     # Self-contained HTML: every image inlined, nothing fetched from elsewhere.
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', page)
-    assert len(srcs) == 2 * len(FACTORS)
+    # two per factor, and the overview: volatility levels and the correlation heatmap
+    assert len(srcs) == 2 * len(FACTORS) + 2
+    assert "Dependence" in page and "degrees of freedom" in page
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
-    assert not re.search(r'(src|href)="(?!data:)', page)
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # in-page anchors only
     assert not re.search(r"https?://", page)
     # Nothing left behind by the staging folder.
     assert [p.name for p in tmp_path.iterdir()] == ["diag"]

@@ -182,10 +182,12 @@ def test_cli_writes_table_heatmap_report_and_cascades(demo, tmp_path):
                  "--quiet"]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"liquidation_map.parquet", "liquidation_map.csv", "liquidation_map.png",
-            "cascades.parquet", "report.html", "manifest.json"} <= names
+            "cascades.parquet", "cascades.csv", "report.html", "manifest.json"} <= names
     assert (out / "liquidation_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "n_liquidation" in html
+    assert "data:image/png;base64," in html and "in liquidation at today" in html
+    assert pd.read_csv(out / "cascades.csv").shape == pd.read_parquet(
+        out / "cascades.parquet").shape
     table = pd.read_parquet(out / "liquidation_map.parquet")
     assert set(table["scope"]) == {"SPX", "NASDAQ", "WTI", ALL}
     assert not table.isna().drop(columns="price").any().any()
