@@ -85,7 +85,8 @@ def test_whatif_equals_full_rerun(run):
     assert list(zip(result["account_id"], result["netting_set"])) == sorted(touched)
     closed = result["status_after"] == "closed"
     assert list(result.loc[closed, "account_id"]) == ["ACC0001"]
-    assert ("ACC0001", "default") not in rerun.index
+    # eod keeps the closed set (its collateral row): zero requirements, no position
+    assert rerun.loc[("ACC0001", "default"), ["n_positions", "initial_margin"]].tolist() == [0, 0]
     assert (result.loc[closed, ["model_margin_after", "initial_margin_after",
                                 "maintenance_margin_after"]] == 0).all().all()
     live = result[~closed].set_index(KEY)
