@@ -392,6 +392,12 @@ class Cascade:
         flow = np.bincount(self.reval.factor_of[closing],
                            -self.book.quantity[closing] * unit[self.book.instrument[closing]],
                            minlength=len(self.book.factors)).astype(np.float64)
+        return self.flow_impact(flow)
+
+    def flow_impact(self, flow: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Relative price impact per factor of a signed notional ``flow`` per factor (selling
+        is negative), shape (n_factors,): ``sign(flow) Y sigma sqrt(|flow| / ADV)``, and the
+        notes naming the underlyings with flow but no ADV (no impact)."""
         no_adv = np.isnan(self.adv) & (flow != 0)
         notes = [f"no ADV for {self.book.factors[i]!r}: its liquidation flow moves no price "
                  "(set [liquidation.impact_adv])" for i in np.flatnonzero(no_adv)]
