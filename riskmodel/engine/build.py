@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
-from riskmodel.engine.market import ModelPnl, PricedMarket, StressBlock, StressPnl
+from riskmodel.engine.market import (
+    ModelPnl,
+    PricedMarket,
+    ScenarioShocks,
+    StressBlock,
+    StressPnl,
+)
 from riskmodel.errors import ModelError
 from riskmodel.io.prices import PriceHistory
 from riskmodel.marketdata.returns import (
@@ -211,6 +217,8 @@ def price_market(
     model: dict[int, ModelPnl] = {}
     floor: dict[int, ModelPnl] = {}
     stress: dict[int, StressPnl] = {}
+    # the scenario sets themselves, kept so that the intraday loop can reprice at new marks
+    shocks: dict[int, ScenarioShocks] = {}
 
     def priced(scenarios: ScenarioSet) -> np.ndarray:
         return finite_pnl(scenario_pnl(instruments, scenarios, market.spot,
@@ -231,6 +239,8 @@ def price_market(
             facts.scenarios[h] = scen
         with timed(f"repricing_{h}d"):
             model[h] = ModelPnl(priced(scen), scen.weights)
+        scen_long: ScenarioSet | None = None
+        sets: list[ScenarioSet] = []
         if long_window is not None:
             with timed(f"apc_floor_{h}d"):
                 cfg_long = dataclasses.replace(
@@ -246,9 +256,11 @@ def price_market(
                 facts.stress = {**info, **facts.stress,
                                 "notes": facts.stress.get("notes", []) + info["notes"]}
                 stress[h] = _stress_pnl(sets, priced, len(instruments))
+        shocks[h] = ScenarioShocks(scen, scen_long, tuple(sets))
     table = factor_table(factors, market, window, filtered)
     return PricedMarket(instruments, table, market.market_date, model,
-                        stress if with_stress else None, floor, dict(unpriced or {})), facts
+                        stress if with_stress else None, floor, dict(unpriced or {}),
+                        shocks), facts
 
 
 def _stress_pnl(sets: list[ScenarioSet], priced: Callable[[ScenarioSet], np.ndarray],

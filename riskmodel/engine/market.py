@@ -27,6 +27,7 @@ import pandas as pd
 
 from riskmodel.margin.tables import InstrumentArrays
 from riskmodel.measures.api import Float32Screen, float32_screen
+from riskmodel.scenarios.scenario_set import ScenarioSet
 
 FACTOR_COLUMNS = ["factor", "price", "return_kind", "sigma_1d", "sigma_rel"]
 
@@ -65,6 +66,18 @@ class StressPnl:
 
 
 @dataclass(frozen=True, eq=False)
+class ScenarioShocks:
+    """The factor moves a horizon's P&L was priced from: the model scenario set, the
+    anti-procyclicality floor's (None when the tool is off) and each stress scenario set in
+    the order of the horizon's :class:`StressBlock` s. With them the P&L can be repriced at
+    other marks (:mod:`riskmodel.engine.remark`: the intraday loop)."""
+
+    model: ScenarioSet
+    floor: ScenarioSet | None = None
+    stress: tuple[ScenarioSet, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
 class PricedMarket:
     """The market a book is margined against (module docstring).
 
@@ -87,6 +100,9 @@ class PricedMarket:
         The anti-procyclicality floor's long-lookback scenarios; empty when the tool is off.
     unpriced : mapping of instrument_id to factor
         Instruments known to the run whose factor it did not price (what-if names them).
+    shocks : mapping of horizon to :class:`ScenarioShocks`
+        The scenario sets behind ``model``, ``floor`` and ``stress`` (empty: a market read
+        from a run stored without them, which cannot be re-marked).
     """
 
     instruments: pd.DataFrame
@@ -96,6 +112,7 @@ class PricedMarket:
     stress: Mapping[int, StressPnl] | None = None
     floor: Mapping[int, ModelPnl] = field(default_factory=dict)
     unpriced: Mapping[str, str] = field(default_factory=dict)
+    shocks: Mapping[int, ScenarioShocks] = field(default_factory=dict)
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -39,6 +39,13 @@ Files (``h`` is a margin period of risk in days; one set of files per horizon th
 ``previous.parquet``
     ``account_id, netting_set, model_margin`` of the previous run (``--previous-run``), which
     the buffer compares against.
+``shocks_{h}d.npy``, ``floor_shocks_{h}d.npy``, ``stress_shocks_{h}d_{k}.npy``
+    float64 (n_scenarios, n_factors): the factor moves (return units) of the model scenario
+    set, of the floor's and of the ``k``-th stress scenario set (block order), from which the
+    P&L arrays above were priced; ``state.json`` ``shocks`` (per horizon: ``model``, ``floor``
+    (or null) and ``stress``, each ``{kind, horizon, factors}``) describes them. Written by
+    runs of this version; the intraday loop (:mod:`riskmodel.engine.remark`) reprices the
+    P&L at new marks from them. A run stored without them loads with no shocks.
 """
 
 from __future__ import annotations
@@ -53,8 +60,15 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig, config_from_mapping, read_toml
-from riskmodel.engine.market import ModelPnl, PricedMarket, StressBlock, StressPnl
+from riskmodel.engine.market import (
+    ModelPnl,
+    PricedMarket,
+    ScenarioShocks,
+    StressBlock,
+    StressPnl,
+)
 from riskmodel.errors import InputDataError
+from riskmodel.scenarios.scenario_set import ScenarioSet
 
 STATE_DIR = "state"
 FORMAT = "riskmodel-run-state"
@@ -162,6 +176,9 @@ def write_run(folder: Path, run: StoredRun) -> None:
     if run.previous is not None:
         run.previous.to_parquet(folder / "previous.parquet", index=False)
         meta["previous"] = True
+    if market.shocks:
+        meta["shocks"] = {str(h): _save_shocks(folder, h, s)
+                          for h, s in sorted(market.shocks.items())}
     (folder / "state.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
@@ -169,6 +186,46 @@ def _save_pnl(folder: Path, prefix: str, h: int, pnl: ModelPnl) -> None:
     np.save(folder / f"{prefix}pnl_{h}d.npy", np.ascontiguousarray(pnl.pnl, dtype=np.float64))
     if pnl.weights is not None:
         np.save(folder / f"{prefix}weights_{h}d.npy", np.asarray(pnl.weights, dtype=np.float64))
+
+
+def _save_shocks(folder: Path, h: int, shocks: ScenarioShocks) -> dict[str, Any]:
+    """Write a horizon's scenario sets' moves; returns their ``state.json`` description."""
+    def save(name: str, scenarios: ScenarioSet) -> dict[str, Any]:
+        np.save(folder / name, np.ascontiguousarray(scenarios.shocks, dtype=np.float64))
+        return {"kind": scenarios.kind, "horizon": int(scenarios.horizon),
+                "factors": list(scenarios.factors)}
+
+    return {"model": save(f"shocks_{h}d.npy", shocks.model),
+            "floor": (None if shocks.floor is None
+                      else save(f"floor_shocks_{h}d.npy", shocks.floor)),
+            "stress": [save(f"stress_shocks_{h}d_{k}.npy", s)
+                       for k, s in enumerate(shocks.stress)]}
+
+
+def _read_shocks(folder: Path, h: int, info: Mapping[str, Any], model: ModelPnl,
+                 stress: StressPnl, floor: ModelPnl | None) -> ScenarioShocks:
+    """A horizon's scenario sets as :func:`_save_shocks` wrote them: model and floor labels
+    are scenario numbers (the stress labels are the stored ones)."""
+    def read(name: str, spec: Mapping[str, Any], labels: np.ndarray | None,
+             weights: np.ndarray | None) -> ScenarioSet:
+        try:
+            shocks = np.load(folder / name, allow_pickle=False)
+            return ScenarioSet(shocks, tuple(spec["factors"]),
+                               np.arange(len(shocks)) if labels is None else labels,
+                               str(spec["kind"]), int(spec["horizon"]), weights)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputDataError(f"{folder / name}: cannot read the scenario shocks: "
+                                 f"{exc}") from None
+
+    stress_sets = tuple(
+        read(f"stress_shocks_{h}d_{k}.npy", spec,
+             np.asarray(stress.labels[b.start:b.stop], dtype=object), None)
+        for k, (spec, b) in enumerate(zip(info["stress"], stress.blocks, strict=True)))
+    return ScenarioShocks(
+        read(f"shocks_{h}d.npy", info["model"], None, model.weights),
+        None if info.get("floor") is None or floor is None
+        else read(f"floor_shocks_{h}d.npy", info["floor"], None, floor.weights),
+        stress_sets)
 
 
 def read_run(run_dir: str | Path) -> StoredRun:
@@ -194,7 +251,7 @@ def read_run(run_dir: str | Path) -> StoredRun:
             raise InputDataError(f"{folder}/{name}: non-finite values")
         return arr
 
-    model, stress, floor = {}, {}, {}
+    model, stress, floor, shocks = {}, {}, {}, {}
     for h in (int(x) for x in meta["horizons"]):
         weights = array(f"weights_{h}d.npy") if meta["weights"][str(h)] else None
         model[h] = ModelPnl(checked(f"pnl_{h}d.npy"), weights)
@@ -209,9 +266,12 @@ def read_run(run_dir: str | Path) -> StoredRun:
             floor[h] = ModelPnl(checked(f"floor_pnl_{h}d.npy"),
                                 array(f"floor_weights_{h}d.npy") if meta["floor"][str(h)]
                                 else None)
+        if str(h) in meta.get("shocks", {}):
+            shocks[h] = _read_shocks(folder, h, meta["shocks"][str(h)], model[h], stress[h],
+                                     floor.get(h))
     market = PricedMarket(priced_rows(table), pd.read_parquet(folder / "factors.parquet"),
                           pd.Timestamp(meta.get("valuation_time") or 0), model, stress, floor,
-                          unpriced_factors(table))
+                          unpriced_factors(table), shocks)
     previous = pd.read_parquet(folder / "previous.parquet") if meta.get("previous") else None
     return StoredRun(market, table, pd.read_parquet(folder / "collateral.parquet"),
                      meta["config"], meta.get("config_sha256", ""), previous)
