@@ -94,8 +94,9 @@ def _scenario_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="RUN.toml",
                         help="policy settings; every key and its default in "
                         "data/run.example.toml")
-    parser.add_argument("--method", choices=["fhs", "mc", "hs"],
-                        help="scenario method (fhs)")
+    parser.add_argument("--method", choices=["fhs", "mc", "hs", "grid"],
+                        help="scenario method (fhs); grid: the venue rule's scenario-grid "
+                        "portfolio margin, configured by [grid]")
     parser.add_argument("--horizon", type=int, metavar="DAYS",
                         help="margin period of risk in days (2)")
     parser.add_argument("--lookback", type=int, metavar="DAYS",

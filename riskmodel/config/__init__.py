@@ -19,6 +19,7 @@ modules, in the order they build on each other:
 """
 
 from riskmodel.config.addons import AddonConfigError, AddonPolicy, ThresholdTable
+from riskmodel.config.grid import GridCollateral, GridConfig, GridScenario, TierConfig, TierTable
 from riskmodel.config.live import LiveConfig
 from riskmodel.config.policy import (
     APC_TOOLS,
@@ -55,6 +56,9 @@ __all__ = [
     "AddonPolicy",
     "CalibrationConfig",
     "CollateralConfig",
+    "GridCollateral",
+    "GridConfig",
+    "GridScenario",
     "ImpliedVolConfig",
     "LiquidationConfig",
     "LiveConfig",
@@ -65,6 +69,8 @@ __all__ = [
     "StressConfig",
     "StressGrid",
     "ThresholdTable",
+    "TierConfig",
+    "TierTable",
     "WaterfallConfig",
     "config_from_mapping",
     "load_config",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from riskmodel.config.addons import AddonPolicy
+from riskmodel.config.grid import GridConfig, TierConfig
 from riskmodel.config.live import LiveConfig
 from riskmodel.config.rates import INSTRUMENT_KINDS, RateTable
 from riskmodel.config.waterfall import WaterfallConfig
@@ -313,7 +314,7 @@ def check_positive_table(name: str, table: Mapping[str, Any]) -> None:
             raise UsageError(f"config: {name}.{key} = {value!r} must be > 0")
 
 
-METHODS = ("fhs", "hs", "mc")
+METHODS = ("fhs", "hs", "mc", "grid")  # grid: the venue rule, riskmodel.engine.grid
 MEASURES = ("es", "var")
 VOL_MODELS = ("garch", "ewma")
 RETURN_KINDS = ("log", "absolute")
@@ -327,7 +328,7 @@ class RunConfig:
     """Everything one end-of-day run or backtest needs besides its input files."""
 
     # the scenario set and the measure (the flags of eod, backtest and study)
-    method: str = "fhs"  # fhs | hs | mc
+    method: str = "fhs"  # fhs | hs | mc | grid
     measure: str = "es"  # es | var
     confidence: float = 0.99
     horizon: int = 2  # margin period of risk, days
@@ -360,6 +361,8 @@ class RunConfig:
     collateral: CollateralConfig = field(default_factory=CollateralConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     waterfall: WaterfallConfig = field(default_factory=WaterfallConfig)
+    grid: GridConfig = field(default_factory=GridConfig)  # [grid]: --method grid's rule
+    tiers: TierConfig = field(default_factory=TierConfig)  # [tiers]: bracket tables
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
@@ -380,6 +383,10 @@ class RunConfig:
             check_choice(f"returns.assets.{asset}", kind, RETURN_KINDS)
         check_choice("returns.gaps", self.price_gaps, PRICE_GAPS)
         check_choice("run.on_account_error", self.on_account_error, ACCOUNT_ERRORS)
+        model_tools = {"floor", "stressed_weight"} & set(self.anti_procyclicality.tools)
+        if self.method == "grid" and model_tools:  # the rule has no scenario window
+            raise UsageError(f"method = 'grid' takes no anti_procyclicality tool "
+                             f"{sorted(model_tools)[0]!r} (a model's window; the buffer applies)")
         check_number("confidence", self.confidence)
         if not 0.0 < self.confidence < 1.0:
             raise UsageError(f"confidence = {self.confidence!r} must be in (0, 1)")

@@ -15,6 +15,7 @@ from typing import Any
 
 import riskmodel.config.policy as policy
 from riskmodel.config.addons import AddonPolicy, ThresholdTable
+from riskmodel.config.grid import grid_section, tiers_section
 from riskmodel.config.live import LiveConfig
 from riskmodel.config.rates import RateTable
 from riskmodel.config.waterfall import WaterfallConfig
@@ -39,7 +40,7 @@ _TOP_LEVEL = {
 _SECTIONS = {
     "volatility", "returns", "margin", "run", "calibration", "stress", "monte_carlo", "horizons",
     "addons", "anti_procyclicality", "liquidation", "implied_vol", "collateral", "live",
-    "waterfall",
+    "waterfall", "grid", "tiers",
 }
 _RATE_TABLES = ("maintenance_rates", "initial_floor_rates", "flat_rates")
 
@@ -266,6 +267,7 @@ _SECTION_BUILDERS = (
     _volatility, _returns, _addons, _anti_procyclicality, _horizons, _monte_carlo, _run, _margin,
     _calibration, _stress, _liquidation, _implied_vol, _collateral,
     _dataclass_section("live", LiveConfig), _dataclass_section("waterfall", WaterfallConfig),
+    grid_section, tiers_section,  # nested tables (profiles, scenarios): riskmodel.config.grid
 )
 
 

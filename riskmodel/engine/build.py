@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
+from riskmodel.engine.grid import grid_pnl, with_smiles
 from riskmodel.engine.market import (
     ModelPnl,
     PricedMarket,
@@ -228,17 +229,27 @@ def price_market(
     needs_history = with_stress or "stressed_weight" in config.anti_procyclicality.tools
     if needs_history and universe is None:
         raise ValueError("price_market: stress and stressed observations need the universe")
+    rule = config.method == "grid"  # the venue rule prices its own grid (engine.grid)
+    if rule:
+        instruments = with_smiles(instruments, market.spot, market.market_date, config.grid)
     for h in sorted(set(int(x) for x in horizons)):
         cfg = dataclasses.replace(config, horizon=h)
-        with timed(f"scenarios_{h}d"):
-            stressed, notes = (stressed_observations(universe, factors, window, cfg, h)
-                               if universe is not None else (None, []))
-            facts.warnings += notes
-            scen = model_scenarios(window, filtered, cfg, params, dependence_fitter,
-                                   facts.warnings, stressed=stressed)
-            facts.scenarios[h] = scen
-        with timed(f"repricing_{h}d"):
-            model[h] = ModelPnl(priced(scen), scen.weights)
+        stressed = None
+        if rule:
+            with timed(f"repricing_{h}d"):
+                model[h], scen = grid_pnl(instruments, market.spot, market.return_kinds,
+                                          market.market_date, cfg, h)
+                facts.scenarios[h] = scen
+        else:
+            with timed(f"scenarios_{h}d"):
+                stressed, notes = (stressed_observations(universe, factors, window, cfg, h)
+                                   if universe is not None else (None, []))
+                facts.warnings += notes
+                scen = model_scenarios(window, filtered, cfg, params, dependence_fitter,
+                                       facts.warnings, stressed=stressed)
+                facts.scenarios[h] = scen
+            with timed(f"repricing_{h}d"):
+                model[h] = ModelPnl(priced(scen), scen.weights)
         scen_long: ScenarioSet | None = None
         sets: list[ScenarioSet] = []
         if long_window is not None:

@@ -35,8 +35,10 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
+from riskmodel.engine.grid import GridTail, grid_measure
 from riskmodel.engine.market import PricedMarket
 from riskmodel.engine.stress import StressResult, book_stress
+from riskmodel.engine.tiers import tiered_equity
 from riskmodel.errors import InputDataError
 from riskmodel.margin.procyclicality import apply_tools
 from riskmodel.margin.tables import (
@@ -124,20 +126,30 @@ def margin_book(
     collateral = np.asarray(collateral, dtype=np.float64)
     if collateral.shape != (book.n_sets,):
         raise ValueError(f"collateral: shape {collateral.shape}, expected ({book.n_sets},)")
+    if config.tiers.collateral:  # coins counted at rates that fall with the amount held
+        collateral = tiered_equity(market, book, config, collateral)
     tail, stress, apc_base, apc_info = _measures(market, book, config, previous,
                                                  account_types)
     arrays = market.instrument_arrays
+    # --method grid: the rule's own maintenance requirement, and its columns (engine.grid)
+    rule = tail if isinstance(tail, GridTail) else None
+    maintenance = rule.maintenance if rule is not None else None
     if detail == "initial_margin":
         im = initial_margin(book, arrays, tail, stress.loss, collateral, config,
                             apc_base=apc_base)
         return BookMargins(im, None, None, apc_info)
     if detail == "figures":
         figures = margin_figures(book, arrays, tail, stress.loss, stress.label, collateral,
-                                 config, apc_base=apc_base)
+                                 config, apc_base=apc_base, maintenance=maintenance)
+        if rule is not None:
+            figures = {**figures, **rule.columns}
         check_finite(figures, book.sets)
         return BookMargins(figures["initial_margin"], None, None, apc_info, figures)
     margins, attribution = assemble_margins(book, arrays, tail, stress.loss, stress.label,
-                                            collateral, config, apc_base=apc_base)
+                                            collateral, config, apc_base=apc_base,
+                                            maintenance=maintenance)
+    if rule is not None:
+        margins, attribution = rule.with_columns(margins, attribution)
     check_finite(margins)
     return BookMargins(margins["initial_margin"].to_numpy(np.float64), margins, attribution,
                        apc_info)
@@ -149,7 +161,8 @@ def _measures(market: PricedMarket, book: Book, config: RunConfig,
     """Steps 1-5 of the module docstring: tail results, worst stress loss, the model margin
     after the floor and the buffer, and the tools' facts."""
     set_horizon = set_horizons(book, market.instruments, config, account_types)
-    tail = TailArrays.empty(book.n_sets, len(book.quantity))
+    tail = (GridTail.of_market(market, config, book.n_sets, len(book.quantity))
+            if config.method == "grid" else TailArrays.empty(book.n_sets, len(book.quantity)))
     stress = StressResult.none(book.n_sets)
     use_floor = "floor" in config.anti_procyclicality.tools and bool(market.floor)
     floor_margin = np.zeros(book.n_sets) if use_floor else None
@@ -177,7 +190,10 @@ def _measures(market: PricedMarket, book: Book, config: RunConfig,
 
 def _tail(market: PricedMarket, part: Book, config: RunConfig, h: int, floor: bool = False
           ) -> Any:
-    """The tail kernels of ``part`` (one horizon) on the model scenarios, or on the floor's."""
+    """The tail kernels of ``part`` (one horizon) on the model scenarios, or on the floor's;
+    with ``--method grid`` the venue rule's scan and contingencies instead (engine.grid)."""
+    if config.method == "grid" and not floor:
+        return grid_measure(market, part, config, h)
     scenarios = market.floor[h] if floor else market.model[h]
     # the float32 first pass costs a copy of the matrix: worth it for a partition, not for a
     # what-if or a liquidation step (bitwise the same results either way)

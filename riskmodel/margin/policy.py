@@ -25,13 +25,14 @@ Rates are looked up per position by underlying, then instrument kind, then the d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from riskmodel.config import MarginPolicy, RateTable
+from riskmodel.config import MarginPolicy, RateTable, TierConfig, TierTable
+from riskmodel.margin.tiers import tiered_positions
 
 STATUSES = ("ok", "warning", "margin_call", "liquidation")
 
@@ -101,6 +102,8 @@ def policy_columns(
     equity: np.ndarray,
     policy: MarginPolicy,
     base: np.ndarray | None = None,
+    maintenance_base: np.ndarray | None = None,
+    tiers: TierConfig | None = None,
 ) -> dict[str, np.ndarray]:
     """Margin columns per netting set, in table order (``model_margin`` to ``call_amount``).
 
@@ -112,18 +115,29 @@ def policy_columns(
     indptr : int64 ndarray of shape (n_sets + 1,), CSR offsets of the positions.
     base : ndarray of shape (n_sets,), the margin base (default: ``model_margin``); see
         :func:`margin_base`.
+    maintenance_base : ndarray of shape (n_sets,), optional
+        A rule's own maintenance requirement (``--method grid``): maintenance margin is
+        ``max(maintenance_base, maintenance_floor)`` instead of ``mm_ratio x initial_margin``.
+    tiers : TierConfig, optional
+        ``[tiers]``: positions of an underlying with a maintenance (initial) bracket table are
+        charged by it in the maintenance (initial) floor (:mod:`riskmodel.margin.tiers`).
     """
 
-    def charge(table: RateTable) -> np.ndarray:
-        return per_set_sum(notional * position_rates(table, kinds, underlyings), indptr)
+    def charge(table: RateTable, tiered: Mapping[str, TierTable] | None = None) -> np.ndarray:
+        amount = notional * position_rates(table, kinds, underlyings)
+        if tiered:  # bracket tables replace the flat rate of their underlyings' positions
+            amount = tiered_positions(amount, notional, underlyings, tiered)
+        return per_set_sum(amount, indptr)
 
-    maintenance_floor = charge(policy.maintenance_rates)
+    maintenance_floor = charge(policy.maintenance_rates, tiers.maintenance if tiers else None)
     initial_floor = np.maximum(
-        np.maximum(policy.min_initial_margin, charge(policy.initial_floor_rates)),
+        np.maximum(policy.min_initial_margin,
+                   charge(policy.initial_floor_rates, tiers.initial if tiers else None)),
         maintenance_floor,
     )
     initial = np.maximum((model_margin if base is None else base) + addons, initial_floor)
-    maintenance = np.maximum(policy.mm_ratio * initial, maintenance_floor)
+    maintenance = np.maximum(policy.mm_ratio * initial if maintenance_base is None
+                             else maintenance_base, maintenance_floor)
     flat = charge(policy.flat_rates)
     status = np.select(
         [

@@ -177,7 +177,8 @@ class _Figures:
 
 def _figures(book: Book, arrays: InstrumentArrays, tail: Any, stress_loss: np.ndarray,
              stress_label: np.ndarray | None, equity: np.ndarray, config: RunConfig,
-             apc_base: np.ndarray | None, *, policy_only: bool = False) -> _Figures:
+             apc_base: np.ndarray | None, *, policy_only: bool = False,
+             maintenance: np.ndarray | None = None) -> _Figures:
     """The margin policy of every set (:func:`riskmodel.margin.policy.policy_columns`) and,
     unless ``policy_only``, the other per-set figures."""
     positions = _PositionLookups.of(book, arrays)
@@ -193,6 +194,7 @@ def _figures(book: Book, arrays: InstrumentArrays, tail: Any, stress_loss: np.nd
     policy = policy_columns(
         model_margin, set_addons(liquidity, concentration, book.indptr), positions.notional,
         positions.kinds, positions.underlyings, book.indptr, equity, config.margin, base=base,
+        maintenance_base=maintenance, tiers=config.tiers,  # a rule's maintenance; [tiers]
     )
     if policy_only:
         return _Figures(policy, positions, positive, liquidity, concentration)
@@ -228,12 +230,13 @@ def initial_margin(book: Book, arrays: InstrumentArrays, tail: Any, stress_loss:
 
 def margin_figures(book: Book, arrays: InstrumentArrays, tail: Any, stress_loss: np.ndarray,
                    stress_label: np.ndarray, equity: np.ndarray, config: RunConfig,
-                   apc_base: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   apc_base: np.ndarray | None = None,
+                   maintenance: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The per-set figures of :func:`assemble_margins` (same arguments), column by column
     (:data:`FIGURE_COLUMNS`), without the ids, the distance to liquidation and the
     attribution: what a backtest date records."""
     return _figures(book, arrays, tail, stress_loss, stress_label, equity, config,
-                    apc_base).columns
+                    apc_base, maintenance=maintenance).columns
 
 
 def assemble_margins(
@@ -245,6 +248,7 @@ def assemble_margins(
     equity: np.ndarray,
     config: RunConfig,
     apc_base: np.ndarray | None = None,
+    maintenance: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Margin table (one row per netting set) and attribution table (one row per position).
 
@@ -260,9 +264,12 @@ def assemble_margins(
     rate), and ``delta, gamma, vega`` in the reporting currency
     (:func:`riskmodel.pricing.revaluation.unit_greeks`).
     ``apc_base``: the model margin after the anti-procyclicality floor and buffer (default: the
-    model margin), which the stress combination then starts from.
+    model margin), which the stress combination then starts from. ``maintenance``: a rule's
+    own maintenance requirement per set (``--method grid``), in place of ``mm_ratio x`` the
+    initial margin.
     """
-    figures = _figures(book, arrays, tail, stress_loss, stress_label, equity, config, apc_base)
+    figures = _figures(book, arrays, tail, stress_loss, stress_label, equity, config, apc_base,
+                       maintenance=maintenance)
     positions, columns = figures.positions, figures.columns
     price, unit = positions.price, positions.unit
     # first order: each position as a linear one of the same delta (collateral included)

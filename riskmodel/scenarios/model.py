@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
-from riskmodel.errors import InputDataError, ModelError
+from riskmodel.errors import InputDataError, ModelError, UsageError
 from riskmodel.scenarios.historical import filtered_historical_scenarios, historical_scenarios
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.scenarios.stressed import with_stressed_observations
@@ -128,6 +128,9 @@ def model_scenarios(
     (historical h-day moves of the stressed windows, as the stress stage builds them); when the
     tool is on they join the set with their configured share of the probability.
     """
+    if config.method == "grid":  # priced by riskmodel.engine.grid, from prices, not a window
+        raise UsageError("method 'grid' has no model scenario set: its scenarios are the "
+                         "[grid] rule's price moves and vol shocks of each underlying")
     if config.method == "hs":
         scenarios = historical_scenarios(window, config.horizon)
     elif config.method == "fhs":
