@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from grid_inputs import grid_market, instrument_frame
 
 from riskmodel.config import (
     GridCollateral,
@@ -37,9 +38,7 @@ from riskmodel.config import (
     RunConfig,
 )
 from riskmodel.engine import margin_book
-from riskmodel.engine.build import price_market, value_as_of
 from riskmodel.engine.grid import grid_scenario_losses
-from riskmodel.io.prices import PriceHistory
 from riskmodel.portfolio.netting import net_positions, with_empty_sets
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "derive_pmrm" / "cases"
@@ -103,7 +102,7 @@ def _inputs(case: dict) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame, p
     stable = _f(s["StablePrice"])
     marks = {"U": _f(s["SpotPrice"]), "USDC": stable}
     feeds = {int(f["FeedExpiry"]): f for f in s["OptionFeeds"]}
-    inst = [("U", "spot", "U", 1.0, np.nan, pd.NaT, "", np.nan, 0.0, "")]
+    inst: list[tuple] = [("U", "spot", "U", 1.0, np.nan, pd.NaT, "", np.nan, 0.0, "")]
     pos = []
     if _f(s["NumPerps"]) != 0:
         marks["PERP"] = _f(s["PerpPrice"])
@@ -122,13 +121,7 @@ def _inputs(case: dict) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame, p
         inst.append((f"collateral:{c['Name']}", "collateral", c["Name"], 1.0, np.nan, pd.NaT,
                      "", np.nan, 0.0, ""))
         pos.append((f"collateral:{c['Name']}", _f(c["Amount"])))
-    frame = pd.DataFrame(inst, columns=["instrument_id", "kind", "underlying", "multiplier",
-                                        "strike", "expiry", "option_type", "implied_vol",
-                                        "rate", "model"])
-    frame["expiry"] = pd.to_datetime(frame["expiry"], utc=True)
-    frame["factor"] = np.where(frame["instrument_id"].isin(list(marks)), frame["instrument_id"],
-                               frame["underlying"])
-    frame = frame.assign(carry=0.0, settlement=np.where(frame["kind"] == "option", "quote", ""))
+    frame = instrument_frame(inst, marks)
     positions = pd.DataFrame(pos, columns=["instrument_id", "quantity"]).assign(
         account_id="A", netting_set="default")
     smiles = pd.DataFrame([{
@@ -137,16 +130,6 @@ def _inputs(case: dict) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame, p
         **dict(zip(("a", "b", "rho", "m", "sigma", "forward", "tau"),
                    (_f(x) for x in f["SVIparam"])))} for e, f in feeds.items()])
     return marks, frame, positions, smiles
-
-
-def _history(marks: dict[str, float]) -> PriceHistory:
-    """Twelve daily marks ending at the case's (small deterministic moves before), stamped at the
-    venue's test clock."""
-    dates = pd.DatetimeIndex([REF_TIME - pd.Timedelta(days=11 - d) for d in range(12)])
-    wiggle = 1.0 + 0.01 * np.sin(np.arange(12))[:, None]
-    wiggle[-1] = 1.0
-    return PriceHistory(Path("case"), pd.DataFrame(
-        np.array(list(marks.values()))[None, :] * wiggle, index=dates, columns=list(marks)))
 
 
 def _run(path: Path, tmp: Path, smiles: bool):
@@ -160,12 +143,7 @@ def _run(path: Path, tmp: Path, smiles: bool):
         margin=MarginPolicy(maintenance_rates=RateTable(default=1e-300),
                             initial_floor_rates=RateTable(default=0.0),
                             flat_rates=RateTable(default=0.0)))
-    factors = sorted(marks)
-    warnings: list[str] = []
-    valuation = value_as_of(_history(marks), factors, REF_TIME.isoformat(), config,
-                            warnings=warnings)
-    market, _ = price_market(valuation.market, instruments, factors, valuation.window, None,
-                             valuation.filtered, None, config, [1], with_stress=False)
+    market = grid_market(marks, instruments, config, REF_TIME)
     book = net_positions(positions, market.axis)
     if book.n_sets == 0:  # a case holding cash only: one set without positions
         book = with_empty_sets(book, pd.DataFrame({"account_id": ["A"],
