@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
-from riskmodel.engine.grid import grid_pnl, with_smiles
+from riskmodel.engine.grid import grid_factors, grid_pnl, with_smiles
 from riskmodel.engine.market import (
     ModelPnl,
     PricedMarket,
@@ -154,8 +154,10 @@ def implied_vol_factors(used: pd.DataFrame, config: RunConfig, assets: set[str],
 def book_factors(used: pd.DataFrame, config: RunConfig, assets: set[str],
                  warnings: list[str]) -> list[str]:
     """The scenario factors of a book's instruments ``used``: their own factors and the
-    implied-vol indices of their options' underlyings, sorted."""
-    return sorted(set(used["factor"]) | implied_vol_factors(used, config, assets, warnings))
+    implied-vol indices of their options' underlyings (with ``--method grid`` also the prices
+    the rule reads: :func:`riskmodel.engine.grid.grid_factors`), sorted."""
+    return sorted(set(used["factor"]) | implied_vol_factors(used, config, assets, warnings)
+                  | grid_factors(used, config, assets))
 
 
 def factor_table(factors: Sequence[str], market: MarketData, window: pd.DataFrame,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskmodel.config import GridConfig, RunConfig
+from riskmodel.config import GridCollateral, GridConfig, RunConfig
 from riskmodel.engine.market import ModelPnl, PricedMarket
 from riskmodel.errors import InputDataError, ModelError
 from riskmodel.io.svi import load_svi
@@ -52,8 +52,8 @@ from riskmodel.pricing.svi import svi_vol
 from riskmodel.scenarios.grid import GridScenarios, basis_shocks, grid_scenarios
 from riskmodel.scenarios.scenario_set import ScenarioSet
 
-__all__ = ["GRID_COLUMNS", "GRID_POSITION_COLUMNS", "GridTail", "grid_measure", "grid_pnl",
-           "grid_scenario_losses", "with_smiles"]
+__all__ = ["GRID_COLUMNS", "GRID_POSITION_COLUMNS", "GridTail", "grid_factors", "grid_measure",
+           "grid_pnl", "grid_scenario_losses", "with_smiles"]
 
 #: Margin-table columns of the grid method: the worst scenario (``U: label; ...`` for several
 #: underlyings), the basis contingency, the initial loss factor (raised by a depeg), each
@@ -66,6 +66,16 @@ GRID_POSITION_COLUMNS = ["grid_scenario", "grid_loss", "grid_maintenance"]
 
 
 # --- pricing ---------------------------------------------------------------------------------
+
+
+def grid_factors(used: pd.DataFrame, config: RunConfig, assets: set[str]) -> set[str]:
+    """The price columns the rule reads beyond the instruments' own factors (none unless
+    ``method = "grid"``): each underlying's spot (notionals, oracle confidence) and the
+    stablecoin ``peg_asset``, where the price file has them."""
+    if config.method != "grid":
+        return set()
+    wanted = set(used["underlying"]) | {c.underlying for c in config.grid.collateral.values()}
+    return {a for a in wanted | {config.grid.peg_asset} if a in assets}
 
 
 def with_smiles(instruments: pd.DataFrame, spot: pd.Series, valuation_time: pd.Timestamp,
@@ -186,8 +196,9 @@ def _layout(market: PricedMarket, grid: GridConfig) -> GridLayout:
     ref = np.array([spot[u] if u in known else p for u, p in zip(und_label, price)],
                    dtype=np.float64)
     conf = grid.confidence
-    coins = {c: grid.collateral.get(a) for c, a in zip(inst["instrument_id"], inst["underlying"])
-             if c.startswith("collateral:")}
+    none = GridCollateral()  # a coin without [grid.collateral]: no haircut, moved by nothing
+    coins = [grid.collateral.get(a, none) if k == COLLATERAL_KIND else none
+             for k, a in zip(kinds, inst["underlying"])]
     rule = RuleInstruments(
         kind=_classes(kinds), und=und.astype(np.int64), group=group,
         strike=inst["strike"].to_numpy(np.float64),
@@ -196,10 +207,8 @@ def _layout(market: PricedMarket, grid: GridConfig) -> GridLayout:
         confidence=np.array([conf.get(i, conf.get(f, 1.0)) for i, f in
                              zip(inst["instrument_id"], inst["factor"])], dtype=np.float64),
         spot_confidence=np.array([conf.get(u, 1.0) for u in und_label], dtype=np.float64),
-        im_haircut=np.array([coins[i].im_haircut if coins.get(i) else 0.0
-                             for i in inst["instrument_id"]], dtype=np.float64),
-        mm_haircut=np.array([coins[i].mm_haircut if coins.get(i) else 0.0
-                             for i in inst["instrument_id"]], dtype=np.float64),
+        im_haircut=np.array([c.im_haircut for c in coins], dtype=np.float64),
+        mm_haircut=np.array([c.mm_haircut for c in coins], dtype=np.float64),
         coin_confidence=np.array([min(conf.get(f, 1.0), conf.get(u, 1.0)) for f, u in
                                   zip(inst["factor"], und_label)], dtype=np.float64),
     )

@@ -95,3 +95,16 @@ def test_scenario_export_refuses_the_grid(run, capsys):
                str(tmp / "grid-scenarios.parquet"), "--method", "grid", "--quiet"])
     assert rc == 2
     assert "no model scenario set" in capsys.readouterr().err
+
+
+def test_the_rule_loads_the_prices_it_reads():
+    from riskmodel.config import config_from_mapping
+    from riskmodel.engine.build import book_factors
+
+    used = pd.DataFrame({"instrument_id": ["BTC-PERP"], "kind": ["perpetual"],
+                         "underlying": ["BTC"], "factor": ["BTC-PERP"]})
+    assets = {"BTC", "BTC-PERP", "USDC", "ETH"}
+    grid = config_from_mapping({"method": "grid", "grid": {"peg_asset": "USDC"}})
+    assert book_factors(used, grid, assets, []) == ["BTC", "BTC-PERP", "USDC"]
+    model = config_from_mapping({"grid": {"peg_asset": "USDC"}})
+    assert book_factors(used, model, assets, []) == ["BTC-PERP"]
