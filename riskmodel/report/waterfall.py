@@ -135,9 +135,9 @@ def _figures(w: pd.DataFrame, cover: pd.DataFrame) -> list[Figure]:
         ax = fig.subplots()
         left = np.zeros(len(top))
         y = np.arange(len(top))[::-1]
-        for column, label, colour in PAID:
+        for column, layer, colour in PAID:
             values = top[column].to_numpy(np.float64) / 1e6
-            ax.barh(y, values, left=left, color=colour, label=label)
+            ax.barh(y, values, left=left, color=colour, label=layer)
             left += values
         ax.set_yticks(y, top["scenario"].tolist(), fontsize=8)
         ax.set_xlabel("bankruptcy loss (millions, reporting currency)")
@@ -155,8 +155,8 @@ def _figures(w: pd.DataFrame, cover: pd.DataFrame) -> list[Figure]:
             rows = rows.sort_values("move")
             style = {"color": "black", "linewidth": 2.2} if scope == "ALL" else \
                 {"linewidth": 0.8, "alpha": 0.6}
-            label = ("all underlyings" if scope == "ALL"
-                     else str(scope) if scopes <= 9 else None)
+            label: str | None = ("all underlyings" if scope == "ALL"
+                                 else str(scope) if scopes <= 9 else None)
             axes[0].plot(100 * rows["move"], rows["bankruptcy_loss"] / 1e6, **style,
                          label=label)
             axes[1].plot(100 * rows["move"], rows["defaults"], **style)

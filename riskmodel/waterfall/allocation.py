@@ -83,14 +83,16 @@ class Allocation:
         return self.fund_available - self.fund_used
 
 
-def allocate(book: WaterfallBook, outcome: Outcome, *, twin: bool = False) -> Allocation:
-    """The waterfall of ``outcome`` (module docstring); ``twin`` runs the numpy twin of the
-    ADL kernel instead of the kernel (same result)."""
+def allocate(book: WaterfallBook, outcome: Outcome, *, fund: float | None = None,
+             twin: bool = False) -> Allocation:
+    """The waterfall of ``outcome`` (module docstring). ``fund`` replaces ``[waterfall]
+    insurance_fund`` (the close-outs do not depend on it); ``twin`` runs the numpy twin of
+    the ADL kernel instead of the kernel (same result)."""
     w = book.wcfg
     state = outcome.state
     loss = float(state.bankrupt.sum())
     to_fund = float(state.collected.sum()) * w.penalty_to_fund
-    available = w.insurance_fund + to_fund
+    available = (w.insurance_fund if fund is None else fund) + to_fund
     used = min(available, loss)
     rest = loss - used
     tradeable = (~book.view.collateral).astype(np.float64)

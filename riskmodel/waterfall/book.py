@@ -125,13 +125,16 @@ def load_book(run_dir: str | Path, waterfall: WaterfallConfig | None = None) -> 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     config = run.config()
-    if run.config_sha256 and config.digest() != run.config_sha256:
-        raise InputDataError(
-            f"{run_dir}/state/state.json: the stored configuration no longer resolves to the "
-            "run's (config_sha256 differs; riskmodel version changed?): rerun eod")
-    if "floor" in config.anti_procyclicality.tools and not run.market.floor:
-        raise InputDataError(f"{run_dir}/state: the run used the anti-procyclicality floor but "
-                             "its state holds no floor scenarios (an older run): rerun eod")
+    stale = {
+        "the stored configuration no longer resolves to the run's (config_sha256 differs; "
+        "riskmodel version changed?)": bool(run.config_sha256)
+        and config.digest() != run.config_sha256,
+        "the run used the anti-procyclicality floor but its state holds no floor scenarios "
+        "(an older run)": "floor" in config.anti_procyclicality.tools and not run.market.floor,
+    }
+    found = [problem for problem, bad in stale.items() if bad]
+    if found:
+        raise InputDataError(f"{run_dir}/state: {found[0]}: rerun eod")
     if waterfall is not None:
         config = dataclasses.replace(config, waterfall=waterfall)
     map_book = load_map_book(run_dir)

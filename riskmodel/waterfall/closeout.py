@@ -115,34 +115,38 @@ class Liquidator:
 
     def __init__(self, book: WaterfallBook, slippage: Slippage) -> None:
         self.book, self.slippage = book, slippage
-        self._market: tuple[int, np.ndarray, PricedMarket] | None = None
+        self._market: tuple[Marks, np.ndarray, PricedMarket] | None = None
 
     # --- the engine --------------------------------------------------------------------------
 
-    def sub_book(self, state: State, sets: np.ndarray) -> tuple[Book, np.ndarray, np.ndarray]:
-        """``(book, its instruments (axis rows), the netting set of each of its sets)``: the
-        open positions of ``sets`` netted on the axis of their own instruments."""
+    def sub_book(self, state: State, marks: Marks, sets: np.ndarray
+                 ) -> tuple[Book, PricedMarket, np.ndarray]:
+        """``(book, market, the netting set of each of the book's sets)``: the open positions of
+        ``sets`` netted on the axis of the market re-marked at ``marks`` that serves them (one
+        per marks, rebuilt when it lacks an instrument they hold)."""
         b = self.book
         pos = b.positions_of(sets)
         pos = pos[state.q[pos] != 0]
-        cols = np.unique(b.instrument[pos])
-        axis = b.view.market.axis
+        market = self.market(marks, np.unique(b.instrument[pos]))
         rows = pd.DataFrame({"account_id": b.account_id[b.set_of[pos]],
                              "netting_set": b.netting_set[b.set_of[pos]],
-                             "instrument_id": axis.to_numpy()[b.instrument[pos]],
+                             "instrument_id": b.view.market.axis.to_numpy()[b.instrument[pos]],
                              "quantity": state.q[pos]})
-        sub = net_positions(rows, axis[cols])
+        sub = net_positions(rows, market.axis)
         keys = pd.MultiIndex.from_arrays([sub.sets["account_id"].astype(str),
                                           sub.sets["netting_set"].astype(str)])
-        return sub, cols, b.set_key.get_indexer(keys).astype(np.int64)
+        return sub, market, b.set_key.get_indexer(keys).astype(np.int64)
 
     def market(self, marks: Marks, cols: np.ndarray) -> PricedMarket:
-        """The market re-marked at ``marks`` over (at least) ``cols``, built once per marks."""
+        """The market re-marked at ``marks`` over (at least) the instruments ``cols``: the
+        last one built for these marks when it holds them all (its axis may hold more)."""
         cached = self._market
-        if cached is not None and cached[0] == id(marks) and np.isin(cols, cached[1]).all():
+        if cached is not None and cached[0] is marks and np.isin(cols, cached[1]).all():
             return cached[2]
+        if cached is not None and cached[0] is marks:  # grow it: the round's sets share it
+            cols = np.union1d(cols, cached[1])
         market = remarked_market(marks, cols)
-        self._market = (id(marks), cols, market)
+        self._market = (marks, cols, market)
         return market
 
     def margins(self, market: PricedMarket, sub: Book, equity: np.ndarray, detail: str):
@@ -156,8 +160,7 @@ class Liquidator:
         """``(in liquidation, maintenance margin)`` of ``sets`` at ``marks``, by the engine."""
         if len(sets) == 0:
             return np.zeros(0, bool), np.zeros(0)
-        sub, cols, idx = self.sub_book(state, sets)
-        market = self.market(marks, cols)
+        sub, market, idx = self.sub_book(state, marks, sets)
         figures = self.margins(market, sub, equity[idx], "figures").figures
         assert figures is not None
         state.engine_sets += len(idx)
@@ -173,8 +176,7 @@ class Liquidator:
         if len(sets) == 0:
             return Orders.empty()
         b = self.book
-        sub, cols, idx = self.sub_book(state, sets)
-        market = self.market(marks, cols)
+        sub, market, idx = self.sub_book(state, marks, sets)
         tables = self.margins(market, sub, equity[idx], "tables")
         policy = b.config.liquidation
         result = partial_liquidation(
