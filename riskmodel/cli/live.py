@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from riskmodel.errors import UsageError
+
+if TYPE_CHECKING:
+    from riskmodel.config import LiveConfig
 
 SUMMARY = "follow margin levels through the day: ticks, trades, transfers, funding"
 DESCRIPTION = ("Re-mark every netting set of a finished eod run at each price tick, apply "
@@ -34,5 +40,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress and summary output")
 
 
+def _live_config(path: Path | None) -> LiveConfig | None:
+    """The ``[live]`` section of ``--config`` (None: the run's own)."""
+    if path is None:
+        return None
+    from riskmodel.config import load_config
+
+    if not path.is_file():
+        raise UsageError(f"--config {path}: no such file")
+    return load_config(path).live
+
+
+def _progress(quiet: bool) -> Callable[[int], None] | None:
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def report(done: int) -> None:
+        sys.stderr.write(f"\r  inputs {done:,}")
+        sys.stderr.flush()
+
+    return report
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("riskmodel live: not available in this version")
+    """Replay the inputs over ``--run`` and write the outputs under ``--out`` (nothing on
+    failure)."""
+    from riskmodel.io.outputs import writable_folder
+    from riskmodel.live.replay import LiveInputs, replay, summary
+
+    writable_folder(args.out)  # before any work: the work folder goes beside it
+    inputs = LiveInputs(args.ticks, args.trades, args.transfers, args.funding)
+    result = replay(args.run, inputs, args.out, exact=args.exact,
+                    live=_live_config(args.config), resume=args.resume,
+                    progress=_progress(args.quiet))
+    if not args.quiet:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        print(summary(result.manifest) + f"; written to {args.out}")
+    return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from riskmodel.errors import UsageError
-from riskmodel.validation import check_number
+from riskmodel.validation import check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,19 @@ class LiveConfig:
         (3600).
     refresh_move : float
         A netting set's requirements are refreshed when one of its underlyings has moved more
-        than this relative amount since its last refresh (0.01); ``--exact`` refreshes on
-        every tick.
+        than this relative amount since its last refresh (0.01): each factor's *requirement
+        mark* follows its price whenever the two are further apart than this, and every set
+        holding the factor is then due; ``--exact`` refreshes every touched set on every tick.
+    refresh_slice : int
+        Due netting sets refreshed after each input, nearest liquidation first (64); the rest
+        wait for the next inputs, and all of them for ``flush``.
+    order_batch : int
+        Netting sets waiting for liquidation orders that make the orders go out at once (256).
+    order_wait : float
+        Seconds of stream time the first set waiting for liquidation orders waits at most
+        (1.0): orders go out at the first input at or after that (and at ``flush``).
+    checkpoint_every : int
+        Inputs between two checkpoints of ``riskmodel live`` (10000).
     auto_top_up : bool
         Isolated netting sets below ``top_up_trigger`` draw collateral from their account's
         cross set (never below that set's own initial margin) back to ``top_up_target``.
@@ -39,14 +50,24 @@ class LiveConfig:
     max_jump: float = 0.5
     stale_after: float = 3600.0
     refresh_move: float = 0.01
+    refresh_slice: int = 64
+    order_batch: int = 256
+    order_wait: float = 1.0
+    checkpoint_every: int = 10000
     auto_top_up: bool = False
     top_up_trigger: float = 1.2
     top_up_target: float = 1.5
 
     def __post_init__(self) -> None:
-        for name in ("max_jump", "stale_after", "refresh_move", "top_up_trigger",
-                     "top_up_target"):
+        for name in ("max_jump", "stale_after", "refresh_move", "order_wait",
+                     "top_up_trigger", "top_up_target"):
             check_number(f"live.{name}", getattr(self, name))
+        check_int("live.refresh_slice", self.refresh_slice, low=0, high=10**9)
+        check_int("live.order_batch", self.order_batch, low=1, high=10**9)
+        check_int("live.checkpoint_every", self.checkpoint_every, low=1, high=10**12)
+        if not self.order_wait >= 0:
+            raise UsageError(f"config: live.order_wait = {self.order_wait!r} must be >= 0 "
+                             "(seconds)")
         if not 0.0 < self.max_jump <= 10.0:
             raise UsageError(f"config: live.max_jump = {self.max_jump!r} must be in (0, 10]")
         if not self.stale_after > 0:

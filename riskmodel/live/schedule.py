@@ -1,0 +1,196 @@
+"""When the live loop refreshes requirements, and what it publishes: the part of
+:class:`~riskmodel.live.loop.LiveMargin` between an input's effect on equity and its events.
+
+After each input (module :mod:`riskmodel.live.loop`, steps 3-6):
+
+* ``exact``: every set the input touched is refreshed at the current marks and its status
+  published;
+* default: a trade's set is refreshed at once. A touched set whose status against the
+  requirements in force changed is refreshed first when it is due; then the status is
+  published, except an entry into liquidation (or ``margin_call`` with ``include_margin_call``)
+  that the requirement marks show but the exact marks have not confirmed: such a set joins
+  the sets waiting for orders, whose batch refreshes them at the exact current marks and
+  publishes what it finds (a liquidation is never published on requirements that lag the
+  marks). Then ``refresh_slice`` due sets are refreshed, lowest margin level first (the order
+  is computed when sets become due and kept until the next time they do);
+* the orders go out when :class:`~riskmodel.live.orders.PendingOrders` says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.engine import PricedMarket, margin_book
+from riskmodel.live.events import Event
+from riskmodel.live.orders import issue_orders, order_detail
+from riskmodel.live.requirements import FLAT, MARGIN_CALL, OK, STATUS_NAMES, WARNING
+from riskmodel.live.topup import top_up
+
+if TYPE_CHECKING:  # pragma: no cover
+    from riskmodel.live.loop import LiveMargin
+
+
+class Schedule:
+    """The refresh queue of due sets, lowest margin level first."""
+
+    def __init__(self) -> None:
+        self.order = np.zeros(0, dtype=np.int64)
+        self.next = 0
+        self.stale = True
+
+    def take(self, live: LiveMargin, n: int) -> np.ndarray:
+        """Up to ``n`` due sets, nearest liquidation first."""
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if self.stale or self.next >= len(self.order):
+            due = np.flatnonzero(live.due)
+            level = live.req.level(due, live.ledger.equity[due])
+            self.order, self.next, self.stale = due[np.argsort(level, kind="stable")], 0, False
+        picked: list[int] = []
+        while len(picked) < n and self.next < len(self.order):
+            chunk = self.order[self.next:self.next + n - len(picked)]
+            self.next += len(chunk)
+            picked.extend(chunk[live.due[chunk]].tolist())
+        return np.sort(np.asarray(picked, dtype=np.int64))
+
+
+def settle(live: LiveMargin, t: pd.Timestamp, touched: np.ndarray, forced: np.ndarray,
+           events: list[Event], provisional: np.ndarray | None) -> None:
+    """The module docstring's steps for the sets an input touched (``forced``: refreshed in
+    any case; ``provisional``: their status at the requirements in force, when known)."""
+    if live.exact:
+        refresh(live, touched, t, kind="tick")
+    elif len(forced):
+        refresh(live, forced, t, kind="trade")
+    if live.live.auto_top_up:
+        drawn = top_up(live, touched, t, events)
+        if len(drawn):
+            touched = np.union1d(touched, drawn)
+            provisional = None
+    status = live.req.columns["status"]
+    if provisional is None or live.exact or len(forced):
+        provisional = live.req.status(touched, live.ledger.equity[touched],
+                                      live.config.margin.warning_multiple)
+    changed = touched[(provisional != status[touched]) | (status[touched] == FLAT)]
+    picked = np.zeros(0, dtype=np.int64)
+    if not live.exact:
+        # the changed sets that are due and a slice of the queue: one engine call
+        due = changed[live.due[changed]]
+        picked = np.setdiff1d(live.schedule.take(live, live.live.refresh_slice), due)
+        if len(due) or len(picked):
+            live.stats.count("refreshed_confirm", len(due))
+            refresh(live, np.concatenate([due, picked]), t, kind="slice")
+    publish(live, changed, t, events, found="tick", exact_marks=live.exact)
+    publish(live, np.setdiff1d(picked, changed), t, events, found="slice", exact_marks=False)
+    if live.pending.due(t, live.live.order_batch, live.live.order_wait):
+        with live.batch_work():
+            issue(live, t, events)
+
+
+def refresh(live: LiveMargin, sets: np.ndarray, t: pd.Timestamp, *, kind: str,
+            exact_marks: bool = False, tables: bool = False
+            ) -> tuple[Any, PricedMarket, np.ndarray] | None:
+    """Margin ``sets`` through the engine at the requirement marks (or at the exact current
+    marks) and put their rows in force (the figures alone, or with ``tables`` the whole rows
+    and the attribution); returns ``(BookMargins, market, sets margined)``."""
+    sets = np.unique(np.asarray(sets, dtype=np.int64))
+    positions, indptr = live.book.open_positions(sets)
+    counts = np.diff(indptr)
+    live.req.clear(sets[counts == 0])
+    sets = sets[counts > 0]
+    if not len(sets):
+        return None
+    market, axis = live.view_market(), None
+    if exact_marks and len(live.market.lagging()):
+        market = live.market.at_marks(np.unique(live.book.instr.view[positions]))
+        axis = market.axis
+    book, _ = live.book.book(sets, axis, ids=tables)
+    result = margin_book(market, book, live.config, collateral=live.ledger.equity[sets],
+                         previous=live.previous[sets], account_types=live.account_types,
+                         detail="tables" if tables else "figures")
+    live.req.put(sets, result.margins if tables else result.figures)
+    live.due[sets] = False
+    live.prior_refresh[sets] = live.refreshed_at[sets]
+    live.refreshed_at[sets] = live.n_inputs
+    live.stats.count(f"refreshed_{kind}", len(sets))
+    return result, market, sets
+
+
+def publish(live: LiveMargin, sets: np.ndarray, t: pd.Timestamp, events: list[Event], *,
+            found: str, exact_marks: bool) -> None:
+    """Publish the status of ``sets`` against their requirements in force (an entry into
+    liquidation only at ``exact_marks``: otherwise the set waits for the orders' batch)."""
+    if not len(sets):
+        return
+    status = live.req.columns["status"]
+    _, indptr = live.book.open_positions(sets)
+    new = live.req.status(sets, live.ledger.equity[sets], live.config.margin.warning_multiple)
+    new[np.diff(indptr) == 0] = FLAT
+    names = live.liquidated
+    for s, after in zip(sets[new != status[sets]], new[new != status[sets]]):
+        s, after = int(s), int(after)
+        entering = STATUS_NAMES[after] in names and STATUS_NAMES[status[s]] not in names
+        if entering and not exact_marks:
+            live.pending.add(s, t)
+            continue
+        _status_change(live, s, after, t, events, found)
+
+
+def _status_change(live: LiveMargin, s: int, after: int, t: pd.Timestamp,
+                   events: list[Event], found: str) -> None:
+    status = live.req.columns["status"]
+    before = int(status[s])
+    status[s] = after
+    if after == FLAT:
+        events.append(live.event(t, s, "set_closed", before=before))
+        live.pending.drop(s)
+        live.req.columns["liquidation_penalty"][s] = 0.0
+        return
+    events.append(live.event(t, s, "status_change", before=before))
+    live.stats.status_change(str(STATUS_NAMES[after]), found,
+                             live.n_inputs - int(live.prior_refresh[s]), t)
+    if after == MARGIN_CALL and before in (OK, WARNING):
+        events.append(live.event(t, s, "margin_call", before=before))
+    names = live.liquidated
+    if STATUS_NAMES[after] in names and STATUS_NAMES[before] not in names:
+        live.pending.add(s, t)
+    elif STATUS_NAMES[after] not in names:
+        live.pending.drop(s)
+        live.req.columns["liquidation_penalty"][s] = 0.0
+
+
+def issue(live: LiveMargin, t: pd.Timestamp, events: list[Event]) -> None:
+    """The waiting sets refreshed at the exact current marks, their statuses published, and
+    the orders of those in a liquidated status sent."""
+    sets = live.pending.take()
+    if not len(sets):
+        return
+    done = refresh(live, sets, t, kind="orders", exact_marks=True, tables=True)
+    publish(live, sets, t, events, found="orders", exact_marks=True)
+    if done is None:
+        return
+    result, market, margined = done
+    status = live.req.columns["status"]
+    chosen = np.isin(STATUS_NAMES[status[margined]], live.liquidated)
+    for s in margined[chosen]:
+        live.pending.drop(int(s))  # their orders go out now
+    if not chosen.any():
+        return
+    orders, per_set = issue_orders(market, live.config, result.margins[chosen],
+                                   result.attribution, live.run.stored.previous,
+                                   live.account_types)
+    live.stats.count("order_batches")
+    counts = orders.groupby(["account_id", "netting_set"]).size().to_dict()
+    for row in per_set.to_dict("records"):
+        s = live.book.index[(str(row["account_id"]), str(row["netting_set"]))]
+        live.req.columns["liquidation_penalty"][s] = float(row["liquidation_penalty"])
+        n = int(counts.get((row["account_id"], row["netting_set"]), 0))
+        events.append(live.event(t, s, "liquidation_orders", before=int(status[s]),
+                                 detail=order_detail(pd.Series(row), n)))
+    if len(orders):
+        logged = orders.copy()
+        logged.insert(0, "time", t)
+        live.orders.append(logged)

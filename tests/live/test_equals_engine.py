@@ -1,0 +1,108 @@
+"""After the final flush the default mode's state equals ``--exact``'s and an ``eod`` re-run at
+the final marks; every set ``--exact`` liquidates, the default liquidates too, no earlier.
+
+The reference is outside the live code: ``riskmodel eod`` on the demo's price history scaled
+(log-return factors) or shifted (WTI, absolute returns) so that it ends at the final marks,
+which leaves every return, hence the historical scenario set, the stress windows and their
+proxies unchanged while the prices are the marks; the options' implied vols scaled by the VIX
+ratio (the sticky-strike rule of the README); the positions and the equity of each set as the
+loop ends with them. The book holds linear, inverse and option positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import eod
+from streams import feed, intraday
+
+from riskmodel.live import LiveMargin, events_frame
+from riskmodel.margin.tables import MARGIN_COLUMNS
+
+KEY = ["account_id", "netting_set"]
+
+
+@pytest.fixture(scope="module")
+def replays(demo_run):
+    run = demo_run.load()
+    rows = intraday(run)
+    out = {}
+    for exact in (False, True):
+        live = LiveMargin(run, exact=exact)
+        events = events_frame(feed(live, rows))
+        out[exact] = (live, events)
+    return run, rows, out
+
+
+def _assert_tables_equal(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> None:
+    a, b = a.set_index(KEY).sort_index(), b.set_index(KEY).sort_index()
+    assert list(a.index) == list(b.index)
+    for c in columns:
+        if c in KEY:
+            continue
+        x, y = a[c].to_numpy(), b[c].to_numpy()
+        if x.dtype.kind == "f" or y.dtype.kind == "f":
+            x, y = x.astype(np.float64), y.astype(np.float64)
+            with np.errstate(invalid="ignore"):  # inf - inf: the equal infinities pass
+                same = (x == y) | (np.abs(x - y) <= 1e-9 * np.maximum(np.abs(x), np.abs(y)))
+            assert same.all(), (c, a.index[~same][:3].tolist(), x[~same][:3], y[~same][:3])
+        else:
+            assert (x.astype(str) == y.astype(str)).all(), c
+
+
+def test_book_has_every_kind(replays):
+    run, _, _ = replays
+    kinds = set(run.market.instruments.loc[run.positions["instrument_id"], "kind"])
+    assert {"future", "perpetual", "inverse_perpetual", "option", "spot"} <= kinds
+
+
+def test_default_equals_exact_after_flush(replays):
+    _, _, out = replays
+    default, exact = out[False][0].snapshot(), out[True][0].snapshot()
+    _assert_tables_equal(default, exact, MARGIN_COLUMNS)
+
+
+def test_equals_eod_rerun_at_final_marks(replays, demo_run, tmp_path):
+    run, _, out = replays
+    live = out[False][0]
+    files = demo_run.files
+    marks = dict(zip(live.market.factors, live.market.spot))
+    prices = pd.read_csv(files.prices, index_col=0)
+    last = prices.ffill().iloc[-1]
+    for name, mark in marks.items():
+        if name == "WTI":  # absolute returns: a shifted history has the same differences
+            prices[name] = prices[name] + (mark - last[name])
+        else:
+            prices[name] = prices[name] * (mark / last[name])
+    prices.to_csv(tmp_path / "prices.csv", float_format="%.17g")
+    instruments = pd.read_csv(files.instruments)
+    spx_options = instruments["kind"].eq("option") & instruments["underlying"].eq("SPX")
+    instruments.loc[spx_options, "implied_vol"] *= marks["VIX"] / last["VIX"]
+    instruments.to_csv(tmp_path / "instruments.csv", index=False, float_format="%.17g")
+    snap = live.snapshot()
+    book, _ = live.book.book(live.open_sets())
+    held = book.positions[["account_id", "netting_set", "instrument_id", "quantity"]]
+    held.to_csv(tmp_path / "positions.csv", index=False, float_format="%.17g")
+    accounts = snap[KEY + ["equity"]].rename(columns={"equity": "collateral"})
+    accounts.to_csv(tmp_path / "accounts.csv", index=False, float_format="%.17g")
+    eod(files, tmp_path / "rerun", prices=tmp_path / "prices.csv",
+        instruments=tmp_path / "instruments.csv", positions=tmp_path / "positions.csv",
+        accounts=tmp_path / "accounts.csv")
+    rerun = pd.read_parquet(tmp_path / "rerun" / "margins.parquet")
+    _assert_tables_equal(snap, rerun[MARGIN_COLUMNS], MARGIN_COLUMNS)
+
+
+def test_every_exact_liquidation_is_found_no_earlier(replays):
+    _, _, out = replays
+
+    def first_liquidation(events: pd.DataFrame) -> pd.Series:
+        entered = events[(events["event"] == "status_change")
+                         & (events["status_after"] == "liquidation")]
+        return entered.groupby(KEY)["time"].min()
+
+    exact, default = first_liquidation(out[True][1]), first_liquidation(out[False][1])
+    assert len(exact) > 0
+    both = exact.to_frame("exact").join(default.to_frame("default"), how="left")
+    assert both["default"].notna().all(), both[both["default"].isna()]
+    assert (both["default"] >= both["exact"]).all()
