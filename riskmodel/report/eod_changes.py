@@ -172,8 +172,8 @@ def compare_previous(folder: str | Path, margins: pd.DataFrame, positions: Posit
     delta = im - before
     top = np.argsort(-np.abs(delta), kind="stable")[:k]
     movers = pd.DataFrame({
-        "account_id": margins["account_id"].to_numpy()[top],
-        "netting_set": margins["netting_set"].to_numpy()[top],
+        "account_id": margins["account_id"].iloc[top].to_numpy(),
+        "netting_set": margins["netting_set"].iloc[top].to_numpy(),
         "initial_margin_before": before[top], "initial_margin": im[top], "change": delta[top],
         "reason": reason[top],
     })
