@@ -32,7 +32,7 @@ from riskmodel.config import GridCollateral, GridConfig, RunConfig
 from riskmodel.engine.market import ModelPnl, PricedMarket
 from riskmodel.errors import InputDataError, ModelError
 from riskmodel.io.svi import load_svi
-from riskmodel.margin.grid_kernels import grid_rule_losses
+from riskmodel.margin.grid_kernels import grid_rule_losses, grid_rule_losses_serial
 from riskmodel.margin.grid_rule import (
     COLLATERAL,
     CONTINGENCIES,
@@ -63,6 +63,7 @@ GRID_COLUMNS = ["grid_scenario", "grid_basis", "grid_im_factor",
 #: Attribution columns: the worst scenario of the position's underlying, the position's loss in
 #: it and its share of the maintenance requirement (``contribution`` is its initial share).
 GRID_POSITION_COLUMNS = ["grid_scenario", "grid_loss", "grid_maintenance"]
+PARALLEL_MIN_SETS = 512  # netting sets from which the scan runs on every thread
 
 
 # --- pricing ---------------------------------------------------------------------------------
@@ -259,7 +260,9 @@ def grid_measure(market: PricedMarket, book: Book, config: RunConfig, horizon: i
     worst, basis = np.empty(n_sets), np.empty(n_sets)
     scenario, share = np.empty(n_pos, dtype=np.int64), np.empty(n_pos)
     scan_losses = np.empty((n_sets if totals else 0, lay.scan.n))
-    grid_rule_losses(pnl, lay.base, lay.und, lay.group, lay.pos_disc, lay.neg_disc,
+    # the thread pool pays off from a few hundred sets (a partition), not for a what-if
+    kernel = grid_rule_losses if n_sets >= PARALLEL_MIN_SETS else grid_rule_losses_serial
+    kernel(pnl, lay.base, lay.und, lay.group, lay.pos_disc, lay.neg_disc,
                      lay.basis_factor, lay.scan.dampening, lay.scan.skew, book.indptr,
                      book.instrument_index, book.quantity, worst, basis, scenario, share,
                      scan_losses)
@@ -276,7 +279,7 @@ def grid_measure(market: PricedMarket, book: Book, config: RunConfig, horizon: i
     maintenance = mm_f * worst + per_set(mm_cont)
     initial = f * worst + per_set(im_cont)
     labels = np.append(lay.scan.labels, ["basis", "none"]).astype(object)
-    columns = {"grid_scenario": _set_labels(book, lay, scenario, labels),
+    columns = {"grid_scenario": _set_labels(book, lay, scenario, share, labels),
                "grid_basis": basis, "grid_im_factor": np.full(n_sets, f),
                **{f"grid_{c}": per_set(cont[c]) for c in CONTINGENCIES},
                "grid_maintenance": maintenance, "grid_initial": initial}
@@ -286,23 +289,28 @@ def grid_measure(market: PricedMarket, book: Book, config: RunConfig, horizon: i
                        positions, scan_losses if totals else None)
 
 
-def _set_labels(book: Book, lay: GridLayout, scenario: np.ndarray, labels: np.ndarray
-                ) -> np.ndarray:
-    """Each set's worst scenario: its label, or ``U: label; ...`` over several underlyings."""
+def _set_labels(book: Book, lay: GridLayout, scenario: np.ndarray, share: np.ndarray,
+                labels: np.ndarray) -> np.ndarray:
+    """Each set's worst scenario: its label; over several underlyings, ``U: label (+ other
+    underlyings)`` for the underlying of the position losing most (each position's own is in
+    the attribution)."""
     out = np.full(book.n_sets, "", dtype=object)
-    counts = np.diff(book.indptr)
-    held = np.flatnonzero(counts > 0)
+    held = np.flatnonzero(np.diff(book.indptr) > 0)
     if not len(held):
         return out
+    starts = book.indptr[held]
+    set_of = np.repeat(np.arange(len(held)), np.diff(book.indptr)[held])
+    top = np.maximum.reduceat(share, starts)
+    position = np.arange(len(share))
+    pick = np.minimum.reduceat(np.where(share == top[set_of], position, len(share)), starts)
     und = lay.und[book.instrument_index]
-    first = book.indptr[held]
-    out[held] = labels[scenario[first]]
-    lo = np.minimum.reduceat(und, first)
-    hi = np.maximum.reduceat(und, first)
-    for s in held[lo != hi].tolist():
-        rows = slice(book.indptr[s], book.indptr[s + 1])
-        seen = dict.fromkeys(zip(und[rows].tolist(), scenario[rows].tolist()))
-        out[s] = "; ".join(f"{lay.und_names[u]}: {labels[j]}" for u, j in seen)
+    several = np.minimum.reduceat(und, starts) != np.maximum.reduceat(und, starts)
+    text = labels[scenario[pick]]
+    if several.any():
+        names = lay.und_names[und[pick[several]]]
+        text[several] = [f"{u}: {t} (+ other underlyings)" for u, t in
+                         zip(names.tolist(), text[several].tolist())]
+    out[held] = text
     return out
 
 

@@ -58,6 +58,102 @@ def _slots(codes, indptr_start, n, instrument_index, skip_negative):
     return local, ids[:k]
 
 
+@njit(cache=True)
+def _one_set(s, pnl, base, und, group, pos_disc, neg_disc, basis_factor, damp, skew, indptr,
+             instrument_index, quantity, worst_out, basis_out, scenario_out, share_out,
+             totals_out):
+    """Set ``s`` of :func:`grid_rule_losses` (same arguments)."""
+    n_scan = damp.shape[0]
+    n_cols = n_scan + 2
+    start = indptr[s]
+    n = indptr[s + 1] - start
+    lu, u_ids = _slots(und, start, n, instrument_index, False)
+    lg, g_ids = _slots(group, start, n, instrument_index, True)
+    ku = u_ids.shape[0]
+    kg = g_ids.shape[0]
+    lin = np.zeros((ku, n_scan))
+    gv = np.zeros((kg, n_cols))
+    g0 = np.zeros(kg)
+    g_und = np.zeros(kg, np.int64)
+    for p in range(n):
+        i = instrument_index[start + p]
+        q = quantity[start + p]
+        if lg[p] >= 0:
+            g = lg[p]
+            g_und[g] = lu[p]
+            b = base[i]
+            g0[g] += q * b
+            for j in range(n_cols):
+                gv[g, j] += q * (b + pnl[i, j])
+        else:
+            u = lu[p]
+            for j in range(n_scan):
+                lin[u, j] += q * pnl[i, j]
+    tot = np.empty((ku, n_scan))
+    for u in range(ku):
+        for j in range(n_scan):
+            tot[u, j] = lin[u, j] * damp[j]
+    bas = np.zeros(ku)
+    for g in range(kg):
+        gi = g_ids[g]
+        u = g_und[g]
+        for j in range(n_scan):
+            v = gv[g, j]
+            d = pos_disc[gi] if v >= 0.0 else neg_disc[gi]
+            e = (v * d - g0[g]) * damp[j]
+            if skew[j] and e > 0.0:
+                e = -e
+            tot[u, j] += e
+        low = min(min(gv[g, n_scan] - g0[g], gv[g, n_scan + 1] - g0[g]), 0.0)
+        bas[u] += low * basis_factor[gi]
+    best = np.empty(ku, np.int64)
+    total = 0.0
+    basis_total = 0.0
+    for u in range(ku):
+        w = bas[u]
+        b = n_scan if w < 0.0 else n_scan + 1  # the basis binds, or nothing loses
+        for j in range(n_scan):
+            if tot[u, j] < w:
+                w = tot[u, j]
+                b = j
+        best[u] = b
+        total += w
+        basis_total += bas[u]
+    worst_out[s] = 0.0 - total  # 0.0 - x: no negative zero in the tables
+    basis_out[s] = 0.0 - basis_total
+    if totals_out.shape[0] > 0:
+        for j in range(n_scan):
+            t = 0.0
+            for u in range(ku):
+                t += tot[u, j]
+            totals_out[s, j] = 0.0 - t
+    for p in range(n):
+        i = instrument_index[start + p]
+        q = quantity[start + p]
+        j = best[lu[p]]
+        scenario_out[start + p] = j
+        share = 0.0
+        if lg[p] < 0:
+            if j < n_scan:
+                share = q * pnl[i, j] * damp[j]
+        else:
+            g = lg[p]
+            gi = g_ids[g]
+            if j < n_scan:
+                v = gv[g, j]
+                d = pos_disc[gi] if v >= 0.0 else neg_disc[gi]
+                share = q * ((base[i] + pnl[i, j]) * d - base[i]) * damp[j]
+                if skew[j] and (v * d - g0[g]) * damp[j] > 0.0:
+                    share = -share
+            elif j == n_scan:
+                up = gv[g, n_scan] - g0[g]
+                down = gv[g, n_scan + 1] - g0[g]
+                if min(up, down) < 0.0:
+                    col = n_scan if up <= down else n_scan + 1
+                    share = q * pnl[i, col] * basis_factor[gi]
+        share_out[start + p] = 0.0 - share
+
+
 @njit(cache=True, parallel=True)
 def grid_rule_losses(pnl, base, und, group, pos_disc, neg_disc, basis_factor, damp, skew,
                      indptr, instrument_index, quantity, worst_out, basis_out, scenario_out,
@@ -83,94 +179,19 @@ def grid_rule_losses(pnl, base, und, group, pos_disc, neg_disc, basis_factor, da
     totals_out : float64 ndarray of shape (n_sets, n_scan) or (0, n_scan): when it has rows,
         each scenario's loss summed over the set's underlyings is written.
     """
-    n_sets = indptr.shape[0] - 1
-    n_scan = damp.shape[0]
-    n_cols = n_scan + 2
-    for s in prange(n_sets):
-        start = indptr[s]
-        n = indptr[s + 1] - start
-        lu, u_ids = _slots(und, start, n, instrument_index, False)
-        lg, g_ids = _slots(group, start, n, instrument_index, True)
-        ku = u_ids.shape[0]
-        kg = g_ids.shape[0]
-        lin = np.zeros((ku, n_scan))
-        gv = np.zeros((kg, n_cols))
-        g0 = np.zeros(kg)
-        g_und = np.zeros(kg, np.int64)
-        for p in range(n):
-            i = instrument_index[start + p]
-            q = quantity[start + p]
-            if lg[p] >= 0:
-                g = lg[p]
-                g_und[g] = lu[p]
-                b = base[i]
-                g0[g] += q * b
-                for j in range(n_cols):
-                    gv[g, j] += q * (b + pnl[i, j])
-            else:
-                u = lu[p]
-                for j in range(n_scan):
-                    lin[u, j] += q * pnl[i, j]
-        tot = np.empty((ku, n_scan))
-        for u in range(ku):
-            for j in range(n_scan):
-                tot[u, j] = lin[u, j] * damp[j]
-        bas = np.zeros(ku)
-        for g in range(kg):
-            gi = g_ids[g]
-            u = g_und[g]
-            for j in range(n_scan):
-                v = gv[g, j]
-                d = pos_disc[gi] if v >= 0.0 else neg_disc[gi]
-                e = (v * d - g0[g]) * damp[j]
-                if skew[j] and e > 0.0:
-                    e = -e
-                tot[u, j] += e
-            low = min(min(gv[g, n_scan] - g0[g], gv[g, n_scan + 1] - g0[g]), 0.0)
-            bas[u] += low * basis_factor[gi]
-        best = np.empty(ku, np.int64)
-        total = 0.0
-        basis_total = 0.0
-        for u in range(ku):
-            w = bas[u]
-            b = n_scan if w < 0.0 else n_scan + 1  # the basis binds, or nothing loses
-            for j in range(n_scan):
-                if tot[u, j] < w:
-                    w = tot[u, j]
-                    b = j
-            best[u] = b
-            total += w
-            basis_total += bas[u]
-        worst_out[s] = 0.0 - total  # 0.0 - x: no negative zero in the tables
-        basis_out[s] = 0.0 - basis_total
-        if totals_out.shape[0] > 0:
-            for j in range(n_scan):
-                t = 0.0
-                for u in range(ku):
-                    t += tot[u, j]
-                totals_out[s, j] = 0.0 - t
-        for p in range(n):
-            i = instrument_index[start + p]
-            q = quantity[start + p]
-            j = best[lu[p]]
-            scenario_out[start + p] = j
-            share = 0.0
-            if lg[p] < 0:
-                if j < n_scan:
-                    share = q * pnl[i, j] * damp[j]
-            else:
-                g = lg[p]
-                gi = g_ids[g]
-                if j < n_scan:
-                    v = gv[g, j]
-                    d = pos_disc[gi] if v >= 0.0 else neg_disc[gi]
-                    share = q * ((base[i] + pnl[i, j]) * d - base[i]) * damp[j]
-                    if skew[j] and (v * d - g0[g]) * damp[j] > 0.0:
-                        share = -share
-                elif j == n_scan:
-                    up = gv[g, n_scan] - g0[g]
-                    down = gv[g, n_scan + 1] - g0[g]
-                    if min(up, down) < 0.0:
-                        col = n_scan if up <= down else n_scan + 1
-                        share = q * pnl[i, col] * basis_factor[gi]
-            share_out[start + p] = 0.0 - share
+    for s in prange(indptr.shape[0] - 1):
+        _one_set(s, pnl, base, und, group, pos_disc, neg_disc, basis_factor, damp, skew, indptr,
+                 instrument_index, quantity, worst_out, basis_out, scenario_out, share_out,
+                 totals_out)
+
+
+@njit(cache=True)
+def grid_rule_losses_serial(pnl, base, und, group, pos_disc, neg_disc, basis_factor, damp, skew,
+                            indptr, instrument_index, quantity, worst_out, basis_out,
+                            scenario_out, share_out, totals_out):
+    """:func:`grid_rule_losses` on one thread: a what-if or a liquidation step margins a few
+    sets, for which starting the thread pool costs more than the scan."""
+    for s in range(indptr.shape[0] - 1):
+        _one_set(s, pnl, base, und, group, pos_disc, neg_disc, basis_factor, damp, skew, indptr,
+                 instrument_index, quantity, worst_out, basis_out, scenario_out, share_out,
+                 totals_out)

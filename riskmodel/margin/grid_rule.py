@@ -137,9 +137,10 @@ def _naked_shorts(grid: GridConfig, inst: RuleInstruments, set_of: np.ndarray,
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Maintenance and initial charges of the naked shorts, per position (module docstring)."""
     rows = np.flatnonzero(option)
-    key = pd.MultiIndex.from_arrays([set_of[rows], inst.group[i[rows]],
-                                     inst.strike[i[rows]]]).codes
-    code = pd.factorize(pd.MultiIndex.from_arrays(key))[0]
+    # (expiry group, strike) coded once per instrument, then one integer key per position
+    strike = pd.factorize(pd.MultiIndex.from_arrays([inst.group, inst.strike]))[0]
+    key = set_of[rows].astype(np.int64) * (int(strike.max()) + 1) + strike[i[rows]]
+    code = pd.factorize(key)[0]
     call = inst.is_call[i[rows]]
     calls = np.bincount(code, weights=np.where(call, q[rows], 0.0))
     puts = np.bincount(code, weights=np.where(call, 0.0, q[rows]))

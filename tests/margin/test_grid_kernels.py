@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riskmodel.margin import grid_twins
-from riskmodel.margin.grid_kernels import grid_rule_losses
+from riskmodel.margin.grid_kernels import grid_rule_losses, grid_rule_losses_serial
 
 
 def _case(seed: int, n_sets: int = 40, n_scan: int = 12):
@@ -34,19 +34,21 @@ def _case(seed: int, n_sets: int = 40, n_scan: int = 12):
     return args
 
 
-def _kernel(args):
+def _kernel(args, kernel=grid_rule_losses):
     n_sets, n_pos, n_scan = len(args[9]) - 1, len(args[11]), len(args[7])
     worst, basis = np.empty(n_sets), np.empty(n_sets)
     scenario, share = np.empty(n_pos, dtype=np.int64), np.empty(n_pos)
     totals = np.empty((n_sets, n_scan))
-    grid_rule_losses(*args, worst, basis, scenario, share, totals)
+    kernel(*args, worst, basis, scenario, share, totals)
     return worst, basis, scenario, share, totals
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_kernel_equals_twin_bitwise(seed):
+@pytest.mark.parametrize("kernel", [grid_rule_losses, grid_rule_losses_serial],
+                         ids=["parallel", "serial"])
+def test_kernel_equals_twin_bitwise(seed, kernel):
     args = _case(seed)
-    for got, want in zip(_kernel(args), grid_twins.grid_rule_losses(*args)):
+    for got, want in zip(_kernel(args, kernel), grid_twins.grid_rule_losses(*args)):
         np.testing.assert_array_equal(got, want)
 
 
