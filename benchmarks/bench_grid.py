@@ -35,22 +35,15 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import int_options, repeat_timed, timed  # noqa: E402
-from bench_eod import run_once  # noqa: E402
+from bench_eod import CONFIG, run_once  # noqa: E402
 from synthetic_book import write_book  # noqa: E402
 
 from riskmodel.engine.grid import grid_layout, grid_measure, grid_pnl  # noqa: E402
 from riskmodel.portfolio.netting import net_positions  # noqa: E402
 from riskmodel.whatif import load_run  # noqa: E402
 
-GRID = """method = "grid"
-horizon = 2
-lookback = 1000
-[volatility]
-model = "ewma"
-[stress]
-historical = false
-"""
-MC = GRID.replace('method = "grid"', 'method = "mc"\nscenarios = {scenarios}')
+MC = CONFIG  # bench_eod's run: 2-day horizon, EWMA, no historical stress windows
+GRID = CONFIG.replace('method = "mc"\nscenarios = {scenarios}', 'method = "grid"')
 
 
 def numpy_scan(market, book, config) -> np.ndarray:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from riskmodel.config.sections import section
 from riskmodel.errors import UsageError
 from riskmodel.validation import check_choice, check_int, check_number
 
@@ -302,13 +303,8 @@ def profile_path(profile: str) -> Path:
 
 
 def _table(raw: Mapping[str, Any], name: str, allowed: set[str], source: str) -> dict[str, Any]:
-    section = raw.get(name.rsplit(".", 1)[-1], {})
-    if not isinstance(section, Mapping):
-        raise UsageError(f"{source}: [{name}] must be a table")
-    for key in section:
-        if key not in allowed:
-            raise UsageError(f"{source}: unknown key {name}.{key}")
-    return dict(section)
+    """``raw``'s table of the last part of the dotted ``name`` (messages name it whole)."""
+    return section({name: raw.get(name.rsplit(".", 1)[-1], {})}, name, allowed, source)
 
 
 def _read_profile(profile: str, source: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from riskmodel.config.addons import AddonPolicy, ThresholdTable
 from riskmodel.config.grid import grid_section, tiers_section
 from riskmodel.config.live import LiveConfig
 from riskmodel.config.rates import RateTable
+from riskmodel.config.sections import section as _section
 from riskmodel.config.waterfall import WaterfallConfig
 from riskmodel.errors import UsageError
 
@@ -285,16 +286,6 @@ def _mapping(section: dict[str, Any], key: str, name: str, shape: str, source: s
         if not isinstance(section[key], Mapping):
             raise UsageError(f"{source}: [{name}.{key}] must be a table of {shape}")
         section[key] = dict(section[key])
-
-
-def _section(raw: Mapping[str, Any], name: str, allowed: set[str], source: str) -> dict[str, Any]:
-    section = raw.get(name, {})
-    if not isinstance(section, Mapping):
-        raise UsageError(f"{source}: [{name}] must be a table")
-    for key in section:
-        if key not in allowed:
-            raise UsageError(f"{source}: unknown key {name}.{key}")
-    return dict(section)
 
 
 def _rate_table(raw: Any, default: RateTable, name: str, source: str,

@@ -64,7 +64,8 @@ class GridScenarios:
 
     @property
     def n(self) -> int:
-        return len(self.shock)
+        """How many scenarios the scan has."""
+        return int(self.shock.shape[0])
 
     @property
     def skew(self) -> np.ndarray:
