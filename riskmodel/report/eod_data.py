@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskmodel.config.rates import RateTable
@@ -138,9 +137,9 @@ def read_positions(path: Path, margins: pd.DataFrame, *, quantity: bool = False,
                             .astype(np.int64))] if len(held) else held
     first = (np.cumsum(count) - count)[sample]
     for key in ("account_id", "netting_set"):
-        found = table.column(key).take(pa.array(first)).to_pylist()
-        expected = margins[key].iloc[sample].astype(str).tolist()
-        if [str(v) for v in found] != expected:
+        column = table.column(key)
+        found = [str(column[int(i)].as_py()) for i in first]
+        if found != margins[key].iloc[sample].astype(str).tolist():
             raise ValueError(f"{path}: positions are not in the margin table's set order "
                              f"({key})")
     instrument, ids = dictionary_codes(table.select(["instrument_id"]).unify_dictionaries(),
@@ -156,14 +155,18 @@ def read_positions(path: Path, margins: pd.DataFrame, *, quantity: bool = False,
 def _allocated_im(pos: Positions, margins: pd.DataFrame, flat: np.ndarray) -> np.ndarray:
     """Each position's share of its set's initial margin (module docstring); ``flat``: the
     position's flat-rate margin, shape (n_positions,)."""
-    s = pos.set_index
     n = len(margins)
-    set_flat = np.bincount(s, weights=flat, minlength=n)
-    set_notional = np.bincount(s, weights=pos.notional, minlength=n)
-    by_flat = set_flat > 0
-    share = np.where(by_flat[s], flat / np.where(by_flat, set_flat, 1.0)[s],
-                     pos.notional / np.where(set_notional > 0, set_notional, np.inf)[s])
-    return margins["initial_margin"].to_numpy(np.float64)[s] * share
+    count = margins["n_positions"].to_numpy(np.int64)
+    im = margins["initial_margin"].to_numpy(np.float64)
+    set_flat = np.bincount(pos.set_index, weights=flat, minlength=n)
+    # per set, initial margin per unit of flat-rate margin: one multiplication per position
+    out = np.repeat(np.divide(im, set_flat, out=np.zeros(n), where=set_flat > 0), count) * flat
+    by_notional = set_flat <= 0
+    if np.any(by_notional & (count > 0)):  # no flat-rate margin in the set: by notional
+        set_notional = np.bincount(pos.set_index, weights=pos.notional, minlength=n)
+        per = np.divide(im, set_notional, out=np.zeros(n), where=by_notional & (set_notional > 0))
+        out += np.repeat(per, count) * pos.notional
+    return out
 
 
 def instrument_meta(pos: Positions, instruments: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
