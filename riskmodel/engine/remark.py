@@ -7,9 +7,9 @@ stress scenarios). :class:`RemarkedMarket` keeps the day's scenario set and move
 
 * :meth:`~RemarkedMarket.set_mark` moves one factor's current price (an underlying, or an
   implied-vol index: every option of the underlyings it drives then carries ``iv0 x X / X0``,
-  the sticky-strike rule the scenarios use) and revalues the per-unit value and greeks of the
-  instruments it drives at the current marks (:func:`riskmodel.pricing.revaluation.
-  unit_greek_array`, the engine's kernels);
+  the sticky-strike rule the scenarios use) and revalues the options it drives at the current
+  marks (:func:`riskmodel.pricing.options.option_price`, the engine's kernel, as
+  :func:`riskmodel.pricing.revaluation.unit_greek_array` values them);
 * :meth:`~RemarkedMarket.mark_pnl` is each instrument's P&L per unit since the end-of-day
   marks, in the engine's conventions: ``multiplier x (P - P0)`` for linear kinds (and coins
   held as collateral), ``multiplier x (P / P0 - 1)`` for inverse contracts (the coin P&L at the
@@ -49,11 +49,14 @@ from riskmodel.engine.build import finite_pnl
 from riskmodel.engine.market import ModelPnl, PricedMarket, StressPnl
 from riskmodel.engine.stress import grid_unit_pnl
 from riskmodel.errors import InputDataError
+from riskmodel.pricing.options import option_price
 from riskmodel.pricing.revaluation import (
     COLLATERAL_KIND,
     INVERSE_KINDS,
+    model_codes,
     scenario_pnl,
     unit_greek_array,
+    years_to_expiry,
 )
 from riskmodel.scenarios.scenario_set import ScenarioSet
 
@@ -115,8 +118,9 @@ class RemarkedMarket:
     ----------
     factors : list of str, the run's factors (a tick names one of them).
     spot, rmark : ndarray of shape (n_factors,), the current marks and the requirement marks.
-    unit : ndarray of shape (n_instruments, 4), per-unit ``value, delta, gamma, vega`` at the
-        current marks (:func:`riskmodel.pricing.revaluation.unit_greeks`).
+    value : ndarray of shape (n_instruments,), each option's per-unit value (multiplier
+        included) at the current marks (the value column of
+        :func:`riskmodel.pricing.revaluation.unit_greeks`; other kinds' P&L needs none).
     driven : list of int ndarray, per factor the instrument rows it moves (its own
         instruments and the options whose implied-vol index it is).
 
@@ -164,13 +168,13 @@ class RemarkedMarket:
             frame["expiry"] = pd.to_datetime(frame["expiry"], utc=True)
         self.frame = frame
         self._arrays = market.instrument_arrays
-        self.unit = self._arrays.unit.copy()
         self.unit_r = self._arrays.unit.copy()
         self.value0 = self._arrays.unit[:, 0].copy()
+        self.value = self.value0.copy()
+        self._options = self._option_arrays(frame, is_option, market.valuation_time)
         self.driven = [np.flatnonzero((self.factor_of == k) | (self.iv_of == k))
                        for k in range(len(self.factors))]
         self.rows = {h: self._copy_rows(h) for h in market.horizons}
-        self._driven_frames: dict[int, pd.DataFrame] = {}
         self._first_option = int(np.flatnonzero(is_option)[0]) if is_option.any() else -1
         self._grid_code = pd.factorize(frame["factor"].to_numpy())[0].astype(np.int64)
         self._check_shocks()
@@ -191,6 +195,24 @@ class RemarkedMarket:
                     f"instrument {sub['instrument_id'].iat[bad[0]]!r}: the run's {h}-day "
                     "scenario P&L is not what its stored scenario shocks give at its marks "
                     f"(method {self.config.method!r}): the run cannot be re-marked")
+
+    @staticmethod
+    def _option_arrays(frame: pd.DataFrame, is_option: np.ndarray,
+                       valuation_time: pd.Timestamp) -> dict[str, np.ndarray]:
+        """What the option kernels read of each option, once (position in the options: the
+        ``at`` array, -1 for other kinds)."""
+        rows = np.flatnonzero(is_option)
+        at = np.full(len(frame), -1, dtype=np.int64)
+        at[rows] = np.arange(len(rows))
+        if not len(rows):
+            return {"at": at}
+        opts = frame.iloc[rows]
+        return {"at": at, "model": model_codes(opts),
+                "call": (opts["option_type"] == "call").to_numpy(),
+                "strike": opts["strike"].to_numpy(np.float64),
+                "tau": years_to_expiry(opts, valuation_time),
+                "rate": opts["rate"].to_numpy(np.float64),
+                "carry": opts["carry"].to_numpy(np.float64)}
 
     def _copy_rows(self, h: int) -> _Rows:
         market = self.base
@@ -219,19 +241,17 @@ class RemarkedMarket:
 
     def set_mark(self, factor: int, price: float) -> np.ndarray:
         """Move factor ``factor`` (its position in :attr:`factors`) to ``price``; returns the
-        instrument rows it drives, whose per-unit value and greeks are revalued."""
+        instrument rows it drives (the options among them revalued)."""
         self.spot[factor] = price
         rows = self.driven[factor]
-        if len(rows):
-            # the factor's instruments as a frame of their own, kept: a tick sets two columns
-            sub = self._driven_frames.get(factor)
-            if sub is None:
-                sub = self._driven_frames[factor] = self.frame.iloc[rows].copy()
-            sub["price"] = self.spot[self.factor_of[rows]]
-            if "implied_vol" in sub.columns:
-                sub["implied_vol"] = self.implied_vol(rows, self.spot)
-            self.unit[rows] = unit_greek_array(sub, self.spot_series(self.spot),
-                                               self.base.valuation_time)
+        options = rows[self._options["at"][rows] >= 0]
+        if len(options):
+            o, at = self._options, self._options["at"][options]
+            premium = option_price(o["model"][at], o["call"][at],
+                                   self.spot[self.factor_of[options]], o["strike"][at],
+                                   o["tau"][at], self.implied_vol(options, self.spot),
+                                   o["rate"][at], o["carry"][at])
+            self.value[options] = self.multiplier[options] * premium
         return rows
 
     def implied_vol(self, rows: np.ndarray, spot: np.ndarray) -> np.ndarray:
@@ -259,7 +279,13 @@ class RemarkedMarket:
         """Per-unit P&L of instrument ``rows`` since the end-of-day marks (module docstring)."""
         f = self.factor_of[rows]
         return mark_pnl(self.kind[rows], self.multiplier[rows], self.spot0[f], self.spot[f],
-                        self.value0[rows], self.unit[rows, 0])
+                        self.value0[rows], self.value[rows])
+
+    def unit_notional(self, row: int) -> float:
+        """Notional per unit of instrument ``row`` at the current marks, ``|dV/dP x P|`` (the
+        face value of an inverse contract, ``multiplier x P`` of a linear one)."""
+        unit = self._greeks(np.array([row]), self.spot)
+        return float(abs(unit[0, 1] * self.spot[self.factor_of[row]]))
 
     # ------------------------------------------------------------------ requirement marks
 
@@ -399,7 +425,7 @@ class RemarkedMarket:
         """What restores this object exactly (:meth:`restore`): the marks, the requirement
         marks, the order they moved in and the per-unit values at the current marks."""
         return {"spot": self.spot.copy(), "rmark": self.rmark.copy(),
-                "followed": self.followed.copy(), "unit": self.unit.copy()}
+                "followed": self.followed.copy(), "value": self.value.copy()}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Return to ``state``. Each factor whose requirement mark moved has its
@@ -413,4 +439,4 @@ class RemarkedMarket:
             self.follow(int(k))
         self.followed = followed.copy()
         self.spot = np.asarray(state["spot"], dtype=np.float64).copy()
-        self.unit = np.asarray(state["unit"], dtype=np.float64).copy()
+        self.value = np.asarray(state["value"], dtype=np.float64).copy()

@@ -38,8 +38,8 @@ statistics (:attr:`LiveMargin.stats`) record for every change a refresh found.
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -67,20 +67,9 @@ from riskmodel.live.orders import ORDER_LOG_COLUMNS, PendingOrders, liquidated
 from riskmodel.live.requirements import STATUS_NAMES, Requirements
 from riskmodel.live.schedule import Schedule, issue, publish, refresh, settle
 from riskmodel.live.stats import LiveStats
+from riskmodel.live.threads import numba_threads
 from riskmodel.portfolio.collateral import previous_margins
 from riskmodel.whatif.run import LoadedRun, load_run
-
-
-@contextmanager
-def numba_threads(n: int) -> Iterator[None]:
-    """numba's thread count for the calling thread set to ``n`` (at most numba's) for the
-    block."""
-    current = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(current)
 
 
 class LiveMargin:
@@ -99,8 +88,8 @@ class LiveMargin:
         parallel region waits for its slowest thread, which on a busy machine costs more than
         the region saves).
     batch_threads : int, optional
-        numba threads for the batch work: repricing a factor whose requirement mark moves,
-        the liquidation orders, ``flush`` (default: the process's).
+        numba threads for repricing a factor's instruments (its requirement mark moves, the
+        orders' exact marks) (default 1, as ``threads``); ``flush`` uses the process's.
     """
 
     def __init__(self, run: LoadedRun | str | Path, *, exact: bool = False,
@@ -110,7 +99,7 @@ class LiveMargin:
         self.config = self.run.config
         self.live = live or self.config.live
         self.exact, self.threads = exact, threads
-        self.batch_threads = batch_threads or numba.get_num_threads()
+        self.batch_threads = batch_threads or threads
         self.market = RemarkedMarket(self.run.market, self.config)
         self.book = LiveBook(self.run.positions, self.run.stored.collateral, self.run.axis,
                              self.market.driven)
@@ -294,7 +283,7 @@ class LiveMargin:
         state is the engine's at the current marks."""
         events: list[Event] = []
         t = self.now if self.now is not None else self.run.market.valuation_time
-        with self.batch_work():
+        with numba_threads(numba.config.NUMBA_NUM_THREADS):
             for k in self.market.lagging():
                 self.market.follow(int(k))
                 self.reset_view()

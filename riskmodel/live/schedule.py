@@ -27,6 +27,7 @@ from riskmodel.engine import PricedMarket, margin_book
 from riskmodel.live.events import Event
 from riskmodel.live.orders import issue_orders, order_detail
 from riskmodel.live.requirements import FLAT, MARGIN_CALL, OK, STATUS_NAMES, WARNING
+from riskmodel.live.threads import numba_threads
 from riskmodel.live.topup import top_up
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,8 +87,7 @@ def settle(live: LiveMargin, t: pd.Timestamp, touched: np.ndarray, forced: np.nd
     publish(live, changed, t, events, found="tick", exact_marks=live.exact)
     publish(live, np.setdiff1d(picked, changed), t, events, found="slice", exact_marks=False)
     if live.pending.due(t, live.live.order_batch, live.live.order_wait):
-        with live.batch_work():
-            issue(live, t, events)
+        issue(live, t, events)
 
 
 def refresh(live: LiveMargin, sets: np.ndarray, t: pd.Timestamp, *, kind: str,
@@ -168,7 +168,8 @@ def issue(live: LiveMargin, t: pd.Timestamp, events: list[Event]) -> None:
     sets = live.pending.take()
     if not len(sets):
         return
-    done = refresh(live, sets, t, kind="orders", exact_marks=True, tables=True)
+    with live.batch_work():  # the batch's instruments repriced at the exact marks
+        done = refresh(live, sets, t, kind="orders", exact_marks=True, tables=True)
     publish(live, sets, t, events, found="orders", exact_marks=True)
     if done is None:
         return
@@ -179,9 +180,11 @@ def issue(live: LiveMargin, t: pd.Timestamp, events: list[Event]) -> None:
         live.pending.drop(int(s))  # their orders go out now
     if not chosen.any():
         return
-    orders, per_set = issue_orders(market, live.config, result.margins[chosen],
-                                   result.attribution, live.run.stored.previous,
-                                   live.account_types)
+    # a liquidation is a hundred small engine calls: one thread each (module loop)
+    with numba_threads(live.threads):
+        orders, per_set = issue_orders(market, live.config, result.margins[chosen],
+                                       result.attribution, live.run.stored.previous,
+                                       live.account_types)
     live.stats.count("order_batches")
     counts = orders.groupby(["account_id", "netting_set"]).size().to_dict()
     for row in per_set.to_dict("records"):

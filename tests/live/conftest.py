@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from riskmodel.cli import main
@@ -39,5 +40,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """The demo book of 40 accounts margined by eod (HS, the demo's RUN.toml)."""
     tmp = tmp_path_factory.mktemp("live-demo")
     files = write_demo_inputs(tmp / "inputs", n_accounts=40)
+    accounts = pd.read_csv(files.accounts, dtype=str, keep_default_na=False)
+    # accounts with collateral and no position yet (trades open their sets in the tests)
+    for account, collateral in (("FRESH", "100000"), ("FRESH2", "10")):
+        accounts.loc[len(accounts)] = {"account_id": account, "collateral": collateral,
+                                       "netting_set": ""}
+    accounts.to_csv(files.accounts, index=False)
     eod(files, tmp / "run")
     return DemoRun(files, tmp / "run")

@@ -66,3 +66,21 @@ def feed(live: Any, rows: list[tuple[str, tuple]]) -> list[Any]:
     for kind, values in rows:
         events += method[kind](*values)
     return events + live.flush()
+
+
+def write_files(rows: list[tuple[str, tuple]], folder: Any) -> dict[str, Any]:
+    """``rows`` as the CSV input files of ``riskmodel live`` (times ISO 8601)."""
+    columns = {"tick": ["time", "asset", "price"],
+               "trade": ["time", "account_id", "instrument_id", "quantity", "netting_set"],
+               "transfer": ["time", "account_id", "amount"],
+               "funding": ["time", "instrument_id", "rate"]}
+    flags = {"tick": "--ticks", "trade": "--trades", "transfer": "--transfers",
+             "funding": "--funding"}
+    files = {}
+    for kind, names in columns.items():
+        table = pd.DataFrame([values for k, values in rows if k == kind], columns=names)
+        table["time"] = [t.isoformat() for t in table["time"]]
+        path = folder / f"{kind}s.csv"
+        table.to_csv(path, index=False, float_format="%.17g")
+        files[flags[kind]] = path
+    return files

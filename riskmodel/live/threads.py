@@ -1,0 +1,27 @@
+"""numba's thread count for a block of the live loop's work.
+
+An input's kernels are small, and a parallel region waits for its slowest thread: on a busy
+machine a preempted thread costs more than the region saves, so an input's own work and each of
+a liquidation's many small engine calls run on one thread; repricing a factor's instruments
+and ``flush`` use more (:class:`riskmodel.live.LiveMargin`'s ``threads`` and
+``batch_threads``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numba
+
+
+@contextmanager
+def numba_threads(n: int) -> Iterator[None]:
+    """numba's thread count for the calling thread set to ``n`` (at most numba's) for the
+    block; restored after it."""
+    current = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(current)
