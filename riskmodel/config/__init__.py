@@ -13,6 +13,9 @@ modules, in the order they build on each other:
   :mod:`riskmodel.margin.addons`;
 * :mod:`~riskmodel.config.live`, :mod:`~riskmodel.config.waterfall`: sections whose keys are
   their dataclass's fields one to one (read by a generic builder);
+* :mod:`~riskmodel.config.grid`: ``[grid]`` (the venue rule of ``--method grid``, its profiles)
+  and ``[tiers]`` (bracket tables), with their readers (:mod:`~riskmodel.config.sections` reads
+  one table);
 * :mod:`~riskmodel.config.policy`: one frozen dataclass per section (margin, calibration, ...)
   and :class:`RunConfig`, all of them, with its digest;
 * :mod:`~riskmodel.config.toml`: reading ``RUN.toml`` (:func:`load_config`).
