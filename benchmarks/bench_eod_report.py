@@ -110,14 +110,17 @@ def pandas_reference(folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[100_000])
-    parser.add_argument("--options", type=int, default=2000)
-    parser.add_argument("--scenarios", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    for name, default in (("options", 2000), ("scenarios", 10_000), ("repeats", 3)):
+        parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--folder", type=Path, help="keep the runs here (default: temp)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
     with tempfile.TemporaryDirectory() as tmp_name:
         root = args.folder or Path(tmp_name)
         root.mkdir(parents=True, exist_ok=True)
