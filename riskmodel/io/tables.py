@@ -151,11 +151,11 @@ class Table:
             # Parquet stores nulls (missing) apart from NaN (a written non-finite value).
             null = self.null_masks.get(column, raw.isna().to_numpy())
             present = ~null
-            problems = []
+            problems: list[tuple[int, object, str]] = []
             if not allow_missing:
-                problems += [(i, None, f"missing {what}") for i in np.flatnonzero(null)]
+                problems += [(int(i), None, f"missing {what}") for i in np.flatnonzero(null)]
             if finite:
-                problems += [(i, float(values[i]), f"non-finite {what}")
+                problems += [(int(i), float(values[i]), f"non-finite {what}")
                              for i in np.flatnonzero(present & ~np.isfinite(values))]
             return self._report(column, values, sorted(problems, key=lambda p: p[0]), on_bad)
         # text: each distinct value parsed once, as Python's float() parses it (numpy's cast
@@ -175,8 +175,9 @@ class Table:
         if finite:
             problem[filled[~np.isfinite(value[filled]) & (problem[filled] == 0)]] = 2
         bad = problem[codes]
-        found = [(i, names[codes[i]], f"{'not a' if bad[i] == 1 else 'non-finite'} {what}")
-                 for i in np.flatnonzero(bad)]
+        found: list[tuple[int, object, str]] = [
+            (int(i), names[codes[i]], f"{'not a' if bad[i] == 1 else 'non-finite'} {what}")
+            for i in np.flatnonzero(bad)]
         return self._report(column, value[codes], found, on_bad)
 
     def _report(self, column: str, values: np.ndarray,
