@@ -142,8 +142,9 @@ def _groups(book: WaterfallBook, outcome: Outcome, rest: float, loss: float,
     to_move = group_loss * (rest / loss) if loss > 0 else group_loss * 0.0
     order = np.lexsort((keys, -to_move))
     keys, to_move, units = keys[order], to_move[order], units[order]
-    parts = [_counterparties(book, outcome, int(k // 2), -1 if k % 2 == 0 else 1, profit)
-             for k in keys]
+    leverage = _leverage(book, outcome) if len(keys) else np.zeros(0)
+    parts = [_counterparties(book, outcome, int(k // 2), -1 if k % 2 == 0 else 1, profit,
+                             leverage) for k in keys]
     ptr = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum([len(p[0]) for p in parts], out=ptr[1:])
 
@@ -158,7 +159,8 @@ def _groups(book: WaterfallBook, outcome: Outcome, rest: float, loss: float,
 
 
 def _counterparties(book: WaterfallBook, outcome: Outcome, instrument: int, sign: int,
-                    profit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    profit: np.ndarray, set_leverage: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(position rows, position profits, scores)`` of the positions of sign ``sign`` in
     ``instrument`` that may be deleveraged, best ranked first."""
     m = book.by_instrument
@@ -168,7 +170,7 @@ def _counterparties(book: WaterfallBook, outcome: Outcome, instrument: int, sign
     keep = (np.sign(q) == sign) & (gain > 0) & (profit[sets] > 0)
     sets, q, gain = sets[keep], q[keep], gain[keep]
     pos = book.position_key.get_indexer(sets * book.n_instruments + instrument)
-    leverage = _leverage(book, outcome, sets)
+    leverage = set_leverage[sets]
     ranking = book.wcfg.adl_ranking
     if ranking == "profit":
         score = gain
@@ -182,13 +184,13 @@ def _counterparties(book: WaterfallBook, outcome: Outcome, instrument: int, sign
     return pos[order], gain[order], score[order]
 
 
-def _leverage(book: WaterfallBook, outcome: Outcome, sets: np.ndarray) -> np.ndarray:
-    """Gross traded notional over equity of ``sets`` at the scenario's final prices."""
-    size = book.size
+def _leverage(book: WaterfallBook, outcome: Outcome) -> np.ndarray:
+    """Gross traded notional over equity of every set at the scenario's final prices
+    (infinite where the equity is not positive)."""
     tradeable = ~book.view.collateral
-    gross = np.asarray(size[sets] @ np.where(tradeable, np.abs(outcome.exposure), 0.0)).ravel()
-    equity = outcome.equity[sets]
-    return np.divide(gross, equity, out=np.full(len(sets), np.inf), where=equity > 0)
+    gross = np.asarray(book.size @ np.where(tradeable, np.abs(outcome.exposure), 0.0)).ravel()
+    equity = outcome.equity
+    return np.divide(gross, equity, out=np.full(book.n_sets, np.inf), where=equity > 0)
 
 
 def _adl_rows(book: WaterfallBook, outcome: Outcome, groups: Groups, cand_loss: np.ndarray,

@@ -13,7 +13,7 @@ import dataclasses
 import datetime as _dt
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ from riskmodel.waterfall.book import WaterfallBook, load_book
 from riskmodel.waterfall.cover import CoverState, CoverTracker, FullClose
 from riskmodel.waterfall.rounds import MAX_BAND, Outcome, ScenarioRunner
 from riskmodel.waterfall.scenarios import (
+    NOW,
     Scenario,
     default_scenarios,
     describe,
@@ -58,14 +59,29 @@ class WaterfallResult:
     book: WaterfallBook
 
 
+@dataclass(frozen=True)
+class _Spec:
+    """What a run of the waterfall is asked (a worker process rebuilds its job from it)."""
+
+    run_dir: str | Path
+    scenarios_file: str | Path | None
+    waterfall: WaterfallConfig | None
+    cascade: bool
+    only: tuple[str, ...] | None
+
+
 def run_waterfall(run_dir: str | Path, *, scenarios_file: str | Path | None = None,
                   waterfall: WaterfallConfig | None = None, cascade: bool = False,
+                  only: Collection[str] | None = None,
                   progress: Callable[[int, int], None] | None = None) -> WaterfallResult:
     """Run the waterfall of the ``eod`` run in ``run_dir`` (module docstring); ``waterfall``
-    replaces the run's ``[waterfall]`` section. With ``[waterfall] workers`` > 1 the
-    scenarios are spread over that many processes (identical results)."""
+    replaces the run's ``[waterfall]`` section; ``only`` keeps the scenarios of those labels
+    (``now`` always). With ``[waterfall] workers`` > 1 the scenarios are spread over that many
+    processes (identical results)."""
     start = time.perf_counter()
-    job = _Job.load(run_dir, scenarios_file, waterfall, cascade)
+    spec = _Spec(run_dir, scenarios_file, waterfall, cascade,
+                 None if only is None else tuple(only))
+    job = _Job.load(spec)
     load_s = time.perf_counter() - start
     n = len(job.scenarios)
     workers = min(job.book.wcfg.workers, n)
@@ -73,8 +89,7 @@ def run_waterfall(run_dir: str | Path, *, scenarios_file: str | Path | None = No
         with _one_thread():
             chunks = [job.run(list(range(n)), progress)]
     else:
-        chunks = _in_processes(job, run_dir, scenarios_file, waterfall, cascade, workers,
-                               progress)
+        chunks = _in_processes(job, spec, workers, progress)
     state = job.tracker.start()
     rows: list[dict[str, Any]] = []
     frames: list[pd.DataFrame] = []
@@ -134,20 +149,21 @@ class _Job:
     cascade: bool
 
     @classmethod
-    def load(cls, run_dir: str | Path, scenarios_file: str | Path | None,
-             waterfall: WaterfallConfig | None, cascade: bool) -> _Job:
-        book = load_book(run_dir, waterfall)
+    def load(cls, spec: _Spec) -> _Job:
+        book = load_book(spec.run_dir, spec.waterfall)
         universe = universe_of(book.view.market, book.map_book.underlyings())
-        if scenarios_file is not None:
-            scenarios = file_scenarios(scenarios_file, universe)
+        if spec.scenarios_file is not None:
+            scenarios = file_scenarios(spec.scenarios_file, universe)
         else:
             if not book.wcfg.sources:
                 raise UsageError("config: waterfall.sources = [] and no --scenarios file: no "
                                  "scenario to run")
             scenarios = default_scenarios(book.view.market, universe, book.config)
-        runner = ScenarioRunner(book, cascade)
+        if spec.only is not None:
+            scenarios = [s for s in scenarios if s.source == NOW or s.label in spec.only]
+        runner = ScenarioRunner(book, spec.cascade)
         tracker = CoverTracker(book, FullClose(book, runner.liquidator), book.wcfg.cover)
-        return cls(book, scenarios, runner, tracker, scenarios_file, cascade)
+        return cls(book, scenarios, runner, tracker, spec.scenarios_file, spec.cascade)
 
     def run(self, indices: list[int], progress: Callable[[int, int], None] | None = None
             ) -> _Chunk:
@@ -194,20 +210,18 @@ def _one_thread() -> Iterator[None]:
 _WORKER: dict[str, _Job] = {}
 
 
-def _start_worker(run_dir: str | Path, scenarios_file: str | Path | None,
-                  waterfall: WaterfallConfig | None, cascade: bool) -> None:
+def _start_worker(spec: _Spec) -> None:
     import numba
 
     numba.set_num_threads(1)
-    _WORKER["job"] = _Job.load(run_dir, scenarios_file, waterfall, cascade)
+    _WORKER["job"] = _Job.load(spec)
 
 
 def _work(indices: list[int]) -> _Chunk:
     return _WORKER["job"].run(indices)
 
 
-def _in_processes(job: _Job, run_dir: str | Path, scenarios_file: str | Path | None,
-                  waterfall: WaterfallConfig | None, cascade: bool, workers: int,
+def _in_processes(job: _Job, spec: _Spec, workers: int,
                   progress: Callable[[int, int], None] | None) -> list[_Chunk]:
     """The scenarios in ``workers`` fresh processes (spawned: the engine's threads are not
     safe to fork), each loading the run once; interleaved splits balance the load."""
@@ -216,7 +230,7 @@ def _in_processes(job: _Job, run_dir: str | Path, scenarios_file: str | Path | N
     context = multiprocessing.get_context("spawn")
     chunks = []
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(run_dir, scenarios_file, waterfall, cascade)) as pool:
+                             initargs=(spec,)) as pool:
         done = 0
         for future in as_completed([pool.submit(_work, s) for s in splits]):
             chunk = future.result()
@@ -300,6 +314,7 @@ def _facts(run_dir: str | Path, job: _Job, table: pd.DataFrame, cover: dict[str,
 def write_waterfall(run_dir: str | Path, out: str | Path, *,
                     scenarios_file: str | Path | None = None,
                     waterfall: WaterfallConfig | None = None, cascade: bool = False,
+                    only: Collection[str] | None = None,
                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run the waterfall and write its outputs under ``out`` (module docstring); returns the
     manifest. Nothing is written unless everything succeeds."""
@@ -307,7 +322,7 @@ def write_waterfall(run_dir: str | Path, out: str | Path, *,
 
     start = time.perf_counter()
     result = run_waterfall(run_dir, scenarios_file=scenarios_file, waterfall=waterfall,
-                           cascade=cascade, progress=progress)
+                           cascade=cascade, only=only, progress=progress)
     manifest = dict(result.facts)
     with staged_output(out) as staging:
         write_table(result.waterfall, staging / "waterfall.parquet")
