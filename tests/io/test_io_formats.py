@@ -30,7 +30,7 @@ from eod_testdata import (
 
 # ``state`` is the what-if state folder (riskmodel.engine.store)
 OUTPUTS = {"margins.parquet", "margins.csv", "attribution.parquet", "factors.csv",
-           "manifest.json", "state", "liquidation_orders.parquet"}
+           "manifest.json", "state", "liquidation_orders.parquet", "report.html"}
 
 
 @pytest.fixture(scope="module")
