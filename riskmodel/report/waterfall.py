@@ -1,137 +1,169 @@
-"""The default waterfall as a person reads it: one self-contained HTML page.
+"""The default waterfall as a person reads it: ``report.html`` on the report layer.
 
-:func:`page_content` turns a waterfall run's tables and manifest into plain data (headline
-sentences, figures as PNG bytes with titles and alt text, tables as DataFrames of display
-strings), which :func:`render` lays out; the content does not depend on the layout, so it can
-move onto the report layer's templates as it is. The page opens with the verdict in words (the
-worst scenario, its bankruptcy loss and how it was paid, the insurance fund used and left, the
-clearing-house's cover-1 and cover-2 funds), then the figures, then the tables, each scrolling
-inside itself. It imports nothing of :mod:`riskmodel.waterfall`: the tables' columns are its
-interface.
+:func:`page_content` turns a waterfall run's tables and manifest into the page's content (the
+verdict and headline numbers in words, the findings, figures with titles and alt text, tables
+of formatted cells, the settings, the notes); :func:`write_report` renders it with the layer's
+template (``templates/waterfall.html.j2``: one stylesheet, tables scrolling in their own box).
+The page opens with the verdict: the worst scenario, its bankruptcy loss and how it was paid
+(the insurance fund used and left, ADL, socialised, uncovered) and the clearing house's cover-1
+and cover-2 funds; then who pays the largest losses, the losses along the liquidation map's
+moves and the members' exposures; then the tables. It imports nothing of
+:mod:`riskmodel.waterfall`: the tables' columns are its interface.
 """
 
 from __future__ import annotations
 
-import html
-import io
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from riskmodel.report.common import new_figure, png_data_uri
+from riskmodel.report import formats as f
+from riskmodel.report.columns import FORMATS
+from riskmodel.report.common import new_figure
+from riskmodel.report.page import (
+    Column,
+    PageFigure,
+    PageTable,
+    embed,
+    frame_table,
+    key_values,
+    legend_beside,
+    page_context,
+    write_page,
+)
 
-PAID = (("fund_used", "insurance fund", "#4c72b0"), ("adl_amount", "auto-deleveraging",
-        "#dd8452"), ("socialised", "socialised", "#c44e52"), ("uncovered", "uncovered",
-                                                                "#222222"))
-SCENARIO_COLUMNS = ["scenario", "source", "liquidated", "defaults", "notional_closed",
-                    "slippage", "penalties_to_fund", "bankruptcy_loss", "fund_used",
-                    "fund_left", "adl_amount", "adl_count", "socialised", "uncovered",
-                    "cover_1", "cover_2", "rounds"]
+__all__ = ["page_content", "write_report"]
+
+PAID = (("fund_used", "insurance fund", "#4c72b0"),
+        ("adl_amount", "auto-deleveraging", "#dd8452"),
+        ("socialised", "socialised", "#c44e52"),
+        ("uncovered", "uncovered", "#222222"))
 TABLE_ROWS = 200
 
+# column, header, format (riskmodel.report.columns.FORMATS)
+_SCENARIOS = (("scenario", "scenario", "text"), ("source", "source", "text"),
+              ("liquidated", "liquidated", "count"), ("defaults", "defaults", "count"),
+              ("notional_closed", "notional closed", "amount"),
+              ("slippage", "slippage", "amount"), ("penalties_to_fund", "penalties to fund",
+                                                     "amount"),
+              ("bankruptcy_loss", "bankruptcy loss", "amount"),
+              ("fund_used", "fund used", "amount"), ("fund_left", "fund left", "amount"),
+              ("adl_amount", "ADL", "amount"), ("adl_count", "positions deleveraged", "count"),
+              ("socialised", "socialised", "amount"), ("uncovered", "uncovered", "amount"),
+              ("cover_1", "cover-1", "amount"), ("cover_2", "cover-2", "amount"),
+              ("rounds", "cascade rounds", "count"))
+_ADL = (("scenario", "scenario", "text"), ("account_id", "account", "text"),
+        ("netting_set", "netting set", "text"), ("member", "member", "text"),
+        ("instrument_id", "instrument", "text"), ("position", "position", "number"),
+        ("amount_reduced", "reduced", "number"), ("loss_taken", "loss taken", "amount"),
+        ("loss_per_unit", "loss per unit", "number"),
+        ("bankruptcy_price", "bankruptcy price", "number"), ("profit", "its profit", "amount"),
+        ("rank", "rank", "count"))
+_COVER = (("member", "member", "text"), ("n_accounts", "accounts", "count"),
+          ("initial_margin", "initial margin", "amount"),
+          ("margin_held", "margin held", "amount"), ("peak_exposure", "peak exposure", "amount"),
+          ("peak_scenario", "in scenario", "text"),
+          ("cover_exposure", "exposure in the cover-N scenario", "amount"),
+          ("cover_rank", "rank there", "count"), ("share", "share", "pct2"),
+          ("contribution", "contribution", "amount"))
 
-@dataclass
-class Figure:
-    title: str
-    alt: str
-    png: bytes
 
-
-@dataclass
-class Content:
-    """What the page says, in order: ``title``, ``headline`` (sentences), ``facts`` (label,
-    value), ``figures``, ``tables`` (title, note, frame of display strings), ``notes``."""
-
-    title: str
-    headline: list[str]
-    facts: list[tuple[str, str]]
-    figures: list[Figure] = field(default_factory=list)
-    tables: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def money(value: Any) -> str:
-    """An amount in the reporting currency, thousands separated (``12,345,678``)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    if not math.isfinite(v):
-        return "—"
-    return f"{v:,.0f}"
+def _columns(spec: tuple[tuple[str, str, str], ...]) -> list[Column]:
+    return [Column(key, header, *FORMATS[fmt]) for key, header, fmt in spec]
 
 
 def page_content(waterfall: pd.DataFrame, adl: pd.DataFrame, cover: pd.DataFrame,
-                 manifest: dict[str, Any]) -> Content:
-    """The page's content (module docstring)."""
+                 manifest: dict[str, Any], currency: str = "USD") -> dict[str, Any]:
+    """Everything the page shows, as plain data (module docstring): the keys of
+    :func:`riskmodel.report.page.page_context` and ``figures``, ``tables``, ``settings``,
+    ``notes``."""
     w = waterfall
     title = "Default waterfall: when margin is not enough"
     if w.empty:
-        return Content(title, ["No scenario was run."], [])
+        return {**page_context(title=title, verdict="No scenario was run."), "figures": [],
+                "tables": [], "settings": key_values([]), "notes": []}
     worst = w.loc[w["bankruptcy_loss"].idxmax()]
-    cfg = manifest.get("waterfall", {})
-    cover_info = manifest.get("cover", {})
-    c1, c2 = cover_info.get("cover_1", {}), cover_info.get("cover_2", {})
-    loss = float(worst["bankruptcy_loss"])
-    if loss > 0:
-        verdict = (f"In the worst of {len(w):,} scenarios, “{worst['scenario']}”, "
-                   f"{int(worst['defaults']):,} netting sets end below zero after their "
-                   f"close-out, a bankruptcy loss of {money(loss)}. The insurance fund pays "
-                   f"{money(worst['fund_used'])} and has {money(worst['fund_left'])} left; "
-                   f"auto-deleveraging takes {money(worst['adl_amount'])} from "
-                   f"{int(worst['adl_count']):,} profitable positions, "
-                   f"{money(worst['socialised'])} is socialised and "
-                   f"{money(worst['uncovered'])} stays uncovered.")
-    else:
-        verdict = (f"No scenario of {len(w):,} leaves a bankruptcy loss: every liquidated "
-                   "netting set's own collateral covers its close-out.")
-    covered = (f"Clearing-house view: a default fund of {money(c1.get('fund'))} covers the "
-               f"member with the largest stress loss beyond margin (cover-1, in "
-               f"“{c1.get('scenario')}”), {money(c2.get('fund'))} the two largest (cover-2, in "
-               f"“{c2.get('scenario')}”: {', '.join(c2.get('members') or []) or 'none'}).")
-    short = w[w["uncovered"] > 0]
-    gaps = (f"{len(short):,} scenario(s) leave a loss uncovered." if len(short)
-            else "No scenario leaves a loss uncovered.")
-    facts = [
-        ("insurance fund before any scenario", money(cfg.get("insurance_fund"))),
-        ("penalty share feeding the fund", f"{float(cfg.get('penalty_to_fund', 0)):.0%}"),
-        ("ADL ranking", str(cfg.get("adl_ranking"))),
-        ("socialisation", str(cfg.get("socialisation"))),
-        ("close-out", f"{cfg.get('closeout')}; slippage by {manifest.get('slippage')}"),
-        ("cascade", "yes: close-outs move prices to a fixed point"
-         if manifest.get("cascade") else "no"),
-        ("scenarios", ", ".join(f"{k} {v:,}" for k, v in
-                                manifest.get("scenarios", {}).get("by_source", {}).items())),
-        ("netting sets / members", f"{manifest.get('netting_sets', 0):,} / "
-                                   f"{manifest.get('members', {}).get('count', 0):,} "
-                                   f"(members from {manifest.get('members', {}).get('source')})"),
-        ("EMIR Art. 42(3) minimum (largest, or 2nd + 3rd)",
-         money(cover_info.get("emir_art42_minimum", {}).get("fund"))),
-        ("run", str(manifest.get("run"))),
+    info = manifest.get("cover", {})
+    c1, c2 = info.get("cover_1", {}), info.get("cover_2", {})
+    verdict, tone = _verdict(w, worst, currency)
+    headline = [
+        {"value": f.short_amount(worst["bankruptcy_loss"], currency),
+         "label": f"worst bankruptcy loss ({worst['scenario']})"},
+        {"value": f.short_amount(worst["fund_used"], currency), "label": "fund used there"},
+        {"value": f.short_amount(worst["fund_left"], currency), "label": "fund left"},
+        {"value": f.short_amount(worst["adl_amount"], currency), "label": "ADL"},
+        {"value": f.short_amount(worst["socialised"], currency), "label": "socialised"},
+        {"value": f.short_amount(worst["uncovered"], currency), "label": "uncovered"},
+        {"value": f.short_amount(c1.get("fund"), currency), "label": "cover-1 fund"},
+        {"value": f.short_amount(c2.get("fund"), currency), "label": "cover-2 fund"},
     ]
-    content = Content(title, [verdict, gaps, covered], facts,
-                      notes=list(manifest.get("notes", [])))
-    content.figures = _figures(w, cover)
-    content.tables = _tables(w, adl, cover)
-    return content
+    uncovered = w[w["uncovered"] > 0]
+    findings = [
+        (f"{f.count(len(uncovered))} of {f.count(len(w))} scenarios leave a loss uncovered, "
+         f"{f.short_amount(uncovered['uncovered'].sum(), currency)} in all."
+         if len(uncovered) else f"No scenario of {f.count(len(w))} leaves a loss uncovered."),
+        (f"Clearing-house view: a default fund of {f.money(c1.get('fund'), currency)} covers "
+         f"the member with the largest stress loss beyond margin (cover-1, in "
+         f"“{c1.get('scenario')}”); {f.money(c2.get('fund'), currency)} covers the two largest "
+         f"(cover-2, in “{c2.get('scenario')}”: {', '.join(c2.get('members') or []) or 'none'})"
+         f"; EMIR Article 42(3)'s minimum (the largest, or the second and third): "
+         f"{f.money(info.get('emir_art42_minimum', {}).get('fund'), currency)}."),
+    ]
+    return {
+        **page_context(title=title, subtitle=f"Run {manifest.get('run')}", verdict=verdict,
+                       tone=tone, headline=headline, findings=findings),
+        "figures": _figures(w, cover, currency),
+        "tables": _tables(w, adl, cover),
+        "settings": _settings(manifest, currency),
+        "notes": list(manifest.get("notes", [])),
+    }
 
 
-def _png(fig: Any) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    fig.clear()
-    return buffer.getvalue()
+def _verdict(w: pd.DataFrame, worst: pd.Series, currency: str) -> tuple[str, str]:
+    loss = float(worst["bankruptcy_loss"])
+    if loss <= 0:
+        return (f"No scenario of {f.count(len(w))} leaves a bankruptcy loss: every liquidated "
+                "netting set's own collateral covers its close-out.", "good")
+    text = (f"In the worst of {f.count(len(w))} scenarios, “{worst['scenario']}”, "
+            f"{f.count(worst['defaults'])} netting sets end below zero after their close-out: "
+            f"a bankruptcy loss of {f.money(loss, currency)}. The insurance fund pays "
+            f"{f.money(worst['fund_used'], currency)} and has "
+            f"{f.money(worst['fund_left'], currency)} left; auto-deleveraging takes "
+            f"{f.money(worst['adl_amount'], currency)} from {f.count(worst['adl_count'])} "
+            f"profitable positions, {f.money(worst['socialised'], currency)} is socialised "
+            f"and {f.money(worst['uncovered'], currency)} stays uncovered.")
+    tone = "alarm" if (w["uncovered"] > 0).any() else "attention"
+    return text, tone
 
 
-def _figures(w: pd.DataFrame, cover: pd.DataFrame) -> list[Figure]:
+def _settings(manifest: dict[str, Any], currency: str) -> PageTable:
+    cfg = manifest.get("waterfall", {})
+    scenarios = manifest.get("scenarios", {})
+    members = manifest.get("members", {})
+    screen = manifest.get("screen", {})
+    return key_values([
+        ("insurance fund before any scenario", f.money(cfg.get("insurance_fund"), currency)),
+        ("share of penalties feeding the fund", f.pct(cfg.get("penalty_to_fund"), 0)),
+        ("ADL ranking; socialisation", f"{cfg.get('adl_ranking')}; {cfg.get('socialisation')}"),
+        ("close-out; slippage", f"{cfg.get('closeout')}; {manifest.get('slippage')}"),
+        ("cascade", "close-outs move prices to a fixed point" if manifest.get("cascade")
+         else "no"),
+        ("scenarios", ", ".join(f"{k} {f.count(v)}" for k, v in
+                                scenarios.get("by_source", {}).items())),
+        ("netting sets; members", f"{f.count(manifest.get('netting_sets'))}; "
+                                  f"{f.count(members.get('count'))} ({members.get('source')})"),
+        ("sets re-margined by the engine", f"{f.count(screen.get('engine_sets'))} (screen "
+                                           f"band up to {f.number(screen.get('widest_band'))})"),
+    ], caption="Settings")
+
+
+def _figures(w: pd.DataFrame, cover: pd.DataFrame, currency: str) -> list[PageFigure]:
     out = []
     top = w[w["bankruptcy_loss"] > 0].nlargest(20, "bankruptcy_loss")
     if len(top):
-        fig = new_figure(11, 1.4 + 0.32 * len(top))
+        fig = new_figure(11, 1.6 + 0.32 * len(top))
         ax = fig.subplots()
         left = np.zeros(len(top))
         y = np.arange(len(top))[::-1]
@@ -140,132 +172,71 @@ def _figures(w: pd.DataFrame, cover: pd.DataFrame) -> list[Figure]:
             ax.barh(y, values, left=left, color=colour, label=layer)
             left += values
         ax.set_yticks(y, top["scenario"].tolist(), fontsize=8)
-        ax.set_xlabel("bankruptcy loss (millions, reporting currency)")
-        ax.set_title("Who pays: the largest bankruptcy losses, by layer of the waterfall")
-        ax.legend(loc="lower right", fontsize=8)
-        out.append(Figure("Who pays the largest losses", "stacked bars of the bankruptcy loss "
-                          "of the worst scenarios, split into insurance fund, ADL, socialised "
-                          "and uncovered", _png(fig)))
+        ax.set(xlabel=f"bankruptcy loss (millions {currency})", ylabel="scenario",
+               title="The largest bankruptcy losses, by layer of the waterfall")
+        legend_beside(fig, ax, title="paid by")
+        out.append(embed(fig, title="Who pays the largest losses",
+                         alt="Stacked bars of the bankruptcy loss of the worst scenarios, "
+                         "split into insurance fund, ADL, socialised and uncovered."))
     maps = w[w["source"] == "map"]
     if len(maps):
-        fig = new_figure(11, 4.2)
-        axes = fig.subplots(1, 2)
-        scopes = maps["scope"].nunique()
-        for scope, rows in maps.groupby("scope", sort=False):
-            rows = rows.sort_values("move")
-            style = {"color": "black", "linewidth": 2.2} if scope == "ALL" else \
-                {"linewidth": 0.8, "alpha": 0.6}
-            label: str | None = ("all underlyings" if scope == "ALL"
-                                 else str(scope) if scopes <= 9 else None)
-            axes[0].plot(100 * rows["move"], rows["bankruptcy_loss"] / 1e6, **style,
-                         label=label)
-            axes[1].plot(100 * rows["move"], rows["defaults"], **style)
-        axes[0].set_title("Bankruptcy loss by instant move")
-        axes[0].set_ylabel("millions")
-        axes[1].set_title("Netting sets in default by instant move")
-        axes[1].set_ylabel("netting sets")
-        for ax in axes:
-            ax.set_xlabel("move of the scope's price(s) (%): one line per underlying")
-        axes[0].legend(fontsize=8)
-        out.append(Figure("Losses along the liquidation map's moves", "lines of bankruptcy "
-                          "loss and defaults against the instant move of each underlying and "
-                          "of all together", _png(fig)))
+        out.append(_map_figure(maps, currency))
     exposed = cover[cover["cover_exposure"] > 0].nlargest(20, "cover_exposure")
     if len(exposed):
-        fig = new_figure(11, 1.4 + 0.3 * len(exposed))
+        fig = new_figure(11, 1.6 + 0.3 * len(exposed))
         ax = fig.subplots()
         y = np.arange(len(exposed))[::-1]
         ax.barh(y, exposed["cover_exposure"] / 1e6, color="#8172b3")
         ax.set_yticks(y, exposed["member"].tolist(), fontsize=8)
-        ax.set_xlabel("stress loss beyond margin (millions) in the cover-N worst scenario")
-        ax.set_title("Members' exposure in the scenario that sizes the default fund")
-        out.append(Figure("Members' exposure", "bars of each member's stress loss beyond "
-                          "margin in the worst scenario for cover-N", _png(fig)))
+        ax.set(xlabel=f"stress loss beyond margin (millions {currency})", ylabel="member",
+               title="Members' exposure in the scenario that sizes the cover-N fund")
+        out.append(embed(fig, title="Members' exposure",
+                         alt="Bars of the largest members' stress losses beyond margin in the "
+                         "worst scenario for cover-N."))
     return out
 
 
-def _tables(w: pd.DataFrame, adl: pd.DataFrame, cover: pd.DataFrame
-            ) -> list[tuple[str, str, pd.DataFrame]]:
+def _map_figure(maps: pd.DataFrame, currency: str) -> PageFigure:
+    fig = new_figure(11, 4.4)
+    axes = fig.subplots(1, 2)
+    labelled = maps["scope"].nunique() <= 10
+    for scope, rows in maps.groupby("scope", sort=False):
+        rows = rows.sort_values("move")
+        style = {"color": "black", "linewidth": 2.2} if scope == "ALL" else \
+            {"linewidth": 0.8, "alpha": 0.7}
+        label = "all underlyings" if scope == "ALL" else str(scope) if labelled else None
+        axes[0].plot(100 * rows["move"], rows["bankruptcy_loss"] / 1e6, label=label, **style)
+        axes[1].plot(100 * rows["move"], rows["defaults"], **style)
+    axes[0].set(title="Bankruptcy loss by instant move",
+                ylabel=f"millions {currency}")
+    axes[1].set(title="Netting sets in default by instant move", ylabel="netting sets")
+    for ax in axes:
+        ax.set_xlabel("instant move of the scope's price(s), %")
+    legend_beside(fig, axes[0], title="scope")
+    return embed(fig, title="Losses along the liquidation map's moves",
+                 alt="Lines of bankruptcy loss and of netting sets in default against the "
+                 "instant move of each underlying and of all together.",
+                 caption="One line per underlying moved alone; the black line moves all of "
+                 "them together.")
+
+
+def _tables(w: pd.DataFrame, adl: pd.DataFrame, cover: pd.DataFrame) -> list[PageTable]:
     ranked = w.sort_values("bankruptcy_loss", ascending=False, kind="stable")
-    scen = _display(ranked[[c for c in SCENARIO_COLUMNS if c in ranked.columns]]
-                    .head(TABLE_ROWS))
-    out = [("Scenarios, largest bankruptcy loss first",
-            f"{min(len(w), TABLE_ROWS):,} of {len(w):,} scenarios (all in waterfall.parquet)",
-            scen)]
+    out = [frame_table(ranked, _columns(_SCENARIOS), max_rows=TABLE_ROWS,
+                       where="waterfall.parquet",
+                       caption="Scenarios, largest bankruptcy loss first")]
     if len(adl):
-        top = adl.sort_values("loss_taken", ascending=False, kind="stable").head(TABLE_ROWS)
-        out.append(("Auto-deleveraging: the largest losses taken",
-                    f"{len(top):,} of {len(adl):,} positions reduced (all in adl.parquet)",
-                    _display(top.drop(columns=["score"], errors="ignore"))))
-    out.append(("Members: default-fund contributions (cover-N)",
-                f"{min(len(cover), TABLE_ROWS):,} of {len(cover):,} members (all in "
-                "cover.parquet)", _display(cover.head(TABLE_ROWS))))
+        top = adl.sort_values("loss_taken", ascending=False, kind="stable")
+        out.append(frame_table(top, _columns(_ADL), max_rows=TABLE_ROWS, where="adl.parquet",
+                               caption="Auto-deleveraging: the largest losses taken"))
+    out.append(frame_table(cover, _columns(_COVER), max_rows=TABLE_ROWS,
+                           where="cover.parquet",
+                           caption="Members: default-fund contributions (cover-N)"))
     return out
-
-
-def _quantity(value: float) -> str:
-    """A quantity or price: thousands separated, up to four decimals, no trailing zeros."""
-    if pd.isna(value):
-        return "—"
-    text = f"{value:,.4f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def _display(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as people read it: amounts thousands-separated, shares as percentages."""
-    out = frame.copy()
-    for column in out.columns:
-        values = out[column]
-        if column in ("share", "move", "vol_shift"):
-            out[column] = [("—" if pd.isna(v) else f"{v:+.1%}" if column != "share"
-                            else f"{v:.2%}") for v in values]
-        elif column in ("position", "amount_reduced", "bankruptcy_price", "loss_per_unit"):
-            out[column] = [_quantity(v) for v in values]
-        elif pd.api.types.is_float_dtype(values):
-            out[column] = [money(v) for v in values]
-        elif pd.api.types.is_integer_dtype(values):
-            out[column] = [f"{int(v):,}" for v in values]
-    return out.astype(str)
-
-
-def render(content: Content) -> str:
-    """The page's HTML (self-contained: the figures inlined, no external resource)."""
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(content.title)}</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:78em;padding:0 1em;"
-        "color:#222}h1{margin-bottom:.3em}.headline p{font-size:1.08em;line-height:1.5;"
-        "margin:.4em 0}.facts td,.facts th{text-align:left;padding:2px 10px 2px 0;"
-        "border:none}.scroll{max-height:28em;overflow:auto;border:1px solid #ddd;"
-        "margin-bottom:.5em}table.data{border-collapse:collapse;font-size:82%;"
-        "white-space:nowrap}table.data td,table.data th{border-bottom:1px solid #eee;"
-        "padding:2px 8px;text-align:right}table.data th{position:sticky;top:0;"
-        "background:#f3f3f3}table.data td:first-child,table.data th:first-child"
-        "{text-align:left}img{max-width:100%}.note{color:#555;font-size:90%}"
-        "</style></head><body>",
-        f"<h1>{e(content.title)}</h1>",
-        "<div class='headline'>" + "".join(f"<p>{e(s)}</p>" for s in content.headline)
-        + "</div>",
-        "<table class='facts'>" + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>"
-                                          for k, v in content.facts) + "</table>",
-    ]
-    for f in content.figures:
-        parts.append(f"<h2>{e(f.title)}</h2><img alt='{e(f.alt)}' "
-                     f"src='{png_data_uri(f.png)}'>")
-    for title, note, frame in content.tables:
-        parts.append(f"<h2>{e(title)}</h2><p class='note'>{e(note)}</p><div class='scroll'>"
-                     + frame.to_html(index=False, classes="data", border=0, escape=True)
-                     + "</div>")
-    if content.notes:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>"
-                                                    for n in content.notes) + "</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def write_report(waterfall: pd.DataFrame, adl: pd.DataFrame, cover: pd.DataFrame,
-                 manifest: dict[str, Any], path: Path) -> Path:
+                 manifest: dict[str, Any], path: Path, currency: str = "USD") -> Path:
     """Write the page of a waterfall run to ``path``."""
-    path.write_text(render(page_content(waterfall, adl, cover, manifest)), encoding="utf-8")
-    return path
+    return write_page(path, "waterfall.html.j2",
+                      **page_content(waterfall, adl, cover, manifest, currency))

@@ -329,7 +329,8 @@ def write_waterfall(run_dir: str | Path, out: str | Path, *,
         write_table(result.adl, staging / "adl.parquet")
         write_table(result.cover, staging / "cover.parquet")
         write_report(result.waterfall, result.adl, result.cover, manifest,
-                     staging / "report.html")
+                     staging / "report.html",
+                     currency=result.book.config.collateral.reporting_currency)
         manifest["timings_s"]["total"] = round(time.perf_counter() - start, 4)
         write_json(manifest, staging / "manifest.json")
     return manifest
