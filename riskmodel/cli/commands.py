@@ -326,11 +326,9 @@ def cmd_liquidation_map(args: argparse.Namespace) -> int:
     writable_folder(args.out)  # before any work: fail on an unwritable --out now
     manifest = write_liquidation_map(args.run, args.out, cascade=args.cascade)
     if not args.quiet:
-        worst = manifest["worst"]
-        print(f"riskmodel liquidation-map: {manifest['netting_sets']} netting sets, "
-              f"{manifest['liquidation_now']} in liquidation now; worst: "
-              f"{worst['n_liquidation']} at {worst['move']:+.1%} of {worst['scope']}; "
-              f"written to {args.out}")
+        print(f"riskmodel liquidation-map: {manifest['netting_sets']:,} netting sets, "
+              f"{manifest['liquidation_now']:,} in liquidation now; worst: "
+              f"{manifest['worst']['text']}; written to {args.out}")
     return 0
 
 

@@ -145,8 +145,8 @@ def _demo(p: argparse.ArgumentParser) -> None:
 
 def _eod(p: argparse.ArgumentParser) -> None:
     _files(p, "prices", "instruments", "positions", "accounts")
-    _out(p, "DIR", "output folder: margins, attribution, factors, state, manifest "
-                   "(written whole or not at all)")
+    _out(p, "DIR", "output folder: margins, attribution, factors, state, report.html, "
+                   "manifest (written whole or not at all)")
     _valuation(p)
     p.add_argument("--previous-run", type=Path, metavar="DIR",
                    help="previous eod output folder (anti-procyclicality buffer release)")

@@ -4,9 +4,9 @@
 :mod:`riskmodel.engine.grid` (README, "Venue rules: the scenario-grid method and tiers"): the spot
 moves per underlying, the implied-volatility shocks scaled by time to expiry, the extended moves
 with their dampening, the skew shocks, the static discounts, the loss factors and the
-contingencies. Its defaults are the shipped profile ``data/profiles/derive_like.toml`` (in the
+contingencies. Its defaults are the shipped profile ``riskmodel/data/profiles/derive_like.toml`` (in the
 spirit of a large options venue's public parameters); ``profile = "NAME"`` (a file of
-``data/profiles``) or a path reads another profile's ``[grid]`` table first, and the section's
+``riskmodel/data/profiles``) or a path reads another profile's ``[grid]`` table first, and the section's
 own keys override it.
 
 ``[tiers]`` holds bracket tables: maintenance and initial rates that step with each position's
@@ -290,13 +290,14 @@ def tier_table(raw: Any, name: str, amount_key: str, source: str) -> TierTable:
 
 # --- reading [grid] and [tiers] from RUN.toml ------------------------------------------------
 
-#: Where ``profile = "NAME"`` finds ``NAME.toml``: ``data/profiles`` of the source checkout.
-PROFILES = Path(__file__).resolve().parents[2] / "data" / "profiles"
+#: Where ``profile = "NAME"`` finds ``NAME.toml``: the shipped ``riskmodel/data/profiles``
+#: (package data, so an installed riskmodel has them too).
+PROFILES = Path(__file__).resolve().parents[1] / "data" / "profiles"
 _FIELDS = {f.name for f in fields(GridConfig)}
 
 
 def profile_path(profile: str) -> Path:
-    """The file of ``profile``: a name of ``data/profiles`` or a path to a TOML file."""
+    """The file of ``profile``: a name of ``riskmodel/data/profiles`` or a path to a TOML file."""
     if "/" in profile or "\\" in profile or profile.endswith(".toml"):
         return Path(profile)
     return PROFILES / f"{profile}.toml"

@@ -1,6 +1,6 @@
 """Stress scenarios: named historical windows, user shock files and the hypothetical grid.
 
-Historical windows (``data/stress/historical_windows.toml``, versioned): every overlapping h-day
+Historical windows (``riskmodel/data/stress/historical_windows.toml``, versioned): every overlapping h-day
 move of each factor inside the window, read from the run's own price history (the union calendar,
 last price carried over closed days) and applied to today's prices. A factor with no prices at
 both ends of a move borrows a proxy's move scaled by the ratio of their current volatilities
@@ -58,8 +58,9 @@ class StressWindow:
 
 
 def default_windows_file() -> Path | None:
-    """``data/stress/historical_windows.toml`` of the source checkout, if present."""
-    path = Path(__file__).resolve().parents[2] / "data" / "stress" / "historical_windows.toml"
+    """The shipped ``riskmodel/data/stress/historical_windows.toml`` (package data, so an
+    installed riskmodel has it too), if present."""
+    path = Path(__file__).resolve().parents[1] / "data" / "stress" / "historical_windows.toml"
     return path if path.is_file() else None
 
 

@@ -1,4 +1,4 @@
-"""The shipped grid profile (``data/profiles/derive_like.toml``): a short straddle and a covered
+"""The shipped grid profile (``riskmodel/data/profiles/derive_like.toml``): a short straddle and a covered
 call margined by the engine against the same margins worked by hand.
 
 The hand calculation below restates the profile from its documentation (README, "Venue rules"),
