@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel import __version__
+from riskmodel.backtest.benchmarks import realisable_columns
 from riskmodel.backtest.dates import (
     BacktestWindow,
     candidate_rows,
@@ -327,6 +328,8 @@ def summarise_backtest(
                          "fallbacks": result.info.get("volatility_fallbacks", [])}
     out["anti_procyclicality"] = result.info["anti_procyclicality"]
     out["stress"] = result.info.get("stress", {})
+    if "realisable_flat_rate" in result.info:  # the benchmark's definition (benchmarks.py)
+        out["benchmarks"] = {"realisable_flat_rate": result.info["realisable_flat_rate"]}
     out["warnings"] = result.info["warnings"]
     return out
 
@@ -390,6 +393,11 @@ def run_backtest(
                               universe=prepared.universe))
         done += int(part.rows.size)
     result = _merge_replays(results, [p.book.sets["netting_set"].tolist() for p in books])
+    # the flat rate a venue could have run, from the history it had at each date
+    clock = time.perf_counter()
+    result.backtest, result.info["realisable_flat_rate"] = realisable_columns(
+        result.backtest, list(books), result.horizons, config, step=window.step)
+    timings["benchmark"] = round(time.perf_counter() - clock, 4)
     result.info["warnings"].extend(prepared.notes)
     if note:
         result.info["warnings"].append(note)

@@ -33,6 +33,7 @@ from riskmodel.report.backtest_plots import (
 )
 from riskmodel.report.columns import columns
 from riskmodel.report.page import (
+    Column,
     PageFigure,
     PageTable,
     frame_table,
@@ -79,6 +80,11 @@ _NOTES = (
     "its p-value simulated under per-date laws matched to VaR and ES.",
     "Flat-rate equivalent: the lowest flat rate on gross notional with no more margin breaches "
     "than the model margin. Pooled: counts summed over netting sets (treated as independent).",
+    "Realisable flat rate: the flat rate a venue could have run without hindsight: each set's "
+    "quantile, at the model's confidence, of its past losses per unit of notional over the "
+    "lookback, using only losses known at the date, re-set on a schedule (the configured flat "
+    "rate until enough history is known); at equal coverage it is scaled by the smallest "
+    "factor with no more margin breaches than the model.",
     "With a margin period of risk longer than one day the loss windows of consecutive dates "
     "overlap, which makes hits serially correlated even under a correct model.",
 )
@@ -92,6 +98,18 @@ def _statistics_table(pooled: dict[str, Any], caption: str = "") -> PageTable:
               ("flat-rate margin: mean", f.number(flat.get("mean_margin"))),
               ("flat-rate equivalent: rate", f.pct(eq.get("rate"), 2)),
               ("flat-rate equivalent: mean margin", f.number(eq.get("mean_margin")))]
+    real = pooled.get("realisable_flat_rate") or {}
+    real_eq = pooled.get("realisable_flat_rate_equivalent") or {}
+    if real:
+        pairs += [("realisable flat rate: breaches", f.count(real.get("breaches"))),
+                  ("realisable flat rate: mean rate", f.pct(real.get("mean_rate"), 2)),
+                  ("realisable flat rate: mean margin", f.number(real.get("mean_margin"))),
+                  ("realisable at equal coverage: factor", f.number(real_eq.get("scale"), 3)),
+                  ("realisable at equal coverage: mean margin",
+                   f.number(real_eq.get("mean_margin")))]
+    medians = pooled.get("median_cost_ratios") or {}
+    pairs += [(f"median netting set: model / {name.replace('_', ' ')}", f.pct(value))
+              for name, value in medians.items()]
     return key_values(pairs, caption)
 
 
@@ -122,6 +140,7 @@ def _verdict(summary: dict[str, Any]) -> tuple[str, str, list[str]]:
             f"notional (no more than {f.count(eq.get('breaches'))} breaches) and average "
             f"{f.number(eq['mean_margin'])}: the model asks {f.pct(im / eq['mean_margin'])} "
             "of that.")
+    findings += _realisable_findings(p, im)
     findings.append(
         f"Procyclicality: total margin ranged {f.number(p.get('peak_to_trough'), 3)} x from "
         f"trough to peak; its largest rise was {f.pct(p.get('max_increase_1d'))} in one "
@@ -136,6 +155,37 @@ def _verdict(summary: dict[str, Any]) -> tuple[str, str, list[str]]:
     return verdict, _TONE.get(light, "neutral"), findings
 
 
+def _realisable_findings(p: dict[str, Any], im: float) -> list[str]:
+    """The flat rate a venue could have run, as run and at the model's coverage, and the
+    median netting set's cost ratios."""
+    real = p.get("realisable_flat_rate") or {}
+    real_eq = p.get("realisable_flat_rate_equivalent") or {}
+    out = []
+    if real.get("mean_margin"):
+        out.append(
+            f"A flat rate a venue could have run (each set's {f.pct(1 - p['expected_rate'])} "
+            f"quantile of its past losses per unit of notional, re-set on a schedule) averages "
+            f"{f.number(real['mean_margin'])} (mean rate {f.pct(real.get('mean_rate'), 2)}) "
+            f"with {f.count(real.get('breaches'))} breaches; scaled to the model's coverage "
+            f"(factor {f.number(real_eq.get('scale'), 3)}) it averages "
+            f"{f.number(real_eq.get('mean_margin'))}: the model asks "
+            f"{f.pct(im / real_eq['mean_margin']) if real_eq.get('mean_margin') else f.DASH} "
+            "of that.")
+    medians = p.get("median_cost_ratios") or {}
+    passes = p.get("coverage_passes") or {}
+    if medians.get("flat_rate_equivalent") is not None:
+        text = (f"For the median netting set the model asks "
+                f"{f.pct(medians['flat_rate_equivalent'])} of the flat rate at equal coverage")
+        if medians.get("realisable_flat_rate_equivalent") is not None:
+            text += (f" and {f.pct(medians['realisable_flat_rate_equivalent'])} of the "
+                     "realisable flat rate at equal coverage")
+        if passes:
+            text += (f"; {f.count(passes.get('both'))} of {f.count(passes.get('of'))} sets pass "
+                     f"both Kupiec and Christoffersen at {f.pct(passes.get('level'))}")
+        out.append(text + ".")
+    return out
+
+
 def _headline(p: dict[str, Any]) -> list[dict[str, str]]:
     flat = (p.get("flat_rate") or {}).get("mean_margin")
     eq = p.get("flat_rate_equivalent") or {}
@@ -148,13 +198,21 @@ def _headline(p: dict[str, Any]) -> list[dict[str, str]]:
         (f.pct(p["mean_margin"] / flat) if flat else f.DASH, "model margin / flat rate"),
         (f.pct(eq.get("rate"), 2), "flat rate at equal coverage"),
     ]
+    real_eq = (p.get("realisable_flat_rate_equivalent") or {}).get("mean_margin")
+    if real_eq:
+        items.append((f.pct(p["mean_margin"] / real_eq),
+                      "model / realisable flat rate at equal coverage"))
     return [{"value": v, "label": k} for v, k in items]
 
 
 def _portfolio_table(portfolios: Sequence[dict[str, Any]], max_rows: int | None) -> PageTable:
     frame = pd.DataFrame([{**p, "flat_mean": (p.get("flat_rate") or {}).get("mean_margin"),
                            "flat_rate_equivalent": (p.get("flat_rate_equivalent") or {})
-                           .get("rate")}
+                           .get("rate"),
+                           "im_over_eq": (p.get("cost_ratios") or {}).get(
+                               "flat_rate_equivalent"),
+                           "im_over_real_eq": (p.get("cost_ratios") or {}).get(
+                               "realisable_flat_rate_equivalent")}
                           for p in portfolios])
     if frame.empty:
         return PageTable(("netting set",), (), (False,), note="No netting sets.")
@@ -166,7 +224,9 @@ def _portfolio_table(portfolios: Sequence[dict[str, Any]], max_rows: int | None)
         "account_id", "netting_set", "period", "n_obs", "exceptions", "exception_rate",
         "kupiec_pvalue", "christoffersen_pvalue", "traffic_light", "es_z2", "margin_breaches",
         "mean_margin", "im_over_flat", "flat_rate_equivalent", "peak_to_trough",
-        headers={"exceptions": "exceptions", "exception_rate": "rate"}),
+        headers={"exceptions": "exceptions", "exception_rate": "rate"}) + [
+            Column("im_over_eq", "IM / flat at equal coverage", f.pct),
+            Column("im_over_real_eq", "IM / realisable at equal coverage", f.pct)],
         max_rows=max_rows, where="backtest_summary.json",
         classes={"traffic_light": lambda v: light.get(str(v), "")})
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskmodel.backtest.benchmarks import REALISABLE_COLUMNS
 from riskmodel.backtest.replay import BACKTEST_COLUMNS
 from riskmodel.cli import main
 from riskmodel.io.tables import sha256_file
@@ -57,7 +58,8 @@ def test_backtest_writes_every_output(files, tmp_path):
     out = tmp_path / "run"
     assert main(_args(files, out, "--start", "2020-12-16", "--end", "2021-03-31")) == 0
     frame = pd.read_parquet(out / "backtest.parquet")
-    assert list(frame.columns) == BACKTEST_COLUMNS
+    # the replay's columns, then the realisable flat rate's (riskmodel.backtest.benchmarks)
+    assert list(frame.columns) == [*BACKTEST_COLUMNS, *REALISABLE_COLUMNS]
     assert set(frame["account_id"]) == {"a1", "a2", "a3"}
     assert frame["date"].min() == pd.Timestamp("2020-12-16")
     assert frame["date"].max() == pd.Timestamp("2021-03-31")

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from riskmodel.backtest.portfolios import builtin_portfolios, reference_instruments
+from riskmodel.backtest.benchmarks import REALISABLE_COLUMNS
 from riskmodel.backtest.replay import BACKTEST_COLUMNS, causal_filter
 from riskmodel.backtest.run import (
     BacktestInputs,
@@ -100,7 +101,7 @@ def _assert_equals_eod(demo, config, params=None, params_file=None):
     result = run_backtest(BacktestInputs(demo["prices"], demo["instruments"], demo["positions"]),
                           config, window, params=params, n_sim=0)
     frame = result.backtest
-    assert list(frame.columns) == BACKTEST_COLUMNS
+    assert list(frame.columns) == [*BACKTEST_COLUMNS, *REALISABLE_COLUMNS]
     dates = sorted(frame["date"].unique())
     for date in (dates[0], dates[len(dates) // 2], dates[-1]):
         eod = run_eod(EodInputs(demo["prices"], demo["instruments"], demo["positions"],

@@ -13,6 +13,8 @@ One concern a module; every function is pure (arrays in, numbers out) except :fu
 * :mod:`.procyclicality`: peak-to-trough ratio and largest increases of a margin series
   (CPMI-IOSCO 2015 disclosures, ESMA 2018 anti-procyclicality guidelines);
 * :mod:`.flat_rate`: the lowest flat rate on gross notional with the model's breach count;
+* :mod:`.realisable`: the flat rate a venue could have run (re-set from the history it had)
+  and its coverage equivalent;
 * :mod:`.table`: the columns and checks of the backtest table (one row per date and netting
   set);
 * :mod:`.summary`: :func:`summarise`, which turns that table into a JSON-ready summary.
@@ -38,6 +40,11 @@ from riskmodel.backtest.statistics.es_test import (
 )
 from riskmodel.backtest.statistics.flat_rate import FlatRateEquivalent, flat_rate_equivalent
 from riskmodel.backtest.statistics.procyclicality import max_increase, peak_to_trough
+from riskmodel.backtest.statistics.realisable import (
+    RealisableRates,
+    realisable_equivalent,
+    realisable_flat_rates,
+)
 from riskmodel.backtest.statistics.summary import summarise
 from riskmodel.backtest.statistics.table import REQUIRED_COLUMNS
 
@@ -46,6 +53,7 @@ __all__ = [
     "LossSampler",
     "MatchedLossDistribution",
     "REQUIRED_COLUMNS",
+    "RealisableRates",
     "TrafficLight",
     "acerbi_szekely_z2",
     "christoffersen_independence",
@@ -56,6 +64,8 @@ __all__ = [
     "matched_loss_distribution",
     "max_increase",
     "peak_to_trough",
+    "realisable_equivalent",
+    "realisable_flat_rates",
     "summarise",
     "traffic_light",
     "traffic_light_bounds",

@@ -17,6 +17,11 @@ Pooling
 * ``mean_margin`` and the flat-rate means are means over all rows (per netting set and date,
   like the per-set values); the flat-rate equivalent is one rate for all sets, matched to the
   total margin breaches;
+* the realisable flat rate (:mod:`.realisable`, when the table has its columns) is each set's
+  own schedule; its coverage equivalent is one scale factor for all sets, matched to the total
+  margin breaches; ``median_cost_ratios`` are the medians over the netting sets of their own
+  ``cost_ratios`` and ``coverage_passes`` counts the sets whose Kupiec and Christoffersen
+  p-values are at least 1%;
 * procyclicality (peak-to-trough, max increases) is of the total initial margin per date,
   summed over the netting sets present on that date.
 
@@ -46,6 +51,7 @@ from riskmodel.backtest.statistics.coverage import (
 from riskmodel.backtest.statistics.es_test import null_tail_sums, z2_pvalue, z2_statistic
 from riskmodel.backtest.statistics.flat_rate import flat_rate_equivalent
 from riskmodel.backtest.statistics.procyclicality import max_increase, peak_to_trough
+from riskmodel.backtest.statistics.realisable import realisable_equivalent
 from riskmodel.backtest.statistics.table import validate_backtest_table
 
 __all__ = ["summarise"]
@@ -99,17 +105,53 @@ def _coverage_block(
     }
 
 
+#: Significance level of the coverage passes counted in the pooled block.
+PASS_LEVEL = 0.01
+
+
+def _ratio(numerator: float, denominator: float | None) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _realisable_block(loss: np.ndarray, margin: np.ndarray, rows: pd.DataFrame,
+                      margin_breaches: int, benchmark: dict[str, Any]) -> dict[str, Any]:
+    """The realisable flat rate and its coverage equivalent beside the model (module doc);
+    ``benchmark``: the block so far (its flat-rate means), to which the cost ratios add."""
+    mean_margin = float(np.mean(margin))
+    ratios = {"flat_rate": _ratio(mean_margin, benchmark["flat_rate"]["mean_margin"]),
+              "flat_rate_equivalent": _ratio(
+                  mean_margin, benchmark["flat_rate_equivalent"]["mean_margin"])}
+    out: dict[str, Any] = {}
+    if "realisable_flat_rate_margin" in rows.columns:
+        schedule = rows["realisable_flat_rate_margin"].to_numpy()
+        breaches = int(np.count_nonzero(loss > schedule))
+        scaled = realisable_equivalent(loss, schedule, margin_breaches)
+        out["realisable_flat_rate"] = {
+            "breaches": breaches, "breach_rate": breaches / loss.size,
+            "mean_margin": float(np.mean(schedule)),
+            "mean_rate": (float(np.mean(rows["realisable_flat_rate"].to_numpy()))
+                          if "realisable_flat_rate" in rows.columns else None)}
+        out["realisable_flat_rate_equivalent"] = {
+            "scale": scaled["rate"], "breaches": scaled["breaches"],
+            "mean_margin": scaled["mean_margin"]}
+        ratios["realisable_flat_rate"] = _ratio(mean_margin, float(np.mean(schedule)))
+        ratios["realisable_flat_rate_equivalent"] = _ratio(mean_margin, scaled["mean_margin"])
+    out["cost_ratios"] = ratios
+    return out
+
+
 def _margin_block(
     loss: np.ndarray,
     margin: np.ndarray,
     flat: np.ndarray,
     notional: np.ndarray,
     series: np.ndarray,
+    rows: pd.DataFrame,
 ) -> dict[str, Any]:
     n = loss.size
     margin_breaches = int(np.count_nonzero(loss > margin))
     flat_breaches = int(np.count_nonzero(loss > flat))
-    return {
+    block: dict[str, Any] = {
         "margin_breaches": margin_breaches,
         "margin_breach_rate": margin_breaches / n,
         "mean_margin": float(np.mean(margin)),
@@ -123,6 +165,8 @@ def _margin_block(
         },
         "flat_rate_equivalent": dict(flat_rate_equivalent(loss, notional, margin_breaches)),
     }
+    block.update(_realisable_block(loss, margin, rows, margin_breaches, block))
+    return block
 
 
 @dataclass
@@ -189,6 +233,7 @@ def _set_entry(
             rows["flat_rate_margin"].to_numpy(),
             rows["gross_notional"].to_numpy(),
             margin,
+            rows,
         )
     )
     return entry, counts
@@ -224,9 +269,31 @@ def _pooled_entry(
             frame["flat_rate_margin"].to_numpy(),
             frame["gross_notional"].to_numpy(),
             total_margin,
+            frame,
         )
     )
     return pooled
+
+
+def _across_sets(portfolios: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the sets' cost ratios and how many sets pass the coverage tests."""
+    names = portfolios[0]["cost_ratios"].keys() if portfolios else []
+    medians = {}
+    for name in names:
+        values = [p["cost_ratios"][name] for p in portfolios
+                  if p["cost_ratios"].get(name) is not None]
+        medians[name] = float(np.median(values)) if values else None
+
+    def passes(key: str, p: dict[str, Any]) -> bool:
+        return p[key] is not None and p[key] >= PASS_LEVEL
+
+    return {"median_cost_ratios": medians, "coverage_passes": {
+        "level": PASS_LEVEL,
+        "kupiec": sum(passes("kupiec_pvalue", p) for p in portfolios),
+        "christoffersen": sum(passes("christoffersen_pvalue", p) for p in portfolios),
+        "both": sum(passes("kupiec_pvalue", p) and passes("christoffersen_pvalue", p)
+                    for p in portfolios),
+        "of": len(portfolios)}}
 
 
 def summarise(
@@ -261,9 +328,14 @@ def summarise(
     expected_rate, kupiec_pvalue, christoffersen_pvalue, cc_pvalue, traffic_light, es_z2,
     es_z2_pvalue, margin_breaches, margin_breach_rate, mean_margin, peak_to_trough,
     max_increase_1d, max_increase_5d, flat_rate: {breaches, breach_rate, mean_margin},
-    flat_rate_equivalent: {rate, breaches, mean_margin}``) and ``pooled`` (the same
+    flat_rate_equivalent: {rate, breaches, mean_margin}``, when the table has the realisable
+    columns ``realisable_flat_rate: {breaches, breach_rate, mean_margin, mean_rate}`` and
+    ``realisable_flat_rate_equivalent: {scale, breaches, mean_margin}``, and ``cost_ratios``:
+    the mean margin over each benchmark's, ``{flat_rate, flat_rate_equivalent[,
+    realisable_flat_rate, realisable_flat_rate_equivalent]}``) and ``pooled`` (the same
     statistics over all netting sets, pooled as the module docstring says, plus
-    ``n_portfolios``). Undefined statistics are None, never NaN.
+    ``n_portfolios``, ``median_cost_ratios`` and ``coverage_passes: {level, kupiec,
+    christoffersen, both, of}``). Undefined statistics are None, never NaN.
 
     Raises
     ------
@@ -295,6 +367,7 @@ def summarise(
         portfolios.append(entry)
     pooled_counts = (int(counts[0]), int(counts[1]), int(counts[2]), int(counts[3]))
     pooled = _pooled_entry(frame, len(groups), pooled_counts, pool, conf, a, n_sim)
+    pooled.update(_across_sets(portfolios))
     settings = {
         "confidence": conf,
         "measure_alpha": a,

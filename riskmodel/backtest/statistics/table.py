@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["REQUIRED_COLUMNS", "validate_backtest_table"]
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "validate_backtest_table"]
 
 #: Columns of every backtest table: the keys, then the numbers (finite; gross_notional >= 0).
 REQUIRED_COLUMNS = (
@@ -25,6 +25,9 @@ REQUIRED_COLUMNS = (
     "realized_loss",
     "gross_notional",
 )
+#: Numeric columns checked (finite, >= 0) and kept when present: the realisable flat rate and its
+#: margin (:mod:`riskmodel.backtest.benchmarks`).
+OPTIONAL_COLUMNS = ("realisable_flat_rate", "realisable_flat_rate_margin")
 # Boolean columns checked against their definition when present.
 _FLAG_DEFINITIONS = {
     "exception": "var",
@@ -45,8 +48,9 @@ def validate_backtest_table(backtest: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``var, es, initial_margin, flat_rate_margin, realized_loss, gross_notional`` as
-        float64, then ``account_id, netting_set, date`` as given; same index as ``backtest``.
+        ``var, es, initial_margin, flat_rate_margin, realized_loss, gross_notional`` (and the
+        :data:`OPTIONAL_COLUMNS` present) as float64, then ``account_id, netting_set, date``
+        as given; same index as ``backtest``.
 
     Raises
     ------
@@ -54,8 +58,9 @@ def validate_backtest_table(backtest: pd.DataFrame) -> pd.DataFrame:
         If ``backtest`` is not a DataFrame.
     ValueError
         Missing columns, no rows, non-finite numbers (in particular NaN ``realized_loss``),
-        negative ``gross_notional``, missing dates, duplicate ``(account_id, netting_set,
-        date)`` or a flag column that disagrees with its definition.
+        negative ``gross_notional`` or optional column, missing dates, duplicate
+        ``(account_id, netting_set, date)`` or a flag column that disagrees with its
+        definition.
     """
     if not isinstance(backtest, pd.DataFrame):
         raise TypeError(f"backtest must be a pandas DataFrame, got {type(backtest).__name__}")
@@ -71,7 +76,8 @@ def validate_backtest_table(backtest: pd.DataFrame) -> pd.DataFrame:
         return ", ".join(f"{k}={row[k]!r}" for k in keys)
 
     numeric = {}
-    for col in REQUIRED_COLUMNS[3:]:
+    optional = [c for c in OPTIONAL_COLUMNS if c in backtest.columns]
+    for col in [*REQUIRED_COLUMNS[3:], *optional]:
         try:
             values = backtest[col].to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError) as exc:
@@ -88,9 +94,10 @@ def validate_backtest_table(backtest: pd.DataFrame) -> pd.DataFrame:
                 f"{where(bad)}: {values[bad][0]}{hint}"
             )
         numeric[col] = values
-    if (numeric["gross_notional"] < 0).any():
-        bad = numeric["gross_notional"] < 0
-        raise ValueError(f"backtest column 'gross_notional' is negative at {where(bad)}")
+    for col in ["gross_notional", *optional]:
+        if (numeric[col] < 0).any():
+            bad = numeric[col] < 0
+            raise ValueError(f"backtest column {col!r} is negative at {where(bad)}")
     if backtest["date"].isna().any():
         raise ValueError(f"backtest column 'date' is missing at {where(backtest['date'].isna())}")
     dup = backtest.duplicated(subset=keys).to_numpy()
