@@ -94,7 +94,16 @@ METRIC_COLUMNS = [
     "margin_breaches", "margin_breach_rate", "mean_initial_margin", "mean_flat_rate_margin",
     "im_over_flat", "flat_rate_equivalent", "flat_rate_equivalent_margin", "peak_to_trough",
     "max_increase_1d", "max_increase_5d", "start", "end", "runtime_s",
+    # the cost's peak and jumps, the realisable flat rate beside the model, the per-set view
+    "peak_initial_margin", "max_jump_1d", "realisable_flat_rate_margin",
+    "realisable_flat_rate_breach_rate", "realisable_flat_rate_equivalent_margin",
+    "im_over_flat_rate_equivalent", "im_over_realisable_equivalent",
+    "median_im_over_flat_rate_equivalent", "median_im_over_realisable_equivalent",
+    "coverage_passes", "configuration",
 ]
+#: The curves' kinds of flat-rate rule (:func:`flat_rate_curve`).
+FLAT_KINDS = {"gross_notional": "flat rate",
+              "realisable_flat_rate_margin": "realisable flat rate"}
 _TOOLS_KEY = "anti_procyclicality.tools"
 _LIST_KEYS = {_TOOLS_KEY, "anti_procyclicality.stressed_windows", "stress.files",
               "stress.grid.vol_shifts"}
@@ -232,11 +241,53 @@ def _default_fitter() -> VolatilityFitter:
     return fit
 
 
-def _metrics(summary: Mapping[str, Any], runtime: float) -> dict[str, Any]:
+def margin_path(backtest: pd.DataFrame, column: str) -> tuple[float, float]:
+    """Peak and largest one-date rise of the per-date mean of ``column`` over the netting sets
+    present that date (the cost's path: the unit of the mean margin, whatever the number of
+    sets); ``(0, 0)`` for an empty table, rise 0 with a single date."""
+    if not len(backtest):
+        return 0.0, 0.0
+    path = backtest.groupby("date", sort=True)[column].mean().to_numpy(np.float64)
+    jump = float(np.max(np.diff(path))) if path.size > 1 else 0.0
+    return float(path.max()), max(jump, 0.0)
+
+
+def _configuration(point: Mapping[str, Any]) -> str:
+    """A grid point's settings less its confidence: the points of one configuration trace a
+    curve of coverage against cost as the confidence varies."""
+    rest = [f"{k} = {_label(v)}" for k, v in point.items() if k != "confidence"]
+    return ", ".join(rest) or "all"
+
+
+def _realisable_metrics(pooled: Mapping[str, Any]) -> dict[str, Any]:
+    im = float(pooled["mean_margin"])
+    real = pooled.get("realisable_flat_rate") or {}
+    real_eq = pooled.get("realisable_flat_rate_equivalent") or {}
+    ratios = pooled.get("cost_ratios") or {}
+    medians = pooled.get("median_cost_ratios") or {}
+    passes = pooled.get("coverage_passes") or {}
+    return {
+        "realisable_flat_rate_margin": real.get("mean_margin"),
+        "realisable_flat_rate_breach_rate": real.get("breach_rate"),
+        "realisable_flat_rate_equivalent_margin": real_eq.get("mean_margin"),
+        "im_over_flat_rate_equivalent": ratios.get("flat_rate_equivalent"),
+        "im_over_realisable_equivalent": (im / real_eq["mean_margin"]
+                                          if real_eq.get("mean_margin") else None),
+        "median_im_over_flat_rate_equivalent": medians.get("flat_rate_equivalent"),
+        "median_im_over_realisable_equivalent": medians.get(
+            "realisable_flat_rate_equivalent"),
+        "coverage_passes": (f"{passes['both']} of {passes['of']}" if passes else None),
+    }
+
+
+def _metrics(summary: Mapping[str, Any], runtime: float,
+             backtest: pd.DataFrame | None = None) -> dict[str, Any]:
     pooled = summary["pooled"]
     run = summary["run"]
     im = float(pooled["mean_margin"])
     flat = float(pooled["flat_rate"]["mean_margin"])
+    peak, jump = (margin_path(backtest, "initial_margin") if backtest is not None
+                  else (None, None))
     return {
         "n_portfolios": pooled["n_portfolios"],
         "n_dates": run["n_dates"],
@@ -262,6 +313,9 @@ def _metrics(summary: Mapping[str, Any], runtime: float) -> dict[str, Any]:
         "start": run["start"],
         "end": run["end"],
         "runtime_s": round(runtime, 3),
+        "peak_initial_margin": peak,
+        "max_jump_1d": jump,
+        **_realisable_metrics(pooled),
     }
 
 
@@ -307,9 +361,12 @@ def run_study(
         result = run_backtest(inputs, cfg, window, fitter=fit,
                               dependence_fitter=dependence_fitter, loaded=loaded, n_sim=0)
         row = {"point": i + 1, **{k: _label(v) for k, v in point.items()}}
-        row.update(_metrics(result.summary, time.perf_counter() - clock))
+        row.update(_metrics(result.summary, time.perf_counter() - clock, result.backtest))
+        row["configuration"] = _configuration(point)
         rows.append(row)
-        curves.append(flat_rate_curve(result.backtest).assign(point=i + 1))
+        for rule in FLAT_KINDS:  # both flat-rate rules, on this point's own rows
+            if rule in result.backtest.columns:
+                curves.append(flat_rate_curve(result.backtest, base=rule).assign(point=i + 1))
         label = ", ".join(f"{k} = {_label(v)}" for k, v in point.items())
         notes += [f"point {i + 1} ({label}): {w}" for w in result.summary["warnings"]]
         if progress is not None:
@@ -336,28 +393,36 @@ def run_study(
 
 
 def flat_rate_curve(backtest: pd.DataFrame, rates: Sequence[float | None] = (),
-                    points: int = 40) -> pd.DataFrame:
+                    points: int = 40, *, base: str = "gross_notional") -> pd.DataFrame:
     """Coverage and cost of flat rates on gross notional over a backtest's rows.
 
     A row (date, netting set) is breached at rate ``r`` when its realised loss exceeds
     ``r x gross_notional``, i.e. when its *needed rate* ``loss / gross_notional`` exceeds
     ``r`` (a row with no notional and a loss is breached at every rate).
 
+    With ``base = "realisable_flat_rate_margin"`` the same for the realisable flat rate
+    (:mod:`riskmodel.backtest.benchmarks`) scaled by a constant factor ``r`` (its margin
+    ``r x realisable_flat_rate_margin``; ``r = 1`` is the schedule itself).
+
     Parameters
     ----------
-    backtest : DataFrame with ``realized_loss`` and ``gross_notional``, one row per date and
-        netting set.
+    backtest : DataFrame with ``realized_loss`` and ``base``, one row per date and netting
+        set (and ``date`` for the path columns).
     rates : rates to include exactly (None ignored), e.g. the flat-rate equivalent.
     points : number of rates sampled, at the needed-rate quantiles of breach rates from 0.02%
         to 25% (log-spaced), plus the smallest rate with no breach.
+    base : the column the rate multiplies.
 
     Returns
     -------
-    DataFrame ``rate, breaches, breach_rate, mean_margin`` by increasing rate, where
-    ``mean_margin = rate x mean gross notional`` (per row, as the model's mean margin).
+    DataFrame ``rate, breaches, breach_rate, mean_margin, peak_margin, max_jump_1d, kind`` by
+    increasing rate, where ``mean_margin = rate x mean base`` (per row, as the model's mean
+    margin), ``peak_margin`` and ``max_jump_1d`` are ``rate`` times the peak and largest
+    one-date rise of the per-date mean base (:func:`margin_path`; 0 without ``date``) and
+    ``kind`` names the rule (:data:`FLAT_KINDS`).
     """
     loss = backtest["realized_loss"].to_numpy(np.float64)
-    gross = backtest["gross_notional"].to_numpy(np.float64)
+    gross = backtest[base].to_numpy(np.float64)
     n = loss.size
     need = np.where(gross > 0, loss / np.where(gross > 0, gross, 1.0),
                     np.where(loss > 0, np.inf, 0.0))
@@ -367,11 +432,16 @@ def flat_rate_curve(backtest: pd.DataFrame, rates: Sequence[float | None] = (),
         else np.zeros(0)
     top = finite[-1:] if finite.size else np.zeros(1)
     extra = np.array([r for r in rates if r is not None and np.isfinite(r)], np.float64)
+    if base != "gross_notional":
+        extra = np.append(extra, 1.0)  # the schedule as it ran
     grid = np.unique(np.maximum(np.concatenate([sampled, top, extra]), 0.0))
     breaches = n - np.searchsorted(ordered, grid, side="right")
+    peak, jump = margin_path(backtest, base) if "date" in backtest.columns else (0.0, 0.0)
     return pd.DataFrame({"rate": grid, "breaches": breaches.astype(np.int64),
                          "breach_rate": breaches / max(n, 1),
-                         "mean_margin": grid * (float(gross.mean()) if n else 0.0)})
+                         "mean_margin": grid * (float(gross.mean()) if n else 0.0),
+                         "peak_margin": grid * peak, "max_jump_1d": grid * jump,
+                         "kind": FLAT_KINDS.get(base, base)})
 
 
 def efficient(cost: np.ndarray, breach_rate: np.ndarray) -> np.ndarray:
@@ -387,32 +457,67 @@ def efficient(cost: np.ndarray, breach_rate: np.ndarray) -> np.ndarray:
     return ~np.any(no_worse & better, axis=1)
 
 
+def _grid_rows(table: pd.DataFrame) -> pd.DataFrame:
+    def column(name: str, default: Any = np.nan) -> np.ndarray:
+        return (table[name].to_numpy() if name in table.columns
+                else np.full(len(table), default, dtype=object))
+
+    return pd.DataFrame({
+        "kind": "grid", "point": table["point"].to_numpy(), "points": "", "rate": np.nan,
+        "mean_margin": table["mean_initial_margin"].to_numpy(np.float64),
+        "breach_rate": table["margin_breach_rate"].to_numpy(np.float64),
+        "peak_margin": pd.to_numeric(pd.Series(column("peak_initial_margin")),
+                                     errors="coerce").to_numpy(np.float64),
+        "max_jump_1d": pd.to_numeric(pd.Series(column("max_jump_1d")),
+                                     errors="coerce").to_numpy(np.float64),
+        "confidence": pd.to_numeric(pd.Series(column("confidence")),
+                                    errors="coerce").to_numpy(np.float64),
+        "configuration": column("configuration", "")})
+
+
 def frontier_table(table: pd.DataFrame, flat_rates: pd.DataFrame | None) -> pd.DataFrame:
     """Every grid point and every sampled flat rate as (cost, coverage), efficient ones marked.
 
-    Columns: ``kind`` (``grid`` or ``flat rate``), ``point`` (the grid point; for a flat rate,
-    the first point whose rows it was computed on), ``points`` (for a flat rate, every point
-    with the same curve), ``rate``, ``mean_margin``, ``breach_rate``, ``efficient``.
+    Columns: ``kind`` (``grid``, ``flat rate`` or ``realisable flat rate``), ``point`` (the
+    grid point; for a flat rate, the first point whose rows it was computed on), ``points``
+    (for a flat rate, every point with the same curve), ``rate`` (a flat rate; for the
+    realisable one, the factor on its schedule), ``mean_margin``, ``breach_rate``,
+    ``peak_margin`` and ``max_jump_1d`` (the cost's peak and largest one-date rise, per-date
+    means over the sets), ``confidence`` and ``configuration`` (grid points: the curve of one
+    configuration as the confidence varies), ``efficient`` (no other row has both a lower or
+    equal breach rate and a lower or equal mean margin, one of them strictly lower), and
+    ``efficient_peak`` and ``efficient_jump`` (the same with the peak or the largest rise as
+    the cost; NaN costs are never efficient there).
     """
-    model = pd.DataFrame({
-        "kind": "grid", "point": table["point"].to_numpy(), "points": "", "rate": np.nan,
-        "mean_margin": table["mean_initial_margin"].to_numpy(np.float64),
-        "breach_rate": table["margin_breach_rate"].to_numpy(np.float64)})
-    frames = [model]
+    frames = [_grid_rows(table)]
     if flat_rates is not None and len(flat_rates):
-        curves: dict[bytes, list[int]] = {}
-        for point, curve in flat_rates.groupby("point", sort=True):
-            key = curve[["rate", "breach_rate"]].round(12).to_numpy().tobytes()
-            curves.setdefault(key, []).append(int(point))
-        for points in curves.values():
-            curve = flat_rates[flat_rates["point"] == points[0]]
-            frames.append(pd.DataFrame({
-                "kind": "flat rate", "point": points[0],
-                "points": ", ".join(map(str, points)), "rate": curve["rate"].to_numpy(),
-                "mean_margin": curve["mean_margin"].to_numpy(),
-                "breach_rate": curve["breach_rate"].to_numpy()}))
+        flat_rates = flat_rates if "kind" in flat_rates.columns else \
+            flat_rates.assign(kind="flat rate")
+        for kind, rules in flat_rates.groupby("kind", sort=False):
+            curves: dict[bytes, list[int]] = {}
+            for point, curve in rules.groupby("point", sort=True):
+                key = curve[["rate", "breach_rate"]].round(12).to_numpy().tobytes()
+                curves.setdefault(key, []).append(int(point))
+            for points in curves.values():
+                curve = rules[rules["point"] == points[0]]
+                frames.append(pd.DataFrame({
+                    "kind": kind, "point": points[0],
+                    "points": ", ".join(map(str, points)), "rate": curve["rate"].to_numpy(),
+                    "mean_margin": curve["mean_margin"].to_numpy(),
+                    "breach_rate": curve["breach_rate"].to_numpy(),
+                    "peak_margin": curve.get("peak_margin", pd.Series(np.nan, curve.index)
+                                             ).to_numpy(np.float64),
+                    "max_jump_1d": curve.get("max_jump_1d", pd.Series(np.nan, curve.index)
+                                             ).to_numpy(np.float64)}))
     out = pd.concat(frames, ignore_index=True)
-    out["efficient"] = efficient(out["mean_margin"].to_numpy(), out["breach_rate"].to_numpy())
+    rate = out["breach_rate"].to_numpy(np.float64)
+    out["efficient"] = efficient(out["mean_margin"].to_numpy(), rate)
+    for cost, name in (("peak_margin", "efficient_peak"), ("max_jump_1d", "efficient_jump")):
+        values = out[cost].to_numpy(np.float64)
+        known = np.isfinite(values)
+        mask = np.zeros(len(out), dtype=bool)
+        mask[known] = efficient(values[known], rate[known])
+        out[name] = mask
     return out
 
 

@@ -70,6 +70,7 @@ def frontier_figure(table: pd.DataFrame, frontier: pd.DataFrame, path: Path) -> 
                                                  if len(curves) > 1 else "")
         ax.plot(curve["mean_margin"], 100 * curve["breach_rate"], color="0.45", lw=1.0,
                 ls=["-", "--", ":", "-."][i % 4], marker=".", ms=3, label=label)
+    _realisable_and_configurations(ax, frontier, grid, top)
     light = table.set_index("point")["traffic_light"].reindex(grid["point"]).astype(str)
     ax.scatter(grid["mean_margin"], 100 * grid["breach_rate"],
                c=[LIGHTS.get(t, "0.5") for t in light], s=46, zorder=3, edgecolors="black",
@@ -95,7 +96,35 @@ def frontier_figure(table: pd.DataFrame, frontier: pd.DataFrame, path: Path) -> 
                      "point, with the flat-rate curves and the efficient points ringed.",
                  caption="Down and to the left is better. A ringed point is beaten on both "
                          "coverage and cost by no other grid point and no flat rate; the blue "
-                         "step joins every efficient point, flat rates included.")
+                         "step joins every efficient point, flat rates included. Purple: the "
+                         "flat rate a venue could have run (re-set from the history it had), "
+                         "scaled by a factor; thin lines join the confidences of one "
+                         "configuration.")
+
+
+def _realisable_and_configurations(ax: Any, frontier: pd.DataFrame, grid: pd.DataFrame,
+                                   top: float) -> None:
+    """The realisable flat rate's curves (its schedule scaled by a factor; the schedule as it
+    ran marked) and, where a configuration has several confidences, the line through them."""
+    real = frontier[frontier["kind"] == "realisable flat rate"]
+    curves = list(real.groupby("points", sort=False))
+    for i, (points, curve) in enumerate(curves):
+        curve = curve[curve["mean_margin"] <= top]
+        label = "realisable flat rate x factor" + (f" (rows of points {points})"
+                                                   if len(curves) > 1 else "")
+        ax.plot(curve["mean_margin"], 100 * curve["breach_rate"], color="#8250df", lw=1.0,
+                ls=["-", "--", ":", "-."][i % 4], marker=".", ms=3, label=label)
+        ran = curve[curve["rate"] == 1.0]
+        ax.scatter(ran["mean_margin"], 100 * ran["breach_rate"], marker="D", s=30,
+                   color="#8250df", zorder=3, label="realisable flat rate as run" if i == 0
+                   else None)
+    if "configuration" not in grid.columns:
+        return
+    for _, line in grid.groupby("configuration", sort=False):
+        if len(line) > 1:
+            line = line.sort_values("confidence")
+            ax.plot(line["mean_margin"], 100 * line["breach_rate"], color="0.25", lw=0.7,
+                    alpha=0.6, zorder=2)
 
 
 def exceptions_figure(table: pd.DataFrame) -> page.PageFigure:
@@ -175,6 +204,12 @@ def _verdict(table: pd.DataFrame, frontier: pd.DataFrame, keys: Sequence[str]
                 f"{f.pct(row['flat_rate_equivalent'], 2)} of gross notional, mean margin "
                 f"{f.number(flat_cost)}: the model asks "
                 f"{f.pct(row['mean_initial_margin'] / flat_cost)} of that.")
+        real_cost = row.get("realisable_flat_rate_equivalent_margin")
+        if real_cost is not None and np.isfinite(real_cost) and real_cost > 0:
+            findings.append(
+                f"The flat rate a venue could have run (re-set from its history), scaled to "
+                f"point {row['point']}'s coverage, averages {f.number(real_cost)}: the model "
+                f"asks {f.pct(row['mean_initial_margin'] / real_cost)} of that.")
     cheapest = best.sort_values("mean_initial_margin").head(1)
     headline = [{"value": f.count(n), "label": "grid points"},
                 {"value": f.count(len(best)), "label": "on the frontier"}]
@@ -196,11 +231,26 @@ def _points_table(table: pd.DataFrame, frontier: pd.DataFrame, keys: Sequence[st
                                     f"{beaten.get(p, '?')}") for p in table["point"]])
     light = {"green": "green", "yellow": "yellow", "red": "red"}
     grid = [page.Column(k, k.replace(".", ".\u200b"), str, False) for k in keys]  # wraps at dots
+    extra = [page.Column(k, h, fmt) for k, h, fmt in _EXTRA_COLUMNS if k in frame.columns]
     return page.frame_table(frame, [*columns("point"), *grid, *columns(
         "exceptions", "exception_rate", "kupiec_pvalue", "traffic_light", "margin_breaches",
         "margin_breach_rate", "mean_initial_margin", "im_over_flat", "flat_rate_equivalent",
-        "peak_to_trough", "frontier")],
+        "peak_to_trough"), *extra, *columns("frontier")],
         where="study.csv", classes={"traffic_light": lambda v: light.get(str(v), "")})
+
+
+# the cost's peak and jumps and the realisable flat rate, where the study table has them
+_EXTRA_COLUMNS: tuple[tuple[str, str, Any], ...] = (
+    ("peak_initial_margin", "peak mean IM", f.number),
+    ("max_jump_1d", "largest 1-date rise", f.number),
+    ("im_over_flat_rate_equivalent", "IM / flat rate at equal coverage", f.pct),
+    ("im_over_realisable_equivalent", "IM / realisable flat rate at equal coverage", f.pct),
+    ("median_im_over_flat_rate_equivalent", "median set: IM / flat at equal coverage", f.pct),
+    ("median_im_over_realisable_equivalent", "median set: IM / realisable at equal coverage",
+     f.pct),
+    ("coverage_passes", "sets passing Kupiec and Christoffersen at 1%",
+     lambda v: v if isinstance(v, str) else f.DASH),
+)
 
 
 def write_study_report(folder: Path, table: pd.DataFrame, keys: Sequence[str],
