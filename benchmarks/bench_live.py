@@ -31,7 +31,6 @@ Measured, in this order:
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -46,17 +45,9 @@ import scipy.sparse as sp
 from scipy.special import ndtr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import int_options  # noqa: E402
+from bench_eod import CONFIG  # noqa: E402  (the eod benchmark's run: MC, EWMA, 2-day ES)
 from synthetic_book import write_book  # noqa: E402
-
-CONFIG = """method = "mc"
-scenarios = {scenarios}
-horizon = 2
-lookback = 1000
-[volatility]
-model = "ewma"
-[stress]
-historical = false
-"""
 
 
 def run_cli(args: list[str]) -> float:
@@ -156,24 +147,42 @@ def with_flush_points(run: Path, stream: list, points: int) -> list[dict]:
     return out
 
 
-def exact_per_tick(run: Path, stream: list, n: int) -> tuple[float, int]:
-    """Median seconds of an ``--exact`` tick over the first ``n`` ticks (after a warm-up)."""
-    from riskmodel.live import LiveMargin
+def exact_against_default(run: Path, stream: list, n: int) -> dict:
+    """``--exact`` on the inputs up to the ``n``-th tick: median seconds per tick (after two
+    warm-up ticks), and its liquidations against the default mode's on the same inputs
+    (flushed at the end): any the default misses, and how many ticks later it finds them."""
+    from riskmodel.live import LiveMargin, events_frame
     from riskmodel.live.inputs import apply
 
-    live = LiveMargin(run, exact=True)
-    times = []
-    ticks = 0
-    for record in stream:
-        start = time.perf_counter()
-        apply(live, record)
-        if record.kind == "tick":
-            ticks += 1
-            if ticks > 2:
+    ticks = np.cumsum([r.kind == "tick" for r in stream])
+    prefix = stream[:int(np.searchsorted(ticks, n + 2)) + 1]
+    liquidated = {}
+    for exact in (True, False):
+        live = LiveMargin(run, exact=exact)
+        times, events = [], []
+        for record in prefix:
+            start = time.perf_counter()
+            events += apply(live, record)
+            if record.kind == "tick":
                 times.append(time.perf_counter() - start)
-            if ticks >= n + 2:
-                break
-    return statistics.median(times), len(times)
+        events += live.flush()
+        frame = events_frame(events)
+        entered = frame[(frame["event"] == "status_change")
+                        & (frame["status_after"] == "liquidation")]
+        liquidated[exact] = entered.groupby(["account_id", "netting_set"])["time"].min()
+        if exact:
+            exact_s = statistics.median(times[2:])
+    tick_times = pd.to_datetime([r.values[0] for r in prefix if r.kind == "tick"], utc=True)
+    both = liquidated[True].to_frame("exact").join(liquidated[False].to_frame("default"))
+    missed = int(both["default"].isna().sum())
+    found = both.dropna()
+    lag = (tick_times.searchsorted(found["default"], side="right")
+           - tick_times.searchsorted(found["exact"], side="right")).tolist()
+    return {"exact_s_per_tick": exact_s, "ticks": n, "exact_liquidations": len(both),
+            "missed_by_default": missed,
+            "earlier_than_exact": int(sum(1 for x in lag if x < 0)),
+            "lag_ticks_p50": float(np.percentile(lag, 50)) if lag else 0.0,
+            "lag_ticks_max": int(max(lag)) if lag else 0}
 
 
 def numpy_reference(run: Path, stream: list, n: int, confidence: float = 0.99) -> float:
@@ -237,21 +246,11 @@ def _bs(price: np.ndarray | float, row: pd.Series, tau: float, sigma: float) -> 
 
 
 def main_bench() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--options", type=int, default=2000)
-    parser.add_argument("--scenarios", type=int, default=10_000)
-    parser.add_argument("--ticks", type=int, default=20_000)
-    parser.add_argument("--trades", type=int, default=2_000)
-    parser.add_argument("--transfers", type=int, default=500)
-    parser.add_argument("--flush-points", type=int, default=4)
-    parser.add_argument("--exact-ticks", type=int, default=40)
-    parser.add_argument("--reference-ticks", type=int, default=10)
-    parser.add_argument("--folder", type=Path, help="keep the inputs here (default: temp)")
-    args = parser.parse_args()
+    args = int_options(__doc__, accounts=100_000, options=2000, scenarios=10_000,
+                       ticks=20_000, trades=2_000, transfers=500, flush_points=4,
+                       exact_ticks=40, reference_ticks=10)
     with tempfile.TemporaryDirectory() as tmp_name:
-        root = args.folder or Path(tmp_name)
-        root.mkdir(parents=True, exist_ok=True)
+        root = Path(tmp_name)
         (root / "run.toml").write_text(CONFIG.format(scenarios=args.scenarios))
         book = write_book(root / "book", args.accounts, n_options=args.options)
         run = root / "run"
@@ -266,7 +265,7 @@ def main_bench() -> None:
         manifest = json.loads((root / "live" / "manifest.json").read_text())
         stream = records(files)
         flushes = with_flush_points(run, stream, args.flush_points)
-        exact_s, exact_n = exact_per_tick(run, stream, args.exact_ticks)
+        versus = exact_against_default(run, stream, args.exact_ticks)
         reference_s = numpy_reference(run, stream, args.reference_ticks)
     latency, total = manifest["latency"]["tick_update"], manifest["latency"]["tick_total"]
     print(f"book: {args.accounts:,} accounts, {10 * args.accounts:,} positions, "
@@ -280,8 +279,10 @@ def main_bench() -> None:
     print(f"  events {manifest['counts']['events']}; work {manifest['work']}; lag "
           f"{manifest['lag']}")
     print(f"flush points: {flushes}")
-    print(f"--exact: {exact_s * 1e3:.1f} ms per tick (median of {exact_n}), "
-          f"{exact_s * args.ticks:.0f} s for the stream's ticks")
+    exact_s = versus.pop("exact_s_per_tick")
+    print(f"--exact: {exact_s * 1e3:.1f} ms per tick (median of the first {args.exact_ticks} "
+          f"ticks), {exact_s * args.ticks:.0f} s for the stream's ticks; against the default "
+          f"on those inputs: {versus}")
     print(f"numpy reference (reprice the underlying, re-margin touched sets): "
           f"{reference_s * 1e3:.1f} ms per tick (median of {args.reference_ticks}), "
           f"{reference_s * args.ticks:.0f} s for the stream's ticks")

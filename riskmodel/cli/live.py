@@ -20,15 +20,19 @@ DESCRIPTION = ("Re-mark every netting set of a finished eod run at each price ti
                "liquidation order as an event.")
 
 
+#: the input files: flag, required, columns (CSV or Parquet, or - for JSON lines on stdin)
+INPUTS = (("--ticks", True, "time, asset, price"),
+          ("--trades", False, "time, account_id, instrument_id, quantity [, netting_set]"),
+          ("--transfers", False, "time, account_id, amount (signed) [, netting_set]"),
+          ("--funding", False, "time, instrument_id, rate"))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, type=Path, metavar="DIR",
                    help="output folder of `riskmodel eod`")
-    p.add_argument("--ticks", required=True, metavar="FILE",
-                   help="time, asset, price (CSV/Parquet, or - for JSON lines on stdin)")
-    p.add_argument("--trades", metavar="FILE",
-                   help="time, account_id, instrument_id, quantity [, netting_set]")
-    p.add_argument("--transfers", metavar="FILE", help="time, account_id, amount (signed)")
-    p.add_argument("--funding", metavar="FILE", help="time, instrument_id, rate")
+    for flag, required, columns in INPUTS:
+        p.add_argument(flag, required=required, metavar="FILE",
+                       help=f"{columns} (CSV/Parquet, or - for JSON lines on stdin)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="output folder: events, margins, liquidation orders, manifest")
     p.add_argument("--config", type=Path, metavar="RUN.toml",
@@ -36,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exact", action="store_true",
                    help="recompute every touched set's requirements on every tick")
     p.add_argument("--resume", action="store_true",
-                   help="continue a killed replay from its checkpoint under --out")
+                   help="continue a killed replay from its checkpoint (kept beside --out)")
     p.add_argument("--quiet", action="store_true", help="no progress and summary output")
 
 

@@ -72,6 +72,7 @@ class LiveBook:
         self.account: list[str] = [k[0] for k in set_keys]
         self.netting_set: list[str] = [k[1] for k in set_keys]
         extra = accounts[["account_id", "netting_set"]].astype(str)
+        self._ids: tuple[np.ndarray, np.ndarray] | None = None
         self.index: dict[_KEY, int] = {k: i for i, k in enumerate(zip(self.account,
                                                                        self.netting_set))}
         for key in zip(extra["account_id"], extra["netting_set"]):
@@ -118,7 +119,16 @@ class LiveBook:
         self.index[key] = len(self.account)
         self.account.append(key[0])
         self.netting_set.append(key[1])
+        self._ids = None
         return self.index[key]
+
+    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """``account_id`` and ``netting_set`` of every set, as object arrays (kept until a set
+        is added)."""
+        if self._ids is None:
+            self._ids = (np.asarray(self.account, dtype=object),
+                         np.asarray(self.netting_set, dtype=object))
+        return self._ids
 
     def set_index(self, account_id: str, netting_set: str) -> int:
         """The set's number, opening it (with no position) when new."""
@@ -219,8 +229,8 @@ class LiveBook:
         positions, indptr = self.open_positions(sets)
         instr = self.instr.view[positions]
         index = (instr if axis is None else axis.get_indexer(self.axis[instr])).astype(np.int64)
-        account = np.asarray(self.account, dtype=object)[np.asarray(sets)]
-        netting_set = np.asarray(self.netting_set, dtype=object)[np.asarray(sets)]
+        accounts, names = self.ids()
+        account, netting_set = accounts[np.asarray(sets)], names[np.asarray(sets)]
         quantity = self.qty.view[positions].copy()
         table: dict[str, np.ndarray] = {"quantity": quantity, "instrument_index": index}
         if ids:

@@ -29,7 +29,7 @@ from riskmodel.errors import InputDataError
 from riskmodel.live.events import Event
 
 if TYPE_CHECKING:  # pragma: no cover
-    from riskmodel.live.loop import LiveMargin
+    from riskmodel.live.state import LiveState
 
 LOG = "events.jsonl"
 CURRENT = "CURRENT"
@@ -78,7 +78,7 @@ class EventLog:
                 for line in self.path.read_text().splitlines() if line.strip()]
 
 
-def save(live: LiveMargin, folder: Path, meta: dict[str, Any], log: EventLog) -> None:
+def save(live: LiveState, folder: Path, meta: dict[str, Any], log: EventLog) -> None:
     """Write a checkpoint of ``live`` (and ``meta``: fingerprint, inputs consumed) into the
     work ``folder``; the log is on disk first, then ``CURRENT`` moves to the new one."""
     log.sync()
@@ -114,7 +114,7 @@ def load(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Any], pd.DataFr
     return arrays, meta, pd.read_parquet(target / "orders.parquet")
 
 
-def state_of(live: LiveMargin) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def state_of(live: LiveState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every array of ``live``'s state, and the rest as JSON values."""
     book, n0 = live.book, live.book.base_positions
     arrays: dict[str, np.ndarray] = {
@@ -125,6 +125,7 @@ def state_of(live: LiveMargin) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         "new_set_of": book.set_of.view[n0:].copy(), "new_instr": book.instr.view[n0:].copy(),
         "due": live.due, "refreshed_at": live.refreshed_at,
         "prior_refresh": live.prior_refresh, "previous": live.previous, "upnl": live.upnl,
+        "ordered": live.ordered,
         "asset_time": live.asset_time, "stale": live.stale,
         "queue": live.schedule.order,
     }
@@ -139,7 +140,7 @@ def state_of(live: LiveMargin) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return arrays, rest
 
 
-def restore(live: LiveMargin, arrays: dict[str, np.ndarray], rest: dict[str, Any],
+def restore(live: LiveState, arrays: dict[str, np.ndarray], rest: dict[str, Any],
             orders: pd.DataFrame) -> None:
     """Return a freshly built ``live`` (same run, same settings) to a checkpoint's state."""
     book = live.book
@@ -155,7 +156,7 @@ def restore(live: LiveMargin, arrays: dict[str, np.ndarray], rest: dict[str, Any
                          if k.startswith("ledger_")})
     live.req.restore(arrays)
     for name in ("due", "refreshed_at", "prior_refresh", "previous", "upnl", "asset_time",
-                 "stale"):
+                 "stale", "ordered"):
         setattr(live, name, arrays[name].copy())
     live.schedule.order = arrays["queue"].copy()
     live.schedule.next, live.schedule.stale = int(rest["queue_next"]), bool(rest["queue_stale"])

@@ -39,18 +39,11 @@ from __future__ import annotations
 
 import time as clock
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 
-from riskmodel.config import LiveConfig
-from riskmodel.engine import PricedMarket
-from riskmodel.engine.remark import RemarkedMarket
-from riskmodel.live.book import LiveBook
 from riskmodel.live.checks import (
     PERPETUALS,
     Refused,
@@ -62,17 +55,12 @@ from riskmodel.live.checks import (
     utc_time,
 )
 from riskmodel.live.events import Event, market_event
-from riskmodel.live.ledger import Ledger
-from riskmodel.live.orders import ORDER_LOG_COLUMNS, PendingOrders, liquidated
-from riskmodel.live.requirements import STATUS_NAMES, Requirements
-from riskmodel.live.schedule import Schedule, issue, publish, refresh, settle
-from riskmodel.live.stats import LiveStats
-from riskmodel.live.threads import numba_threads
-from riskmodel.portfolio.collateral import previous_margins
-from riskmodel.whatif.run import LoadedRun, load_run
+from riskmodel.live.schedule import issue, publish, refresh, settle
+from riskmodel.live.state import LiveState
+from riskmodel.live.threads import most_threads, numba_threads
 
 
-class LiveMargin:
+class LiveMargin(LiveState):
     """A finished run margined through the day (module docstring).
 
     Parameters
@@ -91,58 +79,6 @@ class LiveMargin:
         numba threads for repricing a factor's instruments (its requirement mark moves, the
         orders' exact marks) (default 1, as ``threads``); ``flush`` uses the process's.
     """
-
-    def __init__(self, run: LoadedRun | str | Path, *, exact: bool = False,
-                 live: LiveConfig | None = None, threads: int = 1,
-                 batch_threads: int | None = None) -> None:
-        self.run = run if isinstance(run, LoadedRun) else load_run(run)
-        self.config = self.run.config
-        self.live = live or self.config.live
-        self.exact, self.threads = exact, threads
-        self.batch_threads = batch_threads or threads
-        self.market = RemarkedMarket(self.run.market, self.config)
-        self.book = LiveBook(self.run.positions, self.run.stored.collateral, self.run.axis,
-                             self.market.driven)
-        n = self.book.n_sets
-        sets = pd.DataFrame({"account_id": self.book.account,
-                             "netting_set": self.book.netting_set})
-        self.ledger = Ledger(self.run.collateral.of_sets(sets), self.book.n_positions)
-        self.req = Requirements(n)
-        self._initial_requirements(sets)
-        previous = previous_margins(self.run.stored.previous, sets)
-        self.previous = np.full(n, np.nan) if previous is None else previous
-        self.due = np.zeros(n, dtype=bool)
-        self.refreshed_at = np.zeros(n, dtype=np.int64)
-        self.prior_refresh = np.zeros(n, dtype=np.int64)
-        self.upnl = np.zeros(self.market.n_instruments)  # per-unit P&L since the eod marks
-        self.pending = PendingOrders()
-        self.schedule = Schedule()
-        self.orders: list[pd.DataFrame] = []
-        self.liquidated = liquidated(self.config)
-        self.account_types = self.run.collateral.account_types
-        self.funded = self.run.collateral.funded
-        self.now: pd.Timestamp | None = None
-        self.asset_time = np.full(len(self.market.factors), np.nan)  # seconds, UTC
-        self.stale = np.zeros(len(self.market.factors), dtype=bool)
-        self.held: dict[int, float] = {}
-        self.n_inputs = 0
-        self.stats = LiveStats()
-        self._view: PricedMarket | None = None
-
-    def _initial_requirements(self, sets: pd.DataFrame) -> None:
-        """The run's margin table as the requirements in force, its statuses as published."""
-        margins = pd.read_parquet(self.run.run_dir / "margins.parquet")
-        keys = pd.MultiIndex.from_arrays([margins["account_id"].astype(str),
-                                          margins["netting_set"].astype(str)])
-        rows = keys.get_indexer(pd.MultiIndex.from_frame(sets.astype(str)))
-        found = np.flatnonzero(rows >= 0)
-        table = margins.iloc[rows[found]]
-        self.req.put(found, table)
-        codes = {name: i for i, name in enumerate(STATUS_NAMES)}
-        self.req.columns["status"][found] = [codes[s] for s in table["status"]]
-        if "liquidation_penalty" in table:
-            self.req.columns["liquidation_penalty"][found] = \
-                table["liquidation_penalty"].to_numpy(np.float64)
 
     # ------------------------------------------------------------------------- inputs
 
@@ -213,6 +149,7 @@ class LiveMargin:
                                       self.config.margin.warning_multiple)
         # the tick's exact equity, margin level and status against the requirements in force
         self.stats.tick_latency.append(clock.perf_counter() - started)
+        self._follow(k, touched)
         settle(self, t, touched, np.zeros(0, np.int64), events, provisional)
         self.stats.tick_total.append(clock.perf_counter() - started)
 
@@ -283,7 +220,7 @@ class LiveMargin:
         state is the engine's at the current marks."""
         events: list[Event] = []
         t = self.now if self.now is not None else self.run.market.valuation_time
-        with numba_threads(numba.config.NUMBA_NUM_THREADS):
+        with numba_threads(most_threads()):
             for k in self.market.lagging():
                 self.market.follow(int(k))
                 self.reset_view()
@@ -300,32 +237,12 @@ class LiveMargin:
         holding a position, ordered by account and set; requirements (and the distance to
         liquidation) as of each set's last refresh, equity, level, status and call now."""
         sets = self.open_sets()
-        account = np.asarray(self.book.account, dtype=object)[sets]
-        netting_set = np.asarray(self.book.netting_set, dtype=object)[sets]
+        accounts, names = self.book.ids()
+        account, netting_set = accounts[sets], names[sets]
         order = np.lexsort((netting_set.astype(str), account.astype(str)))
         sets = sets[order]
         return self.req.table(sets, self.ledger.equity[sets], self.req.columns["status"][sets],
                               account[order], netting_set[order])
-
-    def orders_frame(self) -> pd.DataFrame:
-        """Every liquidation order sent so far (``time``, then ``eod``'s columns)."""
-        if not self.orders:
-            return pd.DataFrame({c: pd.Series(dtype=np.float64 if c in (
-                "quantity_to_close", "margin_after", "equity_after") else object)
-                for c in ORDER_LOG_COLUMNS})
-        return pd.concat(self.orders, ignore_index=True)[ORDER_LOG_COLUMNS]
-
-    def batch_work(self) -> AbstractContextManager[None]:
-        """The block runs with :attr:`batch_threads` numba threads."""
-        return numba_threads(self.batch_threads)
-
-    def view_market(self) -> PricedMarket:
-        """The priced market at the requirement marks (kept until a mark moves)."""
-        if self._view is None:
-            self._view = self.market.view()
-        return self._view
-
-    # ------------------------------------------------------------------------ internals
 
     def _begin(self, time: Any, events: list[Event]) -> pd.Timestamp:
         """The input's time; raises :class:`Refused` when unreadable or going backwards.
@@ -367,8 +284,7 @@ class LiveMargin:
 
     def _mark(self, k: int, price: float) -> np.ndarray:
         """Move factor ``k`` to ``price``: revalue what it drives; returns the sets holding an
-        open position it drives (or its coin). In the default mode its requirement mark
-        follows once it is more than ``refresh_move`` away."""
+        open position it drives (or its coin)."""
         market = self.market
         old = float(market.spot[k])
         rows = market.set_mark(k, price)
@@ -377,59 +293,22 @@ class LiveMargin:
         quantity = self.book.qty.view[held]
         self.ledger.revalue(held, sets, starts, quantity * self.upnl[self.book.instr.view[held]])
         touched = sets[np.add.reduceat(quantity != 0, starts) > 0] if len(held) else sets
-        if self.exact or moved(price, market.rmark[k]) > self.live.refresh_move:
-            with self.batch_work():
-                market.follow(k)
-            self.reset_view()
-            self.due[touched] = True
-            self.schedule.stale = True
-            self.stats.count("requirement_mark_moves")
         coin_sets = self.ledger.coin_move(k, old, price)
         if coin_sets:
             touched = np.union1d(touched, np.asarray(coin_sets, dtype=np.int64))
         return touched
 
-    def set_index(self, account_id: str, netting_set: str) -> int:
-        """The set's number (opened when new), with room for it in every per-set array."""
-        s = self.book.set_index(account_id, netting_set)
-        self.ensure_room()
-        return s
-
-    def reset_view(self) -> None:
-        """Forget the market view (a requirement mark moved)."""
-        self._view = None
-
-    def ensure_room(self) -> None:
-        """Room for every set and position of the book in the per-set and per-position
-        arrays."""
-        n = self.book.n_sets
-        if n > len(self.req):
-            self.req.grow(n)
-            size = len(self.req)
-            self.due = _grown(self.due, size, False)
-            self.refreshed_at = _grown(self.refreshed_at, size, 0)
-            self.prior_refresh = _grown(self.prior_refresh, size, 0)
-            self.previous = _grown(self.previous, size, np.nan)
-        self.ledger.grow(n, self.book.n_positions)
-
-    def open_sets(self) -> np.ndarray:
-        """The sets holding an open position (set numbers, increasing)."""
-        qty = self.book.qty.view
-        return np.flatnonzero(np.bincount(self.book.set_of.view[qty != 0],
-                                          minlength=self.book.n_sets) > 0)
-
-    def event(self, t: pd.Timestamp, s: int, kind: str, *, before: int | None = None,
-              detail: str = "") -> Event:
-        """An event about set ``s``, with its figures now."""
-        c = self.req.columns
-        equity = float(self.ledger.equity[s])
-        mm, im = float(c["maintenance_margin"][s]), float(c["initial_margin"][s])
-        level = float(self.req.level(np.array([s]), np.array([equity]))[0])
-        return Event(t, self.book.account[s], self.book.netting_set[s], kind,
-                     "" if before is None else str(STATUS_NAMES[before]),
-                     str(STATUS_NAMES[c["status"][s]]), equity, mm, im, level,
-                     max(0.0, im - equity), detail)
-
-
-def _grown(values: np.ndarray, n: int, fill: Any) -> np.ndarray:
-    return np.concatenate([values, np.full(n - len(values), fill, dtype=values.dtype)])
+    def _follow(self, k: int, touched: np.ndarray) -> None:
+        """Factor ``k``'s requirement mark follows its price (its instruments repriced there)
+        when they are more than ``refresh_move`` apart (always with ``exact``); the sets
+        holding it are then due."""
+        market = self.market
+        if not (self.exact or moved(float(market.spot[k]), float(market.rmark[k]))
+                > self.live.refresh_move):
+            return
+        with self.batch_work():
+            market.follow(k)
+        self.reset_view()
+        self.due[touched] = True
+        self.schedule.stale = True
+        self.stats.count("requirement_mark_moves")

@@ -1,5 +1,5 @@
 """When the live loop refreshes requirements, and what it publishes: the part of
-:class:`~riskmodel.live.loop.LiveMargin` between an input's effect on equity and its events.
+:class:`~riskmodel.live.loop.LiveState` between an input's effect on equity and its events.
 
 After each input (module :mod:`riskmodel.live.loop`, steps 3-6):
 
@@ -7,12 +7,14 @@ After each input (module :mod:`riskmodel.live.loop`, steps 3-6):
   published;
 * default: a trade's set is refreshed at once. A touched set whose status against the
   requirements in force changed is refreshed first when it is due; then the status is
-  published, except an entry into liquidation (or ``margin_call`` with ``include_margin_call``)
-  that the requirement marks show but the exact marks have not confirmed: such a set joins
-  the sets waiting for orders, whose batch refreshes them at the exact current marks and
-  publishes what it finds (a liquidation is never published on requirements that lag the
-  marks). Then ``refresh_slice`` due sets are refreshed, lowest margin level first (the order
-  is computed when sets become due and kept until the next time they do);
+  published, except a move into or out of liquidation (or ``margin_call`` with
+  ``include_margin_call``) that the requirement marks show but the exact marks have not
+  confirmed: such a set joins the sets waiting for orders, whose batch refreshes them at the
+  exact current marks and publishes what it finds (a liquidation is never published, nor
+  lifted, on requirements that lag the marks). Then ``refresh_slice`` due sets are refreshed,
+  nearest liquidation first: the sets not in liquidation by margin level, then those in it,
+  nearest to leaving it first (the order is computed when sets become due and kept until the
+  next time they do);
 * the orders go out when :class:`~riskmodel.live.orders.PendingOrders` says so.
 """
 
@@ -26,39 +28,44 @@ import pandas as pd
 from riskmodel.engine import PricedMarket, margin_book
 from riskmodel.live.events import Event
 from riskmodel.live.orders import issue_orders, order_detail
-from riskmodel.live.requirements import FLAT, MARGIN_CALL, OK, STATUS_NAMES, WARNING
+from riskmodel.live.requirements import (
+    FLAT,
+    LIQUIDATION,
+    MARGIN_CALL,
+    OK,
+    STATUS_NAMES,
+    WARNING,
+)
 from riskmodel.live.threads import numba_threads
 from riskmodel.live.topup import top_up
 
 if TYPE_CHECKING:  # pragma: no cover
-    from riskmodel.live.loop import LiveMargin
+    from riskmodel.live.state import LiveState
 
 
-class Schedule:
-    """The refresh queue of due sets, lowest margin level first."""
-
-    def __init__(self) -> None:
-        self.order = np.zeros(0, dtype=np.int64)
-        self.next = 0
-        self.stale = True
-
-    def take(self, live: LiveMargin, n: int) -> np.ndarray:
-        """Up to ``n`` due sets, nearest liquidation first."""
-        if n <= 0:
-            return np.zeros(0, dtype=np.int64)
-        if self.stale or self.next >= len(self.order):
-            due = np.flatnonzero(live.due)
-            level = live.req.level(due, live.ledger.equity[due])
-            self.order, self.next, self.stale = due[np.argsort(level, kind="stable")], 0, False
-        picked: list[int] = []
-        while len(picked) < n and self.next < len(self.order):
-            chunk = self.order[self.next:self.next + n - len(picked)]
-            self.next += len(chunk)
-            picked.extend(chunk[live.due[chunk]].tolist())
-        return np.sort(np.asarray(picked, dtype=np.int64))
+def take(live: LiveState, n: int) -> np.ndarray:
+    """Up to ``n`` due sets, nearest liquidation first."""
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    queue = live.schedule
+    if queue.stale or queue.next >= len(queue.order):
+        due = np.flatnonzero(live.due)
+        level = live.req.level(due, live.ledger.equity[due])
+        # nearest liquidation first: the sets not in liquidation by level, then those in
+        # it (their status can only improve), nearest to leaving it first
+        inside = live.req.columns["status"][due] == LIQUIDATION
+        key = np.where(inside, np.inf, level)
+        queue.order = due[np.lexsort((-level, key))]
+        queue.next, queue.stale = 0, False
+    picked: list[int] = []
+    while len(picked) < n and queue.next < len(queue.order):
+        chunk = queue.order[queue.next:queue.next + n - len(picked)]
+        queue.next += len(chunk)
+        picked.extend(chunk[live.due[chunk]].tolist())
+    return np.sort(np.asarray(picked, dtype=np.int64))
 
 
-def settle(live: LiveMargin, t: pd.Timestamp, touched: np.ndarray, forced: np.ndarray,
+def settle(live: LiveState, t: pd.Timestamp, touched: np.ndarray, forced: np.ndarray,
            events: list[Event], provisional: np.ndarray | None) -> None:
     """The module docstring's steps for the sets an input touched (``forced``: refreshed in
     any case; ``provisional``: their status at the requirements in force, when known)."""
@@ -80,7 +87,7 @@ def settle(live: LiveMargin, t: pd.Timestamp, touched: np.ndarray, forced: np.nd
     if not live.exact:
         # the changed sets that are due and a slice of the queue: one engine call
         due = changed[live.due[changed]]
-        picked = np.setdiff1d(live.schedule.take(live, live.live.refresh_slice), due)
+        picked = np.setdiff1d(take(live, live.live.refresh_slice), due)
         if len(due) or len(picked):
             live.stats.count("refreshed_confirm", len(due))
             refresh(live, np.concatenate([due, picked]), t, kind="slice")
@@ -90,7 +97,7 @@ def settle(live: LiveMargin, t: pd.Timestamp, touched: np.ndarray, forced: np.nd
         issue(live, t, events)
 
 
-def refresh(live: LiveMargin, sets: np.ndarray, t: pd.Timestamp, *, kind: str,
+def refresh(live: LiveState, sets: np.ndarray, t: pd.Timestamp, *, kind: str,
             exact_marks: bool = False, tables: bool = False
             ) -> tuple[Any, PricedMarket, np.ndarray] | None:
     """Margin ``sets`` through the engine at the requirement marks (or at the exact current
@@ -119,7 +126,7 @@ def refresh(live: LiveMargin, sets: np.ndarray, t: pd.Timestamp, *, kind: str,
     return result, market, sets
 
 
-def publish(live: LiveMargin, sets: np.ndarray, t: pd.Timestamp, events: list[Event], *,
+def publish(live: LiveState, sets: np.ndarray, t: pd.Timestamp, events: list[Event], *,
             found: str, exact_marks: bool) -> None:
     """Publish the status of ``sets`` against their requirements in force (an entry into
     liquidation only at ``exact_marks``: otherwise the set waits for the orders' batch)."""
@@ -132,14 +139,14 @@ def publish(live: LiveMargin, sets: np.ndarray, t: pd.Timestamp, events: list[Ev
     names = live.liquidated
     for s, after in zip(sets[new != status[sets]], new[new != status[sets]]):
         s, after = int(s), int(after)
-        entering = STATUS_NAMES[after] in names and STATUS_NAMES[status[s]] not in names
-        if entering and not exact_marks:
-            live.pending.add(s, t)
+        if not exact_marks and (STATUS_NAMES[after] in names) != (STATUS_NAMES[status[s]]
+                                                                 in names):
+            live.pending.add(s, t)  # into or out of liquidation: the exact marks decide
             continue
         _status_change(live, s, after, t, events, found)
 
 
-def _status_change(live: LiveMargin, s: int, after: int, t: pd.Timestamp,
+def _status_change(live: LiveState, s: int, after: int, t: pd.Timestamp,
                    events: list[Event], found: str) -> None:
     status = live.req.columns["status"]
     before = int(status[s])
@@ -147,6 +154,7 @@ def _status_change(live: LiveMargin, s: int, after: int, t: pd.Timestamp,
     if after == FLAT:
         events.append(live.event(t, s, "set_closed", before=before))
         live.pending.drop(s)
+        live.ordered[s] = False
         live.req.columns["liquidation_penalty"][s] = 0.0
         return
     events.append(live.event(t, s, "status_change", before=before))
@@ -159,10 +167,11 @@ def _status_change(live: LiveMargin, s: int, after: int, t: pd.Timestamp,
         live.pending.add(s, t)
     elif STATUS_NAMES[after] not in names:
         live.pending.drop(s)
+        live.ordered[s] = False
         live.req.columns["liquidation_penalty"][s] = 0.0
 
 
-def issue(live: LiveMargin, t: pd.Timestamp, events: list[Event]) -> None:
+def issue(live: LiveState, t: pd.Timestamp, events: list[Event]) -> None:
     """The waiting sets refreshed at the exact current marks, their statuses published, and
     the orders of those in a liquidated status sent."""
     sets = live.pending.take()
@@ -175,9 +184,12 @@ def issue(live: LiveMargin, t: pd.Timestamp, events: list[Event]) -> None:
         return
     result, market, margined = done
     status = live.req.columns["status"]
-    chosen = np.isin(STATUS_NAMES[status[margined]], live.liquidated)
+    # the sets in a liquidated status without orders yet (a set whose exit the exact marks
+    # did not confirm keeps the orders it has)
+    chosen = np.isin(STATUS_NAMES[status[margined]], live.liquidated) & ~live.ordered[margined]
     for s in margined[chosen]:
         live.pending.drop(int(s))  # their orders go out now
+    live.ordered[margined[chosen]] = True
     if not chosen.any():
         return
     # a liquidation is a hundred small engine calls: one thread each (module loop)

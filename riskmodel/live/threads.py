@@ -15,12 +15,17 @@ from contextlib import contextmanager
 import numba
 
 
+def most_threads() -> int:
+    """The most numba threads this process may use (``NUMBA_NUM_THREADS``)."""
+    return int(getattr(numba.config, "NUMBA_NUM_THREADS", numba.get_num_threads()))
+
+
 @contextmanager
 def numba_threads(n: int) -> Iterator[None]:
     """numba's thread count for the calling thread set to ``n`` (at most numba's) for the
     block; restored after it."""
     current = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(n, most_threads())))
     try:
         yield
     finally:

@@ -17,10 +17,10 @@ from riskmodel.io.positions import DEFAULT_NETTING_SET
 from riskmodel.live.events import Event
 
 if TYPE_CHECKING:  # pragma: no cover
-    from riskmodel.live.loop import LiveMargin
+    from riskmodel.live.state import LiveState
 
 
-def top_up(live: LiveMargin, sets: np.ndarray, t: pd.Timestamp, events: list[Event]
+def top_up(live: LiveState, sets: np.ndarray, t: pd.Timestamp, events: list[Event]
            ) -> np.ndarray:
     """Top up the isolated ones of ``sets`` below the trigger; returns the cross sets drawn
     from."""
