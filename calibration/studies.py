@@ -32,6 +32,14 @@ of the model relative to the flat rate); ``peak_to_trough`` and the increases ar
 initial margin per date (:func:`riskmodel.backtest.statistics.summarise`);
 ``flat_rate_equivalent`` is the lowest flat rate on gross notional with no more margin breaches
 than the model and ``flat_rate_equivalent_margin`` its mean margin (its cost at that coverage).
+Then ``peak_initial_margin`` and ``max_jump_1d`` (the peak and largest one-date rise of the
+per-date mean initial margin over the sets present: :func:`margin_path`), the realisable flat
+rate (:mod:`riskmodel.backtest.benchmarks`: ``realisable_flat_rate_margin``, its breach rate
+and ``realisable_flat_rate_equivalent_margin``, its schedule scaled to the model's coverage),
+the mean margin over each equivalent pooled (``im_over_flat_rate_equivalent``,
+``im_over_realisable_equivalent``) and for the median set (``median_im_over_...``),
+``coverage_passes`` ("7 of 8": sets passing Kupiec and Christoffersen at 1%) and
+``configuration`` (the point's settings less its confidence).
 
 GARCH fits (``volatility.model = "garch"``) are cached across grid points: a point that differs
 only in, say, confidence reuses the fit of the same sample.
@@ -40,8 +48,12 @@ The frontier of coverage against cost (:func:`flat_rate_curve`, :func:`efficient
 grid points, a flat rate ``r`` on gross notional is a margin rule whose cost is ``r`` x the mean
 gross notional and whose coverage is the share of (date, netting set) rows with a realised loss
 above ``r`` x gross notional, computed on each point's own backtest rows (the realised losses
-depend on the horizon). A point is efficient when no other point, grid or flat rate, has both a
-lower-or-equal breach rate and a lower-or-equal mean margin, one of them strictly lower.
+depend on the horizon); so is the realisable flat rate's schedule scaled by a factor ``r``
+(``r = 1``: as it ran). Grid points that differ only in ``confidence`` are one configuration,
+whose curve the confidences trace. A point is efficient when no other point, grid or flat rate,
+has both a lower-or-equal breach rate and a lower-or-equal mean margin, one of them strictly
+lower; ``efficient_peak`` and ``efficient_jump`` say the same with the peak or the largest
+one-date rise as the cost.
 ``write_study`` writes ``report.html`` (:mod:`riskmodel.report.study`) and ``frontier.csv``.
 """
 

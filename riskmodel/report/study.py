@@ -112,8 +112,8 @@ def _realisable_and_configurations(ax: Any, frontier: pd.DataFrame, grid: pd.Dat
         curve = curve[curve["mean_margin"] <= top]
         label = "realisable flat rate x factor" + (f" (rows of points {points})"
                                                    if len(curves) > 1 else "")
-        ax.plot(curve["mean_margin"], 100 * curve["breach_rate"], color="#8250df", lw=1.0,
-                ls=["-", "--", ":", "-."][i % 4], marker=".", ms=3, label=label)
+        ax.plot(curve["mean_margin"], 100 * curve["breach_rate"], color="#8250df", lw=0.9,
+                alpha=0.55, ls=["-", "--", ":", "-."][i % 4], label=label)
         ran = curve[curve["rate"] == 1.0]
         ax.scatter(ran["mean_margin"], 100 * ran["breach_rate"], marker="D", s=30,
                    color="#8250df", zorder=3, label="realisable flat rate as run" if i == 0
