@@ -63,13 +63,8 @@ def frontier_figure(table: pd.DataFrame, frontier: pd.DataFrame, path: Path) -> 
     # the view is the grid points' neighbourhood: flat rates far cheaper or dearer run off it
     top = float(grid["mean_margin"].max()) * 2 if len(grid) else np.inf
     ceiling = max(3 * float(grid["breach_rate"].max()) if len(grid) else 0.0, 0.01)
-    curves = list(flat.groupby("points", sort=False))
-    for i, (points, curve) in enumerate(curves):
-        curve = curve[curve["mean_margin"] <= top]
-        label = "flat rate on gross notional" + (f" (rows of points {points})"
-                                                 if len(curves) > 1 else "")
-        ax.plot(curve["mean_margin"], 100 * curve["breach_rate"], color="0.45", lw=1.0,
-                ls=["-", "--", ":", "-."][i % 4], marker=".", ms=3, label=label)
+    _rule_curves(ax, flat, top, "flat rate on gross notional", color="0.45", lw=1.0,
+                 marker=".", ms=3)
     _realisable_and_configurations(ax, frontier, grid, top)
     light = table.set_index("point")["traffic_light"].reindex(grid["point"]).astype(str)
     ax.scatter(grid["mean_margin"], 100 * grid["breach_rate"],
@@ -102,18 +97,29 @@ def frontier_figure(table: pd.DataFrame, frontier: pd.DataFrame, path: Path) -> 
                          "configuration.")
 
 
+def _rule_curves(ax: Any, rules: pd.DataFrame, top: float, name: str, **style: Any
+                 ) -> list[pd.DataFrame]:
+    """One line per distinct curve of a flat-rate rule (the rows of the points it was computed
+    on named when there are several), cut at the view's cost ``top``; returns the curves."""
+    groups = list(rules.groupby("points", sort=False))
+    curves = []
+    for i, (points, curve) in enumerate(groups):
+        curve = curve[curve["mean_margin"] <= top]
+        label = name + (f" (rows of points {points})" if len(groups) > 1 else "")
+        ax.plot(curve["mean_margin"], 100 * curve["breach_rate"],
+                ls=["-", "--", ":", "-."][i % 4], label=label, **style)
+        curves.append(curve)
+    return curves
+
+
 def _realisable_and_configurations(ax: Any, frontier: pd.DataFrame, grid: pd.DataFrame,
                                    top: float) -> None:
     """The realisable flat rate's curves (its schedule scaled by a factor; the schedule as it
     ran marked) and, where a configuration has several confidences, the line through them."""
     real = frontier[frontier["kind"] == "realisable flat rate"]
-    curves = list(real.groupby("points", sort=False))
-    for i, (points, curve) in enumerate(curves):
-        curve = curve[curve["mean_margin"] <= top]
-        label = "realisable flat rate x factor" + (f" (rows of points {points})"
-                                                   if len(curves) > 1 else "")
-        ax.plot(curve["mean_margin"], 100 * curve["breach_rate"], color="#8250df", lw=0.9,
-                alpha=0.55, ls=["-", "--", ":", "-."][i % 4], label=label)
+    curves = _rule_curves(ax, real, top, "realisable flat rate x factor", color="#8250df",
+                          lw=0.9, alpha=0.55)
+    for i, curve in enumerate(curves):
         ran = curve[curve["rate"] == 1.0]
         ax.scatter(ran["mean_margin"], 100 * ran["breach_rate"], marker="D", s=30,
                    color="#8250df", zorder=3, label="realisable flat rate as run" if i == 0

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel.backtest.portfolios import builtin_portfolios, reference_instruments
 from riskmodel.backtest.benchmarks import REALISABLE_COLUMNS
+from riskmodel.backtest.portfolios import builtin_portfolios, reference_instruments
 from riskmodel.backtest.replay import BACKTEST_COLUMNS, causal_filter
 from riskmodel.backtest.run import (
     BacktestInputs,
@@ -30,7 +30,7 @@ from riskmodel.cli import garch_fitter
 from riskmodel.config import RunConfig, config_from_mapping, read_toml
 from riskmodel.demo import INSTRUMENTS, demo_prices
 from riskmodel.engine.store import load_config_source
-from riskmodel.errors import InputDataError, UsageError
+from riskmodel.errors import InputDataError
 from riskmodel.volatility.params import FactorParams, ParameterSet
 
 # --------------------------------------------------------------------------------------------
