@@ -311,7 +311,9 @@ def summarise(
     backtest : DataFrame, one row per date and netting set, with columns ``date, account_id,
         netting_set, var, es, initial_margin, flat_rate_margin, realized_loss, gross_notional``
         and optionally ``exception, margin_breach, flat_rate_breach``, which must equal
-        ``realized_loss > var``, ``> initial_margin`` and ``> flat_rate_margin``. Rows whose
+        ``realized_loss > var``, ``> initial_margin`` and ``> flat_rate_margin``, and the
+        realisable flat rate's ``realisable_flat_rate, realisable_flat_rate_margin``
+        (:mod:`riskmodel.backtest.benchmarks`; without them no realisable block). Rows whose
         ``realized_loss`` is unknown (NaN: the last horizon dates) must have been dropped.
     confidence : float, the VaR confidence level; ``expected_rate = 1 - confidence``.
     measure_alpha : float, optional
