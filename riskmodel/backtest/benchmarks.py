@@ -107,26 +107,40 @@ def loss_history(part: BookPart, config: RunConfig, lookback: int) -> pd.DataFra
     groups = {int(h): np.flatnonzero(set_h == h) for h in sorted(set(set_h.tolist()))}
     first = int(part.rows[0])
     log = np.array([market.return_kinds[f] == "log" for f in factors])
-    frames = []
     dates = market.prices.index
+    sets: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
+    ends: list[np.ndarray] = []
+    losses: list[np.ndarray] = []
+    notionals: list[np.ndarray] = []
     for s in range(max(0, first - lookback - max(groups) + 1), first):
         start = prices[s]
         if not np.isfinite(start).all() or (start[log] <= 0).any():
             continue  # a factor not yet listed: no loss to learn from
         for h, loss, gross in _row_losses(part, config, factors, prices, s, groups):
-            sets = groups[h]
-            frames.append(pd.DataFrame({
-                "account_id": part.book.sets["account_id"].to_numpy()[sets],
-                "netting_set": part.book.sets["netting_set"].to_numpy()[sets],
-                "date": dates[s], "known_at": dates[s + h],
-                "realized_loss": loss, "gross_notional": gross}))
-    columns = ["account_id", "netting_set", "date", "known_at", "realized_loss",
-               "gross_notional"]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    out = pd.concat(frames, ignore_index=True)[columns]
+            sets.append(groups[h])
+            starts.append(np.full(len(loss), s))
+            ends.append(np.full(len(loss), s + h))
+            losses.append(loss)
+            notionals.append(gross)
+
+    def joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    which = joined(sets, np.int64)
+    out = pd.DataFrame({
+        "account_id": part.book.sets["account_id"].to_numpy()[which],
+        "netting_set": part.book.sets["netting_set"].to_numpy()[which],
+        "date": dates[joined(starts, np.int64)], "known_at": dates[joined(ends, np.int64)],
+        "realized_loss": joined(losses, np.float64),
+        "gross_notional": joined(notionals, np.float64)})
     return out.sort_values(["account_id", "netting_set", "date"], kind="stable",
                            ignore_index=True)
+
+
+def _keys(account: Any, netting_set: Any) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([pd.Index(account).astype(str),
+                                      pd.Index(netting_set).astype(str)])
 
 
 def _known_at(part: BookPart, frame: pd.DataFrame, horizons: dict[tuple[str, str], int]
@@ -134,9 +148,11 @@ def _known_at(part: BookPart, frame: pd.DataFrame, horizons: dict[tuple[str, str
     """When each backtest row's loss is known: the date ``h`` calendar rows after its own."""
     dates = part.market.prices.index
     row = dates.get_indexer(pd.DatetimeIndex(frame["date"]))
-    h = np.array([horizons[(str(a), str(s))] for a, s in
-                  zip(frame["account_id"], frame["netting_set"])], dtype=np.int64)
-    return dates[np.minimum(row + h, len(dates) - 1)].to_numpy()
+    h = pd.Series(horizons, dtype=np.int64)
+    h.index = _keys(h.index.get_level_values(0), h.index.get_level_values(1))
+    ahead = h.to_numpy()[h.index.get_indexer(_keys(frame["account_id"],
+                                                     frame["netting_set"]))]
+    return dates[np.minimum(row + ahead, len(dates) - 1)].to_numpy()
 
 
 def realisable_columns(frame: pd.DataFrame, parts: list[BookPart],
@@ -162,10 +178,8 @@ def realisable_columns(frame: pd.DataFrame, parts: list[BookPart],
     for part in parts:
         history = loss_history(part, config, config.lookback)
         n_history += len(history)
-        names = set(zip(part.book.sets["account_id"].astype(str),
-                        part.book.sets["netting_set"].astype(str)))
-        mine = np.array([(str(a), str(s)) in names for a, s in
-                         zip(frame["account_id"], frame["netting_set"])], dtype=bool)
+        mine = _keys(frame["account_id"], frame["netting_set"]).isin(
+            _keys(part.book.sets["account_id"], part.book.sets["netting_set"]))
         rows = frame[mine]
         known = _known_at(part, rows, horizons)
         by_set = history.groupby(["account_id", "netting_set"], sort=False)

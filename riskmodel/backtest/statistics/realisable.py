@@ -123,24 +123,21 @@ def realisable_flat_rates(
     live = nominal > 0
     known, q = known[live], los[live] / nominal[live]
     n = when.size
-    rate, warm = np.zeros(n), np.zeros(n, dtype=bool)
-    reset = np.zeros(n, dtype=bool)
-    reset[::int(reset_every)] = True
-    n_window = np.zeros(n, dtype=np.int64)
+    starts = np.arange(0, n, int(reset_every))
     # observations known on each re-set date: a prefix of the sorted known_at
-    upto = np.searchsorted(known, when[reset], side="right")
-    current, held_warm, held_n = 0.0, False, 0
-    k = 0
-    for i in range(n):
-        if reset[i]:
-            stop = int(upto[k])
-            k += 1
-            window = q[max(0, stop - int(lookback)):stop]
-            held_n = int(window.size)
-            held_warm = held_n >= need
-            current = (max(0.0, float(np.quantile(window, a, method="inverted_cdf")))
-                       if held_warm else 0.0)
-        rate[i], warm[i], n_window[i] = current, held_warm, held_n
+    stops = np.searchsorted(known, when[starts], side="right")
+    held_rate, held_n = np.zeros(starts.size), np.zeros(starts.size, dtype=np.int64)
+    for k, stop in enumerate(stops):  # one quantile per re-set date
+        window = q[max(0, int(stop) - int(lookback)):int(stop)]
+        held_n[k] = window.size
+        if window.size >= need:
+            held_rate[k] = max(0.0, float(np.quantile(window, a, method="inverted_cdf")))
+    # each date holds the rate of the last re-set on or before it
+    segment = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))
+    reset = np.zeros(n, dtype=bool)
+    reset[starts] = True
+    held_warm = held_n >= need
+    rate, warm, n_window = held_rate[segment], held_warm[segment], held_n[segment]
     return RealisableRates(rate, warm, reset, n_window)
 
 
