@@ -247,7 +247,7 @@ def _bs(price: np.ndarray | float, row: pd.Series, tau: float, sigma: float) -> 
 
 def main_bench() -> None:
     args = int_options(__doc__, accounts=100_000, options=2000, scenarios=10_000,
-                       ticks=20_000, trades=2_000, transfers=500, flush_points=4,
+                       ticks=20_000, trades=2_000, transfers=500, flush_points=2,
                        exact_ticks=40, reference_ticks=10)
     with tempfile.TemporaryDirectory() as tmp_name:
         root = Path(tmp_name)

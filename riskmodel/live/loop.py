@@ -306,7 +306,7 @@ class LiveMargin(LiveState):
         if not (self.exact or moved(float(market.spot[k]), float(market.rmark[k]))
                 > self.live.refresh_move):
             return
-        with self.batch_work():
+        with self.batch_work(), self.stats.timed("repricing"):
             market.follow(k)
         self.reset_view()
         self.due[touched] = True

@@ -103,6 +103,12 @@ def refresh(live: LiveState, sets: np.ndarray, t: pd.Timestamp, *, kind: str,
     """Margin ``sets`` through the engine at the requirement marks (or at the exact current
     marks) and put their rows in force (the figures alone, or with ``tables`` the whole rows
     and the attribution); returns ``(BookMargins, market, sets margined)``."""
+    with live.stats.timed(f"refresh_{kind}"):
+        return _refresh(live, sets, t, kind, exact_marks, tables)
+
+
+def _refresh(live: LiveState, sets: np.ndarray, t: pd.Timestamp, kind: str, exact_marks: bool,
+             tables: bool) -> tuple[Any, PricedMarket, np.ndarray] | None:
     sets = np.unique(np.asarray(sets, dtype=np.int64))
     positions, indptr = live.book.open_positions(sets)
     counts = np.diff(indptr)
@@ -174,6 +180,11 @@ def _status_change(live: LiveState, s: int, after: int, t: pd.Timestamp,
 def issue(live: LiveState, t: pd.Timestamp, events: list[Event]) -> None:
     """The waiting sets refreshed at the exact current marks, their statuses published, and
     the orders of those in a liquidated status sent."""
+    with live.stats.timed("orders"):
+        _issue(live, t, events)
+
+
+def _issue(live: LiveState, t: pd.Timestamp, events: list[Event]) -> None:
     sets = live.pending.take()
     if not len(sets):
         return
@@ -193,7 +204,7 @@ def issue(live: LiveState, t: pd.Timestamp, events: list[Event]) -> None:
     if not chosen.any():
         return
     # a liquidation is a hundred small engine calls: one thread each (module loop)
-    with numba_threads(live.threads):
+    with numba_threads(live.threads), live.stats.timed("partial_liquidation"):
         orders, per_set = issue_orders(market, live.config, result.margins[chosen],
                                        result.attribution, live.run.stored.previous,
                                        live.account_types)

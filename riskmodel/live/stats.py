@@ -10,7 +10,10 @@ the status right, so the engine at the current marks changed it at one of the in
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,7 @@ class LiveStats:
     """Counters, per-tick durations (seconds) and the lag of refresh-found changes."""
 
     counts: Counter = field(default_factory=Counter)
+    seconds: Counter = field(default_factory=Counter)  # wall seconds of each kind of work
     tick_latency: list[float] = field(default_factory=list)
     tick_total: list[float] = field(default_factory=list)
     # per change found by a refresh: (status after, found by, inputs since the prior refresh)
@@ -39,6 +43,15 @@ class LiveStats:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] += int(n)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the block's wall seconds to ``seconds[name]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
 
     def status_change(self, after: str, found: str, lag_inputs: int, time: pd.Timestamp
                       ) -> None:
@@ -61,11 +74,13 @@ class LiveStats:
                 "liquidation": block([r for r in self.found if r[0] == "liquidation"])}
 
     def state(self) -> dict[str, Any]:
-        return {"counts": dict(self.counts), "tick_latency": self.tick_latency,
+        return {"counts": dict(self.counts), "seconds": dict(self.seconds),
+                "tick_latency": self.tick_latency,
                 "tick_total": self.tick_total, "found": self.found}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.counts = Counter(state["counts"])
+        self.seconds = Counter(state.get("seconds", {}))
         self.tick_latency = list(state["tick_latency"])
         self.tick_total = list(state["tick_total"])
         self.found = [tuple(r) for r in state["found"]]  # type: ignore[misc]
