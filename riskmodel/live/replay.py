@@ -105,8 +105,10 @@ def replay(run_dir: str | Path, inputs: LiveInputs, out: str | Path, *, exact: b
         streamed = clock.perf_counter()
         log.append(lm.flush())
         flushed = clock.perf_counter()
-        hashes.update({k: stdin.digest.hexdigest() for k, p in named.items()
-                       if p == STDIN and stdin is not None})
+        if stdin is not None:  # the bytes read, and every line counted as a row
+            kind = next(k for k, p in named.items() if p == STDIN)
+            hashes[kind] = stdin.digest.hexdigest()
+            counts = Counter({**counts, f"{kind}_lines": stdin.lines})
         manifest = _manifest(lm, run.run_dir, named, hashes, counts, exact, settings, skip, {
             "load": loaded - started, "replay": streamed - loaded, "flush": flushed - streamed})
         _write(out, lm, log, manifest)
@@ -172,9 +174,11 @@ def _manifest(lm: LiveMargin, run_dir: Path, named: dict[str, str],
                 .isoformat(), "config_sha256": lm.run.stored.config_sha256},
         "mode": "exact" if exact else "default",
         "live": vars(settings),
-        "inputs": {kind: {"file": path, "sha256": hashes.get(kind), "rows": counts.get(kind, 0)}
+        "inputs": {kind: {"file": path, "sha256": hashes.get(kind),
+                          "rows": counts.get(f"{kind}_lines", counts.get(kind, 0))}
                    for kind, path in named.items()},
-        "counts": {"inputs": dict(counts), "events": {},  # from the log, when written
+        "counts": {"inputs": {k: v for k, v in counts.items() if not k.endswith("_lines")},
+                   "events": {},  # from the log, when written
                    "statuses": snapshot["status"].value_counts().to_dict(),
                    "netting_sets": len(snapshot),
                    "orders": len(lm.orders_frame())},
