@@ -258,34 +258,41 @@ def main_bench() -> None:
                          str(book.instruments), "--positions", str(book.positions),
                          "--accounts", str(book.accounts), "--config", str(root / "run.toml"),
                          "--out", str(run), "--quiet"])
+        say(f"book: {args.accounts:,} accounts, {10 * args.accounts:,} positions, "
+            f"{500 + args.options:,} instruments, {args.scenarios:,} scenarios (eod "
+            f"{eod_s:.1f} s)")
         files = crash_stream(run, root, args.ticks, args.trades, args.transfers)
+        say(f"stream: {args.ticks:,} ticks over 50 underlyings falling 30%, {args.trades:,} "
+            f"trades, {args.transfers:,} transfers")
         live_args = ["live", "--run", str(run), "--ticks", str(files["ticks"]), "--trades",
                      str(files["trades"]), "--transfers", str(files["transfers"]), "--quiet"]
         wall = run_cli([*live_args, "--out", str(root / "live")])
         manifest = json.loads((root / "live" / "manifest.json").read_text())
+        latency, total = manifest["latency"]["tick_update"], manifest["latency"]["tick_total"]
+        say(f"riskmodel live (default), whole process: {wall:.1f} s; "
+            f"{manifest['ticks_per_second']} ticks/s; tick update p50 {latency['p50_ms']} ms, "
+            f"p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms; whole tick (refresh "
+            f"slice, orders) p50 {total['p50_ms']} ms, p99 {total['p99_ms']} ms; timings "
+            f"{manifest['timings_s']}")
+        say(f"  events {manifest['counts']['events']}; statuses at the end "
+            f"{manifest['counts']['statuses']}; work {manifest['work']}; work seconds "
+            f"{manifest['work_seconds']}; lag {manifest['lag']}")
         stream = records(files)
-        flushes = with_flush_points(run, stream, args.flush_points)
+        if args.flush_points:
+            say(f"flush points: {with_flush_points(run, stream, args.flush_points)}")
         versus = exact_against_default(run, stream, args.exact_ticks)
+        exact_s = versus.pop("exact_s_per_tick")
+        say(f"--exact: {exact_s * 1e3:.1f} ms per tick (median of the first "
+            f"{args.exact_ticks} ticks), {exact_s * args.ticks:.0f} s for the stream's ticks; "
+            f"against the default on those inputs: {versus}")
         reference_s = numpy_reference(run, stream, args.reference_ticks)
-    latency, total = manifest["latency"]["tick_update"], manifest["latency"]["tick_total"]
-    print(f"book: {args.accounts:,} accounts, {10 * args.accounts:,} positions, "
-          f"{500 + args.options:,} instruments, {args.scenarios:,} scenarios (eod {eod_s:.1f} s)")
-    print(f"stream: {args.ticks:,} ticks over 50 underlyings falling 30%, {args.trades:,} "
-          f"trades, {args.transfers:,} transfers")
-    print(f"riskmodel live (default), whole process: {wall:.1f} s; {manifest['ticks_per_second']}"
-          f" ticks/s; tick update p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max "
-          f"{latency['max_ms']} ms; whole tick (refresh slice, orders) p50 {total['p50_ms']} ms,"
-          f" p99 {total['p99_ms']} ms; timings {manifest['timings_s']}")
-    print(f"  events {manifest['counts']['events']}; work {manifest['work']}; lag "
-          f"{manifest['lag']}")
-    print(f"flush points: {flushes}")
-    exact_s = versus.pop("exact_s_per_tick")
-    print(f"--exact: {exact_s * 1e3:.1f} ms per tick (median of the first {args.exact_ticks} "
-          f"ticks), {exact_s * args.ticks:.0f} s for the stream's ticks; against the default "
-          f"on those inputs: {versus}")
-    print(f"numpy reference (reprice the underlying, re-margin touched sets): "
-          f"{reference_s * 1e3:.1f} ms per tick (median of {args.reference_ticks}), "
-          f"{reference_s * args.ticks:.0f} s for the stream's ticks")
+        say(f"numpy reference (reprice the underlying, re-margin touched sets): "
+            f"{reference_s * 1e3:.1f} ms per tick (median of {args.reference_ticks}), "
+            f"{reference_s * args.ticks:.0f} s for the stream's ticks")
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
 
 
 if __name__ == "__main__":
