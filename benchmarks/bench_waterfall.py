@@ -42,7 +42,7 @@ from bench_eod import CONFIG  # noqa: E402
 from synthetic_book import write_book  # noqa: E402
 
 from riskmodel.cli import main  # noqa: E402
-from riskmodel.waterfall.allocation import allocate  # noqa: E402
+from riskmodel.waterfall.allocation import adl_groups, allocate, fill  # noqa: E402
 from riskmodel.waterfall.book import load_book  # noqa: E402
 from riskmodel.waterfall.rounds import ScenarioRunner  # noqa: E402
 from riskmodel.waterfall.run import write_waterfall  # noqa: E402
@@ -97,8 +97,35 @@ def allocation_reference(run: Path, labels: list[str], repeats: int) -> dict[str
         assert abs(a.adl_amount - b.adl_amount) <= 1e-9 * max(1.0, a.adl_amount)
         np.testing.assert_allclose(a.adl["loss_taken"], b.adl["loss_taken"], rtol=1e-12,
                                    atol=1e-9)
+    # the fill alone, on the same inputs (each run starts from a fresh copy of the caps)
+    inputs = [adl_groups(book, o) for o in outcomes]
+    fill_kernel, _ = repeat_timed(lambda: [fill(g, c.copy()) for g, c in inputs], repeats)
+    fill_twin, _ = repeat_timed(lambda: [fill(g, c.copy(), twin=True) for g, c in inputs],
+                                repeats)
     return {"kernel": statistics.median(kernel), "twin": statistics.median(twin),
+            "fill_kernel": statistics.median(fill_kernel),
+            "fill_twin": statistics.median(fill_twin),
+            "groups": sum(len(g.loss) for g, _ in inputs),
+            "counterparties": sum(len(g.pos) for g, _ in inputs),
             "scenarios": len(outcomes), "adl_rows": sum(len(a.adl) for a in results)}
+
+
+def full_run(root: Path, run: Path, only: list[str] | None) -> tuple[dict, float]:
+    """Warm up on two moves, then the timed waterfall; ``(manifest, wall seconds)``."""
+    warm = root / "warm.csv"
+    pd.DataFrame({"scenario": ["a", "b"], "asset": ["U000", "U001"],
+                  "shock": [-0.3, 0.2]}).to_csv(warm, index=False)
+    config = dataclasses.replace(load_book(run).wcfg, workers=1)
+    write_waterfall(run, root / "warm_out", scenarios_file=warm, waterfall=config,
+                    cascade=True)
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        print(f"  {done:,}/{total:,} scenarios, {time.perf_counter() - start:,.0f} s",
+              flush=True)
+
+    manifest = write_waterfall(run, root / "out", only=only, cascade=True, progress=progress)
+    return manifest, time.perf_counter() - start
 
 
 def main_bench() -> None:
@@ -114,21 +141,19 @@ def main_bench() -> None:
     parser.add_argument("--reference-scenarios", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--folder", type=Path, help="keep the venue and outputs here")
+    parser.add_argument("--reference-only", action="store_true",
+                        help="with --folder of an earlier run: time the allocation only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         root = args.folder or Path(tmp_name)
         root.mkdir(parents=True, exist_ok=True)
-        run = venue(root, args)
-        only = chosen(run, args.scopes)
-        warm = root / "warm.csv"
-        pd.DataFrame({"scenario": ["a", "b"], "asset": ["U000", "U001"],
-                      "shock": [-0.3, 0.2]}).to_csv(warm, index=False)
-        config = dataclasses.replace(load_book(run).wcfg, workers=1)
-        write_waterfall(run, root / "warm_out", scenarios_file=warm, waterfall=config,
-                        cascade=True)
-        start = time.perf_counter()
-        manifest = write_waterfall(run, root / "out", only=only, cascade=True)
-        wall = time.perf_counter() - start
+        if args.reference_only:  # the venue, its run and the waterfall's outputs are there
+            run = root / "run"
+            manifest = json.loads((root / "out" / "manifest.json").read_text())
+            wall = manifest["timings_s"]["total"]
+        else:
+            run = venue(root, args)
+            manifest, wall = full_run(root, run, chosen(run, args.scopes))
         table = pd.read_parquet(root / "out" / "waterfall.parquet")
         worst = table.nlargest(args.reference_scenarios, "bankruptcy_loss")
         ref = allocation_reference(run, worst["scenario"].tolist(), args.repeats)
@@ -145,6 +170,9 @@ def main_bench() -> None:
     print(f"| allocation (fund, ADL, socialisation) | {ref['scenarios']} largest-loss scenarios, "
           f"{ref['adl_rows']:,} ADL rows, {args.accounts:,} accounts | {ref['kernel']:.3f} s | "
           f"{ref['twin']:.3f} s | {ref['twin'] / ref['kernel']:.2f}x |")
+    print(f"| the ADL fill alone | {ref['groups']:,} groups, {ref['counterparties']:,} ranked "
+          f"counterparties | {ref['fill_kernel'] * 1e3:.1f} ms | {ref['fill_twin'] * 1e3:.1f} ms "
+          f"| {ref['fill_twin'] / ref['fill_kernel']:.1f}x |")
 
 
 if __name__ == "__main__":

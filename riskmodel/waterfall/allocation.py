@@ -101,15 +101,7 @@ def allocate(book: WaterfallBook, outcome: Outcome, *, fund: float | None = None
     profit = np.where(open_, profit, 0.0)
     cap = np.maximum(profit, 0.0)
     groups = _groups(book, outcome, rest, loss, profit)
-    n = len(groups.pos)
-    if twin:
-        cand_loss, reduced, moved = adl_fill_twin(groups.loss, groups.units, groups.ptr,
-                                                  groups.set, groups.cand_units,
-                                                  groups.profit, cap)
-    else:
-        cand_loss, reduced, moved = np.zeros(n), np.zeros(n), np.zeros(len(groups.loss))
-        adl_fill(groups.loss, groups.units, groups.ptr, groups.set, groups.cand_units,
-                 groups.profit, cap, cand_loss, reduced, moved)
+    cand_loss, reduced, moved = fill(groups, cap, twin=twin)
     adl = float(moved.sum())
     after = max(rest - adl, 0.0)
     socialised_by_set = np.zeros(book.n_sets)
@@ -121,6 +113,37 @@ def allocate(book: WaterfallBook, outcome: Outcome, *, fund: float | None = None
     rows = _adl_rows(book, outcome, groups, cand_loss, reduced, profit)
     return Allocation(loss, to_fund, available, used, adl, len(rows), socialised,
                       after - socialised, socialised_by_set, rows, profit)
+
+
+def fill(groups: Groups, cap: np.ndarray, *, twin: bool = False
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ADL of ``groups``: ``(loss taken, units reduced, loss moved per group)``, by the
+    kernel or its numpy twin; ``cap`` (each set's profit left) is updated in place."""
+    if twin:
+        return adl_fill_twin(groups.loss, groups.units, groups.ptr, groups.set,
+                             groups.cand_units, groups.profit, cap)
+    n = len(groups.pos)
+    out = np.zeros(n), np.zeros(n), np.zeros(len(groups.loss))
+    adl_fill(groups.loss, groups.units, groups.ptr, groups.set, groups.cand_units,
+             groups.profit, cap, *out)
+    return out
+
+
+def adl_groups(book: WaterfallBook, outcome: Outcome, fund: float | None = None
+               ) -> tuple[Groups, np.ndarray]:
+    """What the ADL fill of ``outcome`` works on (its groups) and each set's profit cap, as
+    :func:`allocate` prepares them (for timing the fill on its own)."""
+    state = outcome.state
+    loss = float(state.bankrupt.sum())
+    w = book.wcfg
+    available = ((w.insurance_fund if fund is None else fund)
+                 + float(state.collected.sum()) * w.penalty_to_fund)
+    tradeable = (~book.view.collateral).astype(np.float64)
+    profit = np.where(~state.liquidated,
+                      np.asarray(book.by_instrument @ (outcome.unit_pnl * tradeable)).ravel(),
+                      0.0)
+    rest = loss - min(available, loss)
+    return _groups(book, outcome, rest, loss, profit), np.maximum(profit, 0.0)
 
 
 def _groups(book: WaterfallBook, outcome: Outcome, rest: float, loss: float,
