@@ -8,7 +8,7 @@ import dataclasses
 import numba
 import numpy as np
 import pytest
-from conftest import DEMO_MOVES, write_moves
+from waterfall_venues import DEMO_MOVES, write_moves
 
 from riskmodel.waterfall.allocation import allocate
 from riskmodel.waterfall.book import load_book

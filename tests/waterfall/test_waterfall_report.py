@@ -4,7 +4,7 @@ with alt text, then tables that scroll; self-contained (no external resource).""
 import re
 
 import pandas as pd
-from conftest import DEMO_MOVES, write_moves
+from waterfall_venues import DEMO_MOVES, write_moves
 
 from riskmodel.report.page import render
 from riskmodel.report.waterfall import page_content

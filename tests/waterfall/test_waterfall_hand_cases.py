@@ -18,8 +18,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONFIG, write_moves, write_venue
 from scipy.optimize import brentq
+from waterfall_venues import CONFIG, write_moves, write_venue
 
 from riskmodel.config import WaterfallConfig
 from riskmodel.waterfall.run import run_waterfall
@@ -103,7 +103,7 @@ def test_penalty_is_paid_from_what_is_left(tmp_path):
     """X falls 14.5%: A's equity is 150 - 145 = 5, below its maintenance margin. Closed in
     full at 85.5, the 1% penalty is 8.55, of which only the 5 left is collected (half of it
     to the fund); nothing is bankrupt."""
-    from conftest import HAND_ACCOUNTS, HAND_POSITIONS
+    from waterfall_venues import HAND_ACCOUNTS, HAND_POSITIONS
 
     config = CONFIG.replace("[waterfall]", "[liquidation.penalty_rates]\ndefault = 0.01\n"
                             "[waterfall]\ncloseout = \"full\"\npenalty_to_fund = 0.5")

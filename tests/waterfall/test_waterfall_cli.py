@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import CONFIG, HAND_ACCOUNTS, HAND_POSITIONS, write_moves, write_venue
+from waterfall_venues import CONFIG, HAND_ACCOUNTS, HAND_POSITIONS, write_moves, write_venue
 
 from riskmodel.cli import main
 from riskmodel.waterfall.allocation import ADL_COLUMNS

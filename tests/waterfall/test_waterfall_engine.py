@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DEMO_MOVES, HAND_ACCOUNTS, HAND_POSITIONS, prices, write_moves
 from scipy.stats import norm
+from waterfall_venues import DEMO_MOVES, HAND_ACCOUNTS, HAND_POSITIONS, prices, write_moves
 
 from riskmodel.cli import main
 from riskmodel.engine import margin_book

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_moves, write_venue
+from waterfall_venues import write_moves, write_venue
 
 from riskmodel.cli import main
 
