@@ -175,6 +175,9 @@ class RemarkedMarket:
         self.driven = [np.flatnonzero((self.factor_of == k) | (self.iv_of == k))
                        for k in range(len(self.factors))]
         self.rows = {h: self._copy_rows(h) for h in market.horizons}
+        # at_marks's rows and the marks (own factor, implied-vol index) they were priced at
+        self._exact: dict[int, _Rows] = {}
+        self._exact_at = np.full((len(frame), 2), np.nan)
         self._first_option = int(np.flatnonzero(is_option)[0]) if is_option.any() else -1
         self._grid_code = pd.factorize(frame["factor"].to_numpy())[0].astype(np.int64)
         self._check_shocks()
@@ -399,25 +402,51 @@ class RemarkedMarket:
         return market
 
     def at_marks(self, rows: np.ndarray) -> PricedMarket:
-        """The instruments ``rows`` (sorted) priced afresh at the current marks, as a market of
-        their own (its axis: those instruments in this order), as :func:`riskmodel.engine.
-        price_market` would price them there."""
+        """The instruments ``rows`` (sorted) priced at the current marks, as a market of their
+        own (its axis: those instruments in this order), as :func:`riskmodel.engine.
+        price_market` would price them there. Rows priced by an earlier call are reused while
+        their factor and implied-vol index have not moved (pricing is a function of the marks
+        alone, so a reused row is the row priced again)."""
         rows = np.asarray(rows, dtype=np.int64)
         base, marks = self.base, self.spot
-        sub = self._frame_at(rows, marks)
+        own = marks[self.factor_of[rows]]
+        index = self.iv_of[rows]
+        iv = np.where(index >= 0, marks[np.maximum(index, 0)], np.nan)
+        known = self._exact_at[rows]
+        fresh = (known[:, 0] == own) & ((index < 0) | (known[:, 1] == iv))
+        stale = rows[~fresh]
         series = self.spot_series(marks)
+        if len(stale):
+            sub = self._frame_at(stale, marks)
+            for h in base.horizons:
+                priced, cache = self._price(sub, series, h), self._exact_rows(h)
+                cache.model[stale] = priced.model
+                if cache.floor is not None and priced.floor is not None:
+                    cache.floor[stale] = priced.floor
+                cache.stress[stale] = priced.stress
+            self._exact_at[stale, 0] = own[~fresh]
+            self._exact_at[stale, 1] = iv[~fresh]
         model, floor, stress = {}, {}, {}
         for h in base.horizons:
-            priced = self._price(sub, series, h)
-            model[h] = ModelPnl(priced.model, base.model[h].weights)
-            if priced.floor is not None and h in base.floor:
-                floor[h] = ModelPnl(priced.floor, base.floor[h].weights)
+            cache = self._exact_rows(h)
+            model[h] = ModelPnl(cache.model[rows], base.model[h].weights)
+            if cache.floor is not None and h in base.floor:
+                floor[h] = ModelPnl(cache.floor[rows], base.floor[h].weights)
             if base.stress is not None:
-                stress[h] = dataclasses.replace(base.stress[h], pnl=priced.stress)
-        shocks = base.shocks
-        return PricedMarket(sub, self._factor_table(marks), base.valuation_time, model,
+                stress[h] = dataclasses.replace(base.stress[h], pnl=cache.stress[rows])
+        return PricedMarket(self._frame_at(rows, marks), self._factor_table(marks),
+                            base.valuation_time, model,
                             stress if base.stress is not None else None, floor, base.unpriced,
-                            shocks)
+                            base.shocks)
+
+    def _exact_rows(self, h: int) -> _Rows:
+        """The rows :meth:`at_marks` priced, by horizon (allocated on first use)."""
+        if h not in self._exact:
+            r = self.rows[h]
+            self._exact[h] = _Rows(np.empty_like(r.model),
+                                   None if r.floor is None else np.empty_like(r.floor),
+                                   np.empty_like(r.stress), [], r.grid[:, :0], r.grid_weights)
+        return self._exact[h]
 
     # ------------------------------------------------------------------------ checkpoints
 

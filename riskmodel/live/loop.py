@@ -76,8 +76,9 @@ class LiveMargin(LiveState):
         parallel region waits for its slowest thread, which on a busy machine costs more than
         the region saves).
     batch_threads : int, optional
-        numba threads for repricing a factor's instruments (its requirement mark moves, the
-        orders' exact marks) (default 1, as ``threads``); ``flush`` uses the process's.
+        numba threads for the large kernels: repricing a factor's instruments (its
+        requirement mark moves) and an order batch's at the exact marks (default: the
+        process's); ``flush`` uses the process's.
     """
 
     # ------------------------------------------------------------------------- inputs

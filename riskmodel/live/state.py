@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -47,7 +48,7 @@ class LiveState:
         self.config = self.run.config
         self.live = live or self.config.live
         self.exact, self.threads = exact, threads
-        self.batch_threads = batch_threads or threads
+        self.batch_threads = batch_threads or numba.get_num_threads()
         self.market = RemarkedMarket(self.run.market, self.config)
         self.book = LiveBook(self.run.positions, self.run.stored.collateral, self.run.axis,
                              self.market.driven)

@@ -35,7 +35,7 @@ class LiveStats:
     """Counters, per-tick durations (seconds) and the lag of refresh-found changes."""
 
     counts: Counter = field(default_factory=Counter)
-    seconds: Counter = field(default_factory=Counter)  # wall seconds of each kind of work
+    seconds: dict[str, float] = field(default_factory=dict)  # wall seconds by kind of work
     tick_latency: list[float] = field(default_factory=list)
     tick_total: list[float] = field(default_factory=list)
     # per change found by a refresh: (status after, found by, inputs since the prior refresh)
@@ -51,7 +51,7 @@ class LiveStats:
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - start
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
     def status_change(self, after: str, found: str, lag_inputs: int, time: pd.Timestamp
                       ) -> None:
@@ -80,7 +80,7 @@ class LiveStats:
 
     def restore(self, state: dict[str, Any]) -> None:
         self.counts = Counter(state["counts"])
-        self.seconds = Counter(state.get("seconds", {}))
+        self.seconds = dict(state.get("seconds", {}))
         self.tick_latency = list(state["tick_latency"])
         self.tick_total = list(state["tick_total"])
         self.found = [tuple(r) for r in state["found"]]  # type: ignore[misc]

@@ -111,3 +111,18 @@ def test_pnl_that_the_shocks_do_not_give_is_refused(run):
                                                     h: ModelPnl(pnl, None)}, _cache={})
     with pytest.raises(InputDataError, match="cannot be re-marked"):
         RemarkedMarket(market, run.config)
+
+
+def test_rows_priced_before_are_reused_only_while_their_marks_stand(run):
+    market = _moved(run)
+    every = np.arange(market.n_instruments)
+    market.at_marks(every)  # fills the reuse
+    k = market.factor_index["SPX"]
+    market.set_mark(k, market.spot[k] * 1.02)
+    again = market.at_marks(every)
+    fresh = RemarkedMarket(run.market, run.config)
+    fresh.spot = market.spot.copy()
+    expected = fresh.at_marks(every)
+    for h in run.market.horizons:
+        assert np.array_equal(again.model[h].pnl, expected.model[h].pnl)
+        assert np.array_equal(again.stress[h].pnl, expected.stress[h].pnl)
