@@ -44,6 +44,7 @@ from riskmodel.marketdata.returns import (
     build_market_data,
     build_universe,
     common_window,
+    gap_warnings,
     resolve_market_date,
 )
 from riskmodel.pricing.revaluation import at_labels, scenario_pnl
@@ -94,15 +95,23 @@ def value_as_of(
     before ``as_of``), the factors aligned up to it (the calendar rule of
     :mod:`riskmodel.marketdata.returns`), the window of the last ``lookback`` common returns,
     and each factor filtered with fixed parameters (``params``, else fitted by ``fitter`` with
-    ``volatility.model = "garch"``, else EWMA). ``before_alignment(market_date)`` runs first
+    ``volatility.model = "garch"``, else EWMA; a parameter set estimated on data after the
+    market date is an input error, one older than ``calibration.max_age_days`` a warning).
+    ``before_alignment(market_date)`` runs first
     (``eod`` checks that no option held expired); notes go to ``warnings``; ``stage`` times
     ``market_data`` and ``volatility``."""
     timed = stage or (lambda _name: nullcontext())
     with timed("market_data"):
         market_date = resolve_market_date(history, as_of)
+        if params is not None and config.method != "hs":
+            # no look-ahead, and the set's age counts from its data, not from the file
+            warnings += params.check_as_of(market_date.to_pydatetime(), factors,
+                                           config.calibration.max_age_days)
         if before_alignment is not None:
             before_alignment(market_date)
-        market = build_market_data(history, factors, market_date, config.return_kind)
+        market = build_market_data(history, factors, market_date, config.return_kind,
+                                   config.price_gaps)
+        warnings += gap_warnings(history, market.carried, config.price_gaps)
         universe = build_universe(history, market_date, config.return_kind)
         window = common_window(market.returns, config.lookback, config.min_history)
         if len(window) < config.lookback:
