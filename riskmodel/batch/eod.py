@@ -46,6 +46,7 @@ from riskmodel.batch.accounts import (
 from riskmodel.batch.apc_stage import read_previous_run, stressed_info
 from riskmodel.batch.background_writes import BackgroundWrites
 from riskmodel.batch.collateral import collateral_equity, with_collateral_holdings
+from riskmodel.batch.compile_notice import CompileNotice
 from riskmodel.batch.liquidation_stage import liquidated_statuses, liquidation_stage
 from riskmodel.batch.manifest import eod_manifest
 from riskmodel.batch.partitions import (
@@ -190,7 +191,20 @@ def run_eod(
     loaded. ``previous_run``: a previous run's output folder, whose model margins the
     anti-procyclicality buffer compares against. ``engine``: how the book stage runs
     (partitions, local or Dask, work folder and resume; :mod:`riskmodel.batch.partitions`).
+    A first run that compiles the numerical kernels says so on standard error
+    (:class:`~riskmodel.batch.compile_notice.CompileNotice`).
     """
+    with CompileNotice():
+        return _run_eod(inputs, config, as_of, params, fitter, dependence_fitter, progress,
+                        config_source, previous_run, engine)
+
+
+def _run_eod(inputs: EodInputs, config: RunConfig, as_of: str | None,
+             params: ParameterSet | None, fitter: VolatilityFitter | None,
+             dependence_fitter: DependenceFitter | None,
+             progress: Callable[[int, int], None] | None, config_source: dict[str, Any] | None,
+             previous_run: str | Path | None, engine: EngineOptions | None) -> EodResult:
+    """:func:`run_eod` (same arguments)."""
     timer = _Timer()
     warnings: list[str] = []
     with timer.stage("load"):

@@ -25,9 +25,19 @@ convex in the positions (ES, stress, add-ons, floors), so ``g`` is concave on ``
 the full close is short, :meth:`_Lockstep.interior` samples ``g`` where the secants of its
 samples bound it highest, until a sample restores the set (the bracket of its smallest root) or
 the bound proves no fraction does. The restored end of the bracket is reported, so the orders
-always restore the target exactly, never approximately. All the netting sets being liquidated
-advance in lockstep: each iteration is one margin evaluation of all of them together, which is
-what makes liquidating thousands of sets in an end-of-day run cheap.
+always restore the target exactly, never approximately.
+
+Two ways to run that search, with the same orders bit for bit (tested):
+
+* from :data:`COMPILED_MIN_SETS` sets (an end-of-day run on a stressed day), in compiled code
+  (:mod:`riskmodel.liquidation.search_kernels`), every set's whole search on its own, the sets
+  shared among the threads; each trial margin is the engine's compiled margin of the reduced
+  set (:mod:`riskmodel.engine.trials`, bitwise ``margin_book``'s, tested), and the loss of the
+  positions not being reduced is formed once per position and reused by every trial;
+* otherwise, and for what the compiled twin does not compose (weighted scenarios, the venue
+  rule, tiered floors, a position carrying a concentration charge), in lockstep through
+  ``margin_book`` itself: each iteration one margin evaluation of all the sets together. It
+  compiles nothing of its own, which a few sets (the demo, the intraday loop's batches) favour.
 
 ``quantity_to_close`` carries the position's sign (a long of 10 closing 3.2 reports 3.2; the
 closing trade is ``-quantity_to_close``).
@@ -42,8 +52,10 @@ import pandas as pd
 
 from riskmodel.config import RateTable, RunConfig
 from riskmodel.engine import PricedMarket, margin_book
+from riskmodel.engine.trials import trial_inputs, unsupported
+from riskmodel.liquidation.search import SearchResult, SearchRows, base_book, compiled_search
 from riskmodel.margin.policy import position_rates
-from riskmodel.portfolio.netting import Book, net_positions
+from riskmodel.portfolio.netting import ZERO_TOLERANCE, Book
 from riskmodel.pricing.revaluation import COLLATERAL_KIND
 
 ORDER_COLUMNS = ["account_id", "netting_set", "instrument_id", "quantity_to_close",
@@ -55,6 +67,9 @@ MAX_ITERATIONS = 200
 FRACTION_TOL = 1e-13
 # ... or when the restored end is within this share of the set's scale of its root
 SURPLUS_TOL = 1e-13
+# from this many sets the compiled search (its first use compiles it, once); fewer go through
+# margin_book in lockstep, which costs more per step but compiles nothing of its own
+COMPILED_MIN_SETS = 256
 
 
 @dataclass(frozen=True)
@@ -124,39 +139,96 @@ def partial_liquidation(
                          != COLLATERAL_KIND)
     held = held.sort_values(["account_id", "netting_set", "tradeable", "contribution"],
                             ascending=[True, True, False, False], kind="stable")
-    groups = held.groupby(["account_id", "netting_set"], sort=False).indices
-    sets = []
-    for key, equity, im in zip(zip(chosen["account_id"], chosen["netting_set"]),
-                               chosen["equity"].to_numpy(np.float64),
-                               chosen["initial_margin"].to_numpy(np.float64)):
-        # a set without positions (a negative balance alone) has nothing to close
-        sets.append(_SetToLiquidate(market, key, held.iloc[groups.get(key, [])], penalty,
-                                    float(equity), float(im)))
     by_key = None
     if previous is not None:
         by_key = dict(zip(zip(previous["account_id"], previous["netting_set"]),
                           previous["model_margin"].to_numpy(np.float64)))
-    _Lockstep(_Engine(market, config, by_key, account_types), sets, target).run()
-    return _result(sets, target)
+    rows = _search_rows(market, chosen, held, penalty, by_key)
+    outcome = SearchResult(np.zeros(len(rows.quantity)), np.zeros((len(rows.keys), 3)),
+                           np.ones(len(rows.keys), dtype=np.int64))
+    todo = np.arange(len(rows.keys))
+    if len(todo) >= COMPILED_MIN_SETS and unsupported(market, config) is None:
+        # the compiled search, for every set whose trial margins the compiled twin composes
+        book, to_book = base_book(rows)
+        inputs = trial_inputs(market, book, config, previous=rows.previous,
+                              account_types=account_types)
+        concentrated = inputs.concentrated()
+        outcome = compiled_search(market, config, rows, target, account_types,
+                                  np.flatnonzero(~concentrated), inputs, to_book)
+        todo = np.flatnonzero((outcome.code != 0) | concentrated)
+    if len(todo):
+        _reference(_Engine(market, config, by_key, account_types), rows, todo, target,
+                   outcome)
+    return _result(rows, outcome, target)
+
+
+def _search_rows(market: PricedMarket, chosen: pd.DataFrame, held: pd.DataFrame,
+                 penalty: RateTable, by_key: dict[tuple[str, str], float] | None
+                 ) -> SearchRows:
+    """The chosen sets (in their order) and their positions in search order, with the
+    notional per unit and the penalty rate of each (as the margin tables count notional:
+    ``|dV/dP x price|``, the face value for inverse contracts, delta-adjusted for options)."""
+    keys = chosen[["account_id", "netting_set"]].reset_index(drop=True)
+    code = pd.MultiIndex.from_frame(keys).get_indexer(
+        pd.MultiIndex.from_frame(held[["account_id", "netting_set"]]))
+    order = np.argsort(code, kind="stable")  # chosen order, search order within each set
+    held = held.iloc[order]
+    code = code[order]
+    arrays = market.instrument_arrays
+    ids = held["instrument_id"].to_numpy(dtype=object)
+    index = market.axis.get_indexer(ids)
+    counts = np.bincount(code, minlength=len(keys))
+    set_ptr = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum(counts, out=set_ptr[1:])
+    previous = np.full(len(keys), np.nan)
+    if by_key is not None:
+        previous = np.array([by_key.get(k, np.nan) for k in zip(keys["account_id"],
+                                                                 keys["netting_set"])],
+                            dtype=np.float64)
+    return SearchRows(
+        keys=keys, set_ptr=set_ptr, instrument_id=ids, index=index.astype(np.int64),
+        quantity=held["quantity"].to_numpy(np.float64),
+        unit_notional=np.abs(arrays.unit[index, 1] * arrays.price[index]),
+        rate=position_rates(penalty, *arrays.per_position(index)),
+        equity=chosen["equity"].to_numpy(np.float64),
+        initial_margin=chosen["initial_margin"].to_numpy(np.float64),
+        n_tradeable=np.bincount(code, weights=held["tradeable"].to_numpy(np.float64),
+                                minlength=len(keys)).astype(np.int64),
+        previous=previous)
+
+
+def _reference(engine: _Engine, rows: SearchRows, todo: np.ndarray, target: float,
+               outcome: SearchResult) -> None:
+    """The lockstep search through :func:`riskmodel.engine.margin_book` itself for the sets
+    ``todo``, written into ``outcome``: a few sets, or those the compiled path does not
+    serve."""
+    # a set without positions (a negative balance alone) has nothing to close
+    sets = [_SetToLiquidate(rows, s) for s in todo]
+    _Lockstep(engine, sets, target).run()
+    for s, done in zip(todo, sets):
+        outcome.fractions[rows.set_ptr[s]:rows.set_ptr[s + 1]] = done.fractions
+        outcome.figures[s] = (done.margin_after, done.equity_after, done.notional)
+        outcome.code[s] = 0
 
 
 class _SetToLiquidate:
     """One netting set's positions, riskiest first, the fractions closed so far and the
     outcome (margin, equity, notional closed) at those fractions."""
 
-    def __init__(self, market: PricedMarket, key: tuple[str, str], held: pd.DataFrame,
-                 penalty: RateTable, equity: float, initial_margin: float) -> None:
-        self.key, self.equity, self.initial_margin = key, equity, initial_margin
-        self.instrument_id = held["instrument_id"].to_numpy()
-        self.quantity = held["quantity"].to_numpy(np.float64)
-        arrays = market.instrument_arrays
-        index = market.axis.get_indexer(self.instrument_id)
-        # the notional a penalty applies to, as the margin table counts it: |dV/dP x price|
-        # (face value for inverse contracts, delta-adjusted for options)
-        self.unit_notional = np.abs(arrays.unit[index, 1] * arrays.price[index])
-        self.rates = position_rates(penalty, *arrays.per_position(index))
-        self.n_tradeable = int(held["tradeable"].sum())
+    def __init__(self, rows: SearchRows, s: int) -> None:
+        r0, r1 = rows.set_ptr[s], rows.set_ptr[s + 1]
+        self.key = (rows.keys["account_id"].iat[s], rows.keys["netting_set"].iat[s])
+        self.equity, self.initial_margin = float(rows.equity[s]), float(rows.initial_margin[s])
+        self.instrument_id = rows.instrument_id[r0:r1]
+        self.quantity = rows.quantity[r0:r1]
+        self.unit_notional = rows.unit_notional[r0:r1]
+        self.rates = rows.rate[r0:r1]
+        self.n_tradeable = int(rows.n_tradeable[s])
+        # the positions as the engine's netting orders them (by instrument id)
+        self.book_order = np.argsort(self.instrument_id.astype(str), kind="stable")
+        self.index = rows.index[r0:r1][self.book_order]
         self.fractions = np.zeros(len(self.quantity))
+        equity, initial_margin = self.equity, self.initial_margin
         self.margin_after, self.equity_after, self.notional = initial_margin, equity, 0.0
         self.scale = max(abs(equity), initial_margin, 1.0)
 
@@ -183,20 +255,28 @@ class _Lockstep:
         self.engine, self.sets, self.target = engine, sets, target
 
     def margins(self, trials: dict[int, np.ndarray]) -> dict[int, float]:
-        """Initial margin of each set ``i`` with its positions reduced by ``trials[i]``."""
-        chosen = [self.sets[i] for i in trials]
-        sizes = [len(s.quantity) for s in chosen]
-        rows = pd.DataFrame({
-            "account_id": np.repeat(np.array([s.key[0] for s in chosen], dtype=object), sizes),
-            "netting_set": np.repeat(np.array([s.key[1] for s in chosen], dtype=object), sizes),
-            "instrument_id": np.concatenate([s.instrument_id for s in chosen]),
-            "quantity": np.concatenate([self.sets[i].remaining(f) for i, f in trials.items()]),
-        })
-        book = net_positions(rows, self.engine.market.axis)
+        """Initial margin of each set ``i`` with its positions reduced by ``trials[i]``: the
+        engine's margin of the reduced book, netted as ``net_positions`` nets it (positions by
+        instrument id, those netting to zero dropped)."""
+        keys, index, quantity = [], [], []
+        for i, f in trials.items():
+            s = self.sets[i]
+            q = s.remaining(f)[s.book_order]
+            kept = (np.abs(q) > ZERO_TOLERANCE * np.abs(q)) & (q != 0)
+            if kept.any():
+                keys.append(s.key)
+                index.append(s.index[kept])
+                quantity.append(q[kept])
         found: dict[tuple[str, str], float] = {}
-        if book.n_sets:
-            found = dict(zip(zip(book.sets["account_id"], book.sets["netting_set"]),
-                             self.engine.initial_margin(book)))
+        if keys:
+            indptr = np.zeros(len(keys) + 1, dtype=np.int64)
+            np.cumsum([len(q) for q in quantity], out=indptr[1:])
+            instrument_index = np.concatenate(index).astype(np.int64)
+            book = Book(sets=pd.DataFrame(keys, columns=["account_id", "netting_set"]),
+                        positions=pd.DataFrame({"instrument_index": instrument_index}),
+                        indptr=indptr, instrument_index=instrument_index,
+                        quantity=np.concatenate(quantity))
+            found = dict(zip(keys, self.engine.initial_margin(book)))
         # a set closed entirely is absent from the book: it needs no margin
         return {i: found.get(self.sets[i].key, 0.0) for i in trials}
 
@@ -365,19 +445,26 @@ class _Bracket:
             self.lo, self.weight_lo, self.side = x, g, -1
 
 
-def _result(sets: list[_SetToLiquidate], target: float) -> LiquidationResult:
-    order_rows: list[dict] = []
-    set_rows: list[dict] = []
-    for s in sets:
-        for k in np.flatnonzero(s.fractions):
-            order_rows.append({"account_id": s.key[0], "netting_set": s.key[1],
-                               "instrument_id": s.instrument_id[k],
-                               "quantity_to_close": s.fractions[k] * s.quantity[k],
-                               "margin_after": s.margin_after, "equity_after": s.equity_after})
-        set_rows.append({"account_id": s.key[0], "netting_set": s.key[1],
-                         "liquidation_penalty": s.equity - s.equity_after,
-                         "notional_liquidated": s.notional, "margin_after": s.margin_after,
-                         "equity_after": s.equity_after,
-                         "restored": bool(s.equity_after >= target * s.margin_after)})
-    return LiquidationResult(pd.DataFrame(order_rows, columns=ORDER_COLUMNS),
-                             pd.DataFrame(set_rows, columns=SET_COLUMNS))
+def _result(rows: SearchRows, outcome: SearchResult, target: float) -> LiquidationResult:
+    """The orders (one per position reduced, sets in their order, riskiest first) and the sets'
+    outcomes."""
+    set_of = np.repeat(np.arange(len(rows.keys)), np.diff(rows.set_ptr))
+    closed = np.flatnonzero(outcome.fractions != 0)
+    margin_after, equity_after, notional = outcome.figures.T
+    account = rows.keys["account_id"].to_numpy(dtype=object)
+    netting_set = rows.keys["netting_set"].to_numpy(dtype=object)
+    orders = pd.DataFrame(columns=ORDER_COLUMNS)
+    if len(closed):
+        owner = set_of[closed]
+        orders = pd.DataFrame({
+            "account_id": account[owner], "netting_set": netting_set[owner],
+            "instrument_id": rows.instrument_id[closed],
+            "quantity_to_close": outcome.fractions[closed] * rows.quantity[closed],
+            "margin_after": margin_after[owner], "equity_after": equity_after[owner]},
+            columns=ORDER_COLUMNS)
+    sets = pd.DataFrame({
+        "account_id": account, "netting_set": netting_set,
+        "liquidation_penalty": rows.equity - equity_after, "notional_liquidated": notional,
+        "margin_after": margin_after, "equity_after": equity_after,
+        "restored": equity_after >= target * margin_after}, columns=SET_COLUMNS)
+    return LiquidationResult(orders, sets)

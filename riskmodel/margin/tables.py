@@ -62,20 +62,33 @@ def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig,
                  types: Mapping[str, str] | None = None) -> np.ndarray:
     """Margin period of risk of each netting set: the longest of its positions' kinds and of its
     account's type (``[horizons.account_type]``, ``types`` maps account to type)."""
+    out = np.zeros(book.n_sets, dtype=np.int64)
+    np.maximum.at(out, book.set_of_position(), position_horizons(book, used, config))
+    if types and config.horizons_by_account_type:
+        out = np.maximum(out, account_horizons(book, config, types))
+    return out
+
+
+def position_horizons(book: Book, used: pd.DataFrame, config: RunConfig) -> np.ndarray:
+    """The margin period of risk of each position's kind (``[horizons.kind]``), shape
+    (n_positions,)."""
     # one lookup per distinct kind (a what-if or a liquidation step margins a few sets against
     # every instrument of the run)
     kind_code, kinds = pd.factorize(used["kind"].to_numpy(dtype=object))
     by_instrument = np.array([config.horizon_of_kind(k) for k in kinds],
                              dtype=np.int64)[kind_code]
-    per_position = by_instrument[book.instrument_index]
-    out = np.zeros(book.n_sets, dtype=np.int64)
-    np.maximum.at(out, book.set_of_position(), per_position)
-    if types and config.horizons_by_account_type:
-        by_type = config.horizons_by_account_type
-        account_h = np.array([by_type.get(types.get(a, ""), 0) for a in book.sets["account_id"]],
-                             dtype=np.int64)
-        out = np.maximum(out, account_h)
-    return out
+    return by_instrument[book.instrument_index]
+
+
+def account_horizons(book: Book, config: RunConfig, types: Mapping[str, str] | None
+                     ) -> np.ndarray:
+    """The margin period of risk of each set's account type (``[horizons.account_type]``;
+    0 where none applies), shape (n_sets,)."""
+    by_type = config.horizons_by_account_type
+    if not types or not by_type:
+        return np.zeros(book.n_sets, dtype=np.int64)
+    return np.array([by_type.get(types.get(a, ""), 0) for a in book.sets["account_id"]],
+                    dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,12 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from riskmodel.measures.kernels import SCREEN_LIMIT, float32_rows, netting_set_tail_screened
+from riskmodel.measures.kernels import (
+    SCREEN_LIMIT,
+    SERIAL_MAX_WORK,
+    float32_rows,
+    netting_set_tail,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,8 +213,6 @@ def _run_chunks(
     contribution : ndarray of float64, shape (n_positions,)
     """
     pnl, ptr, idx, qty, w, a, use_es, screen = inputs
-    pnl32 = screen.pnl32 if screen is not None else np.empty((0, pnl.shape[1]), np.float32)
-    row_bound = screen.row_bound if screen is not None else np.empty(0)
     n_sets = ptr.size - 1
     var = np.empty(n_sets)
     es = np.empty(n_sets)
@@ -218,11 +221,13 @@ def _run_chunks(
         s1 = min(n_sets, s0 + chunk_size)
         p0, p1 = ptr[s0], ptr[s1]
         # the chunk's CSR slice, re-based to its first position; outputs are written in place
-        netting_set_tail_screened(
+        first_pass = None
+        if screen is not None and not w.size:
+            first_pass = (screen.pnl32, qty[p0:p1].astype(np.float32), screen.row_bound)
+        netting_set_tail(
             pnl, ptr[s0 : s1 + 1] - p0, idx[p0:p1], qty[p0:p1], w, a, use_es,
-            var[s0:s1], es[s0:s1], contribution[p0:p1], pnl32,
-            qty[p0:p1].astype(np.float32) if screen is not None else np.empty(0, np.float32),
-            row_bound,
+            var[s0:s1], es[s0:s1], contribution[p0:p1], screen=first_pass,
+            parallel=idx.size * pnl.shape[1] >= SERIAL_MAX_WORK,  # one kernel per book
         )
         if progress is not None:
             progress(s1, n_sets)

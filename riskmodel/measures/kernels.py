@@ -60,13 +60,25 @@ weighted selection) runs on those few candidates. With weights the threshold is 
 (the weight at or above it must exceed ``1 - a``) and lowered until it holds, so the threshold
 affects speed only, never the result.
 
-Uniform tails may first be screened in float32 (:func:`netting_set_tail_screened`, with a
+Uniform tails may first be screened in float32 (:func:`tail_screened_parallel`, with a
 float32 copy of the P&L): the loss vector is formed in float32, half the bytes streamed, and
 the threshold taken from its block maxima. A rigorous bound ``eps`` on the float32 rounding
 (:func:`~riskmodel.measures.screening.screen_eps`) makes every scenario with
 ``L32 >= t - 2 eps`` a candidate, which provably includes every scenario at or above the float64
 VaR; only the candidates' float64 losses are formed, with the same operations in the same order
 as the full float64 pass, so every result is bitwise that of the float64 pass.
+
+Kernels
+-------
+A numba kernel compiles every function it can reach, so each kind of tail has kernels of its
+own and a run compiles only those it calls (:func:`netting_set_tail` chooses): equally likely
+scenarios (:func:`tail_uniform_parallel`, :func:`tail_uniform_serial`), weighted ones
+(:func:`tail_weighted_parallel`, :func:`tail_weighted_serial`) and the float32 first pass
+(:func:`tail_screened_parallel`, partitions of many sets only). A book of less work than
+:data:`SERIAL_MAX_WORK` positions x scenarios (the demo, a what-if, a liquidation step) runs,
+and compiles, no parallel region. Each runs the set-level function of its kind
+(:func:`set_tail_uniform`, :func:`set_tail_weighted`, :func:`set_tail_screened`) for every set,
+so all give the same bits.
 """
 
 from __future__ import annotations
@@ -92,7 +104,9 @@ __all__ = [
     "float32_rows",
     "netting_set_max_loss",
     "netting_set_tail",
-    "netting_set_tail_screened",
+    "set_tail_screened",
+    "set_tail_uniform",
+    "set_tail_weighted",
     "uniform_rank",
 ]
 
@@ -115,7 +129,7 @@ def uniform_rank(n_scenarios, confidence):
 
 
 @njit(cache=True)
-def _tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx):
+def tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx):
     """VaR (the k-th smallest loss) and the candidates, all the losses >= some t <= VaR.
 
     Returns ``(var, c)``; ``cand_idx[:c]`` holds the candidate scenarios in scenario order.
@@ -127,13 +141,13 @@ def _tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx):
         # m blocks have a maximum >= this threshold, so at least m losses do: VaR >= threshold
         threshold = block_threshold(block_max, (n + bs - 1) // bs, work, m)
     c = gather(loss, threshold, block_max, bs, cand_val, cand_idx)
-    var = select_kth(cand_val, 0, c, c - m)
+    var = select_kth(cand_val, np.int64(0), c, c - m)
     return var, c
 
 
 @njit(cache=True)
 def _tail_weighted(loss, weights, confidence, block_max, bs, work, cand_val, cand_w, cand_idx):
-    """Weighted counterpart of :func:`_tail_uniform`; returns ``(var, c)``."""
+    """Weighted counterpart of :func:`tail_uniform`; returns ``(var, c)``."""
     n = loss.size
     a_tol = confidence - WEIGHT_TOL
     nb = (n + bs - 1) // bs if bs > 0 else 0
@@ -153,57 +167,6 @@ def _tail_weighted(loss, weights, confidence, block_max, bs, work, cand_val, can
     for t in range(c):
         cand_w[t] = weights[cand_idx[t]]
     var = select_weighted(cand_val, cand_w, c, a_tol)
-    return var, c
-
-
-@njit(cache=True)
-def _scratch(n, weighted, screening):
-    """The scratch buffers of :func:`_set_tail` for ``n`` scenarios, allocated once per block of
-    netting sets and reused by each of its sets: the tuple ``(loss, block_max, work, cand_val,
-    cand_w, cand_idx, eq_idx, loss32, block_max32)``; ``cand_w`` is empty unless ``weighted``,
-    ``loss32`` and ``block_max32`` (float32) are empty unless ``screening``."""
-    nb = n // SCEN_BLOCK_MIN + 1
-    return (
-        np.empty(n),
-        np.empty(nb),
-        np.empty(nb),
-        np.empty(n),
-        np.empty(n if weighted else 0),
-        np.empty(n, dtype=np.int64),
-        np.empty(n, dtype=np.int64),
-        np.empty(n if screening else 0, dtype=np.float32),
-        np.empty(nb if screening else 0, dtype=np.float32),
-    )
-
-
-@njit(cache=True)
-def _find_tail(instrument_pnl, instrument_index, quantity, p0, p1, weights, confidence, k, bs,
-               scratch, screen):
-    """VaR of the set of positions ``p0:p1`` and its candidates: ``(var, c)``.
-
-    The candidates ``cand_idx[:c]`` of ``scratch`` (in scenario order) include every scenario
-    at or above the VaR, and ``loss`` holds their losses. With a float32 copy of the P&L
-    (``screen = (pnl32, quantity32, row_bound)``, ``pnl32`` with rows), uniform weights and
-    blocked thresholds, from the float32 first pass
-    (:func:`~riskmodel.measures.screening.tail_screened`); otherwise, or where that pass does
-    not apply, from the float64 loss vector. Either way the results are bitwise the same.
-    """
-    loss, block_max, work, cand_val, cand_w, cand_idx, _, loss32, block_max32 = scratch
-    pnl32, quantity32, row_bound = screen
-    weighted = weights.size > 0
-    var = 0.0
-    c = -1
-    if pnl32.shape[0] > 0 and not weighted and bs > 0:
-        var, c = tail_screened(instrument_pnl, pnl32, instrument_index, quantity, quantity32,
-                               row_bound, p0, p1, k, bs, loss, loss32, block_max32, work,
-                               cand_val, cand_idx)
-    if c < 0:
-        accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, block_max, bs)
-        if weighted:
-            var, c = _tail_weighted(loss, weights, confidence, block_max, bs, work, cand_val,
-                                    cand_w, cand_idx)
-        else:
-            var, c = _tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx)
     return var, c
 
 
@@ -240,6 +203,24 @@ def _split_at_var(loss, var, c, weights, cand_idx, eq_idx):
     return n_gt, n_eq, s_gt, w_gt, w_eq
 
 
+@njit(cache=True)
+def tail_es(loss, var, c, weights, confidence, cand_idx, eq_idx):
+    """The ES of a loss vector from its VaR and candidates (:func:`_split_at_var`, which
+    reorders ``cand_idx`` and fills ``eq_idx``): the definition's formula, the one place it is
+    written. Returns ``(es, n_gt, n_eq, p_le, w_eq)``: the ES, the counts above and at the VaR,
+    ``P(L <= VaR)`` and the weight at the VaR (0 without weights)."""
+    n = loss.size
+    a = confidence
+    n_gt, n_eq, s_gt, w_gt, w_eq = _split_at_var(loss, var, c, weights, cand_idx, eq_idx)
+    if weights.size > 0:
+        p_le = 1.0 - w_gt
+        es = (s_gt + var * (p_le - a)) / (1.0 - a)
+    else:
+        p_le = (n - n_gt) / n
+        es = (s_gt / n + var * (p_le - a)) / (1.0 - a)
+    return es, n_gt, n_eq, p_le, w_eq
+
+
 @njit(cache=True, inline="always")
 def _position_sum(instrument_pnl, j, nq, scenarios, count, weights, weighted):
     """One position's loss summed over the scenarios ``i`` in ``scenarios[:count]``, in that
@@ -255,30 +236,17 @@ def _position_sum(instrument_pnl, j, nq, scenarios, count, weights, weighted):
     return total
 
 
-@njit(cache=True)
-def _set_tail(instrument_pnl, instrument_index, quantity, p0, p1, weights, confidence, use_es,
-              k, bs, scratch, screen, contribution_out):
-    """VaR, ES and the Euler contributions (written to contribution_out[p0:p1]) of one set.
-
-    ``scratch`` is :func:`_scratch`'s tuple, ``screen`` the float32 copy's
-    ``(pnl32, quantity32, row_bound)`` (see :func:`_find_tail`).
-    """
-    loss, _, _, _, _, cand_idx, eq_idx, _, _ = scratch
+@njit(cache=True, inline="always")
+def _finish(instrument_pnl, instrument_index, quantity, p0, p1, weights, confidence, use_es,
+            loss, var, c, cand_idx, eq_idx, contribution_out):
+    """The ES of the set of positions ``p0:p1`` from its VaR and candidates, and the Euler
+    contribution of each position (written to ``contribution_out[p0:p1]``); returns the ES."""
     n = loss.size
     weighted = weights.size > 0
     a = confidence
-    var, c = _find_tail(instrument_pnl, instrument_index, quantity, p0, p1, weights, confidence,
-                        k, bs, scratch, screen)
-    n_gt, n_eq, s_gt, w_gt, w_eq = _split_at_var(loss, var, c, weights, cand_idx, eq_idx)
-    if weighted:
-        p_le = 1.0 - w_gt
-        es = (s_gt + var * (p_le - a)) / (1.0 - a)
-    else:
-        p_le = (n - n_gt) / n
-        es = (s_gt / n + var * (p_le - a)) / (1.0 - a)
+    es, n_gt, n_eq, p_le, w_eq = tail_es(loss, var, c, weights, confidence, cand_idx, eq_idx)
     # zero-weight ties only arise in degenerate inputs; fall back to their plain mean
     tie_weighted = weighted and w_eq > 0.0
-
     for p in range(p0, p1):
         j = instrument_index[p]
         nq = -quantity[p]
@@ -291,26 +259,94 @@ def _set_tail(instrument_pnl, instrument_index, quantity, p0, p1, weights, confi
             contribution_out[p] = (tail + (p_le - a) * tie) / (1.0 - a)
         else:
             contribution_out[p] = tie
+    return es
+
+
+@njit(cache=True)
+def scratch_uniform(n):
+    """The scratch of :func:`set_tail_uniform` for ``n`` scenarios, allocated once per block of
+    netting sets and reused by each of its sets: ``(loss, block_max, work, cand_val, cand_idx,
+    eq_idx)``."""
+    nb = n // SCEN_BLOCK_MIN + 1
+    return (np.empty(n), np.empty(nb), np.empty(nb), np.empty(n), np.empty(n, dtype=np.int64),
+            np.empty(n, dtype=np.int64))
+
+
+@njit(cache=True, inline="always")
+def set_tail_uniform(instrument_pnl, instrument_index, quantity, p0, p1, no_weights,
+                     confidence, use_es, k, bs, scratch, contribution_out):
+    """VaR, ES and the Euler contributions (written to ``contribution_out[p0:p1]``) of one set
+    with equally likely scenarios: the float64 pass. ``no_weights`` is an empty array,
+    ``scratch`` :func:`scratch_uniform`'s. Returns ``(var, es)``."""
+    loss, block_max, work, cand_val, cand_idx, eq_idx = scratch
+    accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, block_max, bs)
+    var, c = tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx)
+    es = _finish(instrument_pnl, instrument_index, quantity, p0, p1, no_weights, confidence,
+                 use_es, loss, var, c, cand_idx, eq_idx, contribution_out)
     return var, es
 
 
 @njit(cache=True)
-def netting_set_tail(instrument_pnl, indptr, instrument_index, quantity, weights, confidence,
-                     use_es, var_out, es_out, contribution_out):
-    """:func:`netting_set_tail_screened` with the float64 pass only (no float32 copy)."""
-    netting_set_tail_screened(
-        instrument_pnl, indptr, instrument_index, quantity, weights, confidence, use_es,
-        var_out, es_out, contribution_out,
-        np.empty((0, instrument_pnl.shape[1]), dtype=np.float32),
-        np.empty(0, dtype=np.float32), np.empty(0),
-    )
+def set_tail_weighted(instrument_pnl, instrument_index, quantity, p0, p1, weights, confidence,
+                      use_es, bs, scratch, cand_w, contribution_out):
+    """:func:`set_tail_uniform` with scenario ``weights`` (normalised); ``cand_w`` a scratch of
+    the scenarios' length."""
+    loss, block_max, work, cand_val, cand_idx, eq_idx = scratch
+    accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, block_max, bs)
+    var, c = _tail_weighted(loss, weights, confidence, block_max, bs, work, cand_val, cand_w,
+                            cand_idx)
+    es = _finish(instrument_pnl, instrument_index, quantity, p0, p1, weights, confidence,
+                 use_es, loss, var, c, cand_idx, eq_idx, contribution_out)
+    return var, es
+
+
+@njit(cache=True)
+def set_tail_screened(instrument_pnl, instrument_index, quantity, p0, p1, no_weights,
+                      confidence, use_es, k, bs, scratch, screen, contribution_out):
+    """:func:`set_tail_uniform` from the float32 first pass
+    (:func:`~riskmodel.measures.screening.tail_screened`; ``screen = (pnl32, quantity32,
+    row_bound, loss32, block_max32)``), or the float64 pass where it does not apply: the same
+    bits either way."""
+    loss, block_max, work, cand_val, cand_idx, eq_idx = scratch
+    pnl32, quantity32, row_bound, loss32, block_max32 = screen
+    var, c = 0.0, -1
+    if bs > 0:
+        var, c = tail_screened(instrument_pnl, pnl32, instrument_index, quantity, quantity32,
+                               row_bound, p0, p1, k, bs, loss, loss32, block_max32, work,
+                               cand_val, cand_idx)
+    if c < 0:
+        accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, block_max, bs)
+        var, c = tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx)
+    es = _finish(instrument_pnl, instrument_index, quantity, p0, p1, no_weights, confidence,
+                 use_es, loss, var, c, cand_idx, eq_idx, contribution_out)
+    return var, es
+
+
+# below this much work (positions x scenarios) a parallel region costs more than it saves, and
+# compiling one costs seconds
+SERIAL_MAX_WORK = 2**25
+
+
+@njit(cache=True, inline="always")
+def _uniform_block(b, block, instrument_pnl, indptr, instrument_index, quantity, confidence,
+                   use_es, var_out, es_out, contribution_out):
+    """The sets of block ``b`` (``block`` sets per block), equally likely scenarios."""
+    n_sets = indptr.size - 1
+    n = instrument_pnl.shape[1]
+    k = uniform_rank(n, confidence)
+    bs = threshold_block_size(n, n - k + 1)
+    scratch = scratch_uniform(n)
+    no_weights = np.empty(0)
+    for s in range(b * block, min(n_sets, (b + 1) * block)):
+        var_out[s], es_out[s] = set_tail_uniform(
+            instrument_pnl, instrument_index, quantity, indptr[s], indptr[s + 1], no_weights,
+            confidence, use_es, k, bs, scratch, contribution_out)
 
 
 @njit(cache=True, parallel=True)
-def netting_set_tail_screened(instrument_pnl, indptr, instrument_index, quantity, weights,
-                              confidence, use_es, var_out, es_out, contribution_out, pnl32,
-                              quantity32, row_bound):
-    """VaR, ES and Euler contributions of every netting set of a CSR book.
+def tail_uniform_parallel(instrument_pnl, indptr, instrument_index, quantity, confidence,
+                          use_es, var_out, es_out, contribution_out):
+    """VaR, ES and Euler contributions of every netting set, equally likely scenarios.
 
     Parameters
     ----------
@@ -322,8 +358,6 @@ def netting_set_tail_screened(instrument_pnl, indptr, instrument_index, quantity
         Row of ``instrument_pnl`` of each position.
     quantity : ndarray of float64, shape (n_positions,)
         Signed quantity of each position.
-    weights : ndarray of float64, shape (n_scenarios,) or (0,)
-        Normalised scenario weights; an empty array means uniform (the fast path).
     confidence : float
         Confidence level ``a`` in (0, 1).
     use_es : bool
@@ -332,34 +366,110 @@ def netting_set_tail_screened(instrument_pnl, indptr, instrument_index, quantity
         Filled with the VaR and ES of each set.
     contribution_out : ndarray of float64, shape (n_positions,)
         Filled with the Euler contribution of each position to the chosen measure.
-    pnl32 : ndarray of float32, shape (n_instruments, n_scenarios) or (0, n_scenarios)
-        ``instrument_pnl`` rounded to float32, for the first pass of uniform tails
-        (:func:`~riskmodel.measures.screening.tail_screened`); no rows: every set takes the
-        float64 pass. Either way the results are the same, bit for bit.
-    quantity32 : ndarray of float32, shape (n_positions,) or (0,)
-        ``quantity`` rounded to float32 (with ``pnl32``).
-    row_bound : ndarray of float64, shape (n_instruments,) or (0,)
-        ``max |instrument_pnl[j]|`` of each row (with ``pnl32``).
 
     Notes
     -----
     No validation: the caller guarantees shapes, dtypes, finite values, indices in range and
     ``n_scenarios >= 1``. An empty netting set has a zero loss vector (VaR = ES = 0).
     """
+    n_blocks, block = set_blocks(indptr.size - 1)
+    for b in prange(n_blocks):
+        # np.int64: prange counts in uint64, and the serial kernel's int64 would compile twice
+        _uniform_block(np.int64(b), block, instrument_pnl, indptr, instrument_index, quantity,
+                       confidence, use_es, var_out, es_out, contribution_out)
+
+
+@njit(cache=True)
+def tail_uniform_serial(instrument_pnl, indptr, instrument_index, quantity, confidence, use_es,
+                        var_out, es_out, contribution_out):
+    """:func:`tail_uniform_parallel` on one thread (same arguments, same bits)."""
+    n_blocks, block = set_blocks(indptr.size - 1)
+    for b in range(n_blocks):
+        _uniform_block(b, block, instrument_pnl, indptr, instrument_index, quantity,
+                       confidence, use_es, var_out, es_out, contribution_out)
+
+
+@njit(cache=True)
+def _weighted_block(b, block, instrument_pnl, indptr, instrument_index, quantity, weights,
+                    confidence, use_es, var_out, es_out, contribution_out):
+    """The sets of block ``b``, scenario ``weights`` (normalised)."""
+    n = weights.size
+    # the threshold blocks sized as if the tail were uniform (widened when it is not)
+    bs = threshold_block_size(n, int((1.0 - confidence) * n) + 1)
+    scratch, cand_w = scratch_uniform(n), np.empty(n)
+    first, last = b * block, min(indptr.size - 1, (b + 1) * block)
+    for s in range(first, last):
+        var_out[s], es_out[s] = set_tail_weighted(
+            instrument_pnl, instrument_index, quantity, indptr[s], indptr[s + 1], weights,
+            confidence, use_es, bs, scratch, cand_w, contribution_out)
+
+
+@njit(cache=True, parallel=True)
+def tail_weighted_parallel(instrument_pnl, indptr, instrument_index, quantity, weights,
+                           confidence, use_es, var_out, es_out, contribution_out):
+    """:func:`tail_uniform_parallel` with scenario ``weights`` (float64, shape (n_scenarios,),
+    normalised to sum 1)."""
+    n_blocks, block = set_blocks(indptr.size - 1)
+    for b in prange(n_blocks):
+        _weighted_block(np.int64(b), block, instrument_pnl, indptr, instrument_index, quantity,
+                        weights, confidence, use_es, var_out, es_out, contribution_out)
+
+
+@njit(cache=True)
+def tail_weighted_serial(instrument_pnl, indptr, instrument_index, quantity, weights,
+                         confidence, use_es, var_out, es_out, contribution_out):
+    """:func:`tail_weighted_parallel` on one thread (same arguments, same bits)."""
+    n_blocks, block = set_blocks(indptr.size - 1)
+    for b in range(n_blocks):
+        _weighted_block(b, block, instrument_pnl, indptr, instrument_index, quantity, weights,
+                        confidence, use_es, var_out, es_out, contribution_out)
+
+
+@njit(cache=True, parallel=True)
+def tail_screened_parallel(instrument_pnl, indptr, instrument_index, quantity, confidence,
+                           use_es, var_out, es_out, contribution_out, pnl32, quantity32,
+                           row_bound):
+    """:func:`tail_uniform_parallel` from a float32 first pass: ``pnl32`` the P&L rounded to
+    float32 (same shape), ``quantity32`` the quantities rounded to float32 and ``row_bound``
+    each row's largest ``|P&L|`` (:func:`~riskmodel.measures.screening.float32_rows`). The
+    results are bitwise the float64 pass's (:mod:`riskmodel.measures.screening`)."""
     n_sets = indptr.size - 1
     n = instrument_pnl.shape[1]
-    weighted = weights.size > 0
     k = uniform_rank(n, confidence)
-    m = n - k + 1 if not weighted else int((1.0 - confidence) * n) + 1
-    bs = threshold_block_size(n, m)
+    bs = threshold_block_size(n, n - k + 1)
     n_blocks, block = set_blocks(n_sets)
-    screen = (pnl32, quantity32, row_bound)
     for b in prange(n_blocks):
-        # per-block scratch, allocated once and reused by every set of the block
-        scratch = _scratch(n, weighted, pnl32.shape[0] > 0)
+        scratch = scratch_uniform(n)
+        screen = (pnl32, quantity32, row_bound, np.empty(n, dtype=np.float32),
+                  np.empty(n // SCEN_BLOCK_MIN + 1, dtype=np.float32))
+        no_weights = np.empty(0)
         for s in range(b * block, min(n_sets, (b + 1) * block)):
-            var, es = _set_tail(instrument_pnl, instrument_index, quantity, indptr[s],
-                                indptr[s + 1], weights, confidence, use_es, k, bs, scratch,
-                                screen, contribution_out)
+            var, es = set_tail_screened(instrument_pnl, instrument_index, quantity, indptr[s],
+                                        indptr[s + 1], no_weights, confidence, use_es, k, bs,
+                                        scratch, screen, contribution_out)
             var_out[s] = var
             es_out[s] = es
+
+
+def netting_set_tail(instrument_pnl: np.ndarray, indptr: np.ndarray, instrument_index: np.ndarray,
+             quantity: np.ndarray, weights: np.ndarray, confidence: float, use_es: bool,
+             var_out: np.ndarray, es_out: np.ndarray, contribution_out: np.ndarray,
+             screen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+             parallel: bool | None = None) -> None:
+    """VaR, ES and Euler contributions of every netting set of a CSR book, with the kernel that
+    fits it (module docstring, "Kernels"): ``weights`` normalised, or empty for equally likely
+    scenarios; ``screen = (pnl32, quantity32, row_bound)`` for the float32 first pass of an
+    unweighted book; ``parallel`` (default: from :data:`SERIAL_MAX_WORK` positions x scenarios)
+    whether to run on every thread. Other arguments as :func:`tail_uniform_parallel`'s."""
+    if parallel is None:
+        parallel = instrument_index.size * instrument_pnl.shape[1] >= SERIAL_MAX_WORK
+    args = (instrument_pnl, indptr, instrument_index, quantity)
+    out = (var_out, es_out, contribution_out)
+    if weights.size:
+        weighted = tail_weighted_parallel if parallel else tail_weighted_serial
+        weighted(*args, weights, confidence, use_es, *out)
+    elif screen is not None:
+        tail_screened_parallel(*args, confidence, use_es, *out, *screen)
+    else:
+        uniform = tail_uniform_parallel if parallel else tail_uniform_serial
+        uniform(*args, confidence, use_es, *out)

@@ -139,7 +139,7 @@ def block_threshold(block_max, nb, work, rank):
     """
     for b in range(nb):
         work[b] = block_max[b]
-    return select_kth(work, 0, nb, nb - rank)
+    return select_kth(work, np.int64(0), nb, nb - rank)
 
 
 @njit(cache=True)
@@ -167,6 +167,40 @@ def gather(loss, threshold, block_max, bs, cand_val, cand_idx):
                 cand_val[c] = v
                 cand_idx[c] = i
                 c += v >= threshold
+    return c
+
+
+@njit(cache=True)
+def candidate_losses(instrument_pnl, instrument_index, quantity, p0, p1, c, cand_val, cand_idx,
+                     loss):
+    """The exact losses of the candidates ``cand_idx[:c]`` (``cand_val`` zeroed), each summed
+    from 0.0 one product at a time in position order, exactly as :func:`accumulate_loss` sums
+    them, into ``cand_val[:c]`` and ``loss`` at the candidates. Position by position over all
+    candidates: independent reads of one row."""
+    for p in range(p0, p1):
+        j = instrument_index[p]
+        nq = -quantity[p]
+        for t in range(c):
+            cand_val[t] += nq * instrument_pnl[j, cand_idx[t]]
+    for t in range(c):
+        loss[cand_idx[t]] = cand_val[t]
+
+
+@njit(cache=True)
+def gather_reaching(values, cut, block_max, bs, cand_val, cand_idx):
+    """The scenarios whose ``values`` reach ``cut`` (only the blocks whose maximum
+    ``block_max`` does are scanned), in scenario order, into ``cand_idx`` with ``cand_val``
+    zeroed: the candidates of a screened tail, whose exact losses the caller then sums. Returns
+    their count."""
+    n = values.size
+    c = 0
+    for b in range((n + bs - 1) // bs):
+        if block_max[b] >= cut:
+            for i in range(b * bs, min(n, (b + 1) * bs)):
+                if values[i] >= cut:
+                    cand_idx[c] = i
+                    cand_val[c] = 0.0
+                    c += 1
     return c
 
 

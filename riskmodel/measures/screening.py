@@ -15,7 +15,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from riskmodel.measures.losses import accumulate_loss, block_threshold
+from riskmodel.measures.losses import (
+    accumulate_loss,
+    block_threshold,
+    candidate_losses,
+    gather_reaching,
+)
 from riskmodel.measures.selection import select_kth
 
 _U32 = 2.0**-24  # unit roundoff of float32
@@ -73,26 +78,12 @@ def tail_screened(instrument_pnl, pnl32, instrument_index, quantity, quantity32,
     accumulate_loss(pnl32, instrument_index, quantity32, p0, p1, loss32, block_max32, bs)
     nb = (n + bs - 1) // bs
     cut = block_threshold(block_max32, nb, work, m) - 2.0 * eps
-    c = 0
-    for b in range(nb):
-        if block_max32[b] >= cut:
-            for i in range(b * bs, min(n, (b + 1) * bs)):
-                if loss32[i] >= cut:
-                    cand_idx[c] = i
-                    cand_val[c] = 0.0
-                    c += 1
+    c = gather_reaching(loss32, cut, block_max32, bs, cand_val, cand_idx)
     if c < m:  # cannot happen (see above); the float64 pass decides then
         return 0.0, -1
-    # position by position over all candidates (independent reads of one row), each
-    # candidate still summing its products in position order
-    for p in range(p0, p1):
-        j = instrument_index[p]
-        nq = -quantity[p]
-        for t in range(c):
-            cand_val[t] += nq * instrument_pnl[j, cand_idx[t]]
-    for t in range(c):
-        loss[cand_idx[t]] = cand_val[t]
-    var = select_kth(cand_val, 0, c, c - m)
+    candidate_losses(instrument_pnl, instrument_index, quantity, p0, p1, c, cand_val, cand_idx,
+                     loss)
+    var = select_kth(cand_val, np.int64(0), c, c - m)
     return var, c
 
 

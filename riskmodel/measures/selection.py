@@ -65,6 +65,33 @@ def _insertion_sort(x, lo, hi):
 
 
 @njit(cache=True)
+def _sift_down(x, lo, root, end):
+    """Restore the max-heap below ``root`` of the heap ``x[lo:lo + end]``."""
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and x[lo + child] < x[lo + child + 1]:
+            child += 1
+        if not x[lo + root] < x[lo + child]:
+            return
+        x[lo + root], x[lo + child] = x[lo + child], x[lo + root]
+        root = child
+
+
+@njit(cache=True)
+def _heapsort(x, lo, hi):
+    """Sort ``x[lo:hi]`` ascending in place (the fallback of :func:`select_kth`: O(n log n)
+    whatever the data, and cheap to compile, unlike numba's quicksort)."""
+    n = hi - lo
+    for root in range(n // 2 - 1, -1, -1):
+        _sift_down(x, lo, root, n)
+    for end in range(n - 1, 0, -1):
+        x[lo], x[lo + end] = x[lo + end], x[lo]
+        _sift_down(x, lo, 0, end)
+
+
+@njit(cache=True)
 def select_kth(x, lo, hi, kth):
     """Value of ascending rank ``kth`` (``lo <= kth < hi``) within ``x[lo:hi]``; reorders it.
 
@@ -81,7 +108,7 @@ def select_kth(x, lo, hi, kth):
     depth_left = 2 * int(np.log2(hi - lo + 1)) + 8
     while hi - lo > _SMALL:
         if depth_left == 0:
-            x[lo:hi].sort()
+            _heapsort(x, lo, hi)
             return x[kth]
         depth_left -= 1
         pivot = _median3(x[lo], x[lo + (hi - lo) // 2], x[hi - 1])
@@ -152,7 +179,7 @@ def select_weighted(x, w, c, a_tol):
     a_tol : float
         The rule's level, ``confidence - WEIGHT_TOL``.
     """
-    lo = 0
+    lo = np.int64(0)  # not a literal: one compiled specialisation of the callees
     hi = c
     above = 0.0  # weight of the losses known to lie above every value in x[lo:hi]
     depth_left = 2 * int(np.log2(c + 1)) + 8

@@ -11,10 +11,53 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+# below this much work (positions x scenarios) a parallel region costs more than it saves, and
+# compiling one costs seconds
+SERIAL_MAX_WORK = 2**25
+
+
+@njit(cache=True)
+def worst_one(instrument_pnl, indptr, instrument_index, quantity, s, worst_out, scenario_out):
+    """The largest loss of set ``s`` and the first scenario attaining it."""
+    n_scen = instrument_pnl.shape[1]
+    loss = np.zeros(n_scen)
+    for k in range(indptr[s], indptr[s + 1]):
+        q = quantity[k]
+        row = instrument_pnl[instrument_index[k]]
+        for i in range(n_scen):
+            loss[i] -= q * row[i]
+    best = 0
+    for i in range(1, n_scen):
+        if loss[i] > loss[best]:
+            best = i
+    worst_out[s] = loss[best]
+    scenario_out[s] = best
+
 
 @njit(cache=True, parallel=True)
+def _worst_loss_parallel(instrument_pnl, indptr, instrument_index, quantity, worst_out,
+                         scenario_out):
+    for s in prange(indptr.shape[0] - 1):
+        # np.int64: prange counts in uint64, and the serial kernel's int64 would compile twice
+        worst_one(instrument_pnl, indptr, instrument_index, quantity, np.int64(s), worst_out,
+                   scenario_out)
+
+
+@njit(cache=True)
+def _worst_loss_serial(instrument_pnl, indptr, instrument_index, quantity, worst_out,
+                       scenario_out):
+    for s in range(indptr.shape[0] - 1):
+        worst_one(instrument_pnl, indptr, instrument_index, quantity, s, worst_out,
+                   scenario_out)
+
+
+def _parallel(pnl: np.ndarray, instrument_index: np.ndarray) -> bool:
+    return instrument_index.size * pnl.shape[1] >= SERIAL_MAX_WORK
+
+
 def worst_loss(instrument_pnl, indptr, instrument_index, quantity, worst_out, scenario_out):
-    """Largest loss of each netting set and the first scenario attaining it.
+    """Largest loss of each netting set and the first scenario attaining it (in parallel from
+    :data:`SERIAL_MAX_WORK` positions x scenarios; a smaller book compiles no parallel region).
 
     Parameters
     ----------
@@ -23,24 +66,72 @@ def worst_loss(instrument_pnl, indptr, instrument_index, quantity, worst_out, sc
     worst_out : float64 ndarray of shape (n_sets,), written.
     scenario_out : int64 ndarray of shape (n_sets,), written.
     """
-    n_sets = indptr.shape[0] - 1
-    n_scen = instrument_pnl.shape[1]
-    for s in prange(n_sets):
-        loss = np.zeros(n_scen)
-        for k in range(indptr[s], indptr[s + 1]):
-            q = quantity[k]
-            row = instrument_pnl[instrument_index[k]]
-            for i in range(n_scen):
-                loss[i] -= q * row[i]
-        best = 0
-        for i in range(1, n_scen):
-            if loss[i] > loss[best]:
-                best = i
-        worst_out[s] = loss[best]
-        scenario_out[s] = best
+    kernel = (_worst_loss_parallel if _parallel(instrument_pnl, instrument_index)
+              else _worst_loss_serial)
+    kernel(instrument_pnl, indptr, instrument_index, quantity, worst_out, scenario_out)
+
+
+@njit(cache=True)
+def grid_one(unit_pnl, weights, indptr, instrument_index, quantity, factor_code, s, out):
+    """The grid stress loss of set ``s`` (:func:`grid_set_loss`)."""
+    n_grid = unit_pnl.shape[1]
+    p0 = indptr[s]
+    p1 = indptr[s + 1]
+    codes = np.empty(p1 - p0, dtype=np.int64)
+    acc = np.zeros((p1 - p0, n_grid))
+    n_factors = np.int64(0)  # not a literal: _ascending compiles once
+    for p in range(p0, p1):
+        j = instrument_index[p]
+        f = factor_code[j]
+        slot = n_factors
+        for t in range(n_factors):
+            if codes[t] == f:
+                slot = t
+                break
+        if slot == n_factors:
+            codes[slot] = f
+            n_factors += 1
+        q = quantity[p]
+        for g in range(n_grid):
+            acc[slot, g] += q * unit_pnl[j, g]
+    total = 0.0
+    for t in _ascending(codes, n_factors):
+        worst = -acc[t, 0] * weights[0]
+        for g in range(1, n_grid):
+            v = -acc[t, g] * weights[g]
+            worst = v if v > worst else worst
+        total += worst
+    out[s] = total
+
+
+@njit(cache=True)
+def _ascending(codes, n):
+    """The order of the distinct ``codes[:n]`` ascending (an insertion sort: a set holds few
+    factors, and numba's quicksort costs seconds to compile)."""
+    order = np.arange(n)
+    for i in range(1, n):
+        t = order[i]
+        j = i - 1
+        while j >= 0 and codes[order[j]] > codes[t]:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = t
+    return order
 
 
 @njit(cache=True, parallel=True)
+def _grid_parallel(unit_pnl, weights, indptr, instrument_index, quantity, factor_code, out):
+    for s in prange(indptr.shape[0] - 1):
+        grid_one(unit_pnl, weights, indptr, instrument_index, quantity, factor_code,
+                 np.int64(s), out)
+
+
+@njit(cache=True)
+def _grid_serial(unit_pnl, weights, indptr, instrument_index, quantity, factor_code, out):
+    for s in range(indptr.shape[0] - 1):
+        grid_one(unit_pnl, weights, indptr, instrument_index, quantity, factor_code, s, out)
+
+
 def grid_set_loss(unit_pnl, weights, indptr, instrument_index, quantity, factor_code, out):
     """Grid stress loss of each netting set (the numpy twin is
     :func:`riskmodel.scenarios.stress.grid_loss`, with the definition).
@@ -48,7 +139,8 @@ def grid_set_loss(unit_pnl, weights, indptr, instrument_index, quantity, factor_
     Per set, the positions' scan P&L ``quantity * unit_pnl[instrument]`` is summed per factor
     in position order; each factor's worst weighted loss ``max_g(-pnl_g * weights_g)`` is taken
     and the worst losses are summed in ascending factor code: the operations, in the order, of
-    the twin's ``bincount`` sums, so the results are the same bits.
+    the twin's ``bincount`` sums, so the results are the same bits. In parallel from
+    :data:`SERIAL_MAX_WORK` positions x scenarios.
 
     Parameters
     ----------
@@ -59,36 +151,8 @@ def grid_set_loss(unit_pnl, weights, indptr, instrument_index, quantity, factor_
     factor_code : int64 ndarray of shape (n_instruments,), the factor of each instrument.
     out : float64 ndarray of shape (n_sets,), written.
     """
-    n_sets = indptr.shape[0] - 1
-    n_grid = unit_pnl.shape[1]
-    for s in prange(n_sets):
-        p0 = indptr[s]
-        p1 = indptr[s + 1]
-        codes = np.empty(p1 - p0, dtype=np.int64)
-        acc = np.zeros((p1 - p0, n_grid))
-        n_factors = 0
-        for p in range(p0, p1):
-            j = instrument_index[p]
-            f = factor_code[j]
-            slot = n_factors
-            for t in range(n_factors):
-                if codes[t] == f:
-                    slot = t
-                    break
-            if slot == n_factors:
-                codes[slot] = f
-                n_factors += 1
-            q = quantity[p]
-            for g in range(n_grid):
-                acc[slot, g] += q * unit_pnl[j, g]
-        total = 0.0
-        for t in np.argsort(codes[:n_factors]):
-            worst = -acc[t, 0] * weights[0]
-            for g in range(1, n_grid):
-                v = -acc[t, g] * weights[g]
-                worst = v if v > worst else worst
-            total += worst
-        out[s] = total
+    kernel = _grid_parallel if _parallel(unit_pnl, instrument_index) else _grid_serial
+    kernel(unit_pnl, weights, indptr, instrument_index, quantity, factor_code, out)
 
 
 def worst_loss_python(instrument_pnl, indptr, instrument_index, quantity):

@@ -486,3 +486,65 @@ def test_interior_search_brackets_the_smallest_root_of_a_concave_surplus(peak, h
 def test_interior_search_stops_when_no_fraction_restores(g):
     lo, hi, n = _search(g)
     assert lo is None and n <= 60
+
+
+@pytest.mark.parametrize("variant", ["demo", "apc", "target", "stress max"])
+def test_compiled_search_gives_the_lockstep_orders_bit_for_bit(tmp_path, monkeypatch, variant):
+    """The compiled search (every set at once, its trial margins the engine's compiled twin)
+    against the lockstep search through ``margin_book`` itself, on a demo with 30% of its
+    collateral under several configurations: the same orders and outcomes, bit for bit. Sets
+    with a concentration charge take the lockstep path in both (the demo's threshold)."""
+    import dataclasses
+
+    import riskmodel.liquidation.partial as partial
+    from riskmodel.batch.eod import EodInputs, run_eod
+    from riskmodel.config import load_config
+
+    files = _stressed_demo(tmp_path / "in", 120, 0.3)
+    config = load_config(files.config, {"method": "hs", "lookback": 1500})
+    include_margin_call, target = False, 1.0
+    if variant == "apc":
+        config = dataclasses.replace(config, lookback=600, anti_procyclicality=dataclasses.replace(
+            config.anti_procyclicality, tools=("floor", "buffer")))
+    if variant == "target":
+        include_margin_call, target = True, 1.25
+    if variant == "stress max":
+        config = dataclasses.replace(config, measure="var", stress=dataclasses.replace(
+            config.stress, mode="max", weight=0.9))
+    run = run_eod(EodInputs(files.prices, files.instruments, files.positions, files.accounts),
+                  config)
+    margins, attribution = run.margins, run.attribution
+    rng = np.random.default_rng(3)
+    previous = margins[KEY].assign(model_margin=margins["model_margin"].to_numpy()
+                                   * rng.uniform(0.3, 1.5, len(margins)))
+
+    def liquidate(minimum):
+        monkeypatch.setattr(partial, "COMPILED_MIN_SETS", minimum)
+        return partial_liquidation(run.state.market, config, margins, attribution,
+                                   previous=previous, target=target,
+                                   include_margin_call=include_margin_call,
+                                   penalty=RateTable(0.002, {"perpetual": 0.005}))
+
+    compiled, lockstep = liquidate(0), liquidate(10**9)
+    assert len(lockstep.sets) >= 15 and (lockstep.orders.groupby(KEY).size() > 1).any()
+    pd.testing.assert_frame_equal(compiled.orders, lockstep.orders, check_exact=True)
+    pd.testing.assert_frame_equal(compiled.sets, lockstep.sets, check_exact=True)
+
+
+def test_pairwise_sum_and_highest_bound_are_numpys_and_the_lockstep_ones():
+    """The compiled search's two pieces of arithmetic outside the engine: numpy's pairwise sum
+    (the penalties' ``np.sum``) and the interior search's next sample (``_highest_bound``)."""
+    from riskmodel.liquidation.partial import _highest_bound
+    from riskmodel.liquidation.search_kernels import highest_bound, pairwise_sum
+
+    rng = np.random.default_rng(4)
+    for n in (1, 5, 8, 9, 127, 128, 129, 300, 1000):
+        a = rng.normal(size=n) * 10.0 ** rng.integers(-6, 7, size=n)
+        assert pairwise_sum(np.concatenate([[7.0], a]), 1, n) == float(np.sum(a))
+    for _ in range(500):
+        n = int(rng.integers(1, 8))
+        xs = np.sort(np.concatenate([[0.0], rng.uniform(0, 1, n - 1)]))
+        gs = -np.abs(rng.normal(size=n)) * 10.0 ** rng.integers(-3, 3)
+        expected = _highest_bound(list(xs), list(gs))
+        x, ok = highest_bound(np.append(xs, [0.0, 0.0]), np.append(gs, [0.0, 0.0]), n)
+        assert (x if ok else None) == expected

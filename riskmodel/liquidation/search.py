@@ -1,0 +1,118 @@
+"""The compiled partial-liquidation search (:mod:`riskmodel.liquidation.search_kernels`) over
+all the netting sets being liquidated: its inputs as arrays, the sets shared among threads.
+
+:func:`compiled_search` takes the positions of the sets in search order (riskiest first, as
+:func:`riskmodel.liquidation.partial.partial_liquidation` sorts them) and returns, per
+position, the fraction closed, and per set the margin, the equity and the notional after, with
+an outcome code: the sets whose trial margin failed (a horizon the market does not hold, a
+non-finite figure) are left to the caller, which runs them through the engine itself (and so
+raises what it raises).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pandas as pd
+
+from riskmodel.config import RunConfig
+from riskmodel.engine import PricedMarket
+from riskmodel.engine.trials import TrialInputs, trial_inputs
+from riskmodel.liquidation.search_kernels import liquidate_sets
+from riskmodel.portfolio.netting import Book
+
+
+@dataclass(frozen=True, eq=False)
+class SearchRows:
+    """The sets to liquidate and their positions in search order.
+
+    ``keys`` (``account_id, netting_set`` per set), ``set_ptr`` (the sets' rows), per row
+    ``instrument_id``, ``index`` (row of the market's P&L), ``quantity``, ``unit_notional``
+    and the penalty ``rate``; per set ``equity``, ``initial_margin``, ``n_tradeable`` and the
+    previous run's model margin (NaN: none)."""
+
+    keys: pd.DataFrame
+    set_ptr: np.ndarray
+    instrument_id: np.ndarray
+    index: np.ndarray
+    quantity: np.ndarray
+    unit_notional: np.ndarray
+    rate: np.ndarray
+    equity: np.ndarray
+    initial_margin: np.ndarray
+    n_tradeable: np.ndarray
+    previous: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    """Per row the fraction closed; per set ``(margin_after, equity_after,
+    notional_closed)`` and the outcome code (0: done)."""
+
+    fractions: np.ndarray
+    figures: np.ndarray
+    code: np.ndarray
+
+
+def base_book(rows: SearchRows) -> tuple[Book, np.ndarray]:
+    """The sets as the engine's netting orders their positions (by instrument id within a
+    set), and each search row's position in that book."""
+    n_rows = len(rows.index)
+    set_of = np.repeat(np.arange(len(rows.keys)), np.diff(rows.set_ptr))
+    _, name_rank = np.unique(rows.instrument_id.astype(str), return_inverse=True)
+    order = np.lexsort((name_rank, set_of)) if n_rows else np.zeros(0, np.int64)
+    to_book = np.empty(n_rows, dtype=np.int64)
+    to_book[order] = np.arange(n_rows)
+    positions = pd.DataFrame({"account_id": rows.keys["account_id"].to_numpy()[set_of[order]],
+                              "netting_set": rows.keys["netting_set"].to_numpy()[set_of[order]],
+                              "instrument_id": rows.instrument_id[order],
+                              "quantity": rows.quantity[order]})
+    book = Book(sets=rows.keys.reset_index(drop=True), positions=positions,
+                indptr=rows.set_ptr.astype(np.int64),
+                instrument_index=rows.index[order].astype(np.int64),
+                quantity=rows.quantity[order].astype(np.float64))
+    return book, to_book
+
+
+def compiled_search(market: PricedMarket, config: RunConfig, rows: SearchRows, target: float,
+                    account_types: dict[str, str] | None, chosen: np.ndarray,
+                    inputs: TrialInputs | None = None, to_book: np.ndarray | None = None
+                    ) -> SearchResult:
+    """Run the search for the sets ``chosen`` (their numbers in ``rows``) on as many threads as
+    numba has (module docstring)."""
+    if inputs is None or to_book is None:
+        book, to_book = base_book(rows)
+        inputs = trial_inputs(market, book, config, previous=rows.previous,
+                              account_types=account_types)
+    ctx = (inputs.mk, inputs.pol, inputs.pos, inputs.indptr, inputs.account_h,
+           inputs.previous, rows.set_ptr.astype(np.int64), to_book,
+           np.ascontiguousarray(rows.quantity, dtype=np.float64),
+           np.ascontiguousarray(rows.unit_notional, dtype=np.float64),
+           np.ascontiguousarray(rows.rate, dtype=np.float64),
+           np.ascontiguousarray(rows.equity, dtype=np.float64),
+           np.ascontiguousarray(rows.initial_margin, dtype=np.float64),
+           rows.n_tradeable.astype(np.int64), float(target))
+    n_sets = len(rows.keys)
+    fractions = np.zeros(len(rows.quantity))
+    figures = np.zeros((n_sets, 3))
+    code = np.zeros(n_sets, dtype=np.int64)
+    size = max(inputs.max_positions, 1)
+    threads = max(1, min(numba.get_num_threads(), len(chosen)))
+    # interleaved shares: neighbouring sets cost alike, so each thread gets a like mix
+    shares = [np.ascontiguousarray(chosen[t::threads], dtype=np.int64) for t in range(threads)]
+
+    def run(share: np.ndarray) -> None:
+        liquidate_sets(ctx, share, inputs.scratch_n, size, fractions, figures, code)
+
+    if threads == 1:
+        run(shares[0])
+    else:
+        # compiled (or loaded from the cache) here first: a numba dispatcher's first call is
+        # not safe from two threads at once
+        run(np.zeros(0, dtype=np.int64))
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, shares))
+    return SearchResult(fractions, figures, code)

@@ -1,0 +1,140 @@
+"""The uniform tail of a netting set one of whose positions changes size (numba; ndarrays and
+scalars only, no validation).
+
+A partial liquidation margins the same netting set many times, each time with one position
+(the one being reduced) at another quantity and the others as they were. The set's loss vector
+is the sum, in position order, of every position's ``-quantity x pnl`` row
+(:func:`riskmodel.measures.losses.accumulate_loss`), so it cannot be updated in place bit for
+bit; but the sum of the *other* positions (the ``rest``, formed once per reduced position) plus
+the changed position's row is within a rigorous bound ``eps`` of it
+(:func:`rest_eps`). As in the float32 first pass (:mod:`riskmodel.measures.screening`), that
+approximation only chooses the candidates: every scenario whose approximate loss reaches
+``t - 2 eps`` (``t`` the threshold of its block maxima), which provably includes every scenario
+at or above the exact VaR; the candidates' exact losses are then formed exactly as
+``accumulate_loss`` forms them (from 0.0, one product at a time, in position order), so the
+VaR, the ES and every tail sum are bitwise those of
+:func:`riskmodel.measures.kernels.netting_set_tail` on the changed set. Each trial streams two
+loss-length rows instead of one per position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from riskmodel.measures.kernels import tail_es, tail_uniform
+from riskmodel.measures.losses import (
+    accumulate_loss,
+    block_threshold,
+    candidate_losses,
+    gather_reaching,
+)
+from riskmodel.measures.selection import select_kth
+
+_U64 = 2.0**-53  # unit roundoff of float64
+_GROSS_LIMIT = 1e300  # beyond this scale the bound could overflow: the exact pass decides
+
+
+@njit(cache=True)
+def row_bounds(instrument_pnl, out):
+    """``out[r] = max_i |instrument_pnl[r, i]|`` (the bound's input), in one pass.
+
+    Parameters
+    ----------
+    instrument_pnl : ndarray of float64, shape (n_instruments, n_scenarios), finite
+    out : ndarray of float64, shape (n_instruments,)
+    """
+    for r in range(instrument_pnl.shape[0]):
+        bound = 0.0
+        for i in range(instrument_pnl.shape[1]):
+            x = abs(instrument_pnl[r, i])
+            bound = x if x > bound else bound
+        out[r] = bound
+
+
+@njit(cache=True)
+def rest_eps(instrument_index, quantity, n_pos, row_bound):
+    """A bound on ``|A_i - L_i|`` for every scenario ``i``: ``L`` the exact pass's loss of the
+    positions ``0:n_pos`` (a sum in position order), ``A`` the rest's loss plus the changed
+    position's product (the same products summed in another order). Each is ``n_pos`` rounded
+    products summed, within ``gamma_(n_pos+2) * sum |q| |P|`` of the exact sum, and
+    ``|P| <= row_bound``; doubled for margin, with an absolute term far above what rounding in
+    the subnormal range can add. Returns -1 where the bound could overflow."""
+    gross = 0.0
+    size = 0.0
+    for p in range(n_pos):
+        gross += abs(quantity[p]) * row_bound[instrument_index[p]]
+        size += abs(quantity[p])
+    if not (gross < _GROSS_LIMIT and size < _GROSS_LIMIT):
+        return -1.0
+    g = (n_pos + 2) * _U64 / (1.0 - (n_pos + 2) * _U64)
+    return 2.0 * (2.0 * g) * gross + 1e-300 * (n_pos + 2) * (1.0 + size)
+
+
+EXACT, FORMED, WITH_REST = 0, 1, 2  # how trial_tail finds the candidates
+
+
+@njit(cache=True)
+def trial_tail(mode, instrument_pnl, instrument_index, quantity, n_pos, confidence, k, bs,
+               scratch, rest, rest_max, changed_row, changed_nq, row_bound, approx):
+    """Uniform VaR and ES of the positions ``0:n_pos``, bitwise the tail kernels' (module
+    docstring); ``scratch = (loss, block_max, work, cand_val, cand_idx, eq_idx)`` sized for
+    the scenarios. ``mode``:
+
+    * ``EXACT``: the float64 pass (the loss vector, its block maxima for ``bs``, the
+      candidates);
+    * ``FORMED``: ``rest`` already is that loss vector, formed by ``accumulate_loss`` with its
+      block maxima ``rest_max`` (left unchanged);
+    * ``WITH_REST``: ``rest`` is the exact loss of every position but the changed one (row
+      ``changed_row``, ``-quantity`` equal to ``changed_nq``, one of the ``n_pos``), which
+      screens the candidates (``row_bound`` the rows' largest ``|P&L|``, ``approx`` a scratch;
+      ``bs > 0``).
+
+    Returns ``(var, es)``.
+    """
+    loss, block_max, work, cand_val, cand_idx, eq_idx = scratch
+    n = loss.size
+    m = n - k + 1
+    c = -1
+    if mode == WITH_REST:
+        c = _rest_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest,
+                             changed_row, changed_nq, row_bound, approx, block_max, work,
+                             cand_val, cand_idx)
+    if c >= 0:
+        candidate_losses(instrument_pnl, instrument_index, quantity, 0, n_pos, c, cand_val,
+                         cand_idx, loss)
+        var = select_kth(cand_val, np.int64(0), c, c - m)
+    elif mode == FORMED:
+        loss = rest
+        var, c = tail_uniform(rest, k, rest_max, bs, work, cand_val, cand_idx)
+    else:
+        accumulate_loss(instrument_pnl, instrument_index, quantity, 0, n_pos, loss, block_max,
+                        bs)
+        var, c = tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx)
+    es = tail_es(loss, var, c, np.empty(0), confidence, cand_idx, eq_idx)[0]
+    return var, es
+
+
+@njit(cache=True)
+def _rest_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest,
+                     changed_row, changed_nq, row_bound, approx, block_max, work, cand_val,
+                     cand_idx):
+    """The ``WITH_REST`` candidates of :func:`trial_tail` (``cand_val`` zeroed), or -1 where
+    the screen does not apply (the bound could overflow): then the exact pass decides."""
+    n = rest.size
+    eps = rest_eps(instrument_index, quantity, n_pos, row_bound)
+    if eps < 0.0:
+        return -1
+    nb = (n + bs - 1) // bs
+    for b in range(nb):
+        top = -np.inf
+        for i in range(b * bs, min(n, (b + 1) * bs)):
+            v = rest[i] + changed_nq * instrument_pnl[changed_row, i]
+            approx[i] = v
+            top = v if v > top else top
+        block_max[b] = top
+    # at least m approximate losses reach t, so the exact VaR is >= t - eps, and a scenario at
+    # or above it has an approximate loss >= t - 2 eps
+    cut = block_threshold(block_max, nb, work, m) - 2.0 * eps
+    c = gather_reaching(approx[:n], cut, block_max, bs, cand_val, cand_idx)
+    return c if c >= m else -1  # fewer cannot happen (see above): the exact pass decides

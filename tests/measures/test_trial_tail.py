@@ -1,0 +1,143 @@
+"""The tail of a set with one position resized, from the loss of the others
+(``riskmodel.measures.trial_tail``): bitwise the tail kernel's VaR and ES of the same set, and
+the definition's (``twins.var_es``, sorted losses) to rounding."""
+
+import numpy as np
+import pytest
+
+from riskmodel.measures import kernels, twins
+from riskmodel.measures.losses import SCEN_BLOCK_MIN, accumulate_loss, threshold_block_size
+from riskmodel.measures.trial_tail import EXACT, FORMED, WITH_REST, row_bounds, trial_tail
+
+
+def _scratch(n):
+    nb = n // SCEN_BLOCK_MIN + 2
+    return (np.empty(n), np.empty(nb), np.empty(nb), np.empty(n), np.empty(n, np.int64),
+            np.empty(n, np.int64))
+
+
+def _kernel(pnl, index, qty, a):
+    """The tail kernel's VaR and ES of one set (the engine's float64 pass)."""
+    var, es, contribution = np.empty(1), np.empty(1), np.empty(len(index))
+    kernels.netting_set_tail(pnl, np.array([0, len(index)]), index, qty, np.empty(0), a, True,
+                             var, es, contribution)
+    return var[0], es[0]
+
+
+def _rest(pnl, index, qty, changed, bs):
+    """The exact loss of every position but ``changed`` (and its block maxima)."""
+    n = pnl.shape[1]
+    others = [p for p in range(len(index)) if p != changed]
+    rest, rest_max = np.empty(n), np.empty(n // SCEN_BLOCK_MIN + 2)
+    accumulate_loss(pnl, index[others].copy(), qty[others].copy(), 0, len(others), rest,
+                    rest_max, bs)
+    return rest, rest_max
+
+
+def _trial(mode, pnl, index, qty, changed, a):
+    """``trial_tail``'s VaR and ES in ``mode``, the rest formed without ``changed``."""
+    n = pnl.shape[1]
+    k = kernels.uniform_rank(n, a)
+    bs = threshold_block_size(n, n - k + 1)
+    rest, rest_max = _rest(pnl, index, qty, changed, bs)
+    bound = np.empty(pnl.shape[0])
+    row_bounds(pnl, bound)
+    return trial_tail(mode, pnl, index, qty, len(index), a, k, bs, _scratch(n), rest, rest_max,
+                      index[changed], -qty[changed], bound, np.empty(n))
+
+
+def _with_rest(pnl, index, qty, changed, a):
+    """VaR and ES from the loss of every position but ``changed`` (the screen)."""
+    n = pnl.shape[1]
+    assert threshold_block_size(n, n - kernels.uniform_rank(n, a) + 1) > 0
+    return _trial(WITH_REST, pnl, index, qty, changed, a)
+
+
+def _case(rng, kind, n_scen=4000, n_pos=8, n_instr=30):
+    pnl = rng.standard_t(4, (n_instr, n_scen)) * rng.uniform(0.5, 50, (n_instr, 1))
+    if kind == "ties":  # integer P&L: many scenarios tie at the VaR
+        pnl = np.round(pnl / 10.0)
+    index = rng.choice(n_instr, n_pos, replace=False).astype(np.int64)
+    qty = rng.normal(0, 10, n_pos)
+    if kind == "hedge":  # the changed position nearly cancels the rest: losses ~ rounding
+        pnl[index[1]] = -pnl[index[0]] * (1 + 1e-12)
+        qty[1] = qty[0]
+        qty[2:] *= 1e-9
+    if kind == "scales":  # positions of wildly different sizes
+        qty *= 10.0 ** rng.integers(-8, 9, n_pos)
+    return np.ascontiguousarray(pnl), index, qty
+
+
+@pytest.mark.parametrize("kind", ["plain", "ties", "hedge", "scales"])
+@pytest.mark.parametrize("seed", range(4))
+def test_rest_screen_gives_the_kernels_bits(kind, seed):
+    rng = np.random.default_rng([seed, len(kind)])
+    pnl, index, qty = _case(rng, kind)
+    for a in (0.99, 0.975, 0.9):
+        for changed in range(len(index)):
+            for scale in (1.0, 0.37, 1e-7, 0.999999):
+                q = qty.copy()
+                q[changed] *= scale
+                expected = _kernel(pnl, index, q, a)
+                got = _with_rest(pnl, index, q, changed, a)
+                assert got == expected, (kind, a, changed, scale)
+    # and the definition (sorted losses), to rounding
+    loss = -(qty @ pnl[index])
+    var, es = twins.var_es(loss, 0.99)
+    got = _with_rest(pnl, index, qty, 0, 0.99)
+    np.testing.assert_allclose(got, (var, es), rtol=1e-9, atol=1e-9 * np.abs(loss).max())
+
+
+def test_a_scale_too_large_to_bound_falls_back_to_the_exact_pass():
+    rng = np.random.default_rng(5)
+    pnl, index, qty = _case(rng, "plain")
+    qty[0] = 1e305  # the bound would overflow: the float64 pass decides, same bits
+    expected = _kernel(pnl, index, qty, 0.99)
+    assert _with_rest(pnl, index, qty, 3, 0.99) == expected
+
+
+def test_exact_and_formed_tails_are_the_kernels():
+    rng = np.random.default_rng(9)
+    for n_scen in (700, 3000):  # below 1,024 scenarios no blocks, above blocked thresholds
+        pnl, index, qty = _case(rng, "plain", n_scen=n_scen)
+        expected = _kernel(pnl, index, qty, 0.99)
+        assert _trial(EXACT, pnl, index, qty, 2, 0.99) == expected
+        # the rest of a set without its third position is that reduced set's loss itself
+        reduced = np.delete(np.arange(len(index)), 2)
+        expected = _kernel(pnl, index[reduced].copy(), qty[reduced].copy(), 0.99)
+        assert _trial(FORMED, pnl, index, qty, 2, 0.99) == expected
+
+
+def test_heapsort_fallback_of_the_selection_sorts():
+    from riskmodel.measures.selection import _heapsort
+
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 3, 17, 200):
+        x = np.round(rng.normal(size=n), 1)  # ties
+        y = np.concatenate([[9.0], x, [-9.0]])
+        _heapsort(y, 1, n + 1)
+        assert (y[1:-1] == np.sort(x)).all() and y[0] == 9.0 and y[-1] == -9.0
+
+
+def test_a_scenario_the_rounding_moves_below_the_threshold_is_still_a_candidate():
+    """Three scenarios whose rest-plus-row sum rounds differently from the position-order sum
+    (found by a brute-force search over small integers near 2**53, where the spacing is 2):
+    X's exact loss is above the VaR scenario V's, but its approximation below V's, and Y's the
+    other way round; with the approximations' threshold alone X would be left out of the tail
+    (ES too small): the bound ``eps`` keeps it in."""
+    big = 2.0**53
+    x = [big + 22, -7.0, 7.0, -1.0, 8.0]  # exact: big + 32, rest first: big + 28
+    y = [big + 32, 9.0, -3.0, -7.0, 0.0]  # exact: big + 28, rest first: big + 32
+    v = [big + 30, 0.0, 0.0, 0.0, 0.0]  # big + 30 either way
+    n, a = 4096, 0.99
+    m = n - kernels.uniform_rank(n, a) + 1  # 41 scenarios from the top: the VaR's rank
+    pnl = np.zeros((5, n))
+    for j in range(m - 2):  # m - 2 larger losses, one per block of 16 scenarios
+        pnl[0, 16 * j] = 4 * big + 64 * j
+    for j, column in enumerate((x, y, v)):
+        pnl[:, 16 * (m - 2 + j)] = column
+    index = np.arange(5, dtype=np.int64)
+    qty = -np.ones(5)  # loss = the P&L row
+    expected = _kernel(pnl, index, qty, a)
+    assert expected[0] == big + 30  # V is the VaR, and X is in the tail above it
+    assert _with_rest(pnl, index, qty, 0, a) == expected
