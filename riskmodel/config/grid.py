@@ -4,10 +4,10 @@
 :mod:`riskmodel.engine.grid` (README, "Venue rules: the scenario-grid method and tiers"): the spot
 moves per underlying, the implied-volatility shocks scaled by time to expiry, the extended moves
 with their dampening, the skew shocks, the static discounts, the loss factors and the
-contingencies. Its defaults are the shipped profile ``riskmodel/data/profiles/derive_like.toml`` (in the
-spirit of a large options venue's public parameters); ``profile = "NAME"`` (a file of
-``riskmodel/data/profiles``) or a path reads another profile's ``[grid]`` table first, and the section's
-own keys override it.
+contingencies. Its defaults are the shipped profile
+``riskmodel/data/profiles/derive_like.toml`` (in the spirit of a large options venue's public
+parameters); ``profile = "NAME"`` (a file of ``riskmodel/data/profiles``) or a path reads
+another profile's ``[grid]`` table first, and the section's own keys override it.
 
 ``[tiers]`` holds bracket tables: maintenance and initial rates that step with each position's
 notional (per underlying, continuous through the cumulative deduction) and collateral rates that

@@ -1,14 +1,14 @@
 """Stress scenarios: named historical windows, user shock files and the hypothetical grid.
 
-Historical windows (``riskmodel/data/stress/historical_windows.toml``, versioned): every overlapping h-day
-move of each factor inside the window, read from the run's own price history (the union calendar,
-last price carried over closed days) and applied to today's prices. A factor with no prices at
-both ends of a move borrows a proxy's move scaled by the ratio of their current volatilities
-(standard deviation of daily returns over the run's window): the proxy is the one named in
-``[stress.proxies]``, else the factor with data in the window whose daily returns are most
-correlated with it, in absolute value, over their common history (at least 60 common returns);
-a negatively correlated proxy moves it the other way (VIX proxied by the S&P 500 rises when the
-index falls); with neither, the factor does not move and the manifest says so.
+Historical windows (``riskmodel/data/stress/historical_windows.toml``, versioned): every overlapping
+h-day move of each factor inside the window, read from the run's own price history (the union
+calendar, last price carried over closed days) and applied to today's prices. A factor with no
+prices at both ends of a move borrows a proxy's move scaled by the ratio of their current
+volatilities (standard deviation of daily returns over the run's window): the proxy is the one named
+in ``[stress.proxies]``, else the factor with data in the window whose daily returns are most
+correlated with it, in absolute value, over their common history (at least 60 common returns); a
+negatively correlated proxy moves it the other way (VIX proxied by the S&P 500 rises when the index
+falls); with neither, the factor does not move and the manifest says so.
 
 User shock files (``[stress] files``, CSV or Parquet ``scenario, asset, shock``): for a factor
 with log returns ``shock`` is the relative price change (-0.2: the price falls 20%); for a factor

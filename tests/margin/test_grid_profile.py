@@ -1,5 +1,5 @@
-"""The shipped grid profile (``riskmodel/data/profiles/derive_like.toml``): a short straddle and a covered
-call margined by the engine against the same margins worked by hand.
+"""The shipped grid profile (``riskmodel/data/profiles/derive_like.toml``): a short straddle and
+a covered call margined by the engine against the same margins worked by hand.
 
 The hand calculation below restates the profile from its documentation (README, "Venue rules"),
 with its own Black-76 (``math.erf``): 30 days to expiry (so the vol shocks' time factor is 1:
