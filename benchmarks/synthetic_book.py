@@ -45,9 +45,16 @@ def synthetic_prices(n_underlyings: int, n_days: int, rng: np.random.Generator) 
     return frame
 
 
-def write_book(folder: str | Path, n_accounts: int, *, positions_per_account: int = 10,
-               n_linear: int = 500, n_options: int = 0, n_underlyings: int = 50,
-               n_days: int = 1500, seed: int = 0) -> BookFiles:
+def write_book(folder: str | Path, n_accounts: int, *,
+               positions_per_account: int | tuple[int, int] = 10, n_linear: int = 500,
+               n_options: int = 0, n_underlyings: int = 50, n_days: int = 1500, seed: int = 0,
+               long_bias: float = 0.2, collateral_scale: float = 1.0) -> BookFiles:
+    """Write the venue's four input files under ``folder``.
+
+    ``positions_per_account``: a count, or ``(low, high)`` for a count drawn per account
+    (inclusive); ``long_bias``: the mean of the standard normal quantity factor (0: as many
+    shorts as longs, hedged books); ``collateral_scale``: every account's collateral is
+    multiplied by it (below 1: more sets under maintenance, a stressed day)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -83,18 +90,24 @@ def write_book(folder: str | Path, n_accounts: int, *, positions_per_account: in
         instruments = pd.concat([instruments, options], ignore_index=True)
         unit_value = np.concatenate([unit_value, spot[o_und]])
     n_instr = len(instruments)
-    n_pos = n_accounts * positions_per_account
+    if isinstance(positions_per_account, tuple):
+        low, high = positions_per_account
+        per_account = rng.integers(low, high + 1, n_accounts)
+    else:
+        per_account = np.full(n_accounts, positions_per_account)
+    n_pos = int(per_account.sum())
     which = rng.integers(0, n_instr, n_pos)
-    # about 50k of notional per position, long-biased
-    quantity = np.round((rng.normal(0.2, 1.0, n_pos) * 5e4 / unit_value[which]), 3)
+    # about 50k of notional per position, long-biased by default
+    quantity = np.round((rng.normal(long_bias, 1.0, n_pos) * 5e4 / unit_value[which]), 3)
     quantity[quantity == 0] = 1.0
-    accounts = np.repeat([f"A{i:07d}" for i in range(n_accounts)], positions_per_account)
+    owner = np.repeat(np.arange(n_accounts), per_account)
+    accounts = np.array([f"A{i:07d}" for i in range(n_accounts)])[owner]
     positions = pd.DataFrame({"account_id": accounts,
                               "instrument_id": instruments["instrument_id"].to_numpy()[which],
                               "quantity": quantity})
-    gross = np.bincount(np.repeat(np.arange(n_accounts), positions_per_account),
-                        np.abs(quantity * unit_value[which]), minlength=n_accounts)
-    collateral = np.round(gross * rng.lognormal(np.log(0.06), 0.6, n_accounts), 2)
+    gross = np.bincount(owner, np.abs(quantity * unit_value[which]), minlength=n_accounts)
+    collateral = np.round(gross * rng.lognormal(np.log(0.06), 0.6, n_accounts)
+                          * collateral_scale, 2)
     files = BookFiles(folder / "prices.parquet", folder / "instruments.parquet",
                       folder / "positions.parquet", folder / "accounts.parquet")
     prices.to_parquet(files.prices, index=False)
