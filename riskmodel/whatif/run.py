@@ -19,7 +19,7 @@ from riskmodel.config import RunConfig
 from riskmodel.engine import BookMargins, PricedMarket, margin_book
 from riskmodel.engine.store import StoredRun, read_run
 from riskmodel.errors import InputDataError
-from riskmodel.portfolio.collateral import CollateralTable, previous_margins
+from riskmodel.portfolio.collateral import CollateralTable, PreviousMargins
 from riskmodel.portfolio.netting import Book
 
 _Key = tuple[str, str]
@@ -55,6 +55,11 @@ class LoadedRun:
         return self.stored.market.axis
 
     @cached_property
+    def axis_ids(self) -> frozenset[str]:
+        """The instrument ids of ``axis``, for membership tests."""
+        return frozenset(self.axis.tolist())
+
+    @cached_property
     def collateral(self) -> CollateralTable:
         return CollateralTable(self.stored.collateral)
 
@@ -64,6 +69,32 @@ class LoadedRun:
         rows = self.positions.groupby(["account_id", "netting_set"], sort=False).indices
         return {(str(k[0]), str(k[1])): v for k, v in rows.items()}
 
+    @cached_property
+    def position_columns(self) -> dict[str, np.ndarray]:
+        """``positions`` column by column (ids as object arrays of str): a what-if gathers the
+        rows of the sets it touches from them, without a pandas selection per query."""
+        p = self.positions
+        return {**{c: p[c].to_numpy(dtype=object) for c in ("account_id", "netting_set",
+                                                            "instrument_id")},
+                "quantity": p["quantity"].to_numpy(np.float64)}
+
+    @cached_property
+    def before_rows(self) -> dict[_Key, int]:
+        """``(account_id, netting_set) -> row`` of ``before``."""
+        return {(str(a), str(s)): i for i, (a, s) in enumerate(self.before.index)}
+
+    @cached_property
+    def before_columns(self) -> dict[str, np.ndarray]:
+        """``before`` column by column (``status`` as objects, the rest float64)."""
+        return {c: self.before[c].to_numpy(dtype=object if c == "status" else np.float64)
+                for c in self.before.columns}
+
+    @cached_property
+    def previous(self) -> PreviousMargins | None:
+        """The previous run's model margins as a lookup (None without a previous run)."""
+        previous = self.stored.previous
+        return None if previous is None else PreviousMargins(previous)
+
     def margin(self, book: Book, detail: str = "tables",
                deposits: np.ndarray | None = None) -> BookMargins:
         """The engine's margin of ``book`` (on the run's axis) with each set's collateral
@@ -71,9 +102,9 @@ class LoadedRun:
         collateral = self.collateral.of_sets(book.sets)
         if deposits is not None:
             collateral = collateral + np.nan_to_num(np.asarray(deposits, dtype=np.float64))
+        previous = None if self.previous is None else self.previous.of_sets(book.sets)
         return margin_book(self.market, book, self.config, collateral=collateral,
-                           previous=previous_margins(self.stored.previous, book.sets),
-                           account_types=self.collateral.account_types,
+                           previous=previous, account_types=self.collateral.account_types,
                            detail=detail)  # type: ignore[arg-type]
 
 

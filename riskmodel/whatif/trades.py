@@ -103,51 +103,93 @@ def what_if(state: LoadedRun, trades: pd.DataFrame) -> pd.DataFrame:
         A missing column, a non-finite quantity or deposit, an unknown or unpriced instrument,
         an account without collateral, or a horizon the run did not store.
     """
-    rows = _validate(state, trades)
-    keys = sorted(set(zip(rows["account_id"], rows["netting_set"])))
-    idx = pd.MultiIndex.from_tuples(keys)
-    deposits = rows.groupby(["account_id", "netting_set"])["collateral"].sum().reindex(idx)
-    held = [state.position_rows[k] for k in keys if k in state.position_rows]
-    existing = state.positions.iloc[np.concatenate(held)] if held else state.positions.iloc[:0]
-    book = net_positions(pd.concat([existing, rows.drop(columns="collateral")],
-                                   ignore_index=True), state.axis)
-    after = None
+    ticket = _validate(state, trades)
+    keys = sorted(set(zip(ticket["account_id"].tolist(), ticket["netting_set"].tolist())))
+    key_row = {k: i for i, k in enumerate(keys)}
+    deposits = _sums(ticket["collateral"], [key_row[k] for k in zip(
+        ticket["account_id"].tolist(), ticket["netting_set"].tolist())], len(keys))
+    book = net_positions(_rows(state, keys, ticket), state.axis)
+    set_keys = list(zip(book.sets["account_id"].tolist(), book.sets["netting_set"].tolist()))
+    # each touched set's row of the book's figures (-1: its positions all closed)
+    key_of_set = np.array([key_row[k] for k in set_keys], dtype=np.int64)
+    at = np.full(len(keys), -1, dtype=np.int64)
+    at[key_of_set] = np.arange(len(set_keys))
+    found = at >= 0
+    now: dict[str, np.ndarray] = {}
     if book.n_sets:
-        extra = deposits.reindex(pd.MultiIndex.from_frame(book.sets)).to_numpy(np.float64)
-        after = book_margins(state, book, extra)
-    out = pd.DataFrame(keys, columns=["account_id", "netting_set"])
+        now = book_figures(state, book, deposits[key_of_set])
+
+    def after(column: str, fill: np.ndarray | float | str) -> np.ndarray:
+        """The book's ``column`` of each touched set, ``fill`` where it closed."""
+        default = np.broadcast_to(
+            np.asarray(fill, dtype=object if isinstance(fill, str) else np.float64),
+            (len(keys),))
+        return np.where(found, now[column][at], default) if book.n_sets else default.copy()
+
     before = _before(state, keys)
-    now = (after.set_index(["account_id", "netting_set"]).reindex(idx) if after is not None
-           else pd.DataFrame(index=idx, columns=BEFORE_COLUMNS))
+    out: dict[str, object] = {"account_id": [k[0] for k in keys],
+                              "netting_set": [k[1] for k in keys]}
     for column in ("model_margin", "initial_margin", "maintenance_margin", "call_amount"):
-        out[f"{column}_before"] = before[column].to_numpy(np.float64)
-        out[f"{column}_after"] = now[column].fillna(0.0).to_numpy(np.float64)
-    out["status_before"] = before["status"].to_numpy(dtype=object)
-    out["status_after"] = now["status"].fillna(CLOSED).to_numpy(dtype=object)
-    out["equity_before"] = before["equity"].to_numpy(np.float64)
+        out[f"{column}_before"] = before[column]
+        out[f"{column}_after"] = after(column, 0.0)
+    out["status_before"] = before["status"]
+    out["status_after"] = after("status", CLOSED)
+    out["equity_before"] = before["equity"]
     # a closed set keeps its equity (its collateral and the deposits)
-    out["equity_after"] = now["equity"].fillna(
-        before["equity"] + deposits.to_numpy(np.float64)).to_numpy(np.float64)
-    out["margin_level_before"] = before["margin_level"].to_numpy(np.float64)
-    out["margin_level_after"] = now["margin_level"].fillna(np.inf).to_numpy(np.float64)
-    return out[WHATIF_COLUMNS]
+    out["equity_after"] = after("equity", before["equity"] + deposits)
+    out["margin_level_before"] = before["margin_level"]
+    out["margin_level_after"] = after("margin_level", np.inf)
+    return pd.DataFrame({c: out[c] for c in WHATIF_COLUMNS})
 
 
-def _before(state: LoadedRun, keys: list[tuple[str, str]]) -> pd.DataFrame:
-    """The run's figures of the sets ``keys``; a set it did not have: no requirement, status
-    ``new``, its collateral row's equity (0 without one)."""
-    before = state.before.reindex(pd.MultiIndex.from_tuples(keys))
-    sets = pd.DataFrame(keys, columns=["account_id", "netting_set"])
-    new = before["status"].isna().to_numpy()
-    equity = state.collateral.of_sets(sets)
-    for column in ("model_margin", "initial_margin", "maintenance_margin"):
-        before[column] = before[column].fillna(0.0)
-    before["status"] = before["status"].where(~new, NEW)
-    before["equity"] = np.where(new, equity, before["equity"].to_numpy(np.float64))
-    before["call_amount"] = np.where(new, np.maximum(0.0, -equity),
-                                     before["call_amount"].to_numpy(np.float64))
+def _sums(values: np.ndarray, group: list[int], n_groups: int) -> np.ndarray:
+    """Sum ``values`` into ``n_groups`` groups (``group`` of each value) in row order with
+    the compensated (Kahan) summation of pandas' groupby ``sum``, bitwise its result: a
+    ticket's deposits per set are a few numbers, and a groupby cost a millisecond."""
+    total = [0.0] * n_groups
+    lost = [0.0] * n_groups
+    for g, value in zip(group, values.tolist()):
+        y = value - lost[g]
+        t = total[g] + y
+        lost[g] = t - total[g] - y
+        if lost[g] != lost[g]:  # an infinite value: pandas resets the compensation
+            lost[g] = 0.0
+        total[g] = t
+    return np.array(total, dtype=np.float64)
+
+
+def _rows(state: LoadedRun, keys: list[tuple[str, str]], ticket: dict[str, np.ndarray]
+          ) -> pd.DataFrame:
+    """The run's position rows of the sets ``keys`` then the ticket's, to be netted."""
+    held = [state.position_rows[k] for k in keys if k in state.position_rows]
+    rows = np.concatenate(held) if held else np.zeros(0, dtype=np.int64)
+    run = state.position_columns
+    # object columns: a few rows need no string inference
+    return pd.DataFrame({c: pd.Series(np.concatenate([run[c][rows], ticket[c]]),
+                                      dtype=np.float64 if c == "quantity" else object)
+                         for c in ("account_id", "netting_set", "instrument_id", "quantity")})
+
+
+def _before(state: LoadedRun, keys: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """The run's figures of the sets ``keys`` (:data:`BEFORE_COLUMNS`); a set it did not
+    have: no requirement, status ``new``, its collateral row's equity (0 without one)."""
+    at = np.array([state.before_rows.get(k, -1) for k in keys], dtype=np.int64)
+    new = at < 0
+    run = state.before_columns
+
+    def column(name: str) -> np.ndarray:
+        values = run[name][at]
+        values[new] = np.nan if name != "status" else None
+        return values
+
+    equity = state.collateral.of_keys(keys)
+    before = {c: np.where(np.isnan(values), 0.0, values) for c, values in (
+        (c, column(c)) for c in ("model_margin", "initial_margin", "maintenance_margin"))}
+    before["status"] = np.where(new, NEW, column("status")).astype(object)
+    before["equity"] = np.where(new, equity, column("equity"))
+    before["call_amount"] = np.where(new, np.maximum(0.0, -equity), column("call_amount"))
     before["margin_level"] = np.where(new, np.where(equity >= 0, np.inf, -np.inf),
-                                      before["margin_level"].to_numpy(np.float64))
+                                      column("margin_level"))
     return before
 
 
@@ -174,9 +216,9 @@ def _unpriced_message(state: LoadedRun, iid: str) -> str:
             f"did not price (priced: {', '.join(state.market.spot.index)})")
 
 
-def _validate(state: LoadedRun, trades: pd.DataFrame) -> pd.DataFrame:
-    """Trades as position rows ``account_id, netting_set, instrument_id, quantity`` and the
-    ``collateral`` each deposits (0 without the column)."""
+def _validate(state: LoadedRun, trades: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Trades as position rows ``account_id, netting_set, instrument_id, quantity`` (ids as
+    object arrays of str) and the ``collateral`` each deposits (0 without the column)."""
     missing = [c for c in ("account_id", "instrument_id", "quantity") if c not in trades]
     if missing:
         raise InputDataError(f"trades: missing column(s) {', '.join(map(repr, missing))}; "
@@ -186,7 +228,8 @@ def _validate(state: LoadedRun, trades: pd.DataFrame) -> pd.DataFrame:
         if iid in state.market.unpriced:
             raise InputDataError(f"trades row {i + 1}, column 'instrument_id': "
                                  f"{_unpriced_message(state, iid)} (value {iid!r})")
-    unknown = ~pd.Index(ids).isin(state.axis)
+    axis = state.axis_ids
+    unknown = np.array([iid not in axis for iid in ids.tolist()], dtype=bool)
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
         raise InputDataError(f"trades row {i + 1}, column 'instrument_id': unknown instrument "
@@ -211,13 +254,13 @@ def _validate(state: LoadedRun, trades: pd.DataFrame) -> pd.DataFrame:
             i = int(np.flatnonzero(bad)[0])
             raise InputDataError(f"trades row {i + 1}, column 'collateral': not a finite "
                                  f"number (value {trades['collateral'].iat[i]!r})")
-    return pd.DataFrame({
+    return {
         "account_id": trades["account_id"].astype(str).str.strip().to_numpy(dtype=object),
         "netting_set": sets.to_numpy(dtype=object),
         "instrument_id": ids,
         "quantity": quantity,
         "collateral": deposit,
-    })
+    }
 
 
 def book_margins(state: LoadedRun, book: Book,
@@ -230,6 +273,17 @@ def book_margins(state: LoadedRun, book: Book,
     return margins
 
 
+def book_figures(state: LoadedRun, book: Book, deposits: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
+    """The per-set figures of :func:`book_margins` (``margin_book(detail="figures")``,
+    bitwise the table's columns), without the ids, the distance to liquidation and the
+    attribution, which a what-if does not report."""
+    _check_funded(state, book, deposits)
+    figures = state.margin(book, detail="figures", deposits=deposits).figures
+    assert figures is not None
+    return figures
+
+
 def book_initial_margin(state: LoadedRun, book: Book) -> np.ndarray:
     """The ``initial_margin`` column of :func:`book_margins`, without building the tables."""
     _check_funded(state, book)
@@ -239,10 +293,11 @@ def book_initial_margin(state: LoadedRun, book: Book) -> np.ndarray:
 def _check_funded(state: LoadedRun, book: Book, deposits: np.ndarray | None = None) -> None:
     """As eod: an account holding positions needs a collateral row (or, in a what-if, a
     deposit with its trades)."""
-    funded = set(state.collateral.funded)
-    if deposits is not None:
-        funded |= set(book.sets["account_id"].to_numpy()[np.nan_to_num(deposits) != 0])
-    unfunded = [a for a in book.sets["account_id"].tolist() if a not in funded]
+    accounts = book.sets["account_id"].tolist()
+    deposited = set() if deposits is None else {
+        a for a, d in zip(accounts, np.nan_to_num(deposits).tolist()) if d != 0}
+    funded = state.collateral.funded
+    unfunded = [a for a in accounts if a not in funded and a not in deposited]
     if unfunded:
         account = unfunded[0]
         raise InputDataError(f"trades: account {account!r} has positions but no collateral "

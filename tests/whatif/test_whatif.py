@@ -312,3 +312,37 @@ def test_a_new_account_funded_by_its_deposit_and_the_before_after_columns(run, c
     assert "1 netting set touched" in capsys.readouterr().out
     written = pd.read_csv(tmp / "ticket-out.csv")
     assert written["equity_after"].iat[0] == 60000.0
+
+
+def test_after_columns_are_the_margin_tables_and_a_closed_set_keeps_its_equity(run):
+    # what-if reads the engine's per-set figures (detail="figures"); the reference is the
+    # engine's margin table of the same netted book (detail="tables"), row by row
+    _, _, tmp = run
+    state = load_run(tmp / "run")
+    attribution = pd.read_parquet(tmp / "run" / "attribution.parquet")
+    trades = _trades(attribution)
+    trades["collateral"] = [0.0, 0.0, 0.0, 0.0, 0.0, 250.0, 0.0, 0.0, 60000.0, 0.0, 0.0]
+    result = what_if(state, trades).set_index(KEY)
+    touched = sorted(set(zip(trades["account_id"], trades["netting_set"].replace("", "default"))))
+    rows = attribution[[*KEY, "instrument_id", "quantity"]]
+    held = rows[pd.MultiIndex.from_frame(rows[KEY]).isin(touched)]
+    ticket = trades.assign(netting_set=trades["netting_set"].replace("", "default"))
+    book = net_positions(pd.concat([held, ticket[held.columns]], ignore_index=True), state.axis)
+    deposits = ticket.groupby(KEY)["collateral"].sum()
+    table = book_margins(state, book, deposits.reindex(
+        pd.MultiIndex.from_frame(book.sets)).to_numpy()).set_index(KEY)
+    live = result[result["status_after"] != "closed"]
+    assert len(live) == len(table) == len(touched) - 1
+    for column in ("model_margin", "initial_margin", "maintenance_margin", "call_amount",
+                   "equity", "margin_level", "status"):
+        assert live[f"{column}_after"].tolist() == table.loc[live.index, column].tolist()
+    # ACC0001's only position closes: no requirement, its collateral stays
+    closed = result.loc[("ACC0001", "default")]
+    before = pd.read_parquet(tmp / "run" / "margins.parquet").set_index(KEY)
+    assert closed["status_after"] == "closed" and closed["initial_margin_after"] == 0.0
+    assert closed["equity_after"] == before.loc[("ACC0001", "default"), "equity"]
+    assert closed["margin_level_after"] == np.inf
+    # a ticket that closes every set it touches margins no book at all
+    alone = what_if(state, trades.iloc[[4]])
+    assert alone["status_after"].tolist() == ["closed"]
+    assert alone["equity_after"].tolist() == [before.loc[("ACC0001", "default"), "equity"]]
