@@ -260,6 +260,72 @@ def rule_slope(rule_beta, rule_p, tau0):
     return -rule_beta * (RULE_TENOR_DAYS / days) ** rule_p
 
 
+@njit(cache=True, inline="always")
+def _factor_tables(j, scen_price, iv_log_shock, iv_factor, log_price):
+    """Row ``j`` of the per-factor tables shared by every option: the vol multipliers
+    ``exp(iv_log_shock)`` of the index factors and ``ln P_s`` of the underlyings (lognormal
+    options need ``ln(F/K) = ln P_s + ln g - ln K``); NaN for ``P_s <= 0``."""
+    n_scen = scen_price.shape[1]
+    if j < iv_log_shock.shape[0]:
+        for s in range(n_scen):
+            iv_factor[j, s] = math.exp(iv_log_shock[j, s])
+    if j < scen_price.shape[0]:
+        for s in range(n_scen):
+            p = scen_price[j, s]
+            log_price[j, s] = math.log(p) if p > 0.0 else np.nan
+
+
+@njit(cache=True, inline="always")
+def _reprice(i, model, is_call, inverse, strike, tau0, tau_h, iv0, rate, carry, multiplier,
+             price0, price_row, scen_price, iv_row, rule_beta, rule_p, rule_floor, rule_cap,
+             iv_factor, log_price, out):
+    """Row ``i`` of :func:`option_scenario_pnl`: option ``i`` in every scenario."""
+    n_scen = out.shape[1]
+    mdl = model[i]
+    call = is_call[i]
+    k = strike[i]
+    sig0 = iv0[i]
+    p0 = price0[i]
+    row = price_row[i]
+    v0 = option_value(mdl, call, p0, k, tau0[i], sig0, rate[i], carry[i])
+    # coin-settled: (value in coin today) x P_s is today's value at the scenario's coin price
+    coin0 = v0 / p0 if inverse[i] else 0.0
+    mult = multiplier[i]
+    th = tau_h[i]
+    if th <= 0.0:  # settles at intrinsic within the horizon: no vol, no discounting
+        for s in range(n_scen):
+            p = scen_price[row, s]
+            v = intrinsic(call, p, k)
+            out[i, s] = mult * (v - coin0 * p) if inverse[i] else mult * (v - v0)
+        return
+    df = math.exp(-rate[i] * th)
+    g = growth(mdl, rate[i], carry[i], th)
+    sqt = math.sqrt(th)
+    ivr = iv_row[i]
+    slope = rule_slope(rule_beta[i], rule_p[i], tau0[i])
+    abs_p0 = abs(p0)
+    lognormal = mdl != BACHELIER and k > 0.0
+    log_g_over_k = math.log(g) - math.log(k) if lognormal else 0.0
+    for s in range(n_scen):
+        p = scen_price[row, s]
+        if ivr >= 0:
+            sig = sig0 * iv_factor[ivr, s]
+        else:
+            m = (p - p0) / abs_p0 if abs_p0 > 0.0 else 0.0
+            f = min(max(math.exp(slope * m), rule_floor), rule_cap)
+            sig = sig0 * f
+        fwd = p * g
+        if sig > 0.0:
+            if lognormal and p > 0.0:
+                v = lognormal_value(call, fwd, k, log_price[row, s] + log_g_over_k,
+                                    sig * sqt, df)
+            else:
+                v = forward_value(mdl, call, fwd, k, sig * sqt, df)
+        else:
+            v = df * intrinsic(call, fwd, k)
+        out[i, s] = mult * (v - coin0 * p) if inverse[i] else mult * (v - v0)
+
+
 @njit(cache=True, parallel=True)
 def option_scenario_pnl(
     model,
@@ -312,60 +378,27 @@ def option_scenario_pnl(
     out : float64 ndarray of shape (n_opt, n_scenarios), C order
         Receives the P&L.
     """
-    n_opt = out.shape[0]
-    n_scen = out.shape[1]
-    # the vol multipliers of the index factors, shared by all options on them
     iv_factor = np.empty_like(iv_log_shock)
-    for j in prange(iv_log_shock.shape[0]):
-        for s in range(n_scen):
-            iv_factor[j, s] = math.exp(iv_log_shock[j, s])
-    # ln P_s once per factor and scenario (lognormal options need ln(F/K) = ln P_s + ln g - ln K)
     log_price = np.empty_like(scen_price)
-    for j in prange(scen_price.shape[0]):
-        for s in range(n_scen):
-            p = scen_price[j, s]
-            log_price[j, s] = math.log(p) if p > 0.0 else np.nan
-    for i in prange(n_opt):
-        mdl = model[i]
-        call = is_call[i]
-        k = strike[i]
-        sig0 = iv0[i]
-        p0 = price0[i]
-        row = price_row[i]
-        v0 = option_value(mdl, call, p0, k, tau0[i], sig0, rate[i], carry[i])
-        # coin-settled: (value in coin today) x P_s is today's value at the scenario's coin price
-        coin0 = v0 / p0 if inverse[i] else 0.0
-        mult = multiplier[i]
-        th = tau_h[i]
-        if th <= 0.0:  # settles at intrinsic within the horizon: no vol, no discounting
-            for s in range(n_scen):
-                p = scen_price[row, s]
-                v = intrinsic(call, p, k)
-                out[i, s] = mult * (v - coin0 * p) if inverse[i] else mult * (v - v0)
-            continue
-        df = math.exp(-rate[i] * th)
-        g = growth(mdl, rate[i], carry[i], th)
-        sqt = math.sqrt(th)
-        ivr = iv_row[i]
-        slope = rule_slope(rule_beta[i], rule_p[i], tau0[i])
-        abs_p0 = abs(p0)
-        lognormal = mdl != BACHELIER and k > 0.0
-        log_g_over_k = math.log(g) - math.log(k) if lognormal else 0.0
-        for s in range(n_scen):
-            p = scen_price[row, s]
-            if ivr >= 0:
-                sig = sig0 * iv_factor[ivr, s]
-            else:
-                m = (p - p0) / abs_p0 if abs_p0 > 0.0 else 0.0
-                f = min(max(math.exp(slope * m), rule_floor), rule_cap)
-                sig = sig0 * f
-            fwd = p * g
-            if sig > 0.0:
-                if lognormal and p > 0.0:
-                    v = lognormal_value(call, fwd, k, log_price[row, s] + log_g_over_k,
-                                        sig * sqt, df)
-                else:
-                    v = forward_value(mdl, call, fwd, k, sig * sqt, df)
-            else:
-                v = df * intrinsic(call, fwd, k)
-            out[i, s] = mult * (v - coin0 * p) if inverse[i] else mult * (v - v0)
+    for j in prange(max(iv_log_shock.shape[0], scen_price.shape[0])):
+        _factor_tables(np.int64(j), scen_price, iv_log_shock, iv_factor, log_price)
+    for i in prange(out.shape[0]):
+        _reprice(np.int64(i), model, is_call, inverse, strike, tau0, tau_h, iv0, rate, carry,
+                 multiplier, price0, price_row, scen_price, iv_row, rule_beta, rule_p,
+                 rule_floor, rule_cap, iv_factor, log_price, out)
+
+
+@njit(cache=True)
+def option_scenario_pnl_serial(model, is_call, inverse, strike, tau0, tau_h, iv0, rate, carry,
+                               multiplier, price0, price_row, scen_price, iv_row, iv_log_shock,
+                               rule_beta, rule_p, rule_floor, rule_cap, out):
+    """:func:`option_scenario_pnl` on one thread (same arguments, same bits): a small book's
+    repricing compiles no parallel region."""
+    iv_factor = np.empty_like(iv_log_shock)
+    log_price = np.empty_like(scen_price)
+    for j in range(max(iv_log_shock.shape[0], scen_price.shape[0])):
+        _factor_tables(j, scen_price, iv_log_shock, iv_factor, log_price)
+    for i in range(out.shape[0]):
+        _reprice(i, model, is_call, inverse, strike, tau0, tau_h, iv0, rate, carry, multiplier,
+                 price0, price_row, scen_price, iv_row, rule_beta, rule_p, rule_floor, rule_cap,
+                 iv_factor, log_price, out)

@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_RULE_FLOOR",
     "DEFAULT_RULE_P",
     "RULE_TENOR_DAYS",
+    "SERIAL_MAX_EVALS",
     "OptionGreeks",
     "delta_notional",
     "horizon_tau",
@@ -66,6 +67,10 @@ __all__ = [
     "option_values",
     "year_fraction",
 ]
+
+SERIAL_MAX_EVALS = 2**20
+"""Below this many option values (options x scenarios) the repricing runs on one thread: a
+parallel region saves at most milliseconds there, and compiling one costs a first run seconds."""
 
 DEFAULT_RULE_BETA = 1.5
 """Spot-vol rule: log vol shock per unit relative spot fall, at 30 days to expiry."""
@@ -395,7 +400,8 @@ def option_scenario_pnl(
     module docstring defines the revaluation: horizon decay through ``tau_h``, sticky-strike
     implied-vol shocks from a vol factor or the spot-vol rule, and the P&L of quote-settled
     (``multiplier x (V_s - V_0)``) and coin-settled (``multiplier x (V_s - (V_0 / P_0) P_s)``)
-    options. Bitwise identical for any number of numba threads.
+    options. Bitwise identical for any number of numba threads; on one thread (its serial twin)
+    below :data:`SERIAL_MAX_EVALS` options x scenarios.
 
     Parameters
     ----------
@@ -446,7 +452,9 @@ def option_scenario_pnl(
     )
     if out is None:
         out = np.empty((n_opt, n_scen))
-    option_kernels.option_scenario_pnl(
+    kernel = (option_kernels.option_scenario_pnl if n_opt * n_scen >= SERIAL_MAX_EVALS
+              else option_kernels.option_scenario_pnl_serial)
+    kernel(
         models,
         flag(is_call),
         flag(inverse),

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from riskmodel.scenarios.kernels import fhs_paths
+from riskmodel.scenarios.kernels import SERIAL_MAX_STEPS, fhs_paths, fhs_paths_serial
 from riskmodel.scenarios.scenario_set import ScenarioSet
 from riskmodel.volatility.filters import FilteredFactor
 
@@ -58,7 +58,9 @@ def filtered_historical_scenarios(
     z = np.column_stack([filtered[f].std_resid.loc[window.index].to_numpy() for f in factors])
     ff = [filtered[f] for f in factors]
     rec = np.array([f.params.recursion() for f in ff]).reshape(len(ff), 6)
-    shocks = fhs_paths(  # type: ignore[call-arg]
+    steps = (z.shape[0] - horizon + 1) * z.shape[1] * horizon
+    kernel = fhs_paths if steps >= SERIAL_MAX_STEPS else fhs_paths_serial
+    shocks = kernel(  # type: ignore[call-arg]
         np.ascontiguousarray(z, dtype=np.float64),
         np.array([f.sigma2_next for f in ff]),
         np.array([f.mu for f in ff]),

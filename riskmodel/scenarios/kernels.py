@@ -1,4 +1,8 @@
-"""numba kernels for historical scenario generation (ndarrays and scalars only)."""
+"""numba kernels for historical scenario generation (ndarrays and scalars only).
+
+:func:`fhs_paths` runs on every thread; :func:`fhs_paths_serial`, the same arithmetic on one,
+serves windows below ``SERIAL_MAX_STEPS`` steps, so a small run compiles no parallel region.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,11 @@ import numpy as np
 from numba import njit, prange
 
 from riskmodel.volatility.kernels import variance_step
+
+SERIAL_MAX_STEPS = 2**22
+"""Below this many simulated steps (scenarios x factors x horizon) :func:`fhs_paths_serial` runs:
+a parallel region saves at most milliseconds there, and compiling one costs a first run a
+second."""
 
 
 @njit(cache=True, parallel=True)
@@ -29,18 +38,35 @@ def fhs_paths(z, sigma2_next, mu, model_code, omega, alpha, gamma, beta, decay, 
     -------
     ndarray of shape (n_days - h + 1, n_factors): the sum of the h simulated daily returns.
     """
-    n_days, n_factors = z.shape
-    n_scen = n_days - horizon + 1
-    out = np.empty((n_scen, n_factors))
-    for s in prange(n_scen):
-        for f in range(n_factors):
-            var = sigma2_next[f]
-            total = 0.0
-            for k in range(horizon):
-                eps = np.sqrt(var) * z[s + k, f]
-                total += mu[f] + eps
-                if k + 1 < horizon:
-                    var = variance_step(model_code[f], var, eps, omega[f], alpha[f], gamma[f],
-                                        beta[f], decay[f])
-            out[s, f] = total
+    out = np.empty((z.shape[0] - horizon + 1, z.shape[1]))
+    for s in prange(out.shape[0]):
+        _fhs_scenario(np.int64(s), z, sigma2_next, mu, model_code, omega, alpha, gamma, beta,
+                      decay, horizon, out)
     return out
+
+
+@njit(cache=True)
+def fhs_paths_serial(z, sigma2_next, mu, model_code, omega, alpha, gamma, beta, decay, horizon):
+    """:func:`fhs_paths` on one thread (same arguments, same bits): a small window compiles no
+    parallel region."""
+    out = np.empty((z.shape[0] - horizon + 1, z.shape[1]))
+    for s in range(out.shape[0]):
+        _fhs_scenario(s, z, sigma2_next, mu, model_code, omega, alpha, gamma, beta, decay,
+                      horizon, out)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _fhs_scenario(s, z, sigma2_next, mu, model_code, omega, alpha, gamma, beta, decay, horizon,
+                  out):
+    """Scenario ``s`` of :func:`fhs_paths`: row ``s`` of ``out``."""
+    for f in range(z.shape[1]):
+        var = sigma2_next[f]
+        total = 0.0
+        for k in range(horizon):
+            eps = np.sqrt(var) * z[s + k, f]
+            total += mu[f] + eps
+            if k + 1 < horizon:
+                var = variance_step(model_code[f], var, eps, omega[f], alpha[f], gamma[f],
+                                    beta[f], decay[f])
+        out[s, f] = total

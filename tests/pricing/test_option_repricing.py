@@ -100,6 +100,25 @@ def test_kernel_matches_twin_on_random_books(seed):
     assert book["rule_floor"] > 0
 
 
+@pytest.mark.parametrize("seed", [1, 4])
+def test_serial_kernel_gives_the_parallel_kernels_bits(seed):
+    """The one-thread kernel that small books run (no parallel region to compile) is the
+    parallel kernel's arithmetic: the same bits, so the same P&L whichever a book's size picks."""
+    book = random_book(seed)
+    out = np.full((book["model"].size, book["scen_price"].shape[1]), np.nan)
+    ok.option_scenario_pnl_serial(*book.values(), out)
+    np.testing.assert_array_equal(out, run_kernel(book))
+    assert_close_per_option(out, tw.option_scenario_pnl(*book.values()), book)
+
+
+def test_wrapper_picks_the_kernel_by_size_with_the_same_bits(monkeypatch):
+    book = random_book(5, n_opt=40, n_scen=64)
+    args = [book[k] for k in list(book)[:13]]
+    small = op.option_scenario_pnl(*args)
+    monkeypatch.setattr(op, "SERIAL_MAX_EVALS", 1)  # the same book through the parallel kernel
+    np.testing.assert_array_equal(op.option_scenario_pnl(*args), small)
+
+
 def test_public_wrapper_matches_twin_with_defaults():
     book = random_book(7, n_opt=40, n_scen=64)
     got = op.option_scenario_pnl(

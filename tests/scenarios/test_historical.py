@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from riskmodel.scenarios.historical import filtered_historical_scenarios, historical_scenarios
-from riskmodel.scenarios.kernels import fhs_paths
+from riskmodel.scenarios.kernels import fhs_paths, fhs_paths_serial
 from riskmodel.scenarios.twins import fhs_paths_python
 from riskmodel.volatility.filters import filter_factor
 from riskmodel.volatility.params import FactorParams
@@ -52,6 +52,8 @@ def test_fhs_kernel_equals_twin():
         np.testing.assert_allclose(
             fhs_paths(z, *args, h), fhs_paths_python(z, *args, h), rtol=1e-14, atol=0
         )
+        # the one-thread kernel of small windows: the parallel kernel's bits
+        np.testing.assert_array_equal(fhs_paths_serial(z, *args, h), fhs_paths(z, *args, h))
 
 
 def test_fhs_one_day_is_residual_times_todays_vol():
