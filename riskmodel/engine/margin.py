@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.config import RunConfig
-from riskmodel.engine.grid import GridTail, grid_measure
+from riskmodel.engine.grid import GRID_COLUMNS, GridTail, grid_measure
 from riskmodel.engine.market import PricedMarket
 from riskmodel.engine.stress import StressResult, book_stress
 from riskmodel.engine.tiers import tiered_equity
@@ -55,6 +55,7 @@ from riskmodel.portfolio.netting import Book
 __all__ = ["SCREEN_MIN_SETS", "BookMargins", "margin_book"]
 
 SCREEN_MIN_SETS = 20_000  # netting sets of one horizon from which the float32 pass pays off
+WHOLE_BOOK_SETS = 64  # up to this many sets, a book of several horizons is not split (_measures)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,12 +146,13 @@ def margin_book(
             figures = {**figures, **rule.columns}
         check_finite(figures, book.sets)
         return BookMargins(figures["initial_margin"], None, None, apc_info, figures)
+    # checks the table's figures itself (check_finite), before building the frames
     margins, attribution = assemble_margins(book, arrays, tail, stress.loss, stress.label,
                                             collateral, config, apc_base=apc_base,
                                             maintenance=maintenance)
     if rule is not None:
+        check_finite({c: rule.columns[c] for c in GRID_COLUMNS}, book.sets)
         margins, attribution = rule.with_columns(margins, attribution)
-    check_finite(margins)
     return BookMargins(margins["initial_margin"].to_numpy(np.float64), margins, attribution,
                        apc_info)
 
@@ -166,6 +168,10 @@ def _measures(market: PricedMarket, book: Book, config: RunConfig,
     stress = StressResult.none(book.n_sets)
     use_floor = "floor" in config.anti_procyclicality.tools and bool(market.floor)
     floor_margin = np.zeros(book.n_sets) if use_floor else None
+    # a small book of several horizons is margined whole at each (every set is computed on
+    # its own, so bitwise as split) and each set keeps its horizon's: splitting it cost more
+    # than the kernels; the grid rule's results are kept split
+    whole = book.n_sets <= WHOLE_BOOK_SETS and config.method != "grid"
     # a set without positions (an account that holds only collateral) has no horizon and no
     # risk: its tail and stress stay zero and the policy gives it zero requirements
     for h in sorted(set(set_horizon[np.diff(book.indptr) > 0].tolist())):
@@ -175,17 +181,55 @@ def _measures(market: PricedMarket, book: Book, config: RunConfig,
                 f"hold (priced: {', '.join(f'{x}d' for x in market.horizons)}): rerun eod "
                 "with the positions that need it")
         sets = np.flatnonzero(set_horizon == h)
-        part, rows = book.subset(sets) if len(sets) < book.n_sets else (book, None)
-        tail.put(sets, rows, _tail(market, part, config, h))
+        # own: the sets of this horizon within ``part``'s results (None: all of them)
+        part, rows, own = book, None, None
+        if len(sets) < book.n_sets and whole:
+            own, rows = sets, np.flatnonzero(set_horizon[book.set_of_position()] == h)
+        elif len(sets) < book.n_sets:
+            part, rows = book.subset(sets)
+        result = _tail(market, part, config, h)
+        if own is not None and rows is not None:
+            result = _OwnTail(result, own, rows)
+        tail.put(sets, rows, result)
         if floor_margin is not None:
-            floor_margin[sets] = np.maximum(_tail(market, part, config, h, floor=True)
-                                            .model_measure, 0.0)
+            floor_margin[sets] = np.maximum(_own(_tail(market, part, config, h, floor=True)
+                                                 .model_measure, own), 0.0)
         worst = book_stress(market, part, config, h)
-        stress.loss[sets] = worst.loss
-        stress.label[sets] = worst.label
+        stress.loss[sets] = _own(worst.loss, own)
+        stress.label[sets] = _own(worst.label, own)
     apc_base, apc_info = apply_tools(np.maximum(tail.model_measure, 0.0), floor_margin,
                                      previous, config)
     return tail, stress, apc_base, apc_info
+
+
+def _own(values: np.ndarray, own: np.ndarray | None) -> np.ndarray:
+    return values if own is None else values[own]
+
+
+@dataclass(frozen=True, eq=False)
+class _OwnTail:
+    """The tail results of the sets ``own`` (and of their positions, ``rows``) out of a whole
+    book's (``result``), as :meth:`TailArrays.put` takes them."""
+
+    result: Any
+    own: np.ndarray
+    rows: np.ndarray
+
+    @property
+    def var(self) -> np.ndarray:
+        return np.asarray(self.result.var[self.own])
+
+    @property
+    def es(self) -> np.ndarray:
+        return np.asarray(self.result.es[self.own])
+
+    @property
+    def model_measure(self) -> np.ndarray:
+        return np.asarray(self.result.model_measure[self.own])
+
+    @property
+    def contribution(self) -> np.ndarray:
+        return np.asarray(self.result.contribution[self.rows])
 
 
 def _tail(market: PricedMarket, part: Book, config: RunConfig, h: int, floor: bool = False

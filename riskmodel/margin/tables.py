@@ -18,7 +18,7 @@ import pandas as pd
 from riskmodel.config import RunConfig
 from riskmodel.errors import ModelError
 from riskmodel.margin.addons import position_addons, set_addons
-from riskmodel.margin.liquidation_distance import liquidation_distance
+from riskmodel.margin.liquidation_distance import distance_columns
 from riskmodel.margin.policy import margin_base, per_set_sum, policy_columns
 from riskmodel.portfolio.netting import Book
 from riskmodel.pricing.revaluation import COLLATERAL_KIND, at_labels, unit_greek_array
@@ -280,29 +280,34 @@ def assemble_margins(
     model margin), which the stress combination then starts from. ``maintenance``: a rule's
     own maintenance requirement per set (``--method grid``), in place of ``mm_ratio x`` the
     initial margin.
+
+    Raises :class:`ModelError` where a figure of the margin table is not finite
+    (:func:`check_finite`).
     """
     figures = _figures(book, arrays, tail, stress_loss, stress_label, equity, config, apc_base,
                        maintenance=maintenance)
     positions, columns = figures.positions, figures.columns
     price, unit = positions.price, positions.unit
     # first order: each position as a linear one of the same delta (collateral included)
-    distance = liquidation_distance(
+    distance = distance_columns(
         book.indptr, book.quantity, unit[:, 1], price,
         arrays.factor_code[book.instrument_index], len(arrays.factor_names), equity,
         columns["maintenance_margin"], arrays.sigma_rel,
     )
-    distance["dominant_underlying"] = arrays.factor_names[
-        distance["dominant_underlying"].to_numpy()]
+    distance["dominant_underlying"] = arrays.factor_names[distance["dominant_underlying"]]
     flat = np.diff(book.indptr) == 0
     if flat.any():  # no position, no underlying: no price move can liquidate it
-        distance.loc[flat, "dominant_underlying"] = ""
+        distance["dominant_underlying"][flat] = ""
         solvent = flat & (equity >= 0)
-        distance.loc[solvent, [c for c in distance.columns if c != "dominant_underlying"]] = \
-            np.inf
-    sets = book.sets.reset_index(drop=True)
+        for c in distance:
+            if c != "dominant_underlying":
+                distance[c][solvent] = np.inf
+    table = {**columns, **distance}
+    # checked before the frames are built: a small book's frames cost more than its figures
+    check_finite(table, book.sets)
     # the ids as the book holds them (categoricals at venue size)
-    table = {"account_id": sets["account_id"], "netting_set": sets["netting_set"], **columns,
-             **{c: distance[c].to_numpy() for c in distance.columns}}
+    table["account_id"] = book.sets["account_id"].array
+    table["netting_set"] = book.sets["netting_set"].array
     margins = pd.DataFrame({c: table[c] for c in MARGIN_COLUMNS})
     return margins, _attribution(book, figures, tail)
 
@@ -325,8 +330,9 @@ def _attribution(book: Book, figures: _Figures, tail: Any) -> pd.DataFrame:
             "delta": book.quantity * unit[:, 1] * price,
             "gamma": book.quantity * unit[:, 2] * price * price / 100.0,
             "vega": book.quantity * unit[:, 3] / 100.0,
-        }
-    )[ATTRIBUTION_COLUMNS]
+        },
+        columns=ATTRIBUTION_COLUMNS,
+    )
 
 
 KEY_COLUMNS = ("account_id", "netting_set")

@@ -10,7 +10,9 @@ import pytest
 
 from riskmodel.cli import main
 from riskmodel.demo import write_demo_inputs
+from riskmodel.engine.margin import WHOLE_BOOK_SETS
 from riskmodel.errors import InputDataError
+from riskmodel.margin.tables import set_horizons
 from riskmodel.portfolio.netting import net_positions
 from riskmodel.whatif import (
     WHATIF_COLUMNS,
@@ -346,3 +348,35 @@ def test_after_columns_are_the_margin_tables_and_a_closed_set_keeps_its_equity(r
     alone = what_if(state, trades.iloc[[4]])
     assert alone["status_after"].tolist() == ["closed"]
     assert alone["equity_after"].tolist() == [before.loc[("ACC0001", "default"), "equity"]]
+
+
+def test_a_small_book_of_two_horizons_margins_as_a_split_one(run):
+    # up to WHOLE_BOOK_SETS sets the engine margins a book of several horizons whole at each
+    # and keeps each set's own horizon's results; the reference is the same sets within a
+    # book large enough to be split by horizon (Book.subset), every column bitwise
+    _, _, tmp = run
+    state = load_run(tmp / "run")
+    rows = state.positions
+    small = net_positions(rows, state.axis)
+    assert small.n_sets <= WHOLE_BOOK_SETS
+    copies = [rows.assign(account_id="Z" + rows["account_id"].astype(str) + f"-{i}")
+              for i in range(WHOLE_BOOK_SETS // small.n_sets + 1)]
+    large = net_positions(pd.concat([rows, *copies], ignore_index=True), state.axis)
+    assert large.n_sets > WHOLE_BOOK_SETS
+    for detail in ("tables", "figures"):
+        got = state.margin(small, detail=detail)
+        want = state.margin(large, detail=detail)
+        if detail == "tables":
+            keep = want.margins["account_id"].isin(small.sets["account_id"]).to_numpy()
+            pd.testing.assert_frame_equal(
+                got.margins, want.margins[keep].reset_index(drop=True), check_exact=True)
+            held = want.attribution["account_id"].isin(small.sets["account_id"]).to_numpy()
+            pd.testing.assert_frame_equal(
+                got.attribution, want.attribution[held].reset_index(drop=True),
+                check_exact=True)
+        else:
+            for column, values in got.figures.items():
+                np.testing.assert_array_equal(values, want.figures[column][keep], column)
+    # both horizons are there (the ES future moves a set to 2 days)
+    horizons = set_horizons(small, state.market.instruments, state.config)
+    assert set(horizons.tolist()) == {1, 2}
