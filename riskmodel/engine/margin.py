@@ -189,7 +189,7 @@ def _measures(market: PricedMarket, book: Book, config: RunConfig,
             part, rows = book.subset(sets)
         result = _tail(market, part, config, h)
         if own is not None and rows is not None:
-            result = _OwnTail(result, own, rows)
+            result = _OwnTail.of(result, own, rows)
         tail.put(sets, rows, result)
         if floor_margin is not None:
             floor_margin[sets] = np.maximum(_own(_tail(market, part, config, h, floor=True)
@@ -208,28 +208,20 @@ def _own(values: np.ndarray, own: np.ndarray | None) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class _OwnTail:
-    """The tail results of the sets ``own`` (and of their positions, ``rows``) out of a whole
-    book's (``result``), as :meth:`TailArrays.put` takes them."""
+    """The tail results of some sets (and of their positions) out of a whole book's, as
+    :meth:`TailArrays.put` takes them."""
 
-    result: Any
-    own: np.ndarray
-    rows: np.ndarray
+    var: np.ndarray
+    es: np.ndarray
+    model_measure: np.ndarray
+    contribution: np.ndarray
 
-    @property
-    def var(self) -> np.ndarray:
-        return np.asarray(self.result.var[self.own])
-
-    @property
-    def es(self) -> np.ndarray:
-        return np.asarray(self.result.es[self.own])
-
-    @property
-    def model_measure(self) -> np.ndarray:
-        return np.asarray(self.result.model_measure[self.own])
-
-    @property
-    def contribution(self) -> np.ndarray:
-        return np.asarray(self.result.contribution[self.rows])
+    @classmethod
+    def of(cls, result: Any, own: np.ndarray, rows: np.ndarray) -> _OwnTail:
+        """The sets ``own`` of ``result`` and the positions ``rows``."""
+        var, es, measure = (np.asarray(getattr(result, c))[own]
+                            for c in ("var", "es", "model_measure"))
+        return cls(var, es, measure, np.asarray(result.contribution)[rows])
 
 
 def _tail(market: PricedMarket, part: Book, config: RunConfig, h: int, floor: bool = False

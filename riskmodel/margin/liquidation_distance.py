@@ -46,7 +46,7 @@ liquidate (``liq_move_dominant = +inf``). The output never holds NaN; ``dominant
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -229,21 +229,9 @@ def _dominant_sigma(sigma_1d: np.ndarray, dominant: np.ndarray, has_positions: n
     return dom_sigma
 
 
-def liquidation_distance(
-    indptr: np.ndarray,
-    quantity: np.ndarray,
-    multiplier: np.ndarray,
-    price: np.ndarray,
-    factor_code: np.ndarray,
-    n_factors: int,
-    equity: np.ndarray,
-    maintenance_margin: np.ndarray,
-    sigma_1d: np.ndarray,
-) -> pd.DataFrame:
+def liquidation_distance(*args: Any, **kwargs: Any) -> pd.DataFrame:
     """:func:`distance_columns` as a table (same arguments, same columns)."""
-    return pd.DataFrame(distance_columns(indptr, quantity, multiplier, price, factor_code,
-                                         n_factors, equity, maintenance_margin, sigma_1d),
-                        columns=list(COLUMNS))
+    return pd.DataFrame(distance_columns(*args, **kwargs), columns=list(COLUMNS))
 
 
 def distance_columns(
