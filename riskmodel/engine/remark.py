@@ -424,6 +424,8 @@ class RemarkedMarket:
                 if cache.floor is not None and priced.floor is not None:
                     cache.floor[stale] = priced.floor
                 cache.stress[stale] = priced.stress
+                if cache.grid.shape[1]:
+                    cache.grid[stale] = self._grid_rows(sub, series, h)
             self._exact_at[stale, 0] = own[~fresh]
             self._exact_at[stale, 1] = iv[~fresh]
         model, floor, stress = {}, {}, {}
@@ -434,10 +436,21 @@ class RemarkedMarket:
                 floor[h] = ModelPnl(cache.floor[rows], base.floor[h].weights)
             if base.stress is not None:
                 stress[h] = dataclasses.replace(base.stress[h], pnl=cache.stress[rows])
-        return PricedMarket(self._frame_at(rows, marks), self._factor_table(marks),
-                            base.valuation_time, model,
-                            stress if base.stress is not None else None, floor, base.unpriced,
-                            base.shocks)
+        frame = self._frame_at(rows, marks)
+        market = PricedMarket(frame, self._factor_table(marks), base.valuation_time, model,
+                              stress if base.stress is not None else None, floor,
+                              base.unpriced, base.shocks)
+        if (frame["kind"] == "option").any():
+            # the grid scan of the rows, as the engine derives it from this market (its
+            # factor codes in this market's order); a market without an option scans no vol
+            # shift, which the cached rows (priced beside an option) do: the engine's then
+            code = pd.factorize(frame["factor"].to_numpy())[0].astype(np.int64)
+            for h in base.horizons:
+                cache = self._exact_rows(h)
+                if cache.grid.shape[1]:
+                    market.cached(("grid", h), lambda g=cache.grid, w=cache.grid_weights: (
+                        np.ascontiguousarray(g[rows]), w, code))
+        return market
 
     def _exact_rows(self, h: int) -> _Rows:
         """The rows :meth:`at_marks` priced, by horizon (allocated on first use)."""
@@ -445,7 +458,8 @@ class RemarkedMarket:
             r = self.rows[h]
             self._exact[h] = _Rows(np.empty_like(r.model),
                                    None if r.floor is None else np.empty_like(r.floor),
-                                   np.empty_like(r.stress), [], r.grid[:, :0], r.grid_weights)
+                                   np.empty_like(r.stress), [], np.empty_like(r.grid),
+                                   r.grid_weights)
         return self._exact[h]
 
     # ------------------------------------------------------------------------ checkpoints

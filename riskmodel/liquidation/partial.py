@@ -113,6 +113,7 @@ def partial_liquidation(
     target: float = 1.0,
     include_margin_call: bool = False,
     penalty: RateTable | None = None,
+    compiled_min_sets: int = COMPILED_MIN_SETS,
 ) -> LiquidationResult:
     """Liquidation orders for the under-margined netting sets of a margined book (module
     docstring).
@@ -121,6 +122,8 @@ def partial_liquidation(
     (``status, equity, initial_margin`` per set, ``instrument_id, quantity, contribution`` per
     position; the rows of the sets to liquidate suffice); ``previous`` the previous run's
     ``account_id, netting_set, model_margin`` (the buffer's input, as the book was margined).
+    ``compiled_min_sets``: from how many sets the compiled search runs (the same orders
+    either way; a caller that liquidates a few sets at a time, the live loop, passes fewer).
     """
     if not target > 0:
         raise ValueError(f"target = {target!r} must be > 0")
@@ -147,7 +150,7 @@ def partial_liquidation(
     outcome = SearchResult(np.zeros(len(rows.quantity)), np.zeros((len(rows.keys), 3)),
                            np.ones(len(rows.keys), dtype=np.int64))
     todo = np.arange(len(rows.keys))
-    if len(todo) >= COMPILED_MIN_SETS and unsupported(market, config) is None:
+    if len(todo) >= compiled_min_sets and unsupported(market, config) is None:
         # the compiled search, for every set whose trial margins the compiled twin composes
         book, to_book = base_book(rows)
         inputs = trial_inputs(market, book, config, previous=rows.previous,

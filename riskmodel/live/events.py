@@ -33,7 +33,7 @@ liquidation order batch, automatic top-up, held or stale price and refused input
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,12 +69,17 @@ class Event:
 
     def record(self) -> dict[str, Any]:
         """The event as plain JSON values (the event log's line)."""
-        row = dict(zip(EVENT_COLUMNS, astuple(self)))
+        row = dict(zip(EVENT_COLUMNS, self.values()))
         row["time"] = self.time.isoformat()
         for name in _NUMBERS:
             value = row[name]
             row[name] = None if value != value else float(value)  # NaN: null
         return row
+
+    def values(self) -> tuple[Any, ...]:
+        """The fields in :data:`EVENT_COLUMNS` order (``dataclasses.astuple`` deep-copies
+        each field, which a replay's hundreds of thousands of events pay for)."""
+        return tuple(getattr(self, c) for c in EVENT_COLUMNS)
 
     @classmethod
     def from_record(cls, row: dict[str, Any]) -> Event:
@@ -98,7 +103,7 @@ def events_frame(events: list[Event]) -> pd.DataFrame:
             frame[name] = frame[name].astype(np.float64)
         frame["time"] = pd.to_datetime(frame["time"], utc=True)
         return frame
-    frame = pd.DataFrame([astuple(e) for e in events], columns=EVENT_COLUMNS)
+    frame = pd.DataFrame([e.values() for e in events], columns=EVENT_COLUMNS)
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     for name in _NUMBERS:
         frame[name] = frame[name].astype(np.float64)

@@ -23,6 +23,10 @@ from riskmodel.engine import PricedMarket
 from riskmodel.liquidation.partial import ORDER_COLUMNS, partial_liquidation
 
 ORDER_LOG_COLUMNS = ["time", *ORDER_COLUMNS]
+#: a batch's sets go through the compiled search from this many (the same orders as the
+#: engine's lockstep path, tested there; a batch is a few dozen sets, far below
+#: ``partial.COMPILED_MIN_SETS``, and the lockstep path costs a Python engine call per step)
+COMPILED_FROM = 1
 
 
 def liquidated(config: RunConfig) -> tuple[str, ...]:
@@ -74,7 +78,7 @@ def issue_orders(market: PricedMarket, config: RunConfig, margins: pd.DataFrame,
     result = partial_liquidation(
         market, config, margins, attribution, previous=previous, account_types=account_types,
         target=policy.target_margin_level, include_margin_call=policy.include_margin_call,
-        penalty=policy.penalty_rates)
+        penalty=policy.penalty_rates, compiled_min_sets=COMPILED_FROM)
     return result.orders, result.sets
 
 

@@ -106,3 +106,34 @@ def test_every_exact_liquidation_is_found_no_earlier(replays):
     both = exact.to_frame("exact").join(default.to_frame("default"), how="left")
     assert both["default"].notna().all(), both[both["default"].isna()]
     assert (both["default"] >= both["exact"]).all()
+
+
+def test_orders_are_the_lockstep_liquidations(replays):
+    """The loop's orders (the compiled search from one set, ``orders.COMPILED_FROM``) are bit
+    for bit what ``partial_liquidation``'s lockstep path through ``margin_book`` gives for the
+    same sets at the same marks (after the flush the requirement marks are the marks)."""
+    from riskmodel.engine import margin_book
+    from riskmodel.liquidation.partial import partial_liquidation
+    from riskmodel.live.orders import issue_orders
+
+    _, _, out = replays
+    live = out[False][0]
+    sets = live.open_sets()
+    market = live.view_market()
+    book, _ = live.book.book(sets)
+    tables = margin_book(market, book, live.config, collateral=live.ledger.equity[sets],
+                         previous=live.previous[sets], account_types=live.account_types)
+    margins = tables.margins[tables.margins["status"].isin(live.liquidated)]
+    assert len(margins) > 1
+    previous = live.run.stored.previous
+    orders, per_set = issue_orders(market, live.config, margins, tables.attribution, previous,
+                                   live.account_types)
+    policy = live.config.liquidation
+    lockstep = partial_liquidation(
+        market, live.config, margins, tables.attribution, previous=previous,
+        account_types=live.account_types, target=policy.target_margin_level,
+        include_margin_call=policy.include_margin_call, penalty=policy.penalty_rates,
+        compiled_min_sets=10**9)
+    assert len(orders) > 0
+    pd.testing.assert_frame_equal(orders, lockstep.orders, check_exact=True)
+    pd.testing.assert_frame_equal(per_set, lockstep.sets, check_exact=True)
