@@ -86,6 +86,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from riskmodel.measures.background import wait as wait_for_background
 from riskmodel.measures.losses import (
     SCEN_BLOCK_MIN,
     accumulate_loss,
@@ -470,6 +471,8 @@ def netting_set_tail(instrument_pnl: np.ndarray, indptr: np.ndarray, instrument_
         weighted(*args, weights, confidence, use_es, *out)
     elif screen is not None:
         tail_screened_parallel(*args, confidence, use_es, *out, *screen)
+    elif parallel:
+        tail_uniform_parallel(*args, confidence, use_es, *out)
     else:
-        uniform = tail_uniform_parallel if parallel else tail_uniform_serial
-        uniform(*args, confidence, use_es, *out)
+        wait_for_background()  # a first run may be compiling it in the background
+        tail_uniform_serial(*args, confidence, use_es, *out)

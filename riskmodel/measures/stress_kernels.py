@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from riskmodel.measures.background import wait as wait_for_background
+
 # below this much work (positions x scenarios) a parallel region costs more than it saves, and
 # compiling one costs seconds
 SERIAL_MAX_WORK = 2**25
@@ -66,8 +68,11 @@ def worst_loss(instrument_pnl, indptr, instrument_index, quantity, worst_out, sc
     worst_out : float64 ndarray of shape (n_sets,), written.
     scenario_out : int64 ndarray of shape (n_sets,), written.
     """
-    kernel = (_worst_loss_parallel if _parallel(instrument_pnl, instrument_index)
-              else _worst_loss_serial)
+    if _parallel(instrument_pnl, instrument_index):
+        kernel = _worst_loss_parallel
+    else:
+        wait_for_background()  # a first run may be compiling it in the background
+        kernel = _worst_loss_serial
     kernel(instrument_pnl, indptr, instrument_index, quantity, worst_out, scenario_out)
 
 
@@ -151,7 +156,11 @@ def grid_set_loss(unit_pnl, weights, indptr, instrument_index, quantity, factor_
     factor_code : int64 ndarray of shape (n_instruments,), the factor of each instrument.
     out : float64 ndarray of shape (n_sets,), written.
     """
-    kernel = _grid_parallel if _parallel(unit_pnl, instrument_index) else _grid_serial
+    if _parallel(unit_pnl, instrument_index):
+        kernel = _grid_parallel
+    else:
+        wait_for_background()  # a first run may be compiling it in the background
+        kernel = _grid_serial
     kernel(unit_pnl, weights, indptr, instrument_index, quantity, factor_code, out)
 
 

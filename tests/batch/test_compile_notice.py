@@ -17,7 +17,7 @@ def test_a_compilation_is_announced_once_and_timed():
         return 2.0 * total(x)  # its callee compiles inside it: one kernel, counted once
 
     lines = []
-    with CompileNotice(lines.append) as notice:
+    with CompileNotice(lines.append, background=False) as notice:
         assert twice(np.ones(3)) == 6.0
         assert twice(np.ones(4)) == 8.0  # the same types: no second compilation
     assert notice.kernels == 1 and notice.seconds > 0
@@ -25,6 +25,6 @@ def test_a_compilation_is_announced_once_and_timed():
     assert "compiling numerical kernels for their first use" in lines[0]
     assert lines[1].startswith("riskmodel: compiled 1 kernel(s) in ")
     quiet = []
-    with CompileNotice(quiet.append):
+    with CompileNotice(quiet.append, background=False):
         twice(np.ones(5))
     assert quiet == []
