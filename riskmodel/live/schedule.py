@@ -14,7 +14,7 @@ After each input (module :mod:`riskmodel.live.loop`, steps 3-6):
   lifted, on requirements that lag the marks). Then ``refresh_slice`` due sets are refreshed,
   nearest liquidation first: the sets not in liquidation by margin level, then those in it,
   nearest to leaving it first (the order is computed when sets become due and kept until the
-  next time they do);
+  next time they do, or until its first :data:`QUEUE_PAGE` sets are used up);
 * the orders go out when :class:`~riskmodel.live.orders.PendingOrders` says so.
 """
 
@@ -43,6 +43,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from riskmodel.live.state import LiveState
 
 
+#: the refresh queue holds the first this many due sets of its order (recomputed when they
+#: are used up): a crash makes tens of thousands of sets due at each requirement mark's move,
+#: and sorting them all costs more than the few hundred refreshed before the next move
+QUEUE_PAGE = 4096
+
+
 def take(live: LiveState, n: int) -> np.ndarray:
     """Up to ``n`` due sets, nearest liquidation first."""
     if n <= 0:
@@ -54,8 +60,7 @@ def take(live: LiveState, n: int) -> np.ndarray:
         # nearest liquidation first: the sets not in liquidation by level, then those in
         # it (their status can only improve), nearest to leaving it first
         inside = live.req.columns["status"][due] == LIQUIDATION
-        key = np.where(inside, np.inf, level)
-        queue.order = due[np.lexsort((-level, key))]
+        queue.order = due[first_in_order(np.where(inside, np.inf, level), -level, QUEUE_PAGE)]
         queue.next, queue.stale = 0, False
     picked: list[int] = []
     while len(picked) < n and queue.next < len(queue.order):
@@ -63,6 +68,19 @@ def take(live: LiveState, n: int) -> np.ndarray:
         queue.next += len(chunk)
         picked.extend(chunk[live.due[chunk]].tolist())
     return np.sort(np.asarray(picked, dtype=np.int64))
+
+
+def first_in_order(key: np.ndarray, second: np.ndarray, m: int) -> np.ndarray:
+    """The first ``m`` positions of ``np.lexsort((second, key))`` (by ``key``, then
+    ``second``, then position), without sorting them all: every one of them has a key at most
+    the ``m+1``-th smallest, so sorting those alone gives the same first ``m``."""
+    if len(key) <= 2 * m:
+        return np.lexsort((second, key))[:m]
+    kth = np.partition(key, m)[m]
+    if kth != kth:  # NaN keys sort last, and none compares: sort them all
+        return np.lexsort((second, key))[:m]
+    candidates = np.flatnonzero(key <= kth)
+    return candidates[np.lexsort((second[candidates], key[candidates]))][:m]
 
 
 def settle(live: LiveState, t: pd.Timestamp, touched: np.ndarray, forced: np.ndarray,
