@@ -171,7 +171,7 @@ def _tail_weighted(loss, weights, confidence, block_max, bs, work, cand_val, can
     return var, c
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _split_at_var(loss, var, c, weights, cand_idx, eq_idx):
     """One pass over the candidates in scenario order: the tail sums, and the scenarios above
     the VaR (compacted in place to the front of ``cand_idx``) and tied with it (``eq_idx``).

@@ -94,7 +94,7 @@ def accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, bl
             _block_max(loss, c0, c1, bs, block_max)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, no_cpython_wrapper=True)
 def _block_max(loss, c0, c1, bs, block_max):
     """``block_max[b] = max(loss[b*bs:(b+1)*bs])`` for the blocks in ``[c0, c1)``.
 

@@ -109,11 +109,13 @@ def grid_one(unit_pnl, weights, indptr, instrument_index, quantity, factor_code,
     out[s] = total
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _ascending(codes, n):
     """The order of the distinct ``codes[:n]`` ascending (an insertion sort: a set holds few
     factors, and numba's quicksort costs seconds to compile)."""
-    order = np.arange(n)
+    order = np.empty(n, dtype=np.int64)  # np.arange would compile an implementation of its own
+    for i in range(n):
+        order[i] = i
     for i in range(1, n):
         t = order[i]
         j = i - 1
