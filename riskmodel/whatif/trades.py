@@ -223,6 +223,12 @@ def _validate(state: LoadedRun, trades: pd.DataFrame) -> dict[str, np.ndarray]:
     if missing:
         raise InputDataError(f"trades: missing column(s) {', '.join(map(repr, missing))}; "
                              f"found {', '.join(map(repr, trades.columns))}")
+    accounts = trades["account_id"].astype(str).str.strip()
+    blank = (trades["account_id"].isna() | (accounts == "")).to_numpy()
+    if blank.any():
+        i = int(np.flatnonzero(blank)[0])
+        raise InputDataError(f"trades row {i + 1}, column 'account_id': missing account id "
+                             f"(value {trades['account_id'].iat[i]!r})")
     ids = trades["instrument_id"].astype(str).str.strip().to_numpy(dtype=object)
     for i, iid in enumerate(ids):
         if iid in state.market.unpriced:
@@ -255,7 +261,7 @@ def _validate(state: LoadedRun, trades: pd.DataFrame) -> dict[str, np.ndarray]:
             raise InputDataError(f"trades row {i + 1}, column 'collateral': not a finite "
                                  f"number (value {trades['collateral'].iat[i]!r})")
     return {
-        "account_id": trades["account_id"].astype(str).str.strip().to_numpy(dtype=object),
+        "account_id": accounts.to_numpy(dtype=object),
         "netting_set": sets.to_numpy(dtype=object),
         "instrument_id": ids,
         "quantity": quantity,

@@ -160,6 +160,11 @@ def test_cli_whatif_and_errors(run, tmp_path, capsys):
     with pytest.raises(InputDataError, match="no collateral row"):
         what_if(load_run(tmp / "run"), pd.DataFrame(
             {"account_id": ["NOBODY"], "instrument_id": ["SPX"], "quantity": [1.0]}))
+    for blank in (None, " "):
+        with pytest.raises(InputDataError, match="row 2, column 'account_id': missing"):
+            what_if(load_run(tmp / "run"), pd.DataFrame(
+                {"account_id": ["ACC0000", blank], "instrument_id": ["SPX", "SPX"],
+                 "quantity": [1.0, 1.0]}))
 
 
 def test_unpriced_factor_and_missing_horizon(tmp_path, capsys):
