@@ -97,7 +97,7 @@ from riskmodel.measures.losses import (
     threshold_block_size,
 )
 from riskmodel.measures.screening import SCREEN_LIMIT, float32_rows, tail_screened
-from riskmodel.measures.selection import select_kth, select_weighted
+from riskmodel.measures.selection import KERNEL_ONLY, select_kth, select_weighted
 
 __all__ = [
     "SCREEN_LIMIT",
@@ -171,7 +171,7 @@ def _tail_weighted(loss, weights, confidence, block_max, bs, work, cand_val, can
     return var, c
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, **KERNEL_ONLY)
 def _split_at_var(loss, var, c, weights, cand_idx, eq_idx):
     """One pass over the candidates in scenario order: the tail sums, and the scenarios above
     the VaR (compacted in place to the front of ``cand_idx``) and tied with it (``eq_idx``).

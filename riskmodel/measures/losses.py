@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uint64
 
-from riskmodel.measures.selection import select_kth
+from riskmodel.measures.selection import KERNEL_ONLY, select_kth
 
 _TILE = 1024  # scenarios per accumulation tile: 8 KiB of loss stays in L1 while positions stream
 SCEN_BLOCK_MAX = 16  # scenarios per block of the tail threshold (block maxima); divides _TILE
@@ -94,7 +94,7 @@ def accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, bl
             _block_max(loss, c0, c1, bs, block_max)
 
 
-@njit(cache=True, fastmath=True, no_cpython_wrapper=True)
+@njit(cache=True, fastmath=True, **KERNEL_ONLY)
 def _block_max(loss, c0, c1, bs, block_max):
     """``block_max[b] = max(loss[b*bs:(b+1)*bs])`` for the blocks in ``[c0, c1)``.
 

@@ -12,13 +12,18 @@ run compiles a few tenths of a second less.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
+
+KERNEL_ONLY: dict[str, Any] = {"no_cpython_wrapper": True}
+"""numba options of a helper called from kernels only: no CPython entry point to compile."""
 
 _SMALL = 16  # ranges this short are finished by insertion sort
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, **KERNEL_ONLY)
 def _median3(a, b, c):
     if a < b:
         if b < c:
@@ -29,7 +34,7 @@ def _median3(a, b, c):
     return c if b < c else b
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, **KERNEL_ONLY)
 def _partition_lt(x, lo, hi, pivot):
     """Move the values ``< pivot`` of ``x[lo:hi]`` to its front; return where they end.
 
@@ -45,7 +50,7 @@ def _partition_lt(x, lo, hi, pivot):
     return lt
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, **KERNEL_ONLY)
 def _partition_le(x, lo, hi, pivot):
     """:func:`_partition_lt` for the values ``<= pivot``."""
     le = lo
@@ -57,7 +62,7 @@ def _partition_le(x, lo, hi, pivot):
     return le
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, **KERNEL_ONLY)
 def _insertion_sort(x, lo, hi):
     for i in range(lo + 1, hi):
         v = x[i]
@@ -68,7 +73,7 @@ def _insertion_sort(x, lo, hi):
         x[j + 1] = v
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, **KERNEL_ONLY)
 def _sift_down(x, lo, root, end):
     """Restore the max-heap below ``root`` of the heap ``x[lo:lo + end]``."""
     while True:

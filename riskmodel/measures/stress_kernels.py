@@ -8,10 +8,13 @@ computed on its own in a fixed order, so results do not depend on threads or chu
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
 from riskmodel.measures.background import wait as wait_for_background
+from riskmodel.measures.selection import KERNEL_ONLY
 
 # below this much work (positions x scenarios) a parallel region costs more than it saves, and
 # compiling one costs seconds
@@ -53,8 +56,13 @@ def _worst_loss_serial(instrument_pnl, indptr, instrument_index, quantity, worst
                    scenario_out)
 
 
-def _parallel(pnl: np.ndarray, instrument_index: np.ndarray) -> bool:
-    return instrument_index.size * pnl.shape[1] >= SERIAL_MAX_WORK
+def _pick(parallel: Any, serial: Any, pnl: np.ndarray, instrument_index: np.ndarray) -> Any:
+    """The ``parallel`` kernel from :data:`SERIAL_MAX_WORK` positions x scenarios, else the
+    ``serial`` one, once a first run's background compilation of it is done."""
+    if instrument_index.size * pnl.shape[1] >= SERIAL_MAX_WORK:
+        return parallel
+    wait_for_background()
+    return serial
 
 
 def worst_loss(instrument_pnl, indptr, instrument_index, quantity, worst_out, scenario_out):
@@ -68,11 +76,7 @@ def worst_loss(instrument_pnl, indptr, instrument_index, quantity, worst_out, sc
     worst_out : float64 ndarray of shape (n_sets,), written.
     scenario_out : int64 ndarray of shape (n_sets,), written.
     """
-    if _parallel(instrument_pnl, instrument_index):
-        kernel = _worst_loss_parallel
-    else:
-        wait_for_background()  # a first run may be compiling it in the background
-        kernel = _worst_loss_serial
+    kernel = _pick(_worst_loss_parallel, _worst_loss_serial, instrument_pnl, instrument_index)
     kernel(instrument_pnl, indptr, instrument_index, quantity, worst_out, scenario_out)
 
 
@@ -109,7 +113,7 @@ def grid_one(unit_pnl, weights, indptr, instrument_index, quantity, factor_code,
     out[s] = total
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, **KERNEL_ONLY)
 def _ascending(codes, n):
     """The order of the distinct ``codes[:n]`` ascending (an insertion sort: a set holds few
     factors, and numba's quicksort costs seconds to compile)."""
@@ -158,11 +162,7 @@ def grid_set_loss(unit_pnl, weights, indptr, instrument_index, quantity, factor_
     factor_code : int64 ndarray of shape (n_instruments,), the factor of each instrument.
     out : float64 ndarray of shape (n_sets,), written.
     """
-    if _parallel(unit_pnl, instrument_index):
-        kernel = _grid_parallel
-    else:
-        wait_for_background()  # a first run may be compiling it in the background
-        kernel = _grid_serial
+    kernel = _pick(_grid_parallel, _grid_serial, unit_pnl, instrument_index)
     kernel(unit_pnl, weights, indptr, instrument_index, quantity, factor_code, out)
 
 
