@@ -110,6 +110,7 @@ def cmd_eod(args: argparse.Namespace) -> int:
     from riskmodel.batch.eod import EodInputs, run_eod, write_eod
     from riskmodel.batch.partitions import EngineOptions, work_dir_for
     from riskmodel.io.outputs import writable_folder
+    from riskmodel.measures.precompile import start_if_cold
     from riskmodel.volatility.params import load_parameter_set
 
     freeze_heap()  # the engine's modules are loaded now
@@ -121,6 +122,7 @@ def cmd_eod(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     writable_folder(args.out)  # before any work: the work folder goes beside it
+    start_if_cold()  # a first run: the margin kernels compile beside the loading
     work_dir = work_dir_for(args.out)
     engine = EngineOptions(engine=args.engine, scheduler=args.scheduler, workers=args.workers,
                            work_dir=work_dir, resume=args.resume)
@@ -182,11 +184,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from riskmodel.demo import write_demo_inputs
     from riskmodel.engine.store import load_config_source
     from riskmodel.io.outputs import staged_output, writable_folder
+    from riskmodel.measures.precompile import start_if_cold
 
     if args.accounts < 1:
         raise UsageError(f"--accounts = {args.accounts} must be >= 1")
     out = Path(args.out)
     writable_folder(out)
+    start_if_cold()  # a first run: the margin kernels compile beside the inputs' writing
     # Build the inputs and run in a scratch folder first, so that a failure leaves nothing.
     scratch = Path(tempfile.mkdtemp(prefix="riskmodel-demo-"))
     try:
