@@ -178,6 +178,7 @@ class RemarkedMarket:
         # at_marks's rows and the marks (own factor, implied-vol index) they were priced at
         self._exact: dict[int, _Rows] = {}
         self._exact_at = np.full((len(frame), 2), np.nan)
+        self._buffers: dict[Any, np.ndarray] = {}  # at_marks's gathers
         self._first_option = int(np.flatnonzero(is_option)[0]) if is_option.any() else -1
         self._grid_code = pd.factorize(frame["factor"].to_numpy())[0].astype(np.int64)
         self._check_shocks()
@@ -406,7 +407,8 @@ class RemarkedMarket:
         own (its axis: those instruments in this order), as :func:`riskmodel.engine.
         price_market` would price them there. Rows priced by an earlier call are reused while
         their factor and implied-vol index have not moved (pricing is a function of the marks
-        alone, so a reused row is the row priced again)."""
+        alone, so a reused row is the row priced again). Its P&L arrays are buffers of this
+        object: the market is valid until the next call."""
         rows = np.asarray(rows, dtype=np.int64)
         base, marks = self.base, self.spot
         own = marks[self.factor_of[rows]]
@@ -431,11 +433,14 @@ class RemarkedMarket:
         model, floor, stress = {}, {}, {}
         for h in base.horizons:
             cache = self._exact_rows(h)
-            model[h] = ModelPnl(cache.model[rows], base.model[h].weights)
+            model[h] = ModelPnl(self._gathered(("model", h), cache.model, rows),
+                                base.model[h].weights)
             if cache.floor is not None and h in base.floor:
-                floor[h] = ModelPnl(cache.floor[rows], base.floor[h].weights)
+                floor[h] = ModelPnl(self._gathered(("floor", h), cache.floor, rows),
+                                    base.floor[h].weights)
             if base.stress is not None:
-                stress[h] = dataclasses.replace(base.stress[h], pnl=cache.stress[rows])
+                stress[h] = dataclasses.replace(
+                    base.stress[h], pnl=self._gathered(("stress", h), cache.stress, rows))
         frame = self._frame_at(rows, marks)
         market = PricedMarket(frame, self._factor_table(marks), base.valuation_time, model,
                               stress if base.stress is not None else None, floor,
@@ -451,6 +456,19 @@ class RemarkedMarket:
                     market.cached(("grid", h), lambda g=cache.grid, w=cache.grid_weights: (
                         np.ascontiguousarray(g[rows]), w, code))
         return market
+
+    def _gathered(self, key: Any, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``source[rows]`` (C-contiguous) in a buffer kept for ``key`` between calls, so
+        valid until the next :meth:`at_marks`: an order batch gathers ~100 MB of rows, and
+        fresh memory costs its page faults on top of the copy."""
+        buffer = self._buffers.get(key)
+        if buffer is None or len(buffer) < len(rows):
+            grown = 0 if buffer is None else len(buffer) + len(buffer) // 4
+            buffer = self._buffers[key] = np.empty((max(len(rows), grown), source.shape[1]))
+        out = buffer[:len(rows)]
+        # rows are in range: mode "clip" skips the bounds check's buffered copy into ``out``
+        np.take(source, rows, axis=0, out=out, mode="clip")
+        return out
 
     def _exact_rows(self, h: int) -> _Rows:
         """The rows :meth:`at_marks` priced, by horizon (allocated on first use)."""
