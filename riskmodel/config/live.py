@@ -31,13 +31,13 @@ class LiveConfig:
         mark* follows its price whenever the two are further apart than this, and every set
         holding the factor is then due; ``--exact`` refreshes every touched set on every tick.
     refresh_slice : int
-        Due netting sets refreshed after each input, nearest liquidation first (32); the rest
+        Due netting sets refreshed after each input, nearest liquidation first (16); the rest
         wait for the next inputs, and all of them for ``flush``.
     order_batch : int
         Netting sets waiting for liquidation orders that make the orders go out at once (256).
     order_wait : float
         Seconds of stream time the first set waiting for liquidation orders waits at most
-        (5.0): orders go out at the first input at or after that (and at ``flush``). A move
+        (10.0): orders go out at the first input at or after that (and at ``flush``). A move
         into or out of liquidation that lagging requirements show is confirmed by that batch
         at the exact marks, so this also bounds its publication delay.
     checkpoint_every : int
@@ -52,9 +52,9 @@ class LiveConfig:
     max_jump: float = 0.5
     stale_after: float = 3600.0
     refresh_move: float = 0.01
-    refresh_slice: int = 32
+    refresh_slice: int = 16
     order_batch: int = 256
-    order_wait: float = 5.0
+    order_wait: float = 10.0
     checkpoint_every: int = 10000
     auto_top_up: bool = False
     top_up_trigger: float = 1.2
