@@ -297,9 +297,13 @@ def _net(loaded: _Loaded, inputs: EodInputs, config: RunConfig, warnings: list[s
     book = net_positions(rows, held)
     uncovered(book, loaded.positions, loaded.accounts, loaded.faults)
     book = without_faulty(book, loaded.faults)
-    # the rows as read: the book replaces them
-    loaded.positions = dataclasses.replace(loaded.positions, frame=rows.iloc[:0])
-    del rows
+    # the rows as read, and the file's table behind them (ten million rows at venue size): the
+    # book replaces them; empty copies, as a slice would keep its parent's memory alive
+    table = loaded.positions.table
+    loaded.positions = dataclasses.replace(
+        loaded.positions, frame=rows.iloc[:0].copy(),
+        table=dataclasses.replace(table, frame=table.frame.iloc[:0].copy(), null_masks={}))
+    del rows, table
     if book.n_sets == 0:
         raise InputDataError(f"{inputs.positions}: no non-zero position after netting")
     instruments = frame.set_index("instrument_id", drop=False)
