@@ -123,10 +123,10 @@ def read_positions(path: Path, margins: pd.DataFrame, *, quantity: bool = False,
     ValueError
         If the file's rows do not line up with ``margins``.
     """
-    columns = ["account_id", "netting_set", "instrument_id", "notional", "contribution"]
-    columns += ["quantity"] if quantity else []
-    table = pq.read_table(path, columns=columns,
-                          read_dictionary=["account_id", "netting_set", "instrument_id"])
+    # the ids of the order check are read, checked and dropped before the columns kept: at
+    # venue size each is ten million rows
+    table = pq.read_table(path, columns=["account_id", "netting_set"],
+                          read_dictionary=["account_id", "netting_set"])
     rows = set_rows(margins)
     if table.num_rows != len(rows):
         raise ValueError(f"{path}: {table.num_rows} positions, the margin table counts "
@@ -142,6 +142,9 @@ def read_positions(path: Path, margins: pd.DataFrame, *, quantity: bool = False,
         if found != margins[key].iloc[sample].astype(str).tolist():
             raise ValueError(f"{path}: positions are not in the margin table's set order "
                              f"({key})")
+    del table
+    columns = ["instrument_id", "notional", "contribution"] + (["quantity"] if quantity else [])
+    table = pq.read_table(path, columns=columns, read_dictionary=["instrument_id"])
     instrument, ids = dictionary_codes(table.select(["instrument_id"]).unify_dictionaries(),
                                        "instrument_id")
 
