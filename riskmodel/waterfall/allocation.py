@@ -88,17 +88,9 @@ def allocate(book: WaterfallBook, outcome: Outcome, *, fund: float | None = None
     """The waterfall of ``outcome`` (module docstring). ``fund`` replaces ``[waterfall]
     insurance_fund`` (the close-outs do not depend on it); ``twin`` runs the numpy twin of
     the ADL kernel instead of the kernel (same result)."""
-    w = book.wcfg
-    state = outcome.state
-    loss = float(state.bankrupt.sum())
-    to_fund = float(state.collected.sum()) * w.penalty_to_fund
-    available = (w.insurance_fund if fund is None else fund) + to_fund
+    loss, to_fund, available, profit = _ledger(book, outcome, fund)
     used = min(available, loss)
     rest = loss - used
-    tradeable = (~book.view.collateral).astype(np.float64)
-    open_ = ~state.liquidated
-    profit = np.asarray(book.by_instrument @ (outcome.unit_pnl * tradeable)).ravel()
-    profit = np.where(open_, profit, 0.0)
     cap = np.maximum(profit, 0.0)
     groups = _groups(book, outcome, rest, loss, profit)
     cand_loss, reduced, moved = fill(groups, cap, twin=twin)
@@ -107,7 +99,7 @@ def allocate(book: WaterfallBook, outcome: Outcome, *, fund: float | None = None
     socialised_by_set = np.zeros(book.n_sets)
     socialised = 0.0
     pool = float(cap.sum())
-    if w.socialisation == "pro_rata_profit" and after > 0 and pool > 0:
+    if book.wcfg.socialisation == "pro_rata_profit" and after > 0 and pool > 0:
         socialised = min(after, pool)
         socialised_by_set = cap * (socialised / pool)
     rows = _adl_rows(book, outcome, groups, cand_loss, reduced, profit)
@@ -133,17 +125,23 @@ def adl_groups(book: WaterfallBook, outcome: Outcome, fund: float | None = None
                ) -> tuple[Groups, np.ndarray]:
     """What the ADL fill of ``outcome`` works on (its groups) and each set's profit cap, as
     :func:`allocate` prepares them (for timing the fill on its own)."""
-    state = outcome.state
-    loss = float(state.bankrupt.sum())
-    w = book.wcfg
-    available = ((w.insurance_fund if fund is None else fund)
-                 + float(state.collected.sum()) * w.penalty_to_fund)
-    tradeable = (~book.view.collateral).astype(np.float64)
-    profit = np.where(~state.liquidated,
-                      np.asarray(book.by_instrument @ (outcome.unit_pnl * tradeable)).ravel(),
-                      0.0)
+    loss, _, available, profit = _ledger(book, outcome, fund)
     rest = loss - min(available, loss)
     return _groups(book, outcome, rest, loss, profit), np.maximum(profit, 0.0)
+
+
+def _ledger(book: WaterfallBook, outcome: Outcome, fund: float | None
+            ) -> tuple[float, float, float, np.ndarray]:
+    """``(bankruptcy loss, penalties to the fund, fund available, profit)`` of ``outcome``:
+    ``profit`` (n_sets,) is each set's P&L on its traded positions, 0 for a set liquidated."""
+    state = outcome.state
+    w = book.wcfg
+    loss = float(state.bankrupt.sum())
+    to_fund = float(state.collected.sum()) * w.penalty_to_fund
+    available = (w.insurance_fund if fund is None else fund) + to_fund
+    tradeable = (~book.view.collateral).astype(np.float64)
+    profit = np.asarray(book.by_instrument @ (outcome.unit_pnl * tradeable)).ravel()
+    return loss, to_fund, available, np.where(~state.liquidated, profit, 0.0)
 
 
 def _groups(book: WaterfallBook, outcome: Outcome, rest: float, loss: float,
