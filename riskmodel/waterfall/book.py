@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from riskmodel.batch.liquidation_stage import liquidated_statuses
 from riskmodel.config import RunConfig, WaterfallConfig
 from riskmodel.engine.store import StoredRun, read_run
 from riskmodel.errors import InputDataError
@@ -26,8 +27,6 @@ from riskmodel.margin.policy import position_rates
 from riskmodel.portfolio.collateral import CollateralTable
 from riskmodel.waterfall.members import Members, read_members
 from riskmodel.waterfall.remark import MarketView
-
-LIQUIDATED = ("liquidation",)
 
 
 @dataclass(eq=False)
@@ -67,9 +66,7 @@ class WaterfallBook:
         self.equity0 = b.sets["equity"].to_numpy(np.float64)
         self.im0 = b.sets["initial_margin"].to_numpy(np.float64)
         self.mm0 = b.sets["maintenance_margin"].to_numpy(np.float64)
-        statuses = (("liquidation", "margin_call") if self.config.liquidation.include_margin_call
-                    else LIQUIDATED)
-        self.liquidated0 = b.sets["status"].isin(statuses).to_numpy()
+        self.liquidated0 = b.sets["status"].isin(liquidated_statuses(self.config)).to_numpy()
         instruments = self.view.instruments
         self.rate = position_rates(self.config.liquidation.penalty_rates,
                                    instruments["kind"].to_numpy(),

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from riskmodel.batch.liquidation_stage import liquidated_statuses
 from riskmodel.engine import PricedMarket, margin_book
 from riskmodel.liquidation.partial import partial_liquidation
 from riskmodel.portfolio.collateral import previous_margins
@@ -166,7 +167,7 @@ class Liquidator:
         state.engine_sets += len(idx)
         where = pd.Index(idx).get_indexer(sets)
         status = np.asarray(figures["status"], dtype=object)[where]
-        liquidated = np.isin(status, _statuses(self.book))
+        liquidated = np.isin(status, liquidated_statuses(self.book.config))
         return liquidated, np.asarray(figures["maintenance_margin"], np.float64)[where]
 
     def partial(self, state: State, marks: Marks, sets: np.ndarray, equity: np.ndarray
@@ -262,11 +263,6 @@ class Liquidator:
         buys = np.bincount(inverse, np.maximum(-signed, 0.0), minlength=len(keys))
         cost = self.slippage.cost(keys % n_factors, sells, buys)
         return np.bincount(keys // n_factors, cost, minlength=b.n_sets)
-
-
-def _statuses(book: WaterfallBook) -> tuple[str, ...]:
-    return (("liquidation", "margin_call") if book.config.liquidation.include_margin_call
-            else ("liquidation",))
 
 
 def _flat(book: WaterfallBook, q: np.ndarray, s: int) -> bool:
