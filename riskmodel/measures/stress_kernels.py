@@ -14,11 +14,8 @@ import numpy as np
 from numba import njit, prange
 
 from riskmodel.measures.background import wait as wait_for_background
+from riskmodel.measures.kernels import SERIAL_MAX_WORK  # the tail kernels' bound, one place
 from riskmodel.measures.selection import KERNEL_ONLY
-
-# below this much work (positions x scenarios) a parallel region costs more than it saves, and
-# compiling one costs seconds
-SERIAL_MAX_WORK = 2**25
 
 
 @njit(cache=True)
