@@ -25,6 +25,13 @@ def _set_keys(sets: pd.DataFrame) -> list[_Key]:
     return list(zip(sets["account_id"].tolist(), sets["netting_set"].tolist()))
 
 
+def _lookup(table: pd.DataFrame, column: str) -> dict[_Key, float]:
+    """``(account_id, netting_set) -> column`` of each row of ``table``, for small books."""
+    keys = zip(table["account_id"].to_numpy(dtype=object).tolist(),
+               table["netting_set"].to_numpy(dtype=object).tolist())
+    return dict(zip(keys, table[column].to_numpy(np.float64).tolist()))
+
+
 class CollateralTable:
     """The accounts table as a lookup of each netting set's collateral.
 
@@ -58,10 +65,7 @@ class CollateralTable:
 
     @cached_property
     def _by_key(self) -> dict[_Key, float]:
-        """``(account_id, netting_set) -> collateral``, for small books."""
-        keys = zip(self.table["account_id"].to_numpy(dtype=object).tolist(),
-                   self.table["netting_set"].to_numpy(dtype=object).tolist())
-        return dict(zip(keys, self.table["collateral"].to_numpy(np.float64).tolist()))
+        return _lookup(self.table, "collateral")
 
     def of_keys(self, keys: list[_Key]) -> np.ndarray:
         """Collateral of each ``(account_id, netting_set)`` of ``keys`` (0 without a row),
@@ -97,10 +101,7 @@ class PreviousMargins:
 
     @cached_property
     def _by_key(self) -> dict[_Key, float]:
-        p = self.previous
-        keys = zip(p["account_id"].to_numpy(dtype=object).tolist(),
-                   p["netting_set"].to_numpy(dtype=object).tolist())
-        return dict(zip(keys, p["model_margin"].to_numpy(np.float64).tolist()))
+        return _lookup(self.previous, "model_margin")
 
     def of_sets(self, sets: pd.DataFrame) -> np.ndarray:
         """:func:`previous_margins` of ``sets`` (NaN where the previous run had no such set)."""
