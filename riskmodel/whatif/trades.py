@@ -104,10 +104,10 @@ def what_if(state: LoadedRun, trades: pd.DataFrame) -> pd.DataFrame:
         an account without collateral, or a horizon the run did not store.
     """
     ticket = _validate(state, trades)
-    keys = sorted(set(zip(ticket["account_id"].tolist(), ticket["netting_set"].tolist())))
+    row_keys = list(zip(ticket["account_id"].tolist(), ticket["netting_set"].tolist()))
+    keys = sorted(set(row_keys))
     key_row = {k: i for i, k in enumerate(keys)}
-    deposits = _sums(ticket["collateral"], [key_row[k] for k in zip(
-        ticket["account_id"].tolist(), ticket["netting_set"].tolist())], len(keys))
+    deposits = _sums(ticket["collateral"], [key_row[k] for k in row_keys], len(keys))
     book = net_positions(_rows(state, keys, ticket), state.axis)
     set_keys = list(zip(book.sets["account_id"].tolist(), book.sets["netting_set"].tolist()))
     # each touched set's row of the book's figures (-1: its positions all closed)
