@@ -15,7 +15,8 @@ The layer every page uses:
   scroll inside their own box (:func:`~.page.frame_table`);
 * :mod:`.formats`: numbers for people (thousands separators, units, percentages, signs);
 * :mod:`.columns`: every table column named and formatted once;
-* :mod:`.common`: bare Agg figures (no pyplot state), PNG files and data URIs.
+* :mod:`.common`: bare Agg figures (no pyplot state) and PNG data URIs (PNG files are
+  written by :func:`~.page.embed`).
 
 The pages, each opening with its verdict and headline numbers in words, then its figures,
 then the detail:

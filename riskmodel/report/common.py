@@ -1,4 +1,4 @@
-"""What the report writers share: a bare Agg figure, PNG files and PNGs inlined in HTML.
+"""What the report writers share: a bare Agg figure and PNGs inlined in HTML.
 
 Plots are drawn on matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``), never
 through ``pyplot``: no display is needed, no global backend state is touched and nothing is
@@ -9,12 +9,11 @@ HTML file opens anywhere (e-mail, artefact stores) with no other file.
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["new_figure", "png_data_uri", "save_png"]
+__all__ = ["new_figure", "png_data_uri"]
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -22,19 +21,6 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
-
-
-def save_png(fig: Figure, path: Path, dpi: int = 100) -> Path:
-    """Write ``fig`` to ``path`` as PNG at ``dpi``, then clear it (its artists are freed at once).
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    fig.savefig(path, format="png", dpi=dpi)
-    fig.clear()
-    return path
 
 
 def png_data_uri(png: bytes) -> str:
