@@ -489,14 +489,13 @@ def test_interior_search_stops_when_no_fraction_restores(g):
 
 
 @pytest.mark.parametrize("variant", ["demo", "apc", "target", "stress max"])
-def test_compiled_search_gives_the_lockstep_orders_bit_for_bit(tmp_path, monkeypatch, variant):
+def test_compiled_search_gives_the_lockstep_orders_bit_for_bit(tmp_path, variant):
     """The compiled search (every set at once, its trial margins the engine's compiled twin)
     against the lockstep search through ``margin_book`` itself, on a demo with 30% of its
     collateral under several configurations: the same orders and outcomes, bit for bit. Sets
     with a concentration charge take the lockstep path in both (the demo's threshold)."""
     import dataclasses
 
-    import riskmodel.liquidation.partial as partial
     from riskmodel.batch.eod import EodInputs, run_eod
     from riskmodel.config import load_config
 
@@ -519,11 +518,12 @@ def test_compiled_search_gives_the_lockstep_orders_bit_for_bit(tmp_path, monkeyp
                                    * rng.uniform(0.3, 1.5, len(margins)))
 
     def liquidate(minimum):
-        monkeypatch.setattr(partial, "COMPILED_MIN_SETS", minimum)
+        # the argument, not the module's constant: its default was bound when defined
         return partial_liquidation(run.state.market, config, margins, attribution,
                                    previous=previous, target=target,
                                    include_margin_call=include_margin_call,
-                                   penalty=RateTable(0.002, {"perpetual": 0.005}))
+                                   penalty=RateTable(0.002, {"perpetual": 0.005}),
+                                   compiled_min_sets=minimum)
 
     compiled, lockstep = liquidate(0), liquidate(10**9)
     assert len(lockstep.sets) >= 15 and (lockstep.orders.groupby(KEY).size() > 1).any()
