@@ -36,6 +36,13 @@ def eod(files: DemoFiles, out: Path, *, prices: Path | None = None,
 
 
 @pytest.fixture(scope="session")
+def run_eod():
+    """:func:`eod`, for the tests that run it on inputs of their own (a fixture: a test module
+    importing ``conftest`` by name gets whichever directory's conftest was loaded last)."""
+    return eod
+
+
+@pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """The demo book of 40 accounts margined by eod (HS, the demo's RUN.toml)."""
     tmp = tmp_path_factory.mktemp("live-demo")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import eod
 from streams import feed, intraday
 
 from riskmodel.live import LiveMargin, events_frame
@@ -63,7 +62,7 @@ def test_default_equals_exact_after_flush(replays):
     _assert_tables_equal(default, exact, MARGIN_COLUMNS)
 
 
-def test_equals_eod_rerun_at_final_marks(replays, demo_run, tmp_path):
+def test_equals_eod_rerun_at_final_marks(replays, demo_run, run_eod, tmp_path):
     run, _, out = replays
     live = out[False][0]
     files = demo_run.files
@@ -86,9 +85,9 @@ def test_equals_eod_rerun_at_final_marks(replays, demo_run, tmp_path):
     held.to_csv(tmp_path / "positions.csv", index=False, float_format="%.17g")
     accounts = snap[KEY + ["equity"]].rename(columns={"equity": "collateral"})
     accounts.to_csv(tmp_path / "accounts.csv", index=False, float_format="%.17g")
-    eod(files, tmp_path / "rerun", prices=tmp_path / "prices.csv",
-        instruments=tmp_path / "instruments.csv", positions=tmp_path / "positions.csv",
-        accounts=tmp_path / "accounts.csv")
+    run_eod(files, tmp_path / "rerun", prices=tmp_path / "prices.csv",
+            instruments=tmp_path / "instruments.csv", positions=tmp_path / "positions.csv",
+            accounts=tmp_path / "accounts.csv")
     rerun = pd.read_parquet(tmp_path / "rerun" / "margins.parquet")
     _assert_tables_equal(snap, rerun[MARGIN_COLUMNS], MARGIN_COLUMNS)
 
