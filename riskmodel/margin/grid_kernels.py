@@ -180,9 +180,10 @@ def grid_rule_losses(pnl, base, und, group, pos_disc, neg_disc, basis_factor, da
         each scenario's loss summed over the set's underlyings is written.
     """
     for s in prange(indptr.shape[0] - 1):
-        _one_set(s, pnl, base, und, group, pos_disc, neg_disc, basis_factor, damp, skew, indptr,
-                 instrument_index, quantity, worst_out, basis_out, scenario_out, share_out,
-                 totals_out)
+        # np.int64: prange counts in uint64, and the serial kernel's int64 would compile twice
+        _one_set(np.int64(s), pnl, base, und, group, pos_disc, neg_disc, basis_factor, damp,
+                 skew, indptr, instrument_index, quantity, worst_out, basis_out, scenario_out,
+                 share_out, totals_out)
 
 
 @njit(cache=True)
