@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from riskmodel.config.rates import RateTable
-from riskmodel.margin.policy import STATUSES, margin_base
+from riskmodel.margin.policy import STATUSES, margin_base, position_rates
 
 __all__ = ["Positions", "exposure_tables", "instrument_contributions", "largest_calls",
            "nearest_liquidation", "policy_tools", "read_positions", "status_codes",
@@ -180,13 +180,6 @@ def instrument_meta(pos: Positions, instruments: pd.DataFrame) -> tuple[np.ndarr
             meta["underlying"].fillna("unknown").astype(str).to_numpy())
 
 
-def position_rates(pos: Positions, instruments: pd.DataFrame, table: RateTable) -> np.ndarray:
-    """The rate of ``table`` for each position, shape (n_positions,)."""
-    kind, und = instrument_meta(pos, instruments)
-    rate = np.array([table.rate(k, u) for k, u in zip(kind, und)], dtype=np.float64)
-    return rate[pos.instrument]
-
-
 def exposure_tables(pos: Positions, margins: pd.DataFrame, instruments: pd.DataFrame,
                     flat_rates: RateTable) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Initial margin (allocated), flat-rate margin and gross notional by underlying and by
@@ -196,7 +189,7 @@ def exposure_tables(pos: Positions, margins: pd.DataFrame, instruments: pd.DataF
     """
     n = len(pos.instrument_ids)
     kind, und = instrument_meta(pos, instruments)
-    flat = pos.notional * position_rates(pos, instruments, flat_rates)
+    flat = pos.notional * position_rates(flat_rates, kind.tolist(), und.tolist())[pos.instrument]
     per_instrument = pd.DataFrame({
         "underlying": und, "kind": kind, "positions": _by_code(pos.instrument, n),
         "initial_margin": _by_code(pos.instrument, n, _allocated_im(pos, margins, flat)),
@@ -361,7 +354,9 @@ def initial_floor(pos: Positions, margins: pd.DataFrame, instruments: pd.DataFra
                   margin_config: Mapping[str, Any]) -> np.ndarray:
     """Per set: ``max(min_initial_margin, sum |notional| x initial floor rate, maintenance
     floor)``, the floor :mod:`riskmodel.margin.policy` applies."""
-    rate = position_rates(pos, instruments, RateTable(**margin_config["initial_floor_rates"]))
+    kind, und = instrument_meta(pos, instruments)
+    rate = position_rates(RateTable(**margin_config["initial_floor_rates"]), kind.tolist(),
+                          und.tolist())[pos.instrument]
     charge = _by_code(pos.set_index, len(margins), pos.notional * rate)
     return np.maximum(np.maximum(float(margin_config.get("min_initial_margin", 0.0)), charge),
                       margins["maintenance_floor"].to_numpy(np.float64))
