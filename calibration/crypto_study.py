@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from calibration.studies import default_fitter
 from riskmodel.backtest.run import BacktestInputs, BacktestWindow, run_backtest
 from riskmodel.backtest.statistics import flat_rate_equivalent
 from riskmodel.config import config_from_mapping, read_toml
@@ -138,16 +139,6 @@ def write_inputs(folder: Path, shared: Path = SHARED) -> BacktestInputs:
                           folder / "positions.csv")
 
 
-def _fitter() -> Any:
-    from calibration.estimate import Spec
-    from calibration.runner import fit_samples
-
-    def fit(samples: Mapping[str, pd.Series], config: Any) -> Any:
-        return fit_samples(samples, Spec.from_config(config.calibration, config.ewma_lambda))
-
-    return fit
-
-
 def _hindsight_scaled(frame: pd.DataFrame) -> float:
     """The median set's model margin scaled with hindsight to its own breach count (the
     smallest factor keeping them), over the hindsight flat rate at that count: what a
@@ -173,7 +164,7 @@ def run_candidate(candidate: Candidate, inputs: BacktestInputs, start: str = STA
         config = config_from_mapping(candidate.raw(), {}, source=candidate.name)
         result = run_backtest(inputs, config, BacktestWindow(start, end, 1,
                                                              candidate.recalibrate_every),
-                              fitter=_fitter(), n_sim=0)
+                              fitter=default_fitter(), n_sim=0)
     except RiskModelError as exc:
         row.update(status=f"refused: {type(exc).__name__}: {exc}"[:200],
                    runtime_s=round(time.perf_counter() - clock, 1))

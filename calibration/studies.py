@@ -90,6 +90,7 @@ __all__ = [
     "METRIC_COLUMNS",
     "Study",
     "caching_fitter",
+    "default_fitter",
     "efficient",
     "flat_rate_curve",
     "frontier_table",
@@ -243,7 +244,8 @@ def caching_fitter(fitter: VolatilityFitter) -> VolatilityFitter:
     return fit
 
 
-def _default_fitter() -> VolatilityFitter:
+def default_fitter() -> VolatilityFitter:
+    """The GARCH fitter of :mod:`calibration` under the run's ``[calibration]`` settings."""
     from calibration.estimate import Spec
     from calibration.runner import fit_samples
 
@@ -364,7 +366,7 @@ def run_study(
     configs = [point_config(raw_config, overrides, p) for p in points]  # all validated first
     base = config_from_mapping(raw_config, {k: v for k, v in overrides.items() if v is not None})
     loaded = load_inputs(inputs, base)
-    fit = caching_fitter(fitter if fitter is not None else _default_fitter())
+    fit = caching_fitter(fitter if fitter is not None else default_fitter())
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     curves: list[pd.DataFrame] = []
