@@ -156,8 +156,8 @@ def partial_liquidation(
         inputs = trial_inputs(market, book, config, previous=rows.previous,
                               account_types=account_types)
         concentrated = inputs.concentrated()
-        outcome = compiled_search(market, config, rows, target, account_types,
-                                  np.flatnonzero(~concentrated), inputs, to_book)
+        outcome = compiled_search(rows, target, np.flatnonzero(~concentrated), inputs,
+                                  to_book)
         todo = np.flatnonzero((outcome.code != 0) | concentrated)
     if len(todo):
         _reference(_Engine(market, config, by_key, account_types), rows, todo, target,

@@ -18,9 +18,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from riskmodel.config import RunConfig
-from riskmodel.engine import PricedMarket
-from riskmodel.engine.trials import TrialInputs, trial_inputs
+from riskmodel.engine.trials import TrialInputs
 from riskmodel.liquidation.search_kernels import liquidate_sets
 from riskmodel.portfolio.netting import Book
 
@@ -77,16 +75,11 @@ def base_book(rows: SearchRows) -> tuple[Book, np.ndarray]:
     return book, to_book
 
 
-def compiled_search(market: PricedMarket, config: RunConfig, rows: SearchRows, target: float,
-                    account_types: dict[str, str] | None, chosen: np.ndarray,
-                    inputs: TrialInputs | None = None, to_book: np.ndarray | None = None
-                    ) -> SearchResult:
+def compiled_search(rows: SearchRows, target: float, chosen: np.ndarray, inputs: TrialInputs,
+                    to_book: np.ndarray) -> SearchResult:
     """Run the search for the sets ``chosen`` (their numbers in ``rows``) on as many threads as
-    numba has (module docstring)."""
-    if inputs is None or to_book is None:
-        book, to_book = base_book(rows)
-        inputs = trial_inputs(market, book, config, previous=rows.previous,
-                              account_types=account_types)
+    numba has (module docstring); ``inputs`` are :func:`riskmodel.engine.trials.trial_inputs`
+    of :func:`base_book`'s book, ``to_book`` its row map."""
     ctx = (inputs.mk, inputs.pol, inputs.pos, inputs.indptr, inputs.account_h,
            inputs.previous, rows.set_ptr.astype(np.int64), to_book,
            np.ascontiguousarray(rows.quantity, dtype=np.float64),
