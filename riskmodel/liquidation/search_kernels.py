@@ -168,13 +168,10 @@ def _margin(ctx, s, fractions, memo):
     """The engine's initial margin of set ``s`` with its positions reduced by ``fractions``
     (search order); ``memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty)``."""
     changed, rest, rest_max, rest_hx, scratch, trial_qty = memo
-    mk, pol, pos, book_ptr, account_h = ctx[0], ctx[1], ctx[2], ctx[3], ctx[4]
-    previous, set_ptr, to_book, qty = ctx[5], ctx[6], ctx[7], ctx[8]
-    p0, p1 = book_ptr[s], book_ptr[s + 1]
-    for r in range(set_ptr[s], set_ptr[s + 1]):
-        trial_qty[to_book[r] - p0] = qty[r] * (1.0 - fractions[r - set_ptr[s]])
-    return trial_initial_margin(mk, pol, pos, p0, p1, account_h[s], previous[s], trial_qty,
-                                rest, rest_max, rest_hx, changed, scratch)
+    book_ptr = ctx[3]
+    return trial_initial_margin(ctx[0], ctx[1], ctx[2], book_ptr[s], book_ptr[s + 1], ctx[4][s],
+                                ctx[5][s], _book_quantity(ctx, s, fractions, trial_qty), rest,
+                                rest_max, rest_hx, changed, scratch)
 
 
 @njit(cache=True, nogil=True)
