@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from riskmodel.margin.policy import STATUSES
+from riskmodel.margin.policy import STATUSES, margin_level
 from riskmodel.margin.tables import MARGIN_COLUMNS
 
 #: Status codes: positions in :data:`riskmodel.margin.policy.STATUSES`, and ``FLAT`` for a
@@ -87,11 +87,9 @@ class Requirements:
                 values[sets] = 0
 
     def level(self, sets: np.ndarray, equity: np.ndarray) -> np.ndarray:
-        """Margin level of ``sets`` at their ``equity``: equity over maintenance margin."""
-        mm = self.columns["maintenance_margin"][sets]
-        out = np.where(equity >= 0, np.inf, -np.inf)
-        np.divide(equity, mm, out=out, where=mm > 0)
-        return out
+        """Margin level of ``sets`` at their ``equity``: equity over maintenance margin (the
+        policy's :func:`~riskmodel.margin.policy.margin_level`)."""
+        return margin_level(equity, self.columns["maintenance_margin"][sets])
 
     def status(self, sets: np.ndarray, equity: np.ndarray, warning_multiple: float
                ) -> np.ndarray:
