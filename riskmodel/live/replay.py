@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from riskmodel import __version__
 from riskmodel.config import LiveConfig
 from riskmodel.errors import UsageError
@@ -109,9 +111,12 @@ def replay(run_dir: str | Path, inputs: LiveInputs, out: str | Path, *, exact: b
             kind = next(k for k, p in named.items() if p == STDIN)
             hashes[kind] = stdin.digest.hexdigest()
             counts = Counter({**counts, f"{kind}_lines": stdin.lines})
-        manifest = _manifest(lm, run.run_dir, named, hashes, counts, exact, settings, skip, {
-            "load": loaded - started, "replay": streamed - loaded, "flush": flushed - streamed})
-        _write(out, lm, log, manifest)
+        margins, orders = lm.snapshot(), lm.orders_frame()
+        manifest = _manifest(lm, margins, orders, run.run_dir, named, hashes, counts, exact,
+                             settings, skip, {"load": loaded - started,
+                                              "replay": streamed - loaded,
+                                              "flush": flushed - streamed})
+        _write(out, margins, orders, log, manifest)
     except Exception:
         log.close()
         shutil.rmtree(work, ignore_errors=True)  # an error is no kill: a rerun starts afresh
@@ -161,11 +166,12 @@ def _stream(lm: LiveMargin, named: dict[str, str], log: checkpoint.EventLog, wor
     return stdin, counts
 
 
-def _manifest(lm: LiveMargin, run_dir: Path, named: dict[str, str],
-              hashes: dict[str, str | None], counts: Counter, exact: bool,
-              settings: LiveConfig, resumed_at: int, timings: dict[str, float]
+def _manifest(lm: LiveMargin, snapshot: pd.DataFrame, orders: pd.DataFrame, run_dir: Path,
+              named: dict[str, str], hashes: dict[str, str | None], counts: Counter,
+              exact: bool, settings: LiveConfig, resumed_at: int, timings: dict[str, float]
               ) -> dict[str, Any]:
-    snapshot = lm.snapshot()
+    """The manifest (module docstring) of the replay ending at ``lm``, whose final margin
+    table is ``snapshot`` and orders ``orders``."""
     ticks = counts.get("tick", 0)
     replay_s = timings["replay"]
     return {
@@ -181,7 +187,7 @@ def _manifest(lm: LiveMargin, run_dir: Path, named: dict[str, str],
                    "events": {},  # from the log, when written
                    "statuses": snapshot["status"].value_counts().to_dict(),
                    "netting_sets": len(snapshot),
-                   "orders": len(lm.orders_frame())},
+                   "orders": len(orders)},
         "ticks_per_second": round(ticks / replay_s, 2) if replay_s > 0 and ticks else None,
         "latency": {"tick_update": percentiles_ms(lm.stats.tick_latency),
                     "tick_total": percentiles_ms(lm.stats.tick_total)},
@@ -193,19 +199,19 @@ def _manifest(lm: LiveMargin, run_dir: Path, named: dict[str, str],
     }
 
 
-def _write(out: str | Path, lm: LiveMargin, log: checkpoint.EventLog,
-           manifest: dict[str, Any]) -> None:
-    """The outputs (module docstring), atomically."""
+def _write(out: str | Path, margins: pd.DataFrame, orders: pd.DataFrame,
+           log: checkpoint.EventLog, manifest: dict[str, Any]) -> None:
+    """The outputs (module docstring), atomically: the final margin table ``margins`` and
+    ``orders``, the events of ``log``."""
     start = clock.perf_counter()
     events = events_frame(log.read())
     manifest["counts"]["events"] = {k: int(v) for k, v in
                                     events["event"].value_counts().sort_index().items()}
-    margins = lm.snapshot()
     with staged_output(out) as staging:
         write_table(events, staging / "events.parquet")
         write_table(margins, staging / "margins.parquet")
         write_table(margins, staging / "margins.csv")
-        write_table(lm.orders_frame(), staging / "liquidation_orders.parquet")
+        write_table(orders, staging / "liquidation_orders.parquet")
         manifest["timings_s"]["write"] = round(clock.perf_counter() - start, 4)
         write_json(manifest, staging / "manifest.json")
 
