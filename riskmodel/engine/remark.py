@@ -310,18 +310,23 @@ class RemarkedMarket:
         sub = self._frame_at(rows, marks)
         series = self.spot_series(marks)
         for h in self.base.horizons:
-            priced = self._price(sub, series, h)
-            r = self.rows[h]
-            r.model[rows] = priced.model
-            if r.floor is not None and priced.floor is not None:
-                r.floor[rows] = priced.floor
-            r.stress[rows] = priced.stress
-            blocks = self.base.stress[h].blocks if self.base.stress is not None else ()
-            for k, b in enumerate(blocks):
-                r.blocks[k][rows] = priced.stress[:, b.start:b.stop]
-            if r.grid.shape[1]:
-                r.grid[rows] = self._grid_rows(sub, series, h)
+            self._write_rows(self.rows[h], rows, sub, series, h)
         self.unit_r[rows] = unit_greek_array(sub, series, self.base.valuation_time)
+
+    def _write_rows(self, target: _Rows, rows: np.ndarray, sub: pd.DataFrame, spot: pd.Series,
+                    h: int) -> None:
+        """Price the instruments ``sub`` (rows ``rows``) at the marks ``spot`` on horizon ``h``
+        into ``target``: model, floor, stress (and its blocks' copies, where kept), grid."""
+        priced = self._price(sub, spot, h)
+        target.model[rows] = priced.model
+        if target.floor is not None and priced.floor is not None:
+            target.floor[rows] = priced.floor
+        target.stress[rows] = priced.stress
+        blocks = self.base.stress[h].blocks if self.base.stress is not None else ()
+        for block, b in zip(target.blocks, blocks):
+            block[rows] = priced.stress[:, b.start:b.stop]
+        if target.grid.shape[1]:
+            target.grid[rows] = self._grid_rows(sub, spot, h)
 
     def _price(self, sub: pd.DataFrame, spot: pd.Series, h: int) -> _Rows:
         """The scenario P&L of the instruments ``sub`` at the marks ``spot`` (grid apart)."""
@@ -421,13 +426,7 @@ class RemarkedMarket:
         if len(stale):
             sub = self._frame_at(stale, marks)
             for h in base.horizons:
-                priced, cache = self._price(sub, series, h), self._exact_rows(h)
-                cache.model[stale] = priced.model
-                if cache.floor is not None and priced.floor is not None:
-                    cache.floor[stale] = priced.floor
-                cache.stress[stale] = priced.stress
-                if cache.grid.shape[1]:
-                    cache.grid[stale] = self._grid_rows(sub, series, h)
+                self._write_rows(self._exact_rows(h), stale, sub, series, h)
             self._exact_at[stale, 0] = own[~fresh]
             self._exact_at[stale, 1] = iv[~fresh]
         model, floor, stress = {}, {}, {}
