@@ -183,7 +183,7 @@ def _status_change(live: LiveState, s: int, after: int, t: pd.Timestamp,
         return
     events.append(live.event(t, s, "status_change", before=before))
     live.stats.status_change(str(STATUS_NAMES[after]), found,
-                             live.n_inputs - int(live.prior_refresh[s]), t)
+                             live.n_inputs - int(live.prior_refresh[s]))
     if after == MARGIN_CALL and before in (OK, WARNING):
         events.append(live.event(t, s, "margin_call", before=before))
     names = live.liquidated

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float | int]:
@@ -53,8 +52,7 @@ class LiveStats:
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
-    def status_change(self, after: str, found: str, lag_inputs: int, time: pd.Timestamp
-                      ) -> None:
+    def status_change(self, after: str, found: str, lag_inputs: int) -> None:
         self.counts[f"changes_found_by_{found}"] += 1
         if found in ("slice", "flush", "orders"):
             self.found.append((after, found, int(lag_inputs)))
