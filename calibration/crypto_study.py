@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibration.studies import default_fitter
+from calibration.fitters import default_fitter
 from riskmodel.backtest.run import BacktestInputs, BacktestWindow, run_backtest
 from riskmodel.backtest.statistics import flat_rate_equivalent
 from riskmodel.config import config_from_mapping, read_toml

@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from calibration.fitters import default_fitter
 from riskmodel import __version__
 from riskmodel.backtest.run import (
     BacktestInputs,
@@ -240,17 +241,6 @@ def caching_fitter(fitter: VolatilityFitter) -> VolatilityFitter:
         if key not in cache:
             cache[key] = fitter(samples, config)
         return cache[key]
-
-    return fit
-
-
-def default_fitter() -> VolatilityFitter:
-    """The GARCH fitter of :mod:`calibration` under the run's ``[calibration]`` settings."""
-    from calibration.estimate import Spec
-    from calibration.runner import fit_samples
-
-    def fit(samples: Mapping[str, pd.Series], config: RunConfig) -> dict[str, FactorParams]:
-        return fit_samples(samples, Spec.from_config(config.calibration, config.ewma_lambda))
 
     return fit
 

@@ -92,18 +92,11 @@ def dependence_fitter() -> Any:
 
 
 def garch_fitter() -> Any:
-    """Run-time estimation for `eod` without --params and the backtest's refits (the engine
-    never imports calibration): each factor fitted on its sample, proxies resolved as
-    `calibrate` resolves them."""
+    """Run-time estimation for `eod` without --params and the backtest's refits
+    (:func:`calibration.fitters.default_fitter`: arch is imported on the first fit)."""
+    from calibration.fitters import default_fitter
 
-    def fit(samples: Any, config: Any) -> Any:
-        # imported on first use: arch costs about 2 s to import, a run on EWMA never needs it
-        from calibration.estimate import Spec
-        from calibration.runner import fit_samples
-
-        return fit_samples(samples, Spec.from_config(config.calibration, config.ewma_lambda))
-
-    return fit
+    return default_fitter()
 
 
 def cmd_eod(args: argparse.Namespace) -> int:
