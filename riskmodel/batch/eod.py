@@ -47,7 +47,7 @@ from riskmodel.batch.apc_stage import read_previous_run, stressed_info
 from riskmodel.batch.background_writes import BackgroundWrites
 from riskmodel.batch.collateral import collateral_equity, with_collateral_holdings
 from riskmodel.batch.compile_notice import CompileNotice
-from riskmodel.batch.liquidation_stage import liquidated_statuses, liquidation_stage
+from riskmodel.batch.liquidation_stage import liquidation_stage
 from riskmodel.batch.manifest import eod_manifest
 from riskmodel.batch.partitions import (
     BookInputs,
@@ -82,6 +82,7 @@ from riskmodel.io.positions import (
 )
 from riskmodel.io.prices import PriceHistory, load_prices
 from riskmodel.io.tables import sha256_file
+from riskmodel.liquidation.partial import liquidated_statuses
 from riskmodel.margin.policy import margin_base
 from riskmodel.margin.tables import check_finite, set_horizons
 from riskmodel.portfolio.collateral import CollateralTable, previous_margins

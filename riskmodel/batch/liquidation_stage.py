@@ -26,18 +26,12 @@ def empty_orders() -> pd.DataFrame:
                          for c in ORDER_COLUMNS})
 
 
-def liquidated_statuses(config: RunConfig) -> tuple[str, ...]:
-    """The statuses whose netting sets the stage reduces."""
-    return ("liquidation", "margin_call") if config.liquidation.include_margin_call \
-        else ("liquidation",)
-
-
 def liquidation_stage(margins: pd.DataFrame, attribution: pd.DataFrame, run: StoredRun,
                       config: RunConfig) -> tuple[pd.Series, pd.DataFrame, dict[str, Any],
                                                   list[str]]:
     """``(liquidation_penalty per netting set in margins order, orders, manifest block,
     warnings)``. ``attribution`` needs only the rows of the sets in
-    :func:`liquidated_statuses` (the whole table will do)."""
+    :func:`~riskmodel.liquidation.partial.liquidated_statuses` (the whole table will do)."""
     policy = config.liquidation
     penalty = pd.Series(0.0, index=margins.index)
     info: dict[str, Any] = {

@@ -72,6 +72,13 @@ SURPLUS_TOL = 1e-13
 COMPILED_MIN_SETS = 256
 
 
+def liquidated_statuses(config: RunConfig) -> tuple[str, ...]:
+    """The statuses whose netting sets get liquidation orders (``[liquidation]
+    include_margin_call``): eod's liquidation stage, the live loop and the waterfall."""
+    return ("liquidation", "margin_call") if config.liquidation.include_margin_call \
+        else ("liquidation",)
+
+
 @dataclass(frozen=True)
 class LiquidationResult:
     """``orders`` (one row per position reduced, :data:`ORDER_COLUMNS`) and ``sets`` (one row per

@@ -6,7 +6,8 @@ include_margin_call``, as ``eod``) waits for its orders; the waiting sets' order
 together, through :func:`riskmodel.liquidation.partial.partial_liquidation` (every trial margin
 through the engine, the penalty included), when ``[live] order_batch`` sets wait, when the
 first of them has waited ``[live] order_wait`` seconds of stream time, and on ``flush``: one
-lockstep liquidation of many sets costs little more than of one. A set that leaves those
+call searches every waiting set (in compiled code from one set, :data:`COMPILED_FROM`; the
+lockstep path for what the compiled twin does not compose). A set that leaves those
 statuses before its orders go out gets none. The loop does not execute the orders: the fills
 come back as trades (``on_trade``), the penalty as a transfer.
 """
@@ -27,12 +28,6 @@ ORDER_LOG_COLUMNS = ["time", *ORDER_COLUMNS]
 #: engine's lockstep path, tested there; a batch is a few dozen sets, far below
 #: ``partial.COMPILED_MIN_SETS``, and the lockstep path costs a Python engine call per step)
 COMPILED_FROM = 1
-
-
-def liquidated(config: RunConfig) -> tuple[str, ...]:
-    """The statuses whose sets get orders (``eod``'s liquidation stage's rule)."""
-    return ("liquidation", "margin_call") if config.liquidation.include_margin_call \
-        else ("liquidation",)
 
 
 class PendingOrders:

@@ -16,10 +16,11 @@ import pandas as pd
 from riskmodel.config import LiveConfig
 from riskmodel.engine import PricedMarket
 from riskmodel.engine.remark import RemarkedMarket
+from riskmodel.liquidation.partial import liquidated_statuses
 from riskmodel.live.book import LiveBook
 from riskmodel.live.events import Event
 from riskmodel.live.ledger import Ledger
-from riskmodel.live.orders import ORDER_LOG_COLUMNS, PendingOrders, liquidated
+from riskmodel.live.orders import ORDER_LOG_COLUMNS, PendingOrders
 from riskmodel.live.requirements import STATUS_NAMES, Requirements
 from riskmodel.live.stats import LiveStats
 from riskmodel.live.threads import numba_threads
@@ -67,7 +68,7 @@ class LiveState:
         self.pending = PendingOrders()
         self.schedule = Schedule()
         self.orders: list[pd.DataFrame] = []
-        self.liquidated = liquidated(self.config)
+        self.liquidated = liquidated_statuses(self.config)
         # sets with orders standing: eod's liquidation stage gave the run's sets theirs
         self.ordered = np.isin(STATUS_NAMES[self.req.columns["status"]], self.liquidated)
         self.account_types = self.run.collateral.account_types

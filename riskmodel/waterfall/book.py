@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from riskmodel.batch.liquidation_stage import liquidated_statuses
 from riskmodel.config import RunConfig, WaterfallConfig
 from riskmodel.engine.store import StoredRun, read_run
 from riskmodel.errors import InputDataError
 from riskmodel.liquidation.map import Cascade, MapBook, load_map_book
+from riskmodel.liquidation.partial import liquidated_statuses
 from riskmodel.margin.policy import position_rates
 from riskmodel.portfolio.collateral import CollateralTable
 from riskmodel.waterfall.members import Members, read_members

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from riskmodel.batch.liquidation_stage import liquidated_statuses
 from riskmodel.engine import PricedMarket, margin_book
-from riskmodel.liquidation.partial import partial_liquidation
+from riskmodel.liquidation.partial import liquidated_statuses, partial_liquidation
 from riskmodel.portfolio.collateral import previous_margins
 from riskmodel.portfolio.netting import Book, net_positions
 from riskmodel.waterfall.book import WaterfallBook
