@@ -162,7 +162,8 @@ def _measures(market: PricedMarket, book: Book, config: RunConfig,
               ) -> tuple[TailArrays, StressResult, np.ndarray, dict[str, Any]]:
     """Steps 1-5 of the module docstring: tail results, worst stress loss, the model margin
     after the floor and the buffer, and the tools' facts."""
-    set_horizon = set_horizons(book, market.instruments, config, account_types)
+    set_horizon = set_horizons(book, market.instruments, config, account_types,
+                               market.instrument_arrays)
     tail = (GridTail.of_market(market, config, book.n_sets, len(book.quantity))
             if config.method == "grid" else TailArrays.empty(book.n_sets, len(book.quantity)))
     stress = StressResult.none(book.n_sets)

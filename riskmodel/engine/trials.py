@@ -170,7 +170,7 @@ def _positions(market: PricedMarket, book: Book, config: RunConfig
         threshold[has] = [addons.threshold_adv_multiple * adv[u] for u in labels[has]]
     pos = (
         _c(index, np.int64),
-        _c(position_horizons(book, market.instruments, config), np.int64),
+        _c(position_horizons(book, market.instruments, config, arrays), np.int64),
         _c(arrays.unit[index, 1]),
         _c(arrays.price[index]),
         _c(collateral, np.bool_),

@@ -91,6 +91,7 @@ class LiveBook:
         self.base_ptr = np.zeros(len(set_keys) + 1, dtype=np.int64)
         np.cumsum(counts, out=self.base_ptr[1:])
         self.extra: dict[int, list[int]] = defaultdict(list)
+        self._slot = np.zeros(0, dtype=np.int64)  # open_positions' scratch
         # positions by instrument (CSR), then per factor those of the instruments it drives
         by_instrument = np.argsort(self.instr.view, kind="stable")
         ptr = np.zeros(len(axis) + 1, dtype=np.int64)
@@ -208,12 +209,17 @@ class LiveBook:
         # every position of each base range: start + offset within the range
         base = (np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
                 + np.arange(int(lengths.sum()), dtype=np.int64))
-        slot = np.full(len(self.account), -1, dtype=np.int64)
+        # each set's place in ``sets``, in a scratch kept between calls (a refresh slice
+        # margins a few sets of a hundred thousand: filling a fresh one cost more than it)
+        if len(self._slot) < len(self.account):
+            self._slot = np.full(len(self.account) + 1024, -1, dtype=np.int64)
+        slot = self._slot
         slot[sets] = np.arange(len(sets))
         extra = [p for s in sets if s in self.extra for p in self.extra[s]]
         every = np.concatenate([base, np.asarray(extra, dtype=np.int64)])
         every = every[self.qty.view[every] != 0]
         local = slot[self.set_of.view[every]]
+        slot[sets] = -1
         order = np.lexsort((self.rank[self.instr.view[every]], local))
         every = every[order]
         indptr = np.zeros(len(sets) + 1, dtype=np.int64)

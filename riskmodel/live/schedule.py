@@ -108,7 +108,8 @@ def settle(live: LiveState, t: pd.Timestamp, touched: np.ndarray, forced: np.nda
         picked = np.setdiff1d(take(live, live.live.refresh_slice), due)
         if len(due) or len(picked):
             live.stats.count("refreshed_confirm", len(due))
-            refresh(live, np.concatenate([due, picked]), t, kind="slice")
+            with live.batch_work():  # a slice's tail is worth a parallel region
+                refresh(live, np.concatenate([due, picked]), t, kind="slice")
     publish(live, changed, t, events, found="tick", exact_marks=live.exact)
     publish(live, np.setdiff1d(picked, changed), t, events, found="slice", exact_marks=False)
     if live.pending.due(t, live.live.order_batch, live.live.order_wait):

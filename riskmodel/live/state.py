@@ -24,6 +24,7 @@ from riskmodel.live.orders import ORDER_LOG_COLUMNS, PendingOrders
 from riskmodel.live.requirements import STATUS_NAMES, Requirements
 from riskmodel.live.stats import LiveStats
 from riskmodel.live.threads import numba_threads
+from riskmodel.measures.precompile import load_parallel_tail
 from riskmodel.portfolio.collateral import previous_margins
 from riskmodel.whatif.run import LoadedRun, load_run
 
@@ -50,6 +51,8 @@ class LiveState:
         self.live = live or self.config.live
         self.exact, self.threads = exact, threads
         self.batch_threads = batch_threads or numba.get_num_threads()
+        if self.batch_threads > 1:  # the refresh slices' tail runs in parallel (schedule)
+            load_parallel_tail()
         self.market = RemarkedMarket(self.run.market, self.config)
         self.book = LiveBook(self.run.positions, self.run.stored.collateral, self.run.axis,
                              self.market.driven)

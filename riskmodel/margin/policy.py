@@ -43,13 +43,42 @@ def position_rates(
     """The rate of each position, shape (n_positions,): looked up once per (kind, underlying)
     combination of the labels, so a million positions cost two factorisations (none when they
     come as ``pandas.Categorical``, as the margin tables pass them) and a gather."""
+    if isinstance(kinds, pd.Categorical) and isinstance(underlyings, pd.Categorical):
+        rates = _rates_of_categories(table, kinds.dtype, underlyings.dtype)
+        return rates[kinds.codes.astype(np.int64), underlyings.codes.astype(np.int64)]
     kind_code, kind_values = _coded(kinds)
     und_code, und_values = _coded(underlyings)
+    return _rate_matrix(table, kind_values, und_values)[kind_code, und_code]
+
+
+def _rate_matrix(table: RateTable, kind_values: np.ndarray, und_values: np.ndarray
+                 ) -> np.ndarray:
     # every (kind, underlying) combination of the labels, looked up once: a handful of kinds
     # times the underlyings is far fewer than the positions, and a gather beats a unique sort
-    rates = np.array([[table.rate(str(k), str(u)) for u in und_values] for k in kind_values],
-                     dtype=np.float64).reshape(len(kind_values), len(und_values))
-    return rates[kind_code, und_code]
+    return np.array([[table.rate(str(k), str(u)) for u in und_values] for k in kind_values],
+                    dtype=np.float64).reshape(len(kind_values), len(und_values))
+
+
+#: rate matrices by (table, kinds' dtype, underlyings' dtype) identity, the objects kept
+#: alive beside them so an id is never reused while cached: the margin tables' categoricals
+#: share one dtype per market, and the live loop margins thousands of small books against it
+_BY_CATEGORIES: dict[tuple[int, int, int], tuple[Any, ...]] = {}
+_BY_CATEGORIES_MAX = 256
+
+
+def _rates_of_categories(table: RateTable, kinds: pd.CategoricalDtype,
+                         underlyings: pd.CategoricalDtype) -> np.ndarray:
+    key = (id(table), id(kinds), id(underlyings))
+    hit = _BY_CATEGORIES.get(key)
+    if hit is not None and hit[0] is table and hit[1] is kinds and hit[2] is underlyings:
+        return hit[3]  # type: ignore[no-any-return]
+    rates = _rate_matrix(table, np.asarray(kinds.categories, dtype=object),
+                         np.asarray(underlyings.categories, dtype=object))
+    rates.setflags(write=False)
+    if len(_BY_CATEGORIES) >= _BY_CATEGORIES_MAX:
+        _BY_CATEGORIES.clear()
+    _BY_CATEGORIES[key] = (table, kinds, underlyings, rates)
+    return rates
 
 
 def _coded(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -59,22 +59,28 @@ class TailArrays:
 
 
 def set_horizons(book: Book, used: pd.DataFrame, config: RunConfig,
-                 types: Mapping[str, str] | None = None) -> np.ndarray:
+                 types: Mapping[str, str] | None = None,
+                 arrays: InstrumentArrays | None = None) -> np.ndarray:
     """Margin period of risk of each netting set: the longest of its positions' kinds and of its
-    account's type (``[horizons.account_type]``, ``types`` maps account to type)."""
+    account's type (``[horizons.account_type]``, ``types`` maps account to type); ``arrays``
+    (``used``'s, when at hand) saves coding the kinds again."""
     out = np.zeros(book.n_sets, dtype=np.int64)
-    np.maximum.at(out, book.set_of_position(), position_horizons(book, used, config))
+    np.maximum.at(out, book.set_of_position(), position_horizons(book, used, config, arrays))
     if types and config.horizons_by_account_type:
         out = np.maximum(out, account_horizons(book, config, types))
     return out
 
 
-def position_horizons(book: Book, used: pd.DataFrame, config: RunConfig) -> np.ndarray:
+def position_horizons(book: Book, used: pd.DataFrame, config: RunConfig,
+                      arrays: InstrumentArrays | None = None) -> np.ndarray:
     """The margin period of risk of each position's kind (``[horizons.kind]``), shape
     (n_positions,)."""
     # one lookup per distinct kind (a what-if or a liquidation step margins a few sets against
     # every instrument of the run)
-    kind_code, kinds = pd.factorize(used["kind"].to_numpy(dtype=object))
+    if arrays is not None:  # the kinds coded once per market
+        kind_code, kinds = arrays.kind_code, arrays.kinds.categories
+    else:
+        kind_code, kinds = pd.factorize(used["kind"].to_numpy(dtype=object))
     by_instrument = np.array([config.horizon_of_kind(k) for k in kinds],
                              dtype=np.int64)[kind_code]
     return by_instrument[book.instrument_index]

@@ -16,9 +16,9 @@ from numpy.typing import ArrayLike
 
 from riskmodel.measures.kernels import (
     SCREEN_LIMIT,
-    SERIAL_MAX_WORK,
     float32_rows,
     netting_set_tail,
+    prefer_parallel,
 )
 
 
@@ -227,7 +227,8 @@ def _run_chunks(
         netting_set_tail(
             pnl, ptr[s0 : s1 + 1] - p0, idx[p0:p1], qty[p0:p1], w, a, use_es,
             var[s0:s1], es[s0:s1], contribution[p0:p1], screen=first_pass,
-            parallel=idx.size * pnl.shape[1] >= SERIAL_MAX_WORK,  # one kernel per book
+            # one kernel per book
+            parallel=prefer_parallel(idx.size * pnl.shape[1], weighted=bool(w.size)),
         )
         if progress is not None:
             progress(s1, n_sets)

@@ -83,6 +83,7 @@ so all give the same bits.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -105,6 +106,7 @@ __all__ = [
     "float32_rows",
     "netting_set_max_loss",
     "netting_set_tail",
+    "prefer_parallel",
     "set_tail_screened",
     "set_tail_uniform",
     "set_tail_weighted",
@@ -326,6 +328,9 @@ def set_tail_screened(instrument_pnl, instrument_index, quantity, p0, p1, no_wei
 # below this much work (positions x scenarios) a parallel region costs more than it saves, and
 # compiling one costs seconds
 SERIAL_MAX_WORK = 2**25
+# ... unless it is compiled already and more than one thread may run it: from this much work a
+# parallel region of two threads saves more than it costs (the live loop's refresh slices)
+PARALLEL_COMPILED_WORK = 2**20
 
 
 @njit(cache=True, inline="always")
@@ -452,6 +457,18 @@ def tail_screened_parallel(instrument_pnl, indptr, instrument_index, quantity, c
             es_out[s] = es
 
 
+def prefer_parallel(work: int, *, weighted: bool) -> bool:
+    """Whether a book of ``work`` positions x scenarios runs the parallel kernel of its kind:
+    from :data:`SERIAL_MAX_WORK`, or from :data:`PARALLEL_COMPILED_WORK` where the kernel is
+    compiled in this process already and numba may run more than one thread (the same bits
+    either way)."""
+    if work >= SERIAL_MAX_WORK:
+        return True
+    kernel = tail_weighted_parallel if weighted else tail_uniform_parallel
+    return (work >= PARALLEL_COMPILED_WORK and numba.get_num_threads() > 1
+            and bool(getattr(kernel, "signatures", None)))
+
+
 def netting_set_tail(instrument_pnl: np.ndarray, indptr: np.ndarray, instrument_index: np.ndarray,
              quantity: np.ndarray, weights: np.ndarray, confidence: float, use_es: bool,
              var_out: np.ndarray, es_out: np.ndarray, contribution_out: np.ndarray,
@@ -463,7 +480,8 @@ def netting_set_tail(instrument_pnl: np.ndarray, indptr: np.ndarray, instrument_
     unweighted book; ``parallel`` (default: from :data:`SERIAL_MAX_WORK` positions x scenarios)
     whether to run on every thread. Other arguments as :func:`tail_uniform_parallel`'s."""
     if parallel is None:
-        parallel = instrument_index.size * instrument_pnl.shape[1] >= SERIAL_MAX_WORK
+        parallel = prefer_parallel(instrument_index.size * instrument_pnl.shape[1],
+                                   weighted=bool(weights.size))
     args = (instrument_pnl, indptr, instrument_index, quantity)
     out = (var_out, es_out, contribution_out)
     if weights.size:

@@ -25,7 +25,7 @@ from numba.core import event
 
 from riskmodel.measures.background import CompileCounter, start, usable_cpus
 
-__all__ = ["examples", "start_if_cold"]
+__all__ = ["examples", "load_parallel_tail", "start_if_cold"]
 
 
 def examples() -> list[tuple[Callable[..., object], tuple[object, ...]]]:
@@ -76,6 +76,16 @@ def start_if_cold() -> bool:
         return False
     start(__name__)
     return True
+
+
+def load_parallel_tail() -> None:
+    """Compile (or load from numba's cache) the parallel uniform tail on :func:`examples`'
+    tiny book: a process margining many books too small for it by default, on more than one
+    thread, then runs them in parallel (:func:`~riskmodel.measures.kernels.prefer_parallel`;
+    the live loop's refresh slices)."""
+    from riskmodel.measures import kernels
+
+    kernels.tail_uniform_parallel(*examples()[0][1])
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import ndtr
@@ -71,6 +72,11 @@ __all__ = [
 SERIAL_MAX_EVALS = 2**20
 """Below this many option values (options x scenarios) the repricing runs on one thread: a
 parallel region saves at most milliseconds there, and compiling one costs a first run seconds."""
+
+PARALLEL_COMPILED_EVALS = 2**17
+"""From this many option values the repricing runs in parallel after all when the parallel
+kernel is already compiled in the process and numba may use more than one thread (the live
+loop's requirement marks reprice a factor's few dozen options thousands of times a day)."""
 
 DEFAULT_RULE_BETA = 1.5
 """Spot-vol rule: log vol shock per unit relative spot fall, at 30 days to expiry."""
@@ -372,6 +378,16 @@ def inverse_linear_pnl(
     return mult * ((np.asarray(scen_price_rows, dtype=np.float64) - p0) / p0)
 
 
+def _parallel(n_evals: int) -> bool:
+    """Whether ``n_evals`` option values are repriced by the parallel kernel (the same bits
+    as the serial one): :data:`SERIAL_MAX_EVALS`, or :data:`PARALLEL_COMPILED_EVALS` when
+    that costs no compilation and more than one thread may run it."""
+    if n_evals >= SERIAL_MAX_EVALS:
+        return True
+    return (n_evals >= PARALLEL_COMPILED_EVALS and numba.get_num_threads() > 1
+            and bool(getattr(option_kernels.option_scenario_pnl, "signatures", None)))
+
+
 def option_scenario_pnl(
     model: ArrayLike,
     is_call: ArrayLike,
@@ -401,7 +417,8 @@ def option_scenario_pnl(
     implied-vol shocks from a vol factor or the spot-vol rule, and the P&L of quote-settled
     (``multiplier x (V_s - V_0)``) and coin-settled (``multiplier x (V_s - (V_0 / P_0) P_s)``)
     options. Bitwise identical for any number of numba threads; on one thread (its serial twin)
-    below :data:`SERIAL_MAX_EVALS` options x scenarios.
+    below :data:`SERIAL_MAX_EVALS` options x scenarios (:data:`PARALLEL_COMPILED_EVALS` once
+    the parallel kernel is compiled).
 
     Parameters
     ----------
@@ -452,7 +469,7 @@ def option_scenario_pnl(
     )
     if out is None:
         out = np.empty((n_opt, n_scen))
-    kernel = (option_kernels.option_scenario_pnl if n_opt * n_scen >= SERIAL_MAX_EVALS
+    kernel = (option_kernels.option_scenario_pnl if _parallel(n_opt * n_scen)
               else option_kernels.option_scenario_pnl_serial)
     kernel(
         models,
