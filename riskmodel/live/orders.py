@@ -5,7 +5,8 @@ A set whose published status enters ``liquidation`` (and ``margin_call`` with ``
 include_margin_call``, as ``eod``) waits for its orders; the waiting sets' orders go out
 together, through :func:`riskmodel.liquidation.partial.partial_liquidation` (every trial margin
 through the engine, the penalty included), when ``[live] order_batch`` sets wait, when the
-first of them has waited ``[live] order_wait`` seconds of stream time, and on ``flush``: one
+orders' clock strikes (every ``[live] order_wait`` seconds of stream time, :func:`batch_time`)
+after the first of them started waiting, and on ``flush``: one
 call searches every waiting set (in compiled code from one set, :data:`COMPILED_FROM`; the
 lockstep path for what the compiled twin does not compose). A set that leaves those
 statuses before its orders go out gets none. The loop does not execute the orders: the fills
@@ -30,6 +31,18 @@ ORDER_LOG_COLUMNS = ["time", *ORDER_COLUMNS]
 COMPILED_FROM = 1
 
 
+def batch_time(since: pd.Timestamp, wait_s: float) -> pd.Timestamp:
+    """When the orders of a set that started waiting at ``since`` go out at the latest: the
+    first multiple of ``wait_s`` seconds (counted from the Unix epoch, in nanoseconds) after
+    ``since``. A clock of its own, rather than ``since + wait_s``, so that every mode and every
+    resumed replay sends its batches at the same instants: the default mode then confirms a
+    liquidation at the exact marks of the very batch at which ``--exact`` orders it."""
+    if wait_s <= 0:
+        return since
+    step = max(int(round(wait_s * 1e9)), 1)
+    return pd.Timestamp((since.value // step + 1) * step, tz=since.tz)
+
+
 class PendingOrders:
     """The sets waiting for their orders (set number -> stream time it started waiting), in
     the order they started."""
@@ -44,11 +57,12 @@ class PendingOrders:
         self.waiting.pop(s, None)
 
     def due(self, time: pd.Timestamp, batch: int, wait_s: float) -> bool:
-        """Whether the waiting orders go out at ``time``."""
+        """Whether the waiting orders go out at ``time``: ``batch`` sets wait, or the clock
+        of :func:`batch_time` has struck since the first of them started waiting."""
         if not self.waiting:
             return False
         first = next(iter(self.waiting.values()))
-        return len(self.waiting) >= batch or (time - first).total_seconds() >= wait_s
+        return len(self.waiting) >= batch or time >= batch_time(first, wait_s)
 
     def take(self) -> np.ndarray:
         sets = np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
