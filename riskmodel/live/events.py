@@ -46,7 +46,8 @@ EVENT_KINDS = ("status_change", "margin_call", "liquidation_orders", "top_up", "
                "set_closed", "price_jump", "price_jump_confirmed", "price_jump_discarded",
                "stale_price", "refused")
 
-_NUMBERS = ("equity", "maintenance_margin", "initial_margin", "margin_level", "call_amount")
+NUMBER_COLUMNS = ("equity", "maintenance_margin", "initial_margin", "margin_level",
+                  "call_amount")
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,12 @@ class Event:
     call_amount: float = float("nan")
     detail: str = ""
 
-    def record(self) -> dict[str, Any]:
-        """The event as plain JSON values (the event log's line)."""
+    def record(self, time_text: str | None = None) -> dict[str, Any]:
+        """The event as plain JSON values (the event log's line); ``time_text`` is
+        ``time.isoformat()`` when the caller has it (an input's events share their time)."""
         row = dict(zip(EVENT_COLUMNS, self.values()))
-        row["time"] = self.time.isoformat()
-        for name in _NUMBERS:
+        row["time"] = self.time.isoformat() if time_text is None else time_text
+        for name in NUMBER_COLUMNS:
             value = row[name]
             row[name] = None if value != value else float(value)  # NaN: null
         return row
@@ -85,7 +87,7 @@ class Event:
     def from_record(cls, row: dict[str, Any]) -> Event:
         values = {k: row[k] for k in EVENT_COLUMNS}
         values["time"] = pd.Timestamp(values["time"])
-        for name in _NUMBERS:
+        for name in NUMBER_COLUMNS:
             values[name] = float("nan") if values[name] is None else float(values[name])
         return cls(**values)
 
@@ -99,12 +101,12 @@ def events_frame(events: list[Event]) -> pd.DataFrame:
     """``events`` as the ``events.parquet`` table (UTC times; empty with its columns)."""
     if not events:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in EVENT_COLUMNS})
-        for name in _NUMBERS:
+        for name in NUMBER_COLUMNS:
             frame[name] = frame[name].astype(np.float64)
         frame["time"] = pd.to_datetime(frame["time"], utc=True)
         return frame
     frame = pd.DataFrame([e.values() for e in events], columns=EVENT_COLUMNS)
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
-    for name in _NUMBERS:
+    for name in NUMBER_COLUMNS:
         frame[name] = frame[name].astype(np.float64)
     return frame

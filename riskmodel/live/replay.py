@@ -45,7 +45,6 @@ from riskmodel.errors import UsageError
 from riskmodel.io.outputs import staged_output, write_json, write_table
 from riskmodel.io.tables import sha256_file
 from riskmodel.live import checkpoint
-from riskmodel.live.events import events_frame
 from riskmodel.live.inputs import STDIN, StdinRecords, apply, file_records, merged
 from riskmodel.live.loop import LiveMargin
 from riskmodel.live.stats import percentiles_ms
@@ -204,7 +203,7 @@ def _write(out: str | Path, margins: pd.DataFrame, orders: pd.DataFrame,
     """The outputs (module docstring), atomically: the final margin table ``margins`` and
     ``orders``, the events of ``log``."""
     start = clock.perf_counter()
-    events = events_frame(log.read())
+    events = log.frame()
     manifest["counts"]["events"] = {k: int(v) for k, v in
                                     events["event"].value_counts().sort_index().items()}
     with staged_output(out) as staging:

@@ -39,6 +39,8 @@ def test_checkpoint_restores_the_exact_state(demo_run, tmp_path):
     log.append(feed(second, rows[half:]))
     got = events_frame(log.read())
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # the outputs' reader (Arrow's JSON parser) gives the frame event by event parsing gives
+    pd.testing.assert_frame_equal(log.frame(), got, check_exact=True)
     pd.testing.assert_frame_equal(second.snapshot(), whole.snapshot(), check_exact=True)
     pd.testing.assert_frame_equal(second.orders_frame(), whole.orders_frame(), check_exact=True)
 
