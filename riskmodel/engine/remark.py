@@ -300,9 +300,18 @@ class RemarkedMarket:
     def follow(self, factor: int) -> None:
         """Move ``factor``'s requirement mark to its current price and reprice the scenario
         P&L of every instrument it drives there."""
-        self.rmark[factor] = self.spot[factor]
-        self.followed[factor] = self.followed.max() + 1
-        rows = self.driven[factor]
+        self.follow_many(np.array([factor], dtype=np.int64))
+
+    def follow_many(self, factors: np.ndarray) -> None:
+        """:meth:`follow` for each of ``factors``, in that order, their instruments repriced in
+        one call (each row is priced on its own, at its factors' final marks: bitwise the rows
+        of following them one by one, which :meth:`restore` does)."""
+        factors = np.asarray(factors, dtype=np.int64)
+        if not len(factors):
+            return
+        self.rmark[factors] = self.spot[factors]
+        self.followed[factors] = self.followed.max() + 1 + np.arange(len(factors))
+        rows = np.unique(np.concatenate([self.driven[k] for k in factors]))
         if len(rows):
             self._price_rows(rows, self.rmark)
 
@@ -421,6 +430,16 @@ class RemarkedMarket:
         iv = np.where(index >= 0, marks[np.maximum(index, 0)], np.nan)
         known = self._exact_at[rows]
         fresh = (known[:, 0] == own) & ((index < 0) | (known[:, 1] == iv))
+        # rows whose requirement marks are the current marks (their factor's mark followed
+        # its price, and neither moved since): the requirement rows are those rows priced here
+        rmark_iv = np.where(index >= 0, self.rmark[np.maximum(index, 0)], np.nan)
+        same = ~fresh & (self.rmark[self.factor_of[rows]] == own) & (
+            (index < 0) | (rmark_iv == iv))
+        if same.any():
+            self._copy_requirement_rows(rows[same])
+            self._exact_at[rows[same], 0] = own[same]
+            self._exact_at[rows[same], 1] = iv[same]
+            fresh |= same
         stale = rows[~fresh]
         series = self.spot_series(marks)
         if len(stale):
@@ -455,6 +474,18 @@ class RemarkedMarket:
                     market.cached(("grid", h), lambda g=cache.grid, w=cache.grid_weights: (
                         np.ascontiguousarray(g[rows]), w, code))
         return market
+
+    def _copy_requirement_rows(self, rows: np.ndarray) -> None:
+        """Rows of the requirement marks into :meth:`at_marks`' rows (where the two marks
+        agree)."""
+        for h in self.base.horizons:
+            source, target = self.rows[h], self._exact_rows(h)
+            target.model[rows] = source.model[rows]
+            if target.floor is not None and source.floor is not None:
+                target.floor[rows] = source.floor[rows]
+            target.stress[rows] = source.stress[rows]
+            if target.grid.shape[1]:
+                target.grid[rows] = source.grid[rows]
 
     def _gathered(self, key: Any, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """``source[rows]`` (C-contiguous) in a buffer kept for ``key`` between calls, so

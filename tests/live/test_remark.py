@@ -126,3 +126,23 @@ def test_rows_priced_before_are_reused_only_while_their_marks_stand(run):
     for h in run.market.horizons:
         assert np.array_equal(again.model[h].pnl, expected.model[h].pnl)
         assert np.array_equal(again.stress[h].pnl, expected.stress[h].pnl)
+
+
+def test_requirement_rows_at_the_current_marks_are_those_at_marks_prices(run):
+    # SPX, VIX and NASDAQ followed their prices: their rows (the SPX options' vol index
+    # included) are taken from the requirement marks; WTI moved on since, its rows are priced
+    market = _moved(run)
+    every = np.arange(market.n_instruments)
+    wti = market.factor_index["WTI"]
+    market.set_mark(wti, market.spot[wti] * 0.97)
+    agree = market.rmark[market.factor_of] == market.spot[market.factor_of]
+    assert agree.any() and (~agree).any()
+    got = market.at_marks(every)
+    fresh = RemarkedMarket(run.market, run.config)
+    fresh.spot = market.spot.copy()
+    expected = fresh.at_marks(every)
+    for h in run.market.horizons:
+        assert np.array_equal(got.model[h].pnl, expected.model[h].pnl)
+        assert np.array_equal(got.stress[h].pnl, expected.stress[h].pnl)
+        if h in expected.floor:
+            assert np.array_equal(got.floor[h].pnl, expected.floor[h].pnl)
