@@ -72,13 +72,14 @@ class LiveMargin(LiveState):
     live : LiveConfig, optional
         The ``[live]`` settings (default: the run's).
     threads : int
-        numba threads for each input's own work (1: an input's kernels are small, and a
-        parallel region waits for its slowest thread, which on a busy machine costs more than
-        the region saves).
+        numba threads for each input's own work (1: a tick's and a trade's kernels are small,
+        and a parallel region waits for its slowest thread, which on a busy machine costs
+        more than the region saves).
     batch_threads : int, optional
-        numba threads for the large kernels: repricing a factor's instruments (its
-        requirement mark moves) and an order batch's at the exact marks (default: the
-        process's); ``flush`` uses the process's.
+        numba threads for the larger kernels: repricing a factor's instruments (its
+        requirement mark moves), a refresh slice's tail, and an order batch's repricing at
+        the exact marks and liquidation search (default: the process's); ``flush`` uses the
+        process's.
     """
 
     # ------------------------------------------------------------------------- inputs
@@ -222,9 +223,7 @@ class LiveMargin(LiveState):
         events: list[Event] = []
         t = self.now if self.now is not None else self.run.market.valuation_time
         with numba_threads(most_threads()):
-            for k in self.market.lagging():
-                self.market.follow(int(k))
-                self.reset_view()
+            self.follow_prices()
             sets = self.open_sets()
             refresh(self, sets, t, kind="flush", tables=True)
             publish(self, sets, t, events, found="flush", exact_marks=True)

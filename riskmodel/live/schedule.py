@@ -36,7 +36,6 @@ from riskmodel.live.requirements import (
     STATUS_NAMES,
     WARNING,
 )
-from riskmodel.live.threads import numba_threads
 from riskmodel.live.topup import top_up
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -222,8 +221,8 @@ def _issue(live: LiveState, t: pd.Timestamp, events: list[Event]) -> None:
     live.ordered[margined[chosen]] = True
     if not chosen.any():
         return
-    # a liquidation is a hundred small engine calls: one thread each (module loop)
-    with numba_threads(live.threads), live.stats.timed("partial_liquidation"):
+    # the compiled search shares the batch's sets among the batch threads (nogil)
+    with live.batch_work(), live.stats.timed("partial_liquidation"):
         orders, per_set = issue_orders(market, live.config, result.margins[chosen],
                                        result.attribution, live.run.stored.previous,
                                        live.account_types)

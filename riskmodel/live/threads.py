@@ -1,10 +1,9 @@
 """numba's thread count for a block of the live loop's work.
 
-An input's kernels are small, and a parallel region waits for its slowest thread: on a busy
-machine a preempted thread costs more than the region saves, so an input's own work and each of
-a liquidation's many small engine calls run on one thread; repricing a factor's instruments
-and ``flush`` use more (:class:`riskmodel.live.LiveMargin`'s ``threads`` and
-``batch_threads``).
+A tick's kernels are small, and a parallel region waits for its slowest thread: on a busy
+machine a preempted thread costs more than the region saves, so an input's own work runs on one
+thread; a refresh slice, repricing a factor's instruments, an order batch and ``flush`` use
+more (:class:`riskmodel.live.LiveMargin`'s ``threads`` and ``batch_threads``).
 """
 
 from __future__ import annotations
