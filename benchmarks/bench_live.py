@@ -149,15 +149,17 @@ def with_flush_points(run: Path, stream: list, points: int) -> list[dict]:
 
 def exact_against_default(run: Path, stream: list, n: int) -> dict:
     """``--exact`` on the inputs up to the ``n``-th tick: median seconds per tick (after two
-    warm-up ticks), and against the default mode on the same inputs (flushed at the end): the
-    sets each puts in liquidation (status) and those it sends liquidation orders for, any the
-    default misses, any it finds earlier, and how many ticks later it finds them."""
+    warm-up ticks), and against the default mode on the same inputs (flushed at the end):
+    every entry of ``--exact`` into liquidation, and when the default has the set in
+    liquidation at or after it (:func:`riskmodel.live.compare.liquidations_found`: missed when
+    never, lag in seconds of stream); and the sets each sends liquidation orders for."""
     from riskmodel.live import LiveMargin, events_frame
+    from riskmodel.live.compare import KEY, liquidations_found
     from riskmodel.live.inputs import apply
 
     ticks = np.cumsum([r.kind == "tick" for r in stream])
     prefix = stream[:int(np.searchsorted(ticks, n + 2)) + 1]
-    first: dict[str, dict[bool, pd.Series]] = {"status": {}, "orders": {}}
+    frames = {}
     for exact in (True, False):
         live = LiveMargin(run, exact=exact)
         times, events = [], []
@@ -167,26 +169,25 @@ def exact_against_default(run: Path, stream: list, n: int) -> dict:
             if record.kind == "tick":
                 times.append(time.perf_counter() - start)
         events += live.flush()
-        frame = events_frame(events)
-        entered = frame[(frame["event"] == "status_change")
-                        & (frame["status_after"] == "liquidation")]
-        ordered = frame[frame["event"] == "liquidation_orders"]
-        for name, rows in (("status", entered), ("orders", ordered)):
-            first[name][exact] = rows.groupby(["account_id", "netting_set"])["time"].min()
+        frames[exact] = events_frame(events)
         if exact:
             exact_s = statistics.median(times[2:])
-    tick_times = pd.to_datetime([r.values[0] for r in prefix if r.kind == "tick"], utc=True)
-    out: dict = {"exact_s_per_tick": exact_s, "ticks": n}
-    for name, found in first.items():
-        both = found[True].to_frame("exact").join(found[False].to_frame("default"))
-        seen = both.dropna()
-        lag = (tick_times.searchsorted(seen["default"], side="right")
-               - tick_times.searchsorted(seen["exact"], side="right")).tolist()
-        out[name] = {"exact": len(both), "missed_by_default": int(both["default"].isna().sum()),
-                     "earlier_than_exact": int(sum(1 for x in lag if x < 0)),
-                     "lag_ticks_p50": float(np.percentile(lag, 50)) if lag else 0.0,
-                     "lag_ticks_max": int(max(lag)) if lag else 0}
-    return out
+    start = pd.read_parquet(run / "margins.parquet").set_index(KEY)["status"]
+    found = liquidations_found(frames[True], frames[False], start)
+    lag = found["lag_s"].dropna()
+    ordered = {m: set(map(tuple, f.loc[f["event"] == "liquidation_orders", KEY].to_numpy()))
+               for m, f in frames.items()}
+    entries = {m: int(((f["event"] == "status_change")
+                       & (f["status_after"] == "liquidation")).sum()) for m, f in frames.items()}
+    return {"exact_s_per_tick": exact_s, "ticks": n,
+            "exact_entries_into_liquidation": len(found),
+            "missed_by_default": int(found["found"].isna().sum()),
+            "lag_s_p50": float(lag.median()) if len(lag) else 0.0,
+            "lag_s_max": float(lag.max()) if len(lag) else 0.0,
+            "entries": {"exact": entries[True], "default": entries[False]},
+            "sets_ordered": {"exact": len(ordered[True]), "default": len(ordered[False]),
+                             "exact_only": len(ordered[True] - ordered[False]),
+                             "default_only": len(ordered[False] - ordered[True])}}
 
 
 def numpy_reference(run: Path, stream: list, n: int, confidence: float = 0.99) -> float:

@@ -39,9 +39,9 @@ class LiveConfig:
         The orders' clock, in seconds of stream time (10.0): waiting liquidation orders go out
         at the first input at or after each multiple of it (counted from the Unix epoch, so
         every mode and every resumed replay batches at the same instants), and at ``flush``;
-        a set waits at most this long. A move into or out of liquidation that lagging
-        requirements show is confirmed by that batch at the exact marks, so this also bounds
-        its publication delay.
+        a set waits at most this long. A move out of liquidation that lagging requirements
+        show is confirmed by that batch at the exact marks, so this also bounds its
+        publication delay.
     checkpoint_every : int
         Inputs between two checkpoints of ``riskmodel live`` (10000).
     auto_top_up : bool

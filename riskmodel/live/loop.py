@@ -20,7 +20,7 @@ Each input is applied at once and returns the events it caused (:mod:`riskmodel.
      ``[live] refresh_move`` apart (its instruments repriced there), and every set holding it is
      then *due*; after each input, ``refresh_slice`` due sets are refreshed, lowest margin level
      first; a set whose status against the requirements in force changes is refreshed first
-     when due, and an entry into liquidation is published only once the exact current marks
+     when due, and an exit from liquidation is published only once the exact current marks
      confirm it (:mod:`riskmodel.live.schedule`). ``flush`` moves every requirement mark to its
      price and refreshes every set;
 5. a published status change is an event; a set entering liquidation waits for its orders

@@ -7,11 +7,12 @@ After each input (module :mod:`riskmodel.live.loop`, steps 3-6):
   published;
 * default: a trade's set is refreshed at once. A touched set whose status against the
   requirements in force changed is refreshed first when it is due; then the status is
-  published, except a move into or out of liquidation (or ``margin_call`` with
-  ``include_margin_call``) that the requirement marks show but the exact marks have not
-  confirmed: such a set joins the sets waiting for orders, whose batch refreshes them at the
-  exact current marks and publishes what it finds (a liquidation is never published, nor
-  lifted, on requirements that lag the marks). Then ``refresh_slice`` due sets are refreshed,
+  published (an entry into liquidation too: the set waits for its orders), except a move out
+  of liquidation (or ``margin_call`` with ``include_margin_call``) that the exact marks have
+  not confirmed: such a set joins the sets waiting for orders, whose batch refreshes them at
+  the exact current marks and publishes what it finds (a liquidation is never lifted on
+  requirements that lag the marks, and its orders go out only where the exact marks keep the
+  set in it). Then ``refresh_slice`` due sets are refreshed,
   nearest liquidation first: the sets not in liquidation by margin level, then those in it,
   nearest to leaving it first (the order is computed when sets become due and kept until the
   next time they do, or until its first :data:`QUEUE_PAGE` sets are used up);
@@ -152,7 +153,7 @@ def _refresh(live: LiveState, sets: np.ndarray, t: pd.Timestamp, kind: str, exac
 
 def publish(live: LiveState, sets: np.ndarray, t: pd.Timestamp, events: list[Event], *,
             found: str, exact_marks: bool) -> None:
-    """Publish the status of ``sets`` against their requirements in force (an entry into
+    """Publish the status of ``sets`` against their requirements in force (an exit from
     liquidation only at ``exact_marks``: otherwise the set waits for the orders' batch)."""
     if not len(sets):
         return
@@ -163,9 +164,9 @@ def publish(live: LiveState, sets: np.ndarray, t: pd.Timestamp, events: list[Eve
     names = live.liquidated
     for s, after in zip(sets[new != status[sets]], new[new != status[sets]]):
         s, after = int(s), int(after)
-        if not exact_marks and (STATUS_NAMES[after] in names) != (STATUS_NAMES[status[s]]
-                                                                 in names):
-            live.pending.add(s, t)  # into or out of liquidation: the exact marks decide
+        if (not exact_marks and STATUS_NAMES[status[s]] in names
+                and STATUS_NAMES[after] not in names):
+            live.pending.add(s, t)  # out of liquidation: the exact marks decide
             continue
         _status_change(live, s, after, t, events, found)
 

@@ -1,5 +1,6 @@
 """After the final flush the default mode's state equals ``--exact``'s and an ``eod`` re-run at
-the final marks; every set ``--exact`` liquidates, the default liquidates too, no earlier.
+the final marks; every set ``--exact`` puts in liquidation the default has in liquidation then
+or later.
 
 The reference is outside the live code: ``riskmodel eod`` on the demo's price history scaled
 (log-return factors) or shifted (WTI, absolute returns) so that it ends at the final marks,
@@ -17,6 +18,7 @@ import pytest
 from streams import feed, intraday
 
 from riskmodel.live import LiveMargin, events_frame
+from riskmodel.live.compare import liquidations_found
 from riskmodel.margin.tables import MARGIN_COLUMNS
 
 KEY = ["account_id", "netting_set"]
@@ -92,19 +94,27 @@ def test_equals_eod_rerun_at_final_marks(replays, demo_run, run_eod, tmp_path):
     _assert_tables_equal(snap, rerun[MARGIN_COLUMNS], MARGIN_COLUMNS)
 
 
-def test_every_exact_liquidation_is_found_no_earlier(replays):
-    _, _, out = replays
-
-    def first_liquidation(events: pd.DataFrame) -> pd.Series:
-        entered = events[(events["event"] == "status_change")
-                         & (events["status_after"] == "liquidation")]
-        return entered.groupby(KEY)["time"].min()
-
-    exact, default = first_liquidation(out[True][1]), first_liquidation(out[False][1])
-    assert len(exact) > 0
-    both = exact.to_frame("exact").join(default.to_frame("default"), how="left")
-    assert both["default"].notna().all(), both[both["default"].isna()]
-    assert (both["default"] >= both["exact"]).all()
+def test_every_exact_liquidation_is_found(replays):
+    """Each entry of ``--exact`` into liquidation finds the set in liquidation in the default
+    mode at that time or later (liquidations_found, checked here against a plain scan)."""
+    run, _, out = replays
+    start = pd.read_parquet(run.run_dir / "margins.parquet").set_index(KEY)["status"]
+    found = liquidations_found(out[True][1], out[False][1], start)
+    assert len(found) > 0
+    assert found["found"].notna().all(), found[found["found"].isna()]
+    assert (found["lag_s"] >= 0).all()
+    # the same answer from a plain scan of the default's statuses
+    default = out[False][1]
+    changes = default[default["event"] == "status_change"]
+    for row in found.itertuples():
+        mine = changes[(changes["account_id"] == row.account_id)
+                       & (changes["netting_set"] == row.netting_set)]
+        before = mine[mine["time"] <= row.entered]
+        status = (before["status_after"].iat[-1] if len(before)
+                  else start[(row.account_id, row.netting_set)])
+        later = mine[(mine["time"] > row.entered) & (mine["status_after"] == "liquidation")]
+        expected = row.entered if status == "liquidation" else later["time"].iat[0]
+        assert row.found == expected
 
 
 def test_orders_are_the_lockstep_liquidations(replays):
