@@ -183,10 +183,12 @@ class LiveBook:
         base = self.of_factor[factor]
         return base if not extra else np.concatenate([base, np.asarray(extra, np.int64)])
 
-    def factor_groups(self, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def factor_groups(self, factor: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The positions factor ``factor`` drives grouped by set: ``(positions, sets,
-        starts)``, the sets in increasing order and where each one's positions start (kept
-        until a trade adds a position the factor drives)."""
+        starts, instruments)``, the sets in increasing order, where each one's positions
+        start, and each position's instrument row (kept until a trade adds a position the
+        factor drives: a tick gathers from these instead of the book's arrays)."""
         found = self._groups.get(factor)
         if found is None:
             held = self.driven_positions(factor)
@@ -195,7 +197,8 @@ class LiveBook:
             first = np.ones(len(held), dtype=bool)
             first[1:] = owner[1:] != owner[:-1]
             starts = np.flatnonzero(first)
-            found = self._groups[factor] = (held, owner[starts], starts)
+            found = self._groups[factor] = (held, owner[starts], starts,
+                                            self.instr.view[held].copy())
         return found
 
     def open_positions(self, sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

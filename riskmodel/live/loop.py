@@ -289,9 +289,9 @@ class LiveMargin(LiveState):
         old = float(market.spot[k])
         rows = market.set_mark(k, price)
         self.upnl[rows] = market.mark_pnl(rows)
-        held, sets, starts = self.book.factor_groups(k)
+        held, sets, starts, instrument = self.book.factor_groups(k)
         quantity = self.book.qty.view[held]
-        self.ledger.revalue(held, sets, starts, quantity * self.upnl[self.book.instr.view[held]])
+        self.ledger.revalue(held, sets, starts, quantity * self.upnl[instrument])
         touched = sets[np.add.reduceat(quantity != 0, starts) > 0] if len(held) else sets
         coin_sets = self.ledger.coin_move(k, old, price)
         if coin_sets:

@@ -135,7 +135,7 @@ class LiveState:
             self.market.follow_many(lagging)
         self.reset_view()
         for k in lagging:  # the sets with an open position the factor drives
-            held, sets, starts = self.book.factor_groups(int(k))
+            held, sets, starts, _ = self.book.factor_groups(int(k))
             if len(held):
                 self.due[sets[np.add.reduceat(self.book.qty.view[held] != 0, starts) > 0]] = True
         self.schedule.stale = True
