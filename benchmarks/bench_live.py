@@ -19,7 +19,10 @@ Measured, in this order:
    :meth:`RemarkedMarket.at_marks`, and :func:`riskmodel.engine.margin_book` over the whole book)
    puts in liquidation and the live state does not (the lag), and after it (must be none);
 3. ``--exact`` on the first ``--exact-ticks`` ticks of the same stream (every touched set
-   re-margined on every tick): median seconds per tick, scaled to the stream;
+   re-margined on every tick): median seconds per tick, scaled to the stream; and against the
+   default mode on those inputs, every entry of ``--exact`` into liquidation and when the
+   default has the set in liquidation then or later
+   (:func:`riskmodel.live.compare.liquidations_found`), and the sets each sends orders for;
 4. a plain numpy reference of the same per-tick work on ``--reference-ticks`` ticks: the ticked
    underlying's instruments repriced with numpy (Black-Scholes with ``scipy.special.ndtr`` on the
    stored shocks), the touched sets' scenario losses as scipy.sparse CSR @ dense and their ES by
