@@ -100,7 +100,7 @@ class LiveBook:
             [by_instrument[ptr[i]:ptr[i + 1]] for i in rows] or [np.zeros(0, np.int64)]))
             for rows in driven]
         self.factor_extra: list[list[int]] = [[] for _ in driven]
-        self._groups: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._groups: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.drivers_of = [[] for _ in range(len(axis))]  # type: list[list[int]]
         for k, rows in enumerate(driven):
             for i in rows:
