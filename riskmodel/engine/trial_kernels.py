@@ -35,7 +35,7 @@ from numba import njit
 from riskmodel.measures.kernels import uniform_rank
 from riskmodel.measures.losses import SCEN_BLOCK_MIN, accumulate_loss, threshold_block_size
 from riskmodel.measures.stress_kernels import grid_one, worst_one
-from riskmodel.measures.trial_tail import EXACT, FORMED, WITH_REST, trial_tail
+from riskmodel.measures.trial_tail import EXACT, FORMED, WITH_REST, rest_subset, trial_tail
 
 MODE_REPORT, MODE_MAX, MODE_BLEND = 0, 1, 2
 
@@ -158,7 +158,7 @@ def _initial_margin(base, stress, pos, kept, qty, count, pol):
 
 @njit(cache=True)
 def trial_initial_margin(mk, pol, pos, p0, p1, account_h, previous, quantity, rest, rest_max,
-                         rest_hx, changed, scratch):
+                         rest_hx, changed, scratch, subset, n_sub):
     """The engine's initial margin of netting set ``p0:p1`` (positions of ``pos``) at the trial
     ``quantity`` (one per position; module docstring).
 
@@ -166,8 +166,10 @@ def trial_initial_margin(mk, pol, pos, p0, p1, account_h, previous, quantity, re
     the set's positions other than position ``changed`` at these quantities (-1: none), which
     the tail reuses: directly when ``changed`` is dropped, as the screen of
     :func:`riskmodel.measures.trial_tail.tail_with_rest` otherwise. ``scratch`` is
-    :func:`tail_scratch`'s. Returns the initial margin (0 for a set closed entirely), or -1
-    when the set needs a horizon the market does not hold.
+    :func:`tail_scratch`'s; ``subset[:n_sub]`` (``n_sub >= 0``) the scenarios that screen
+    holds (:func:`rest_screen`, for ``changed`` at most as large as now). Returns the initial
+    margin (0 for a set closed entirely), or -1 when the set needs a horizon the market does
+    not hold.
     """
     tails, approx, book = scratch
     count, h = reduced_set(quantity, pos, p0, p1, account_h, book)
@@ -191,7 +193,7 @@ def trial_initial_margin(mk, pol, pos, p0, p1, account_h, previous, quantity, re
     elif rest_hx == hx and changed >= 0 and bs > 0:
         mode, changed_row, nq = np.int64(WITH_REST), pos[0][changed], -quantity[changed - p0]
     var, es = trial_tail(mode, pnl, index, qty, count, confidence, k, bs, here, rest[:n],
-                         rest_max, changed_row, nq, mk[2][hx], approx[:n])
+                         rest_max, changed_row, nq, mk[2][hx], approx[:n], subset, n_sub)
     measure = es if use_es else var
     floor_measure = 0.0
     if pol[2]:
@@ -200,7 +202,8 @@ def trial_initial_margin(mk, pol, pos, p0, p1, account_h, previous, quantity, re
         kf = uniform_rank(nf, confidence)
         fvar, fes = trial_tail(exact, floor, index, qty, count, confidence, kf,
                                threshold_block_size(nf, nf - kf + 1), sized(tails, nf),
-                               rest[:nf], rest_max, changed_row, nq, mk[2][hx], approx[:nf])
+                               rest[:nf], rest_max, changed_row, nq, mk[2][hx], approx[:nf],
+                               subset, np.int64(-1))
         floor_measure = fes if use_es else fvar
     stress = stress_loss(mk, pol, hx, index, qty, count)
     base = _apc_base(measure, floor_measure, previous, pol)
@@ -231,3 +234,27 @@ def form_rest(mk, pol, pos, p0, p1, account_h, quantity, changed, scratch, rest,
     accumulate_loss(pnl, index, qty, 0, others, rest[:n], rest_max,
                     threshold_block_size(n, n - k + 1))
     return hx
+
+
+@njit(cache=True)
+def rest_screen(mk, pol, pos, p0, p1, account_h, quantity, changed, rest, rest_hx, scratch,
+                subset):
+    """The scenarios every trial of the set at ``quantity`` with position ``changed`` at most
+    as large as now can take as candidates (:func:`riskmodel.measures.trial_tail.rest_subset`),
+    into ``subset``; returns their count, or -1 where there is no such screen (the trials then
+    screen every scenario)."""
+    tails, approx, book = scratch
+    count, h = reduced_set(quantity, pos, p0, p1, account_h, book)
+    hx = horizon_index(mk[0], h)
+    if count == 0 or hx < 0 or hx != rest_hx or changed < 0 or quantity[changed - p0] == 0.0:
+        return -1
+    pnl = mk[1][hx]
+    n = pnl.shape[1]
+    m = n - uniform_rank(n, pol[0]) + 1
+    bs = threshold_block_size(n, m)
+    if bs <= 0:
+        return -1  # no screen in the trials either: the exact pass
+    index, qty, _ = book
+    here = sized(tails, n)
+    return rest_subset(pnl, index, qty, count, m, bs, rest[:n], pos[0][changed],
+                       -quantity[changed - p0], mk[2][hx], here[1], here[2], subset)

@@ -205,6 +205,7 @@ def _evaluate(mk, pol, pos, indptr, account_h, previous, quantity, changed, scra
     scratch = tail_scratch(scratch_n, max_positions)
     rest = np.empty(scratch_n)
     rest_max = np.empty(scratch_n // 4 + 2)
+    no_subset = np.empty(0, dtype=np.int64)
     base = pos[8]
     for s in range(indptr.size - 1):
         p0, p1 = indptr[s], indptr[s + 1]
@@ -214,4 +215,4 @@ def _evaluate(mk, pol, pos, indptr, account_h, previous, quantity, changed, scra
                                 scratch, rest, rest_max)
         out[s] = trial_initial_margin(mk, pol, pos, p0, p1, account_h[s], previous[s],
                                       quantity[p0:p1], rest, rest_max, rest_hx, changed[s],
-                                      scratch)
+                                      scratch, no_subset, np.int64(-1))

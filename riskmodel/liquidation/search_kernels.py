@@ -19,7 +19,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from riskmodel.engine.trial_kernels import form_rest, tail_scratch, trial_initial_margin
+from riskmodel.engine.trial_kernels import (
+    form_rest,
+    rest_screen,
+    tail_scratch,
+    trial_initial_margin,
+)
 
 MAX_ITERATIONS = 200
 FRACTION_TOL = 1e-13
@@ -166,12 +171,13 @@ def highest_bound(xs, gs, n):
 @njit(cache=True, inline="always")
 def _margin(ctx, s, fractions, memo):
     """The engine's initial margin of set ``s`` with its positions reduced by ``fractions``
-    (search order); ``memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty)``."""
-    changed, rest, rest_max, rest_hx, scratch, trial_qty = memo
+    (search order); ``memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty, subset,
+    n_sub)``."""
+    changed, rest, rest_max, rest_hx, scratch, trial_qty, subset, n_sub = memo
     book_ptr = ctx[3]
     return trial_initial_margin(ctx[0], ctx[1], ctx[2], book_ptr[s], book_ptr[s + 1], ctx[4][s],
                                 ctx[5][s], _book_quantity(ctx, s, fractions, trial_qty), rest,
-                                rest_max, rest_hx, changed, scratch)
+                                rest_max, rest_hx, changed, scratch, subset, n_sub)
 
 
 @njit(cache=True, nogil=True)
@@ -191,6 +197,7 @@ def liquidate_sets(ctx, sets, scratch_n, max_positions, out_fractions, out_figur
     scratch = tail_scratch(scratch_n, max_positions)
     rest = np.empty(scratch_n)
     rest_max = np.empty(scratch_n // 4 + 2)
+    subset = np.empty(scratch_n, dtype=np.int64)
     trial_qty = np.empty(max_positions)
     terms = np.empty(max_positions)
     f = np.empty(max_positions)
@@ -198,13 +205,13 @@ def liquidate_sets(ctx, sets, scratch_n, max_positions, out_fractions, out_figur
     xs = np.empty(MAX_ITERATIONS + 2)
     gs = np.empty(MAX_ITERATIONS + 2)
     for s in sets:
-        out_code[s] = _liquidate_set(ctx, s, scratch, rest, rest_max, trial_qty, terms, f,
-                                     trial, xs, gs, out_fractions, out_figures)
+        out_code[s] = _liquidate_set(ctx, s, scratch, rest, rest_max, subset, trial_qty,
+                                     terms, f, trial, xs, gs, out_fractions, out_figures)
 
 
 @njit(cache=True, inline="always")
-def _liquidate_set(ctx, s, scratch, rest, rest_max, trial_qty, terms, f, trial, xs, gs,
-                   out_fractions, out_figures):
+def _liquidate_set(ctx, s, scratch, rest, rest_max, subset, trial_qty, terms, f, trial, xs,
+                   gs, out_fractions, out_figures):
     """``partial._Lockstep.run`` for one set; returns its outcome code."""
     set_ptr, to_book, qty, unit_notional, rates = ctx[6], ctx[7], ctx[8], ctx[9], ctx[10]
     equity, im0, n_tradeable, target = ctx[11][s], ctx[12][s], ctx[13][s], ctx[14]
@@ -227,7 +234,11 @@ def _liquidate_set(ctx, s, scratch, rest, rest_max, trial_qty, terms, f, trial, 
         rest_hx = form_rest(ctx[0], ctx[1], ctx[2], ctx[3][s], ctx[3][s + 1], ctx[4][s],
                             _book_quantity(ctx, s, f, trial_qty), changed, scratch, rest,
                             rest_max)
-        memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty)
+        # the scenarios any trial of position k can take as candidates, found once
+        n_sub = rest_screen(ctx[0], ctx[1], ctx[2], ctx[3][s], ctx[3][s + 1], ctx[4][s],
+                            _book_quantity(ctx, s, f, trial_qty), changed, rest, rest_hx,
+                            scratch, subset)
+        memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty, subset, n_sub)
         for r in range(n):
             trial[r] = f[r]
         trial[k] = 1.0

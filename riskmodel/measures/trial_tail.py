@@ -76,7 +76,8 @@ EXACT, FORMED, WITH_REST = 0, 1, 2  # how trial_tail finds the candidates
 
 @njit(cache=True)
 def trial_tail(mode, instrument_pnl, instrument_index, quantity, n_pos, confidence, k, bs,
-               scratch, rest, rest_max, changed_row, changed_nq, row_bound, approx):
+               scratch, rest, rest_max, changed_row, changed_nq, row_bound, approx, subset,
+               n_sub):
     """Uniform VaR and ES of the positions ``0:n_pos``, bitwise the tail kernels' (module
     docstring); ``scratch = (loss, block_max, work, cand_val, cand_idx, eq_idx)`` sized for
     the scenarios. ``mode``:
@@ -88,7 +89,9 @@ def trial_tail(mode, instrument_pnl, instrument_index, quantity, n_pos, confiden
     * ``WITH_REST``: ``rest`` is the exact loss of every position but the changed one (row
       ``changed_row``, ``-quantity`` equal to ``changed_nq``, one of the ``n_pos``), which
       screens the candidates (``row_bound`` the rows' largest ``|P&L|``, ``approx`` a scratch;
-      ``bs > 0``).
+      ``bs > 0``); with ``n_sub >= 0`` only the scenarios ``subset[:n_sub]`` are screened
+      (:func:`rest_subset`, which holds every candidate of every size of the changed
+      position up to the one it was formed at).
 
     Returns ``(var, es)``.
     """
@@ -96,7 +99,11 @@ def trial_tail(mode, instrument_pnl, instrument_index, quantity, n_pos, confiden
     n = loss.size
     m = n - k + 1
     c = -1
-    if mode == WITH_REST:
+    if mode == WITH_REST and n_sub >= 0:
+        c = _subset_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, rest,
+                               changed_row, changed_nq, row_bound, approx, subset, n_sub,
+                               cand_val, cand_idx)
+    elif mode == WITH_REST:
         c = _rest_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest,
                              changed_row, changed_nq, row_bound, approx, block_max, work,
                              cand_val, cand_idx)
@@ -138,3 +145,63 @@ def _rest_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, bs, r
     cut = block_threshold(block_max, nb, work, m) - 2.0 * eps
     c = gather_reaching(approx[:n], cut, block_max, bs, cand_val, cand_idx)
     return c if c >= m else -1  # fewer cannot happen (see above): the exact pass decides
+
+
+@njit(cache=True)
+def rest_subset(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest, changed_row,
+                changed_nq, row_bound, block_max, work, subset):
+    """The scenarios that can be candidates of a ``WITH_REST`` tail whatever the changed
+    position's size between 0 and the one given (``changed_nq``, its ``-quantity``), into
+    ``subset`` in scenario order; returns their count, or -1 where the bound could overflow.
+
+    At a size in between, ``A_i = rest_i + nq x P_i`` lies between ``rest_i`` and
+    ``A0_i = rest_i + changed_nq x P_i`` (each rounding is monotone in ``nq``), and the bound
+    ``eps`` of :func:`rest_eps` is at most its value here (it grows with ``|nq|``). With ``T``
+    the ``m``-th largest maximum of the blocks of ``bs`` scenarios of ``min(rest_i, A0_i)``,
+    at least ``m`` of the ``A_i`` reach ``T``, so the exact VaR is ``>= T - eps`` and every
+    scenario at or above it has ``max(rest_i, A0_i) >= A_i >= T - 2 eps``; the subset keeps
+    those with margin (``4 eps``). ``block_max`` and ``work`` are scratch of the blocks.
+    """
+    n = rest.size
+    eps = rest_eps(instrument_index, quantity, n_pos, row_bound)
+    if eps < 0.0:
+        return -1
+    nb = (n + bs - 1) // bs
+    for b in range(nb):
+        top = -np.inf
+        for i in range(b * bs, min(n, (b + 1) * bs)):
+            a0 = rest[i] + changed_nq * instrument_pnl[changed_row, i]
+            low = a0 if a0 < rest[i] else rest[i]
+            top = low if low > top else top
+        block_max[b] = top
+    cut = block_threshold(block_max, nb, work, m) - 4.0 * eps
+    c = 0
+    for i in range(n):
+        a0 = rest[i] + changed_nq * instrument_pnl[changed_row, i]
+        if (a0 if a0 > rest[i] else rest[i]) >= cut:
+            subset[c] = i
+            c += 1
+    return c
+
+
+@njit(cache=True)
+def _subset_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, rest, changed_row,
+                       changed_nq, row_bound, approx, subset, n_sub, cand_val, cand_idx):
+    """:func:`_rest_candidates` over ``subset[:n_sub]`` alone: every scenario outside it has
+    an approximate loss below the ``m`` largest, so the ``m``-th largest of the subset's is
+    the whole vector's; the candidates reach it less ``2 eps``, in scenario order."""
+    eps = rest_eps(instrument_index, quantity, n_pos, row_bound)
+    if eps < 0.0 or n_sub < m:
+        return -1
+    for t in range(n_sub):
+        i = subset[t]
+        approx[t] = rest[i] + changed_nq * instrument_pnl[changed_row, i]
+        cand_val[t] = approx[t]
+    cut = select_kth(cand_val, np.int64(0), n_sub, n_sub - m) - 2.0 * eps
+    c = 0
+    for t in range(n_sub):
+        if approx[t] >= cut:
+            cand_idx[c] = subset[t]
+            cand_val[c] = 0.0
+            c += 1
+    return c if c >= m else -1

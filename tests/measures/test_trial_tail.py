@@ -7,7 +7,14 @@ import pytest
 
 from riskmodel.measures import kernels, twins
 from riskmodel.measures.losses import SCEN_BLOCK_MIN, accumulate_loss, threshold_block_size
-from riskmodel.measures.trial_tail import EXACT, FORMED, WITH_REST, row_bounds, trial_tail
+from riskmodel.measures.trial_tail import (
+    EXACT,
+    FORMED,
+    WITH_REST,
+    rest_subset,
+    row_bounds,
+    trial_tail,
+)
 
 
 def _scratch(n):
@@ -34,23 +41,42 @@ def _rest(pnl, index, qty, changed, bs):
     return rest, rest_max
 
 
-def _trial(mode, pnl, index, qty, changed, a):
-    """``trial_tail``'s VaR and ES in ``mode``, the rest formed without ``changed``."""
+def _trial(mode, pnl, index, qty, changed, a, subset=None):
+    """``trial_tail``'s VaR and ES in ``mode``, the rest formed without ``changed`` (and the
+    candidates screened among ``subset = (scenarios, count)`` when given)."""
     n = pnl.shape[1]
     k = kernels.uniform_rank(n, a)
     bs = threshold_block_size(n, n - k + 1)
     rest, rest_max = _rest(pnl, index, qty, changed, bs)
     bound = np.empty(pnl.shape[0])
     row_bounds(pnl, bound)
+    scenarios, count = subset if subset is not None else (np.empty(0, np.int64), -1)
     return trial_tail(mode, pnl, index, qty, len(index), a, k, bs, _scratch(n), rest, rest_max,
-                      index[changed], -qty[changed], bound, np.empty(n))
+                      index[changed], -qty[changed], bound, np.empty(n), scenarios,
+                      np.int64(count))
 
 
-def _with_rest(pnl, index, qty, changed, a):
+def _with_rest(pnl, index, qty, changed, a, subset=None):
     """VaR and ES from the loss of every position but ``changed`` (the screen)."""
     n = pnl.shape[1]
     assert threshold_block_size(n, n - kernels.uniform_rank(n, a) + 1) > 0
-    return _trial(WITH_REST, pnl, index, qty, changed, a)
+    return _trial(WITH_REST, pnl, index, qty, changed, a, subset)
+
+
+def _subset(pnl, index, qty, changed, a):
+    """``rest_subset`` of the set at ``qty``: the scenarios every smaller size of position
+    ``changed`` screens among, and their count."""
+    n = pnl.shape[1]
+    m = n - kernels.uniform_rank(n, a) + 1
+    bs = threshold_block_size(n, m)
+    rest, _ = _rest(pnl, index, qty, changed, bs)
+    bound = np.empty(pnl.shape[0])
+    row_bounds(pnl, bound)
+    nb = n // SCEN_BLOCK_MIN + 2
+    scenarios = np.empty(n, np.int64)
+    count = rest_subset(pnl, index, qty, len(index), m, bs, rest, index[changed],
+                        -qty[changed], bound, np.empty(nb), np.empty(nb), scenarios)
+    return scenarios, count
 
 
 def _case(rng, kind, n_scen=4000, n_pos=8, n_instr=30):
@@ -75,12 +101,17 @@ def test_rest_screen_gives_the_kernels_bits(kind, seed):
     pnl, index, qty = _case(rng, kind)
     for a in (0.99, 0.975, 0.9):
         for changed in range(len(index)):
+            # the scenarios any smaller size of the position screens among, found at its size
+            subset = _subset(pnl, index, qty, changed, a)
+            assert kind != "plain" or a != 0.99 or 0 <= subset[1] < pnl.shape[1] // 2
             for scale in (1.0, 0.37, 1e-7, 0.999999):
                 q = qty.copy()
                 q[changed] *= scale
                 expected = _kernel(pnl, index, q, a)
                 got = _with_rest(pnl, index, q, changed, a)
                 assert got == expected, (kind, a, changed, scale)
+                got = _with_rest(pnl, index, q, changed, a, subset)
+                assert got == expected, (kind, a, changed, scale, "subset")
     # and the definition (sorted losses), to rounding
     loss = -(qty @ pnl[index])
     var, es = twins.var_es(loss, 0.99)
@@ -141,3 +172,8 @@ def test_a_scenario_the_rounding_moves_below_the_threshold_is_still_a_candidate(
     expected = _kernel(pnl, index, qty, a)
     assert expected[0] == big + 30  # V is the VaR, and X is in the tail above it
     assert _with_rest(pnl, index, qty, 0, a) == expected
+    # and screened among the subset found at that size (or a larger one of the same sign)
+    assert _with_rest(pnl, index, qty, 0, a, _subset(pnl, index, qty, 0, a)) == expected
+    larger = qty.copy()
+    larger[0] *= 3.0
+    assert _with_rest(pnl, index, qty, 0, a, _subset(pnl, index, larger, 0, a)) == expected
