@@ -146,3 +146,26 @@ def test_requirement_rows_at_the_current_marks_are_those_at_marks_prices(run):
         assert np.array_equal(got.stress[h].pnl, expected.stress[h].pnl)
         if h in expected.floor:
             assert np.array_equal(got.floor[h].pnl, expected.floor[h].pnl)
+
+
+def test_a_factor_never_moved_keeps_the_runs_own_rows(run):
+    # NASDAQ stays at its end-of-day mark: its rows at the marks are the run's stored ones
+    # (the requirement rows), while SPX's, moved and followed, are priced there
+    market = RemarkedMarket(run.market, run.config)
+    spx, nasdaq = market.factor_index["SPX"], market.factor_index["NASDAQ"]
+    market.set_mark(spx, market.spot[spx] * 0.95)
+    market.follow(spx)
+    every = np.arange(market.n_instruments)
+    got = market.at_marks(every)
+    still = market.factor_of == nasdaq
+    assert still.any()
+    fresh = RemarkedMarket(run.market, run.config)
+    fresh.spot = market.spot.copy()
+    fresh.spot[nasdaq] = np.nextafter(fresh.spot[nasdaq], np.inf)  # no reuse: priced afresh
+    priced = fresh.at_marks(every)
+    for h in run.market.horizons:
+        assert np.array_equal(got.model[h].pnl[still], run.market.model[h].pnl[still])
+        # and the run's rows are those pricing gives at the marks, to rounding
+        np.testing.assert_allclose(priced.model[h].pnl[still], got.model[h].pnl[still],
+                                   rtol=1e-9, atol=1e-9 * np.abs(got.model[h].pnl).max())
+        assert np.array_equal(got.model[h].pnl[~still], priced.model[h].pnl[~still])

@@ -46,11 +46,13 @@ def test_a_breach_that_heals_before_the_batch_is_published_as_exact_publishes_it
         events = live.on_transfer(t0, account, -gap)
         assert any(e.event == "status_change" and e.status_after == "liquidation"
                    for e in events), exact
-        events += live.on_transfer(t0 + pd.Timedelta(seconds=1), account, gap)
-        events += live.flush()
-        frames[exact] = events_frame(events)
+        healed = live.on_transfer(t0 + pd.Timedelta(seconds=1), account, gap)
+        # --exact lifts it at once; the default waits for the batch's exact marks (the flush)
+        assert any(e.status_before == "liquidation" for e in healed) == exact
+        frames[exact] = events_frame(events + healed + live.flush())
     found = liquidations_found(frames[True], frames[False], start["status"])
     assert len(found) == 1 and found["lag_s"].iat[0] == 0.0
     for frame in frames.values():
-        assert not (frame["event"] == "liquidation_orders").any()
-        assert frame["status_after"].iat[-1] != "liquidation"
+        mine = frame[frame["account_id"] == account]
+        assert not (mine["event"] == "liquidation_orders").any()
+        assert mine["status_after"].iat[-1] != "liquidation"
