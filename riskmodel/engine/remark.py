@@ -305,7 +305,7 @@ class RemarkedMarket:
     def follow_many(self, factors: np.ndarray) -> None:
         """:meth:`follow` for each of ``factors``, in that order, their instruments repriced in
         one call (each row is priced on its own, at its factors' final marks: bitwise the rows
-        of following them one by one, which :meth:`restore` does)."""
+        of following them one by one, which :meth:`restore` does); none: nothing."""
         factors = np.asarray(factors, dtype=np.int64)
         if not len(factors):
             return
@@ -520,8 +520,10 @@ class RemarkedMarket:
 
     def restore(self, state: dict[str, Any]) -> None:
         """Return to ``state``. Each factor whose requirement mark moved has its
-        instruments repriced there, in the order the marks last moved, so that every row is
-        written last by the same batch at the same marks as before: bitwise what it was."""
+        instruments repriced there, one factor at a time in the order the marks last moved, so
+        that every row is priced last at the marks of its factor and implied-vol index it had
+        (each row is priced on its own, whatever rows it is priced with, :meth:`follow_many`):
+        bitwise what it was."""
         rmark = np.asarray(state["rmark"], dtype=np.float64)
         followed = np.asarray(state["followed"], dtype=np.int64)
         self.rmark = self.spot0.copy()

@@ -79,6 +79,7 @@ class EventLog:
         self.file.close()
 
     def read(self) -> list[Event]:
+        """The log event by event (the reference :meth:`frame` is tested against)."""
         self.file.flush()
         return [Event.from_record(json.loads(line))
                 for line in self.path.read_text().splitlines() if line.strip()]

@@ -223,7 +223,9 @@ class LiveMargin(LiveState):
         events: list[Event] = []
         t = self.now if self.now is not None else self.run.market.valuation_time
         with numba_threads(most_threads()):
-            self.follow_prices()
+            # every lagging requirement mark to its price, their instruments priced in one call
+            self.market.follow_many(self.market.lagging())
+            self.reset_view()
             sets = self.open_sets()
             refresh(self, sets, t, kind="flush", tables=True)
             publish(self, sets, t, events, found="flush", exact_marks=True)

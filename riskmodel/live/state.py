@@ -125,22 +125,6 @@ class LiveState:
         self.ensure_room()
         return s
 
-    def follow_prices(self) -> None:
-        """Every lagging requirement mark moved to its price (:meth:`RemarkedMarket.
-        follow_many`, on the batch threads); the sets holding those factors are due."""
-        lagging = self.market.lagging()
-        if not len(lagging):
-            return
-        with self.batch_work(), self.stats.timed("repricing"):
-            self.market.follow_many(lagging)
-        self.reset_view()
-        for k in lagging:  # the sets with an open position the factor drives
-            held, sets, starts, _ = self.book.factor_groups(int(k))
-            if len(held):
-                self.due[sets[np.add.reduceat(self.book.qty.view[held] != 0, starts) > 0]] = True
-        self.schedule.stale = True
-        self.stats.count("requirement_mark_moves", len(lagging))
-
     def reset_view(self) -> None:
         """Forget the market view (a requirement mark moved)."""
         self._view = None

@@ -76,9 +76,11 @@ scenarios (:func:`tail_uniform_parallel`, :func:`tail_uniform_serial`), weighted
 (:func:`tail_weighted_parallel`, :func:`tail_weighted_serial`) and the float32 first pass
 (:func:`tail_screened_parallel`, partitions of many sets only). A book of less work than
 :data:`SERIAL_MAX_WORK` positions x scenarios (the demo, a what-if, a liquidation step) runs,
-and compiles, no parallel region. Each runs the set-level function of its kind
-(:func:`set_tail_uniform`, :func:`set_tail_weighted`, :func:`set_tail_screened`) for every set,
-so all give the same bits.
+and compiles, no parallel region, unless the parallel kernel is compiled in the process already
+and more than one thread may run it, from :data:`PARALLEL_COMPILED_WORK`
+(:func:`prefer_parallel`: the live loop's refresh slices). Each runs the set-level function of
+its kind (:func:`set_tail_uniform`, :func:`set_tail_weighted`, :func:`set_tail_screened`) for
+every set, so all give the same bits.
 """
 
 from __future__ import annotations
@@ -477,8 +479,8 @@ def netting_set_tail(instrument_pnl: np.ndarray, indptr: np.ndarray, instrument_
     """VaR, ES and Euler contributions of every netting set of a CSR book, with the kernel that
     fits it (module docstring, "Kernels"): ``weights`` normalised, or empty for equally likely
     scenarios; ``screen = (pnl32, quantity32, row_bound)`` for the float32 first pass of an
-    unweighted book; ``parallel`` (default: from :data:`SERIAL_MAX_WORK` positions x scenarios)
-    whether to run on every thread. Other arguments as :func:`tail_uniform_parallel`'s."""
+    unweighted book; ``parallel`` (default: :func:`prefer_parallel`) whether to run on every
+    thread. Other arguments as :func:`tail_uniform_parallel`'s."""
     if parallel is None:
         parallel = prefer_parallel(instrument_index.size * instrument_pnl.shape[1],
                                    weighted=bool(weights.size))

@@ -70,8 +70,9 @@ __all__ = [
 ]
 
 SERIAL_MAX_EVALS = 2**20
-"""Below this many option values (options x scenarios) the repricing runs on one thread: a
-parallel region saves at most milliseconds there, and compiling one costs a first run seconds."""
+"""Below this many option values (options x scenarios) the repricing runs on one thread (unless
+the parallel kernel is compiled already, :data:`PARALLEL_COMPILED_EVALS`): a parallel region
+saves at most milliseconds there, and compiling one costs a first run seconds."""
 
 PARALLEL_COMPILED_EVALS = 2**17
 """From this many option values the repricing runs in parallel after all when the parallel
