@@ -26,9 +26,11 @@ import sys
 import time
 from typing import Any
 
+import numba
 from numba.core import event
 
-__all__ = ["WAIT_SECONDS", "CompileCounter", "start", "stop", "usable_cpus", "wait"]
+__all__ = ["WAIT_SECONDS", "CompileCounter", "compiled_here", "parallel_pays", "start", "stop",
+           "usable_cpus", "wait"]
 
 WAIT_SECONDS = 300.0
 """How long the main process waits for the background process before compiling itself."""
@@ -117,3 +119,18 @@ def stop() -> tuple[int, float]:
 
 
 atexit.register(stop)
+
+
+def compiled_here(kernel: Any) -> bool:
+    """Whether numba has compiled (or loaded from its cache) ``kernel`` in this process (false
+    for a plain function, with the JIT disabled)."""
+    return bool(getattr(kernel, "signatures", None))
+
+
+def parallel_pays(work: int, serial_max: int, compiled_from: int, kernel: Any) -> bool:
+    """Whether ``work`` runs the parallel ``kernel`` rather than its serial twin (the same bits
+    either way): from ``serial_max``, or from ``compiled_from`` where the parallel kernel costs
+    no compilation (:func:`compiled_here`) and numba may run more than one thread."""
+    if work >= serial_max:
+        return True
+    return work >= compiled_from and numba.get_num_threads() > 1 and compiled_here(kernel)

@@ -85,10 +85,10 @@ every set, so all give the same bits.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
+from riskmodel.measures.background import parallel_pays
 from riskmodel.measures.background import wait as wait_for_background
 from riskmodel.measures.losses import (
     SCEN_BLOCK_MIN,
@@ -464,11 +464,8 @@ def prefer_parallel(work: int, *, weighted: bool) -> bool:
     from :data:`SERIAL_MAX_WORK`, or from :data:`PARALLEL_COMPILED_WORK` where the kernel is
     compiled in this process already and numba may run more than one thread (the same bits
     either way)."""
-    if work >= SERIAL_MAX_WORK:
-        return True
-    kernel = tail_weighted_parallel if weighted else tail_uniform_parallel
-    return (work >= PARALLEL_COMPILED_WORK and numba.get_num_threads() > 1
-            and bool(getattr(kernel, "signatures", None)))
+    return parallel_pays(work, SERIAL_MAX_WORK, PARALLEL_COMPILED_WORK,
+                         tail_weighted_parallel if weighted else tail_uniform_parallel)
 
 
 def netting_set_tail(instrument_pnl: np.ndarray, indptr: np.ndarray, instrument_index: np.ndarray,

@@ -23,7 +23,7 @@ import numpy as np
 from numba import config as numba_config
 from numba.core import event
 
-from riskmodel.measures.background import CompileCounter, start, usable_cpus
+from riskmodel.measures.background import CompileCounter, compiled_here, start, usable_cpus
 
 __all__ = ["examples", "load_parallel_tail", "start_if_cold"]
 
@@ -58,7 +58,7 @@ def _kernels() -> list[Callable[..., object]]:
 def _cached(kernel: Callable[..., object]) -> bool:
     """Whether ``kernel`` is compiled in this process or has an entry in numba's cache for
     its current source (true where that cannot be told: then nothing is started)."""
-    if getattr(kernel, "signatures", None):
+    if compiled_here(kernel):
         return True
     try:
         return bool(kernel._cache._cache_file._load_index())  # type: ignore[attr-defined]

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
+from riskmodel.measures.background import parallel_pays
 from riskmodel.pricing import option_kernels
 from riskmodel.pricing.option_kernels import (
     BACHELIER,
@@ -383,10 +383,8 @@ def _parallel(n_evals: int) -> bool:
     """Whether ``n_evals`` option values are repriced by the parallel kernel (the same bits
     as the serial one): :data:`SERIAL_MAX_EVALS`, or :data:`PARALLEL_COMPILED_EVALS` when
     that costs no compilation and more than one thread may run it."""
-    if n_evals >= SERIAL_MAX_EVALS:
-        return True
-    return (n_evals >= PARALLEL_COMPILED_EVALS and numba.get_num_threads() > 1
-            and bool(getattr(option_kernels.option_scenario_pnl, "signatures", None)))
+    return parallel_pays(n_evals, SERIAL_MAX_EVALS, PARALLEL_COMPILED_EVALS,
+                         option_kernels.option_scenario_pnl)
 
 
 def option_scenario_pnl(
