@@ -257,4 +257,5 @@ def rest_screen(mk, pol, pos, p0, p1, account_h, quantity, changed, rest, rest_h
     index, qty, _ = book
     here = sized(tails, n)
     return rest_subset(pnl, index, qty, count, m, bs, rest[:n], pos[0][changed],
-                       -quantity[changed - p0], mk[2][hx], here[1], here[2], subset)
+                       -quantity[changed - p0], mk[2][hx], approx[:n], here[1], here[2],
+                       subset)

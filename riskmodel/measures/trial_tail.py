@@ -123,6 +123,25 @@ def trial_tail(mode, instrument_pnl, instrument_index, quantity, n_pos, confiden
     return var, es
 
 
+@njit(cache=True, inline="always")
+def _approx_blocks(rest, instrument_pnl, changed_row, changed_nq, bs, approx, block_max, lower):
+    """The rest plus the changed position's product, ``A_i = rest_i + changed_nq x P_i``, into
+    ``approx``, and the maximum over each block of ``bs`` scenarios of ``A_i`` (of
+    ``min(A_i, rest_i)`` with ``lower``) into ``block_max``; returns the number of blocks."""
+    n = rest.size
+    nb = (n + bs - 1) // bs
+    for b in range(nb):
+        top = -np.inf
+        for i in range(b * bs, min(n, (b + 1) * bs)):
+            v = rest[i] + changed_nq * instrument_pnl[changed_row, i]
+            approx[i] = v
+            if lower:
+                v = v if v < rest[i] else rest[i]
+            top = v if v > top else top
+        block_max[b] = top
+    return nb
+
+
 @njit(cache=True)
 def _rest_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest,
                      changed_row, changed_nq, row_bound, approx, block_max, work, cand_val,
@@ -133,14 +152,8 @@ def _rest_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, bs, r
     eps = rest_eps(instrument_index, quantity, n_pos, row_bound)
     if eps < 0.0:
         return -1
-    nb = (n + bs - 1) // bs
-    for b in range(nb):
-        top = -np.inf
-        for i in range(b * bs, min(n, (b + 1) * bs)):
-            v = rest[i] + changed_nq * instrument_pnl[changed_row, i]
-            approx[i] = v
-            top = v if v > top else top
-        block_max[b] = top
+    nb = _approx_blocks(rest, instrument_pnl, changed_row, changed_nq, bs, approx, block_max,
+                        False)
     # at least m approximate losses reach t, so the exact VaR is >= t - eps, and a scenario at
     # or above it has an approximate loss >= t - 2 eps
     cut = block_threshold(block_max, nb, work, m) - 2.0 * eps
@@ -150,7 +163,7 @@ def _rest_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, bs, r
 
 @njit(cache=True)
 def rest_subset(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest, changed_row,
-                changed_nq, row_bound, block_max, work, subset):
+                changed_nq, row_bound, approx, block_max, work, subset):
     """The scenarios that can be candidates of a ``WITH_REST`` tail whatever the changed
     position's size between 0 and the one given (``changed_nq``, its ``-quantity``), into
     ``subset`` in scenario order; returns their count, or -1 where the bound could overflow.
@@ -161,24 +174,19 @@ def rest_subset(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest, 
     the ``m``-th largest maximum of the blocks of ``bs`` scenarios of ``min(rest_i, A0_i)``,
     at least ``m`` of the ``A_i`` reach ``T``, so the exact VaR is ``>= T - eps`` and every
     scenario at or above it has ``max(rest_i, A0_i) >= A_i >= T - 2 eps``; the subset keeps
-    those with margin (``4 eps``). ``block_max`` and ``work`` are scratch of the blocks.
+    those with margin (``4 eps``). ``approx`` (the ``A0_i``), ``block_max`` and ``work`` are
+    scratch.
     """
     n = rest.size
     eps = rest_eps(instrument_index, quantity, n_pos, row_bound)
     if eps < 0.0:
         return -1
-    nb = (n + bs - 1) // bs
-    for b in range(nb):
-        top = -np.inf
-        for i in range(b * bs, min(n, (b + 1) * bs)):
-            a0 = rest[i] + changed_nq * instrument_pnl[changed_row, i]
-            low = a0 if a0 < rest[i] else rest[i]
-            top = low if low > top else top
-        block_max[b] = top
+    nb = _approx_blocks(rest, instrument_pnl, changed_row, changed_nq, bs, approx, block_max,
+                        True)
     cut = block_threshold(block_max, nb, work, m) - 4.0 * eps
     c = 0
     for i in range(n):
-        a0 = rest[i] + changed_nq * instrument_pnl[changed_row, i]
+        a0 = approx[i]
         if (a0 if a0 > rest[i] else rest[i]) >= cut:
             subset[c] = i
             c += 1

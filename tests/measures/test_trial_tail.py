@@ -75,7 +75,7 @@ def _subset(pnl, index, qty, changed, a):
     nb = n // SCEN_BLOCK_MIN + 2
     scenarios = np.empty(n, np.int64)
     count = rest_subset(pnl, index, qty, len(index), m, bs, rest, index[changed],
-                        -qty[changed], bound, np.empty(nb), np.empty(nb), scenarios)
+                        -qty[changed], bound, np.empty(n), np.empty(nb), np.empty(nb), scenarios)
     return scenarios, count
 
 
