@@ -113,19 +113,29 @@ def test_pnl_that_the_shocks_do_not_give_is_refused(run):
         RemarkedMarket(market, run.config)
 
 
+def _afresh(run, spot, rows):
+    """``rows`` priced at the marks ``spot`` by a market that follows no mark (no reuse but
+    of the run's own rows, where a mark is the end-of-day one)."""
+    fresh = RemarkedMarket(run.market, run.config)
+    fresh.spot = spot.copy()
+    return fresh.at_marks(rows)
+
+
+def _assert_same_rows(got, expected):
+    for h in expected.horizons:
+        assert np.array_equal(got.model[h].pnl, expected.model[h].pnl)
+        assert np.array_equal(got.stress[h].pnl, expected.stress[h].pnl)
+        if h in expected.floor:
+            assert np.array_equal(got.floor[h].pnl, expected.floor[h].pnl)
+
+
 def test_rows_priced_before_are_reused_only_while_their_marks_stand(run):
     market = _moved(run)
     every = np.arange(market.n_instruments)
     market.at_marks(every)  # fills the reuse
     k = market.factor_index["SPX"]
     market.set_mark(k, market.spot[k] * 1.02)
-    again = market.at_marks(every)
-    fresh = RemarkedMarket(run.market, run.config)
-    fresh.spot = market.spot.copy()
-    expected = fresh.at_marks(every)
-    for h in run.market.horizons:
-        assert np.array_equal(again.model[h].pnl, expected.model[h].pnl)
-        assert np.array_equal(again.stress[h].pnl, expected.stress[h].pnl)
+    _assert_same_rows(market.at_marks(every), _afresh(run, market.spot, every))
 
 
 def test_requirement_rows_at_the_current_marks_are_those_at_marks_prices(run):
@@ -137,15 +147,7 @@ def test_requirement_rows_at_the_current_marks_are_those_at_marks_prices(run):
     market.set_mark(wti, market.spot[wti] * 0.97)
     agree = market.rmark[market.factor_of] == market.spot[market.factor_of]
     assert agree.any() and (~agree).any()
-    got = market.at_marks(every)
-    fresh = RemarkedMarket(run.market, run.config)
-    fresh.spot = market.spot.copy()
-    expected = fresh.at_marks(every)
-    for h in run.market.horizons:
-        assert np.array_equal(got.model[h].pnl, expected.model[h].pnl)
-        assert np.array_equal(got.stress[h].pnl, expected.stress[h].pnl)
-        if h in expected.floor:
-            assert np.array_equal(got.floor[h].pnl, expected.floor[h].pnl)
+    _assert_same_rows(market.at_marks(every), _afresh(run, market.spot, every))
 
 
 def test_a_factor_never_moved_keeps_the_runs_own_rows(run):
@@ -159,10 +161,9 @@ def test_a_factor_never_moved_keeps_the_runs_own_rows(run):
     got = market.at_marks(every)
     still = market.factor_of == nasdaq
     assert still.any()
-    fresh = RemarkedMarket(run.market, run.config)
-    fresh.spot = market.spot.copy()
-    fresh.spot[nasdaq] = np.nextafter(fresh.spot[nasdaq], np.inf)  # no reuse: priced afresh
-    priced = fresh.at_marks(every)
+    spot = market.spot.copy()
+    spot[nasdaq] = np.nextafter(spot[nasdaq], np.inf)  # no reuse of the run's rows
+    priced = _afresh(run, spot, every)
     for h in run.market.horizons:
         assert np.array_equal(got.model[h].pnl[still], run.market.model[h].pnl[still])
         # and the run's rows are those pricing gives at the marks, to rounding
