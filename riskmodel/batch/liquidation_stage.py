@@ -27,11 +27,12 @@ def empty_orders() -> pd.DataFrame:
 
 
 def liquidation_stage(margins: pd.DataFrame, attribution: pd.DataFrame, run: StoredRun,
-                      config: RunConfig) -> tuple[pd.Series, pd.DataFrame, dict[str, Any],
-                                                  list[str]]:
+                      config: RunConfig, search_threads: int | None = None
+                      ) -> tuple[pd.Series, pd.DataFrame, dict[str, Any], list[str]]:
     """``(liquidation_penalty per netting set in margins order, orders, manifest block,
     warnings)``. ``attribution`` needs only the rows of the sets in
-    :func:`~riskmodel.liquidation.partial.liquidated_statuses` (the whole table will do)."""
+    :func:`~riskmodel.liquidation.partial.liquidated_statuses` (the whole table will do);
+    ``search_threads`` the compiled search's worker threads (default: numba's count)."""
     policy = config.liquidation
     penalty = pd.Series(0.0, index=margins.index)
     info: dict[str, Any] = {
@@ -44,7 +45,7 @@ def liquidation_stage(margins: pd.DataFrame, attribution: pd.DataFrame, run: Sto
         run.market, config, margins, attribution, previous=run.previous,
         account_types=CollateralTable(run.collateral).account_types,
         target=policy.target_margin_level, include_margin_call=policy.include_margin_call,
-        penalty=policy.penalty_rates,
+        penalty=policy.penalty_rates, search_threads=search_threads,
     )
     sets = result.sets.set_index(["account_id", "netting_set"])
     if len(sets):

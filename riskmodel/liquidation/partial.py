@@ -121,6 +121,7 @@ def partial_liquidation(
     include_margin_call: bool = False,
     penalty: RateTable | None = None,
     compiled_min_sets: int = COMPILED_MIN_SETS,
+    search_threads: int | None = None,
 ) -> LiquidationResult:
     """Liquidation orders for the under-margined netting sets of a margined book (module
     docstring).
@@ -130,7 +131,8 @@ def partial_liquidation(
     position; the rows of the sets to liquidate suffice); ``previous`` the previous run's
     ``account_id, netting_set, model_margin`` (the buffer's input, as the book was margined).
     ``compiled_min_sets``: from how many sets the compiled search runs (the same orders
-    either way; a caller that liquidates a few sets at a time, the live loop, passes fewer).
+    either way; a caller that liquidates a few sets at a time, the live loop, passes fewer);
+    ``search_threads``: the compiled search's worker threads (default: numba's thread count).
     """
     if not target > 0:
         raise ValueError(f"target = {target!r} must be > 0")
@@ -164,7 +166,7 @@ def partial_liquidation(
                               account_types=account_types)
         concentrated = inputs.concentrated()
         outcome = compiled_search(rows, target, np.flatnonzero(~concentrated), inputs,
-                                  to_book)
+                                  to_book, threads=search_threads)
         todo = np.flatnonzero((outcome.code != 0) | concentrated)
     if len(todo):
         _reference(_Engine(market, config, by_key, account_types), rows, todo, target,

@@ -11,6 +11,7 @@ raises what it raises).
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +22,9 @@ import pandas as pd
 from riskmodel.engine.trials import TrialInputs
 from riskmodel.liquidation.search_kernels import liquidate_sets
 from riskmodel.portfolio.netting import Book
+
+SLICE_SETS = 16
+"""Sets per slice of the search: the workers take slices in turn until none is left."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,10 +80,11 @@ def base_book(rows: SearchRows) -> tuple[Book, np.ndarray]:
 
 
 def compiled_search(rows: SearchRows, target: float, chosen: np.ndarray, inputs: TrialInputs,
-                    to_book: np.ndarray) -> SearchResult:
-    """Run the search for the sets ``chosen`` (their numbers in ``rows``) on as many threads as
-    numba has (module docstring); ``inputs`` are :func:`riskmodel.engine.trials.trial_inputs`
-    of :func:`base_book`'s book, ``to_book`` its row map."""
+                    to_book: np.ndarray, threads: int | None = None) -> SearchResult:
+    """Run the search for the sets ``chosen`` (their numbers in ``rows``) on ``threads``
+    worker threads (default: as many as numba has; module docstring); ``inputs`` are
+    :func:`riskmodel.engine.trials.trial_inputs` of :func:`base_book`'s book, ``to_book`` its
+    row map. Each set's search is its own, so the results do not depend on the threads."""
     ctx = (inputs.mk, inputs.pol, inputs.pos, inputs.indptr, inputs.account_h,
            inputs.previous, rows.set_ptr.astype(np.int64), to_book,
            np.ascontiguousarray(rows.quantity, dtype=np.float64),
@@ -93,19 +98,29 @@ def compiled_search(rows: SearchRows, target: float, chosen: np.ndarray, inputs:
     figures = np.zeros((n_sets, 3))
     code = np.zeros(n_sets, dtype=np.int64)
     size = max(inputs.max_positions, 1)
-    threads = max(1, min(numba.get_num_threads(), len(chosen)))
-    # interleaved shares: neighbouring sets cost alike, so each thread gets a like mix
-    shares = [np.ascontiguousarray(chosen[t::threads], dtype=np.int64) for t in range(threads)]
+    chosen = np.ascontiguousarray(chosen, dtype=np.int64)
+    threads = max(1, min(threads or numba.get_num_threads(), len(chosen)))
 
-    def run(share: np.ndarray) -> None:
-        liquidate_sets(ctx, share, inputs.scratch_n, size, fractions, figures, code)
+    def run(sets: np.ndarray) -> None:
+        liquidate_sets(ctx, sets, inputs.scratch_n, size, fractions, figures, code)
 
     if threads == 1:
-        run(shares[0])
-    else:
-        # compiled (or loaded from the cache) here first: a numba dispatcher's first call is
-        # not safe from two threads at once
-        run(np.zeros(0, dtype=np.int64))
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, shares))
+        run(chosen)
+        return SearchResult(fractions, figures, code)
+    # compiled (or loaded from the cache) here first: a numba dispatcher's first call is not
+    # safe from two threads at once
+    run(np.zeros(0, dtype=np.int64))
+    # small slices taken in turn by whichever worker is free, not one fixed share each: a
+    # worker whose core is busy with something else (eod's background writes) takes fewer,
+    # and none waits for it
+    slices = [chosen[i:i + SLICE_SETS] for i in range(0, len(chosen), SLICE_SETS)]
+    taken = itertools.count()  # next() is atomic under the GIL
+
+    def worker() -> None:
+        while (i := next(taken)) < len(slices):
+            run(slices[i])
+
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(worker) for _ in range(threads)]:
+            done.result()
     return SearchResult(fractions, figures, code)

@@ -489,15 +489,17 @@ def test_interior_search_stops_when_no_fraction_restores(g):
 
 
 @pytest.mark.parametrize("variant", ["demo", "apc", "target", "stress max"])
-def test_compiled_search_gives_the_lockstep_orders_bit_for_bit(tmp_path, variant):
+def test_compiled_search_gives_the_lockstep_orders_bit_for_bit(tmp_path, monkeypatch, variant):
     """The compiled search (every set at once, its trial margins the engine's compiled twin)
     against the lockstep search through ``margin_book`` itself, on a demo with 30% of its
-    collateral under several configurations: the same orders and outcomes, bit for bit. Sets
-    with a concentration charge take the lockstep path in both (the demo's threshold)."""
+    collateral under several configurations: the same orders and outcomes, bit for bit, on
+    one worker thread and on three taking slices of two sets. Sets with a concentration
+    charge take the lockstep path in both (the demo's threshold)."""
     import dataclasses
 
     from riskmodel.batch.eod import EodInputs, run_eod
     from riskmodel.config import load_config
+    from riskmodel.liquidation import search
 
     files = _stressed_demo(tmp_path / "in", 120, 0.3)
     config = load_config(files.config, {"method": "hs", "lookback": 1500})
@@ -517,18 +519,20 @@ def test_compiled_search_gives_the_lockstep_orders_bit_for_bit(tmp_path, variant
     previous = margins[KEY].assign(model_margin=margins["model_margin"].to_numpy()
                                    * rng.uniform(0.3, 1.5, len(margins)))
 
-    def liquidate(minimum):
+    def liquidate(minimum, threads=1):
         # the argument, not the module's constant: its default was bound when defined
         return partial_liquidation(run.state.market, config, margins, attribution,
                                    previous=previous, target=target,
                                    include_margin_call=include_margin_call,
                                    penalty=RateTable(0.002, {"perpetual": 0.005}),
-                                   compiled_min_sets=minimum)
+                                   compiled_min_sets=minimum, search_threads=threads)
 
-    compiled, lockstep = liquidate(0), liquidate(10**9)
+    lockstep = liquidate(10**9)
+    monkeypatch.setattr(search, "SLICE_SETS", 2)
     assert len(lockstep.sets) >= 15 and (lockstep.orders.groupby(KEY).size() > 1).any()
-    pd.testing.assert_frame_equal(compiled.orders, lockstep.orders, check_exact=True)
-    pd.testing.assert_frame_equal(compiled.sets, lockstep.sets, check_exact=True)
+    for compiled in (liquidate(0), liquidate(0, threads=3)):
+        pd.testing.assert_frame_equal(compiled.orders, lockstep.orders, check_exact=True)
+        pd.testing.assert_frame_equal(compiled.sets, lockstep.sets, check_exact=True)
 
 
 def test_pairwise_sum_and_highest_bound_are_numpys_and_the_lockstep_ones():
