@@ -46,9 +46,11 @@ def level_figure(margins: pd.DataFrame, codes: np.ndarray, margin_cfg: Mapping[s
     bottom = np.zeros(len(edges) - 1)
     for i, status in enumerate(STATUSES):
         counts, _ = np.histogram(clipped[codes == i], bins=edges)
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", bottom=bottom,
-               color=STATUS_COLOURS[status], label=f"{status} ({count(np.sum(codes == i))})",
-               linewidth=0)
+        # one filled step outline per status, not a bar per bin: the same picture, drawn
+        # (and laid out) in half the time
+        ax.stairs(bottom + counts, edges, baseline=bottom.copy(), fill=True,
+                  color=STATUS_COLOURS[status], label=f"{status} ({count(np.sum(codes == i))})",
+                  linewidth=0)
         bottom += counts
     mm_ratio = float(margin_cfg.get("mm_ratio", 0.75))
     warning = float(margin_cfg.get("warning_multiple", 1.2))
@@ -128,7 +130,7 @@ def stress_figure(margins: pd.DataFrame) -> PageFigure:
     counts, _ = np.histogram(np.clip(ratio, 0.0, hi * 0.9999), bins=edges)
     fig = new_figure(11, 3.6)
     ax = fig.subplots()
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#8250df", lw=0)
+    ax.stairs(counts, edges, fill=True, color="#8250df", lw=0)
     ax.axvline(1.0, color="black", ls="--", lw=1.0)
     ax.annotate("stress loss = initial margin", (1.0, 1.0),
                 xycoords=("data", "axes fraction"), xytext=(4, -4),
