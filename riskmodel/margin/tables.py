@@ -17,6 +17,7 @@ import pandas as pd
 
 from riskmodel.config import RunConfig
 from riskmodel.errors import ModelError
+from riskmodel.io.positions import id_text
 from riskmodel.margin.addons import position_addons, set_addons
 from riskmodel.margin.liquidation_distance import distance_columns
 from riskmodel.margin.policy import margin_base, per_set_sum, policy_columns
@@ -323,9 +324,9 @@ def _attribution(book: Book, figures: _Figures, tail: Any) -> pd.DataFrame:
     price, unit = positions.price, positions.unit
     return pd.DataFrame(
         {
-            "account_id": pos["account_id"].to_numpy(),
-            "netting_set": pos["netting_set"].to_numpy(),
-            "instrument_id": pos["instrument_id"].to_numpy(),
+            "account_id": id_text(pos["account_id"]),
+            "netting_set": id_text(pos["netting_set"]),
+            "instrument_id": id_text(pos["instrument_id"]),
             "quantity": book.quantity,
             "market_value": book.quantity * unit[:, 0],
             "notional": positions.notional,
