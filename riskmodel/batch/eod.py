@@ -412,6 +412,10 @@ def _liquidate(result: EodResult, parts: PartitionResult, config: RunConfig, tim
         numba.set_num_threads(threads)
 
 
+def _write_table(path: Path, table: pd.DataFrame) -> None:
+    write_table(table, path)
+
+
 def _submit_final_writes(writes: BackgroundWrites, state: StoredRun | None,
                          attribution: pd.DataFrame | PartFiles) -> None:
     """Start writing the outputs that the liquidation stage leaves as they are: the priced
@@ -444,23 +448,26 @@ def write_eod(result: EodResult, out: str | Path) -> Path:
         if writes is None:  # run_eod had no work folder: start them now, beside the tables
             writes = BackgroundWrites(staging / ".background")
             _submit_final_writes(writes, result.state, result.attribution_table)
+        timings = result.manifest["timings_s"]
         try:
-            write_table(result.margins, staging / "margins.parquet")
-            write_table(result.margins, staging / "margins.csv")
-            write_table(result.factors, staging / "factors.csv")
+            # the tables on the writing thread too, while this one draws the page
+            tables = {"margins.parquet": result.margins, "margins.csv": result.margins,
+                      "factors.csv": result.factors}
             if result.liquidation_orders is not None:
-                write_table(result.liquidation_orders, staging / "liquidation_orders.parquet")
+                tables["liquidation_orders.parquet"] = result.liquidation_orders
+            for name, table in tables.items():
+                writes.submit(name, _write_table, table)
+            from riskmodel.report.eod import write_eod_report  # the page's modules, here only
+
+            clock = time.perf_counter()
+            write_eod_report(staging, result, previous_run=result.previous_run,
+                             attribution=writes.written("attribution.parquet"))
+            timings["report"] = round(time.perf_counter() - clock, 4)
         except BaseException:
             writes.abandon()
             raise
         writes.move_into(staging)  # re-raises a failed write: no manifest, nothing moved in
         shutil.rmtree(staging / ".background", ignore_errors=True)
-        timings = result.manifest["timings_s"]
-        from riskmodel.report.eod import write_eod_report  # the page reads the tables above
-
-        clock = time.perf_counter()
-        write_eod_report(staging, result, previous_run=result.previous_run)
-        timings["report"] = round(time.perf_counter() - clock, 4)
         timings["background_write"] = round(sum(writes.seconds.values()), 4)
         # the manifest last, so that the write time counts the wait for the background too
         timings["write"] = round(time.perf_counter() - start, 4)

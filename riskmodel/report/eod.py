@@ -71,8 +71,8 @@ def _instruments(run: EodRun, folder: Path) -> pd.DataFrame:
                            columns=["instrument_id", "kind", "underlying"])
 
 
-def write_eod_report(folder: Path, run: EodRun, *, previous_run: str | Path | None = None
-                     ) -> Path:
+def write_eod_report(folder: Path, run: EodRun, *, previous_run: str | Path | None = None,
+                     attribution: Path | None = None) -> Path:
     """Write ``folder/report.html`` for ``run``, whose tables are already in ``folder``.
 
     Parameters
@@ -80,13 +80,15 @@ def write_eod_report(folder: Path, run: EodRun, *, previous_run: str | Path | No
     folder : Path, the run's (staging) output folder holding ``attribution.parquet``.
     run : the finished run (margins, factors, manifest, liquidation orders, state).
     previous_run : the ``--previous-run`` folder, for the comparison (optional).
+    attribution : Path, where the run's ``attribution.parquet`` is when it is not yet in
+        ``folder`` (eod's writes in the background).
     """
     folder = Path(folder)
     margins, manifest = run.margins, run.manifest
     cfg = manifest["config"]
     currency = str(cfg.get("collateral", {}).get("reporting_currency", "USD"))
     codes = data.status_codes(margins)
-    positions = data.read_positions(folder / "attribution.parquet", margins,
+    positions = data.read_positions(attribution or folder / "attribution.parquet", margins,
                                     quantity=previous_run is not None)
     instruments = _instruments(run, folder)
     by_underlying, by_kind = data.exposure_tables(

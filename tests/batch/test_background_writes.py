@@ -110,3 +110,47 @@ def test_run_failing_after_the_writes_started_waits_for_them(demo, tmp_path, mon
         run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work"))
     assert not _writer_threads()
     assert (tmp_path / "work" / "outputs" / "attribution.parquet").is_file()  # finished
+
+
+def test_written_waits_for_one_file_and_raises_its_failure(tmp_path):
+    writes = BackgroundWrites(tmp_path / "work")
+    release = threading.Event()
+
+    def slow(path):
+        release.wait(5)
+        path.write_text("done")
+
+    def fail(path):
+        raise OSError(f"{path}: no space left on device")
+
+    writes.submit("slow.txt", slow)
+    writes.submit("bad.txt", fail)
+    release.set()
+    assert writes.written("slow.txt").read_text() == "done"
+    with pytest.raises(OSError, match="no space left"):
+        writes.written("bad.txt")
+    writes.abandon()
+
+
+def test_a_failed_table_write_beside_the_page_leaves_the_output_as_it_was(demo, tmp_path,
+                                                                          monkeypatch):
+    # the margin tables are written on the writing thread while the page is drawn
+    inputs, config = demo
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "margins.csv").write_text("yesterday's")
+    real = eod.write_table
+
+    def full_disk(frame, path):
+        if path.name == "margins.csv":
+            raise OSError(f"{path}: no space left on device")
+        real(frame, path)
+
+    monkeypatch.setattr(eod, "write_table", full_disk)
+    result = run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work"))
+    with pytest.raises(OSError, match="no space left"):
+        write_eod(result, out)
+    assert sorted(p.name for p in out.iterdir()) == ["margins.csv"]
+    assert (out / "margins.csv").read_text() == "yesterday's"
+    assert not list(tmp_path.glob(".out.staging*"))
+    assert not _writer_threads()
