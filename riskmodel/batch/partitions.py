@@ -37,6 +37,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,26 +233,39 @@ def run_partitions(
         if not on_disk:
             attribution[k] = a
 
+    # the part files on a thread of their own: Arrow's encoding holds no GIL, so the next
+    # partition is margined meanwhile
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmodel-parts")
+    parts_written: list[Future[None]] = []
+
     def finished(k: int, tables: tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]) -> None:
         nonlocal written
         m, a, info = tables
-        work.write(k, m, a)
+        parts_written.append(writer.submit(work.write, k, m, a))
         keep(k, m, a)
         infos[k] = info
         written += 1
         if fault and written >= fault:
+            for part in parts_written:
+                part.result()
             os._exit(137)  # simulate a kill: no cleanup, no finally blocks
         if progress is not None:
             progress(len(infos) + len(work.done), len(bounds))
 
-    if options.engine == "dask" and todo:
-        for k, tables in _dask_partitions(market, config, book, inputs, bounds, todo, options):
-            finished(k, tables)
-    else:
-        for k in todo:
-            start, stop = bounds[k]
-            finished(k, margin_partition(market, config, book.slice(start, stop),
-                                         inputs.slice(start, stop)))
+    try:
+        if options.engine == "dask" and todo:
+            for k, tables in _dask_partitions(market, config, book, inputs, bounds, todo,
+                                              options):
+                finished(k, tables)
+        else:
+            for k in todo:
+                start, stop = bounds[k]
+                finished(k, margin_partition(market, config, book.slice(start, stop),
+                                             inputs.slice(start, stop)))
+        for part in parts_written:
+            part.result()  # re-raises a failed write
+    finally:
+        writer.shutdown(wait=True)
     for k in sorted(work.done):  # the parts of a killed run, as it wrote them
         keep(k, work.read_margins(k), work.read_attribution(k))
     order = range(len(bounds))
