@@ -61,3 +61,23 @@ def test_text_columns_arrow_backed_or_object_with_missing_cells_read_back_as_pan
     pd.testing.assert_frame_equal(ours, pd.read_csv(tmp_path / "pandas.csv"), check_exact=True)
     # and the floats are the frame's own, bit for bit
     np.testing.assert_array_equal(ours["margin"].to_numpy(), floats)
+
+
+def test_chunks_write_the_bytes_of_one_pass_and_a_late_quote_restarts_with_pandas(
+        tmp_path, monkeypatch):
+    from riskmodel.io import outputs
+
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({"id": [f"S{i}" for i in range(10)], "x": rng.standard_normal(10),
+                          "n": np.arange(10)})
+    write_csv(frame, tmp_path / "whole.csv")
+    monkeypatch.setattr(outputs, "CSV_CHUNK_ROWS", 3)  # chunks of 3, 3, 3 and 1 rows
+    write_csv(frame, tmp_path / "chunks.csv")
+    assert (tmp_path / "chunks.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert len((tmp_path / "chunks.csv").read_text().splitlines()) == 11
+    write_csv(frame.iloc[:0], tmp_path / "empty.csv")
+    assert (tmp_path / "empty.csv").read_text() == "id,x,n\n"
+    late = frame.assign(id=[f"S{i}" if i < 8 else f"S,{i}" for i in range(10)])
+    write_csv(late, tmp_path / "late.csv")  # the quote in the third chunk
+    late.to_csv(tmp_path / "pandas.csv", index=False)
+    assert (tmp_path / "late.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
