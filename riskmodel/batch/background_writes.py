@@ -23,6 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from riskmodel.io.outputs import return_arrow_memory
+
 
 class BackgroundWrites:
     """Files written one after another in one thread, each to ``folder / name``."""
@@ -41,6 +43,7 @@ class BackgroundWrites:
         def timed() -> float:
             start = time.perf_counter()
             write(self.folder / name, *args)
+            return_arrow_memory()
             return time.perf_counter() - start
 
         self._pending[name] = self._pool.submit(timed)

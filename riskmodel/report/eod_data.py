@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from riskmodel.config.rates import RateTable
+from riskmodel.io.outputs import return_arrow_memory
 from riskmodel.margin.policy import STATUSES, margin_base, position_rates
 
 __all__ = ["Positions", "exposure_tables", "instrument_contributions", "largest_calls",
@@ -148,11 +149,12 @@ def read_positions(path: Path, margins: pd.DataFrame, *, quantity: bool = False,
     instrument, ids = dictionary_codes(table.select(["instrument_id"]).unify_dictionaries(),
                                        "instrument_id")
 
-    def floats(name: str) -> np.ndarray:
-        return table.column(name).to_numpy().astype(np.float64, copy=False)
-
-    return Positions(rows, instrument, ids, floats("notional"), floats("contribution"),
-                     floats("quantity") if quantity else None)
+    floats = {name: table.column(name).to_numpy().astype(np.float64, copy=False)
+              for name in columns[1:]}
+    del table
+    return_arrow_memory()  # the read's buffers are free; the pool would keep them resident
+    return Positions(rows, instrument, ids, floats["notional"], floats["contribution"],
+                     floats.get("quantity"))
 
 
 def _allocated_im(pos: Positions, margins: pd.DataFrame, flat: np.ndarray) -> np.ndarray:
