@@ -418,14 +418,15 @@ def _write_table(path: Path, table: pd.DataFrame) -> None:
 
 def _submit_final_writes(writes: BackgroundWrites, state: StoredRun | None,
                          attribution: pd.DataFrame | PartFiles) -> None:
-    """Start writing the outputs that the liquidation stage leaves as they are: the priced
-    market first (the larger), then the attribution."""
-    if state is not None:
-        writes.submit(STATE_DIR, write_run, state)
+    """Start writing the outputs that the liquidation stage leaves as they are: the
+    attribution first, which the page reads back, then the priced market (the larger), which
+    is then written while the page is drawn."""
     if isinstance(attribution, PartFiles):
         writes.submit("attribution.parquet", attribution.write_parquet)
     else:
         writes.submit("attribution.parquet", lambda path: write_table(attribution, path))
+    if state is not None:
+        writes.submit(STATE_DIR, write_run, state)
 
 
 def _fingerprint(inputs: EodInputs, config: RunConfig, as_of: str | None,
