@@ -22,7 +22,9 @@ computed with plain numpy/scipy from the run's own stored scenario P&L (``state/
 and netted positions (``attribution.parquet``): scipy.sparse CSR @ dense in chunks of 2,000
 sets, ``np.partition`` for the VaR and the mean beyond it for the ES, nothing else, timed and
 scaled linearly to the whole book; the ES values are checked equal to the run's (1e-9
-relative). The ratio of the eod's whole-process wall time to it is the figure that counts.
+relative). It is timed once after each timed run (at least three times), so that the two
+sample the machine alike, and its median is taken. The ratio of the eod's median whole-process
+wall time to it is the figure that counts.
 
     python benchmarks/bench_eod.py --accounts 10000 100000 --repeats 3 --stressed 0.02 0.10
     python benchmarks/bench_eod.py --accounts 1000000 --repeats 3 --stressed 0.02
@@ -189,22 +191,28 @@ def status_counts(out: Path) -> dict[str, int]:
 def measure(label: str, files, config: Path, out: Path, args) -> dict:
     """Warm-up run, ``--repeats`` timed runs and the reference, printed as one line."""
     run_once(files, config, out)  # warm the numba cache for this size's kernels
-    runs = [run_once(files, config, out) for _ in range(args.repeats)]
-    wall = statistics.median(r["wall_s"] for r in runs)
-    peak = max(r["peak_gib"] for r in runs)
     n_sets = len(pd.read_parquet(out / "margins.parquet", columns=["status"]))
     sample = min(args.reference_sets, n_sets)
-    # the reference's median of 3 (one timing of it varies by a third from run to run)
-    refs = [reference(out, sample) for _ in range(3)]
+    # each run followed by a timing of the reference, so that both sample the machine as it
+    # is then (one timing of the reference varies by half from one minute to the next); the
+    # medians of each
+    runs, refs = [], []
+    for _ in range(max(args.repeats, 3)):
+        runs.append(run_once(files, config, out))
+        refs.append(reference(out, sample))
+    wall = statistics.median(r["wall_s"] for r in runs)
+    peak = max(r["peak_gib"] for r in runs)
     ref_s, n_sets = statistics.median(r[0] for r in refs), refs[0][1]
     ref_total = ref_s * n_sets / sample
     timings = runs[len(runs) // 2]["timings"]
     outputs = output_gib(out)
     counts = status_counts(out)
     each = ", ".join(f"{r['wall_s']:.2f}" for r in runs)
+    each_ref = ", ".join(f"{r[0] * n_sets / sample:.2f}" for r in refs)
     stage_peak = {k: round(v, 2) for k, v in runs[-1]["stage_peak_gib"].items()}
     print(f"{label}: median wall {wall:.2f} s (runs {each}), peak {peak:.2f} GiB; numpy/scipy "
-          f"tail reference {ref_total:.2f} s (scaled from {sample:,} sets): ratio "
+          f"tail reference {ref_total:.2f} s (timings {each_ref}; scaled from {sample:,} "
+          f"sets): ratio "
           f"{wall / ref_total:.3f}; statuses {counts}; stages {timings}; peak resident memory "
           f"by stage (GiB) {stage_peak}; margin and attribution tables in memory "
           f"{outputs:.2f} GiB", flush=True)
