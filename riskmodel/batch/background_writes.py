@@ -6,7 +6,8 @@ Both are Arrow encoding and copies into the page cache, which hold no GIL, so th
 second core while the liquidation stage (Python on the main thread) runs on the first; about
 0.7 s of a 100,000-account run's writing leaves its critical path. The margin tables follow
 once the liquidation stage has added its column, while the main thread draws the page (their
-CSV is Arrow's writer too): 0.3 s more at 100,000 accounts, 2 s at a million.
+CSV is Arrow's writer too): the write stage 0.1-0.2 s shorter at 100,000 accounts, 0.7 s at a
+million.
 
 The files go into a folder of their own (``outputs/`` in the run's work folder, beside
 ``--out``) and are moved into the staged output by :func:`riskmodel.batch.eod.write_eod` with

@@ -79,8 +79,8 @@ def id_categorical(codes: np.ndarray, names: np.ndarray) -> pd.Categorical:
 def id_text(column: pd.Series) -> Any:
     """An id column's values as a table column holds them: what pandas makes of its strings
     (``column.to_numpy()``). Arrow decodes a categorical's codes where pandas keeps text in
-    Arrow: the same column, without a million Python strings made and read back (an
-    attribution of a million positions: 0.1 s a column)."""
+    Arrow: the same column, without a million Python strings made and read back (0.05-0.1 s
+    a column of a million rows, against 0.01 s)."""
     text = pd.Series(np.array([""], dtype=object)).dtype
     if not (isinstance(column.dtype, pd.CategoricalDtype)
             and getattr(text, "storage", None) == "pyarrow"):
