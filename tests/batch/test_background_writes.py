@@ -78,22 +78,40 @@ def test_run_with_a_work_folder_writes_the_same_state_and_attribution(demo, tmp_
     assert not list(tmp_path.glob(".*staging*"))
 
 
-def test_failed_background_write_leaves_the_output_folder_as_it_was(demo, tmp_path,
-                                                                    monkeypatch):
-    inputs, config = demo
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "margins.parquet").write_text("yesterday's")
-
+def _fail_state(monkeypatch):
     def full_disk(folder, state):
         raise OSError(f"{folder}: no space left on device")
 
     monkeypatch.setattr(eod, "write_run", full_disk)
+
+
+def _fail_margins_csv(monkeypatch):
+    real = eod.write_table
+
+    def full_disk(frame, path):
+        if path.name == "margins.csv":
+            raise OSError(f"{path}: no space left on device")
+        real(frame, path)
+
+    monkeypatch.setattr(eod, "write_table", full_disk)
+
+
+@pytest.mark.parametrize("fail, kept", [(_fail_state, "margins.parquet"),
+                                        (_fail_margins_csv, "margins.csv")])
+def test_failed_background_write_leaves_the_output_folder_as_it_was(demo, tmp_path,
+                                                                    monkeypatch, fail, kept):
+    """The what-if state (written beside the liquidation stage) or the margin CSV (beside the
+    page) fails: nothing of the run lands, and yesterday's file stays."""
+    inputs, config = demo
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / kept).write_text("yesterday's")
+    fail(monkeypatch)
     result = run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work"))
     with pytest.raises(OSError, match="no space left"):
         write_eod(result, out)
-    assert sorted(p.name for p in out.iterdir()) == ["margins.parquet"]
-    assert (out / "margins.parquet").read_text() == "yesterday's"
+    assert sorted(p.name for p in out.iterdir()) == [kept]
+    assert (out / kept).read_text() == "yesterday's"
     assert not list(tmp_path.glob(".out.staging*"))
     assert not _writer_threads()
 
@@ -130,27 +148,3 @@ def test_written_waits_for_one_file_and_raises_its_failure(tmp_path):
     with pytest.raises(OSError, match="no space left"):
         writes.written("bad.txt")
     writes.abandon()
-
-
-def test_a_failed_table_write_beside_the_page_leaves_the_output_as_it_was(demo, tmp_path,
-                                                                          monkeypatch):
-    # the margin tables are written on the writing thread while the page is drawn
-    inputs, config = demo
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "margins.csv").write_text("yesterday's")
-    real = eod.write_table
-
-    def full_disk(frame, path):
-        if path.name == "margins.csv":
-            raise OSError(f"{path}: no space left on device")
-        real(frame, path)
-
-    monkeypatch.setattr(eod, "write_table", full_disk)
-    result = run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work"))
-    with pytest.raises(OSError, match="no space left"):
-        write_eod(result, out)
-    assert sorted(p.name for p in out.iterdir()) == ["margins.csv"]
-    assert (out / "margins.csv").read_text() == "yesterday's"
-    assert not list(tmp_path.glob(".out.staging*"))
-    assert not _writer_threads()
