@@ -168,16 +168,28 @@ def highest_bound(xs, gs, n):
     return x, True
 
 
+NOT_SCREENED = -2  # the subset of the position being reduced is not formed yet
+
+
 @njit(cache=True, inline="always")
 def _margin(ctx, s, fractions, memo):
     """The engine's initial margin of set ``s`` with its positions reduced by ``fractions``
     (search order); ``memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty, subset,
-    n_sub)``."""
-    changed, rest, rest_max, rest_hx, scratch, trial_qty, subset, n_sub = memo
-    book_ptr = ctx[3]
-    return trial_initial_margin(ctx[0], ctx[1], ctx[2], book_ptr[s], book_ptr[s + 1], ctx[4][s],
-                                ctx[5][s], _book_quantity(ctx, s, fractions, trial_qty), rest,
-                                rest_max, rest_hx, changed, scratch, subset, n_sub)
+    n_sub, base)``: ``n_sub[0]`` the count of the subset of scenarios the trials of position
+    ``changed`` screen (:func:`~riskmodel.engine.trial_kernels.rest_screen`), formed at the
+    first trial that screens, for the fractions ``base`` (those before its trials: a full
+    close, the first trial, takes the rest as it is, and a set that a full close does not
+    restore often moves on with no other trial of it)."""
+    changed, rest, rest_max, rest_hx, scratch, trial_qty, subset, n_sub, base = memo
+    p0, p1 = ctx[3][s], ctx[3][s + 1]
+    quantity = _book_quantity(ctx, s, fractions, trial_qty)
+    if n_sub[0] == NOT_SCREENED and quantity[changed - p0] != 0.0:
+        n_sub[0] = rest_screen(ctx[0], ctx[1], ctx[2], p0, p1, ctx[4][s],
+                               _book_quantity(ctx, s, base, trial_qty), changed, rest, rest_hx,
+                               scratch, subset)
+        quantity = _book_quantity(ctx, s, fractions, trial_qty)
+    return trial_initial_margin(ctx[0], ctx[1], ctx[2], p0, p1, ctx[4][s], ctx[5][s], quantity,
+                                rest, rest_max, rest_hx, changed, scratch, subset, n_sub[0])
 
 
 @njit(cache=True, nogil=True)
@@ -198,6 +210,7 @@ def liquidate_sets(ctx, sets, scratch_n, max_positions, out_fractions, out_figur
     rest = np.empty(scratch_n)
     rest_max = np.empty(scratch_n // 4 + 2)
     subset = np.empty(scratch_n, dtype=np.int64)
+    n_sub = np.full(1, NOT_SCREENED, dtype=np.int64)
     trial_qty = np.empty(max_positions)
     terms = np.empty(max_positions)
     f = np.empty(max_positions)
@@ -205,13 +218,14 @@ def liquidate_sets(ctx, sets, scratch_n, max_positions, out_fractions, out_figur
     xs = np.empty(MAX_ITERATIONS + 2)
     gs = np.empty(MAX_ITERATIONS + 2)
     for s in sets:
-        out_code[s] = _liquidate_set(ctx, s, scratch, rest, rest_max, subset, trial_qty,
-                                     terms, f, trial, xs, gs, out_fractions, out_figures)
+        out_code[s] = _liquidate_set(ctx, s, scratch, rest, rest_max, subset, n_sub,
+                                     trial_qty, terms, f, trial, xs, gs, out_fractions,
+                                     out_figures)
 
 
 @njit(cache=True, inline="always")
-def _liquidate_set(ctx, s, scratch, rest, rest_max, subset, trial_qty, terms, f, trial, xs,
-                   gs, out_fractions, out_figures):
+def _liquidate_set(ctx, s, scratch, rest, rest_max, subset, n_sub, trial_qty, terms, f, trial,
+                   xs, gs, out_fractions, out_figures):
     """``partial._Lockstep.run`` for one set; returns its outcome code."""
     set_ptr, to_book, qty, unit_notional, rates = ctx[6], ctx[7], ctx[8], ctx[9], ctx[10]
     equity, im0, n_tradeable, target = ctx[11][s], ctx[12][s], ctx[13][s], ctx[14]
@@ -234,11 +248,10 @@ def _liquidate_set(ctx, s, scratch, rest, rest_max, subset, trial_qty, terms, f,
         rest_hx = form_rest(ctx[0], ctx[1], ctx[2], ctx[3][s], ctx[3][s + 1], ctx[4][s],
                             _book_quantity(ctx, s, f, trial_qty), changed, scratch, rest,
                             rest_max)
-        # the scenarios any trial of position k can take as candidates, found once
-        n_sub = rest_screen(ctx[0], ctx[1], ctx[2], ctx[3][s], ctx[3][s + 1], ctx[4][s],
-                            _book_quantity(ctx, s, f, trial_qty), changed, rest, rest_hx,
-                            scratch, subset)
-        memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty, subset, n_sub)
+        # the scenarios any trial of position k can take as candidates, found once, when a
+        # trial first needs them (_margin)
+        n_sub[0] = NOT_SCREENED
+        memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty, subset, n_sub, f)
         for r in range(n):
             trial[r] = f[r]
         trial[k] = 1.0
