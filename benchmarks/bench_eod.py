@@ -189,7 +189,8 @@ def status_counts(out: Path) -> dict[str, int]:
 
 
 def measure(label: str, files, config: Path, out: Path, args) -> dict:
-    """Warm-up run, ``--repeats`` timed runs and the reference, printed as one line."""
+    """Warm-up run, then ``max(--repeats, 3)`` timed runs each followed by a timing of the
+    reference, printed as one line."""
     run_once(files, config, out)  # warm the numba cache for this size's kernels
     n_sets = len(pd.read_parquet(out / "margins.parquet", columns=["status"]))
     sample = min(args.reference_sets, n_sets)

@@ -1,13 +1,14 @@
 """Output files written in a background thread while the run goes on.
 
-Two of eod's outputs are final once the book is margined: the attribution (streamed from the
-partition parts) and the what-if state (mostly the scenario P&L matrix, 200 MB at venue size).
-Both are Arrow encoding and copies into the page cache, which hold no GIL, so they run on the
-second core while the liquidation stage (Python on the main thread) runs on the first; about
-0.7 s of a 100,000-account run's writing leaves its critical path. The margin tables follow
-once the liquidation stage has added its column, while the main thread draws the page (their
-CSV is Arrow's writer too): the write stage 0.1-0.2 s shorter at 100,000 accounts, 0.7 s at a
-million.
+eod writes every output but the page and the manifest here. Two are final once the book is
+margined: the attribution (streamed from the partition parts; first, because the page reads
+it back) and the what-if state (mostly the scenario P&L matrix, 200 MB at venue size). Both are
+Arrow encoding and copies into the page cache, which hold no GIL, so they run on the second
+core while the liquidation stage (Python on the main thread) runs on the first; about 0.7 s of
+a 100,000-account run's writing leaves its critical path. The margin tables, the factors and
+the orders follow once the liquidation stage has added its column, while the main thread
+draws the page (their CSV is Arrow's writer too): the write stage 0.1-0.2 s shorter at 100,000
+accounts, 0.7 s at a million.
 
 The files go into a folder of their own (``outputs/`` in the run's work folder, beside
 ``--out``) and are moved into the staged output by :func:`riskmodel.batch.eod.write_eod` with
@@ -24,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from riskmodel.io.outputs import return_arrow_memory
+from riskmodel.io.arrow_memory import return_arrow_memory
 
 
 class BackgroundWrites:
@@ -64,9 +65,10 @@ class BackgroundWrites:
             self._pool.shutdown(wait=True)
 
     def abandon(self) -> None:
-        """Wait for the writes, ignoring their errors (the run failed: its error is the one to
-        report), so that nothing writes into a folder its caller is about to remove."""
-        self._pool.shutdown(wait=True)
+        """Drop the writes not started and wait for the one running, ignoring their errors (the
+        run failed: its error is the one to report), so that nothing writes into a folder its
+        caller is about to remove."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def move_into(self, target: Path) -> None:
         """:meth:`finish`, then rename each file (or folder) into ``target``."""

@@ -18,7 +18,8 @@ Stages and what each one guarantees:
 Nothing is written under ``--out`` here: :func:`write_eod` writes a finished result atomically.
 With a work folder (the CLI's), the partitions' parts go there, and so do the attribution and
 the priced market once the book is margined, in a thread while the liquidation stage runs
-(:mod:`riskmodel.batch.background_writes`); :func:`write_eod` moves them in.
+(:mod:`riskmodel.batch.background_writes`); :func:`write_eod` adds the margin tables, the
+factors and the orders to that thread while it draws the page, then moves them all in.
 """
 
 from __future__ import annotations
@@ -393,7 +394,7 @@ def _liquidate(result: EodResult, parts: PartitionResult, config: RunConfig, tim
             # one (liquidation 0.8 -> 1.3 s at 100,000 accounts on 2 cores; 0.87 s so). The
             # search's workers take its sets in slices, so it keeps every thread: once the
             # writes are done, both cores search (10% of 100,000 sets in liquidation: the
-            # stage 3.06 -> 1.6 s)
+            # stage 3.06 -> 1.5 s)
             numba.set_num_threads(max(1, threads - 1))
         with timer.stage("liquidation"):
             penalty, orders, liquidation, notes = liquidation_stage(
@@ -412,7 +413,8 @@ def _liquidate(result: EodResult, parts: PartitionResult, config: RunConfig, tim
         numba.set_num_threads(threads)
 
 
-def _write_table(path: Path, table: pd.DataFrame) -> None:
+def _write_table_at(path: Path, table: pd.DataFrame) -> None:
+    """``write_table`` with the path first, as :meth:`BackgroundWrites.submit` calls it."""
     write_table(table, path)
 
 
@@ -457,7 +459,7 @@ def write_eod(result: EodResult, out: str | Path) -> Path:
             if result.liquidation_orders is not None:
                 tables["liquidation_orders.parquet"] = result.liquidation_orders
             for name, table in tables.items():
-                writes.submit(name, _write_table, table)
+                writes.submit(name, _write_table_at, table)
             from riskmodel.report.eod import write_eod_report  # the page's modules, here only
 
             clock = time.perf_counter()

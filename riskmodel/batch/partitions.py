@@ -241,6 +241,8 @@ def run_partitions(
     def finished(k: int, tables: tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]) -> None:
         nonlocal written
         m, a, info = tables
+        if parts_written:  # one part in flight at most: its tables are not held twice, and a
+            parts_written[-1].result()  # failed write stops the run at the next partition
         parts_written.append(writer.submit(work.write, k, m, a))
         keep(k, m, a)
         infos[k] = info

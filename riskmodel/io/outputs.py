@@ -87,14 +87,6 @@ def staged_output(out: str | Path, flag: str = "--out") -> Iterator[Path]:
     staging.rmdir()
 
 
-def return_arrow_memory() -> None:
-    """Hand back to the system the memory Arrow's pool keeps cached on this thread after a
-    large read or write (mimalloc holds freed pages per thread): at a million accounts the
-    page's read of the attribution and the writes beside it left 0.3 GiB of resident memory
-    that no array used."""
-    pa.default_memory_pool().release_unused()
-
-
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame as Parquet or CSV, chosen by the path's extension."""
     if path.suffix == ".parquet":

@@ -12,6 +12,7 @@ raises what it raises).
 from __future__ import annotations
 
 import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from riskmodel.portfolio.netting import Book
 
 SLICE_SETS = 16
 """Sets per slice of the search: the workers take slices in turn until none is left."""
+NOT_SEARCHED = -1
+"""The outcome code of a set the search has not run on (the kernel's codes are >= 0)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +55,8 @@ class SearchRows:
 @dataclass(frozen=True, eq=False)
 class SearchResult:
     """Per row the fraction closed; per set ``(margin_after, equity_after,
-    notional_closed)`` and the outcome code (0: done)."""
+    notional_closed)`` and the outcome code (0: done; :data:`NOT_SEARCHED` for a set not
+    among those searched)."""
 
     fractions: np.ndarray
     figures: np.ndarray
@@ -96,7 +100,7 @@ def compiled_search(rows: SearchRows, target: float, chosen: np.ndarray, inputs:
     n_sets = len(rows.keys)
     fractions = np.zeros(len(rows.quantity))
     figures = np.zeros((n_sets, 3))
-    code = np.zeros(n_sets, dtype=np.int64)
+    code = np.full(n_sets, NOT_SEARCHED, dtype=np.int64)  # the kernel writes each set's
     size = max(inputs.max_positions, 1)
     chosen = np.ascontiguousarray(chosen, dtype=np.int64)
     threads = max(1, min(threads or numba.get_num_threads(), len(chosen)))
@@ -106,7 +110,7 @@ def compiled_search(rows: SearchRows, target: float, chosen: np.ndarray, inputs:
 
     if threads == 1:
         run(chosen)
-        return SearchResult(fractions, figures, code)
+        return _searched(SearchResult(fractions, figures, code), chosen)
     # compiled (or loaded from the cache) here first: a numba dispatcher's first call is not
     # safe from two threads at once
     run(np.zeros(0, dtype=np.int64))
@@ -115,12 +119,25 @@ def compiled_search(rows: SearchRows, target: float, chosen: np.ndarray, inputs:
     # and none waits for it
     slices = [chosen[i:i + SLICE_SETS] for i in range(0, len(chosen), SLICE_SETS)]
     taken = itertools.count()  # next() is atomic under the GIL
+    failed = threading.Event()  # a worker's error stops the others at their next slice
 
     def worker() -> None:
-        while (i := next(taken)) < len(slices):
-            run(slices[i])
+        try:
+            while not failed.is_set() and (i := next(taken)) < len(slices):
+                run(slices[i])
+        except BaseException:
+            failed.set()
+            raise
 
     with ThreadPoolExecutor(threads) as pool:
         for done in [pool.submit(worker) for _ in range(threads)]:
             done.result()
-    return SearchResult(fractions, figures, code)
+    return _searched(SearchResult(fractions, figures, code), chosen)
+
+
+def _searched(result: SearchResult, chosen: np.ndarray) -> SearchResult:
+    """``result``, once every set of ``chosen`` has an outcome (a set left out would read as
+    one needing no order)."""
+    if (result.code[chosen] == NOT_SEARCHED).any():
+        raise RuntimeError("the liquidation search left sets without an outcome")
+    return result

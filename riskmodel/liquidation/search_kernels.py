@@ -175,11 +175,13 @@ NOT_SCREENED = -2  # the subset of the position being reduced is not formed yet
 def _margin(ctx, s, fractions, memo):
     """The engine's initial margin of set ``s`` with its positions reduced by ``fractions``
     (search order); ``memo = (changed, rest, rest_max, rest_hx, scratch, trial_qty, subset,
-    n_sub, base)``: ``n_sub[0]`` the count of the subset of scenarios the trials of position
-    ``changed`` screen (:func:`~riskmodel.engine.trial_kernels.rest_screen`), formed at the
-    first trial that screens, for the fractions ``base`` (those before its trials: a full
-    close, the first trial, takes the rest as it is, and a set that a full close does not
-    restore often moves on with no other trial of it)."""
+    n_sub, base)``.
+
+    ``subset[:n_sub[0]]`` are the scenarios that the trials of position ``changed`` screen
+    (:func:`~riskmodel.engine.trial_kernels.rest_screen`), formed for the fractions ``base``
+    (those before its trials) at the first trial that screens: not before its full close,
+    the first trial, which takes the rest as it is, since a set that the full close does not
+    restore often moves on to its next position with no other trial of this one."""
     changed, rest, rest_max, rest_hx, scratch, trial_qty, subset, n_sub, base = memo
     p0, p1 = ctx[3][s], ctx[3][s + 1]
     quantity = _book_quantity(ctx, s, fractions, trial_qty)

@@ -73,11 +73,12 @@ def _instruments(run: EodRun, folder: Path) -> pd.DataFrame:
 
 def write_eod_report(folder: Path, run: EodRun, *, previous_run: str | Path | None = None,
                      attribution: Path | None = None) -> Path:
-    """Write ``folder/report.html`` for ``run``, whose tables are already in ``folder``.
+    """Write ``folder/report.html`` for ``run``, whose attribution is in ``folder`` (or at
+    ``attribution``).
 
     Parameters
     ----------
-    folder : Path, the run's (staging) output folder holding ``attribution.parquet``.
+    folder : Path, the run's (staging) output folder.
     run : the finished run (margins, factors, manifest, liquidation orders, state).
     previous_run : the ``--previous-run`` folder, for the comparison (optional).
     attribution : Path, where the run's ``attribution.parquet`` is when it is not yet in

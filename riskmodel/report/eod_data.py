@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from riskmodel.config.rates import RateTable
-from riskmodel.io.outputs import return_arrow_memory
+from riskmodel.io.arrow_memory import return_arrow_memory
 from riskmodel.margin.policy import STATUSES, margin_base, position_rates
 
 __all__ = ["Positions", "exposure_tables", "instrument_contributions", "largest_calls",
@@ -152,8 +152,9 @@ def read_positions(path: Path, margins: pd.DataFrame, *, quantity: bool = False,
     # the columns at once held 0.2 GiB more at its peak
     floats = {}
     for name in ["notional", "contribution"] + (["quantity"] if quantity else []):
-        floats[name] = pq.read_table(path, columns=[name]).column(name).to_numpy() \
-            .astype(np.float64, copy=False)
+        column = pq.read_table(path, columns=[name]).column(name)
+        floats[name] = column.to_numpy().astype(np.float64, copy=False)
+        del column
         return_arrow_memory()
     return Positions(rows, instrument, ids, floats["notional"], floats["contribution"],
                      floats.get("quantity"))

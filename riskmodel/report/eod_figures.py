@@ -64,7 +64,7 @@ def level_figure(margins: pd.DataFrame, codes: np.ndarray, margin_cfg: Mapping[s
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
     ax.set_xlabel("margin level = equity / maintenance margin (log scale; outside 0.1-100 "
-                  "counted in the end bars)")
+                  "counted in the end bins)")
     ax.set_ylabel("netting sets")
     ax.set_title("Distribution of margin levels by status")
     legend_beside(fig, ax)
@@ -80,7 +80,7 @@ def level_figure(margins: pd.DataFrame, codes: np.ndarray, margin_cfg: Mapping[s
         caption=f"The call and warning lines are where maintenance margin is {mm_ratio:g} x "
                 f"initial margin; for the {pct(floor_bound)} of sets whose maintenance floor "
                 f"binds, the call starts lower. {count(below)} sets are below 0.1 (negative "
-                f"equity included) and drawn in the first bar, {count(above)} at 100 or above "
+                f"equity included) and drawn in the first bin, {count(above)} at 100 or above "
                 "(little or no margin) in the last.")
 
 
@@ -135,7 +135,7 @@ def stress_figure(margins: pd.DataFrame) -> PageFigure:
     ax.annotate("stress loss = initial margin", (1.0, 1.0),
                 xycoords=("data", "axes fraction"), xytext=(4, -4),
                 textcoords="offset points", va="top", fontsize=8)
-    ax.set_xlabel(f"worst stress loss / initial margin (above {hi:g} counted in the last bar)")
+    ax.set_xlabel(f"worst stress loss / initial margin (above {hi:g} counted in the last bin)")
     ax.set_ylabel("netting sets")
     ax.set_title("Worst stress loss against initial margin")
     above = int(np.sum(loss > im))

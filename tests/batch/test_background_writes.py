@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,8 @@ def demo(tmp_path_factory):
 
 
 def _writer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("riskmodel-write")]
+    return [t for t in threading.enumerate()
+            if t.name.startswith(("riskmodel-write", "riskmodel-parts"))]
 
 
 def test_writes_go_in_order_and_move_into_the_target(tmp_path):
@@ -143,8 +145,26 @@ def test_written_waits_for_one_file_and_raises_its_failure(tmp_path):
 
     writes.submit("slow.txt", slow)
     writes.submit("bad.txt", fail)
-    release.set()
+    threading.Timer(0.3, release.set).start()
+    start = time.perf_counter()
     assert writes.written("slow.txt").read_text() == "done"
+    assert time.perf_counter() - start >= 0.25  # it waited for the write
     with pytest.raises(OSError, match="no space left"):
         writes.written("bad.txt")
     writes.abandon()
+
+
+def test_a_failed_partition_part_write_is_raised(demo, tmp_path, monkeypatch):
+    # the parts go to the work folder on a thread of their own
+    from riskmodel.batch import partitions
+
+    inputs, config = demo
+
+    def full_disk(self, k, margins, attribution):
+        raise OSError(f"part {k}: no space left on device")
+
+    monkeypatch.setattr(partitions._WorkFolder, "write", full_disk)
+    with pytest.raises(OSError, match="no space left"):
+        run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work",
+                                                     partition_size=15))
+    assert not _writer_threads()

@@ -26,3 +26,15 @@ def test_id_text_is_the_column_pandas_makes_from_the_values(column):
     assert got.dtype == expected.dtype
     pd.testing.assert_series_equal(got, expected, check_exact=True)
     assert got.tolist() == column.tolist() or column.isna().any()
+
+
+def test_id_text_decodes_with_arrow_where_pandas_keeps_text_in_arrow():
+    column = pd.Series(id_categorical(np.array([1, 0, 1], dtype=np.int16),
+                                      np.array(["a", "b"], dtype=object)))
+    text = pd.Series(np.array(["x"], dtype=object)).dtype
+    got = id_text(column)
+    if getattr(text, "storage", None) == "pyarrow":
+        assert isinstance(got, pd.api.extensions.ExtensionArray)  # not Python strings
+    else:
+        assert isinstance(got, np.ndarray)
+    assert list(got) == ["b", "a", "b"]

@@ -552,3 +552,12 @@ def test_pairwise_sum_and_highest_bound_are_numpys_and_the_lockstep_ones():
         expected = _highest_bound(list(xs), list(gs))
         x, ok = highest_bound(np.append(xs, [0.0, 0.0]), np.append(gs, [0.0, 0.0]), n)
         assert (x if ok else None) == expected
+
+
+def test_a_set_the_search_left_without_an_outcome_is_an_error():
+    from riskmodel.liquidation.search import NOT_SEARCHED, SearchResult, _searched
+
+    result = SearchResult(np.zeros(2), np.zeros((2, 3)), np.array([0, NOT_SEARCHED]))
+    assert _searched(result, np.array([0])) is result
+    with pytest.raises(RuntimeError, match="without an outcome"):
+        _searched(result, np.array([0, 1]))
