@@ -16,7 +16,11 @@ import pandas as pd
 
 from riskmodel.config import RunConfig
 from riskmodel.engine.store import StoredRun
-from riskmodel.liquidation.partial import ORDER_COLUMNS, partial_liquidation
+from riskmodel.liquidation.partial import (
+    ORDER_COLUMNS,
+    liquidated_statuses,
+    partial_liquidation,
+)
 from riskmodel.portfolio.collateral import CollateralTable
 
 
@@ -49,8 +53,13 @@ def liquidation_stage(margins: pd.DataFrame, attribution: pd.DataFrame, run: Sto
     )
     sets = result.sets.set_index(["account_id", "netting_set"])
     if len(sets):
-        keys = pd.MultiIndex.from_arrays([margins["account_id"], margins["netting_set"]])
-        penalty[:] = sets["liquidation_penalty"].reindex(keys).fillna(0.0).to_numpy(np.float64)
+        # only the sets of the statuses liquidated can hold a penalty: their keys, not a
+        # million (0.3 s at 1,000,000 accounts)
+        rows = np.flatnonzero(margins["status"].isin(liquidated_statuses(config)).to_numpy())
+        keys = pd.MultiIndex.from_arrays([margins["account_id"].iloc[rows],
+                                          margins["netting_set"].iloc[rows]])
+        penalty.iloc[rows] = (sets["liquidation_penalty"].reindex(keys).fillna(0.0)
+                              .to_numpy(np.float64))
     orders = result.orders if len(result.orders) else empty_orders()
     info.update({
         "netting_sets": len(sets), "restored": int(sets["restored"].sum()) if len(sets) else 0,
