@@ -16,9 +16,11 @@ Collateral rows with a ``netting_set`` fund that (isolated) set; rows without fu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,14 +77,22 @@ def id_categorical(codes: np.ndarray, names: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype=object))
 
 
+@functools.cache
+def _text_dtype() -> Any:
+    """The dtype pandas gives a column of Python strings (Arrow-backed ``str`` since pandas
+    3), found once: every margin table asks, and finding it costs a Series."""
+    return pd.Series(np.array([""], dtype=object)).dtype
+
+
 def id_text(column: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
     """An id column's values as a table column holds them: what pandas makes of its strings
     (``column.to_numpy()``). Arrow decodes a categorical's codes where pandas keeps text in
     Arrow: the same column, without a million Python strings made and read back (0.05-0.1 s
     a column of a million rows, against 0.01 s)."""
-    text = pd.Series(np.array([""], dtype=object)).dtype
-    if not (isinstance(column.dtype, pd.CategoricalDtype)
-            and getattr(text, "storage", None) == "pyarrow"):
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column.to_numpy()
+    text = _text_dtype()
+    if getattr(text, "storage", None) != "pyarrow":
         return column.to_numpy()
     codes = column.cat.codes.to_numpy()
     names = column.cat.categories.to_numpy(dtype=object)
