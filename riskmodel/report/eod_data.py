@@ -186,6 +186,16 @@ def instrument_meta(pos: Positions, instruments: pd.DataFrame) -> tuple[np.ndarr
             meta["underlying"].fillna("unknown").astype(str).to_numpy())
 
 
+def _rate_times_notional(pos: Positions, rates: RateTable, kind: np.ndarray,
+                         und: np.ndarray) -> np.ndarray:
+    """Each position's rate of ``rates`` (by its instrument's ``kind`` and underlying ``und``,
+    :func:`instrument_meta`) times its notional; formed in place, since at venue size each
+    temporary is ten million floats."""
+    out = position_rates(rates, kind.tolist(), und.tolist())[pos.instrument]
+    out *= pos.notional
+    return out
+
+
 def exposure_tables(pos: Positions, margins: pd.DataFrame, instruments: pd.DataFrame,
                     flat_rates: RateTable) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Initial margin (allocated), flat-rate margin and gross notional by underlying and by
@@ -195,8 +205,7 @@ def exposure_tables(pos: Positions, margins: pd.DataFrame, instruments: pd.DataF
     """
     n = len(pos.instrument_ids)
     kind, und = instrument_meta(pos, instruments)
-    flat = position_rates(flat_rates, kind.tolist(), und.tolist())[pos.instrument]
-    flat *= pos.notional
+    flat = _rate_times_notional(pos, flat_rates, kind, und)
     per_instrument = pd.DataFrame({
         "underlying": und, "kind": kind, "positions": _by_code(pos.instrument, n),
         "initial_margin": _by_code(pos.instrument, n, _allocated_im(pos, margins, flat)),
@@ -362,9 +371,7 @@ def initial_floor(pos: Positions, margins: pd.DataFrame, instruments: pd.DataFra
     """Per set: ``max(min_initial_margin, sum |notional| x initial floor rate, maintenance
     floor)``, the floor :mod:`riskmodel.margin.policy` applies."""
     kind, und = instrument_meta(pos, instruments)
-    charge = position_rates(RateTable(**margin_config["initial_floor_rates"]), kind.tolist(),
-                            und.tolist())[pos.instrument]
-    charge *= pos.notional
-    charge = _by_code(pos.set_index, len(margins), charge)
+    charge = _by_code(pos.set_index, len(margins), _rate_times_notional(
+        pos, RateTable(**margin_config["initial_floor_rates"]), kind, und))
     return np.maximum(np.maximum(float(margin_config.get("min_initial_margin", 0.0)), charge),
                       margins["maintenance_floor"].to_numpy(np.float64))
