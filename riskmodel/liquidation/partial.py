@@ -75,8 +75,11 @@ COMPILED_MIN_SETS = 256
 def liquidated_statuses(config: RunConfig) -> tuple[str, ...]:
     """The statuses whose netting sets get liquidation orders (``[liquidation]
     include_margin_call``): eod's liquidation stage, the live loop and the waterfall."""
-    return ("liquidation", "margin_call") if config.liquidation.include_margin_call \
-        else ("liquidation",)
+    return _liquidated(config.liquidation.include_margin_call)
+
+
+def _liquidated(include_margin_call: bool) -> tuple[str, ...]:
+    return ("liquidation", "margin_call") if include_margin_call else ("liquidation",)
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,7 @@ def partial_liquidation(
     if not target > 0:
         raise ValueError(f"target = {target!r} must be > 0")
     penalty = penalty or RateTable(default=0.0)
-    statuses = {"liquidation", "margin_call"} if include_margin_call else {"liquidation"}
-    chosen = margins.loc[margins["status"].isin(statuses),
+    chosen = margins.loc[margins["status"].isin(_liquidated(include_margin_call)),
                          ["account_id", "netting_set", "equity", "initial_margin"]]
     if chosen.empty:
         return LiquidationResult(pd.DataFrame(columns=ORDER_COLUMNS),
