@@ -5,8 +5,8 @@ drawn from ``--instruments`` unique instruments, P&L over ``--scenarios`` scenar
 warming the JIT, it times in ``--repeats`` interleaved rounds (median and fastest round):
 
 * the kernel: ``tail_measures`` on the whole book (VaR, ES and Euler contributions to ES);
-* the same with the float32 first pass (``screen=float32_screen(pnl)``), checked bitwise
-  equal to the kernel's results;
+* the same with the coarse first pass (``screen=quantised_screen(pnl)``, 16-bit codes of the
+  P&L), checked bitwise equal to the kernel's results;
 * the accumulation-only floor: ``netting_set_max_loss``, which forms every set's loss vector
   exactly as the kernel does but selects nothing, so the selection overhead is visible;
 * the reference: scipy.sparse CSR @ dense in chunks of netting sets, then ``np.partition`` per
@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from _timing import timed
 
 from riskmodel.measures import TailResult, tail_measures
-from riskmodel.measures.api import float32_screen
+from riskmodel.measures.api import quantised_screen
 from riskmodel.measures.losses import netting_set_max_loss
 
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     def kernel() -> TailResult:
         return tail_measures(pnl, indptr, idx, qty, a, chunk_size=args.chunk_size)
 
-    screen = float32_screen(pnl)
+    screen = quantised_screen(pnl)
     assert screen is not None
 
     def screened() -> TailResult:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     per_set = 1e6 / args.sets
     rows = [
         ("kernel: tail_measures (VaR, ES, contributions)", med["kernel"], best["kernel"]),
-        ("kernel with the float32 first pass (bitwise the same)", med["screened"],
+        ("kernel with the coarse first pass (bitwise the same)", med["screened"],
          best["screened"]),
         ("accumulation-only floor (loss vectors, no selection)", med["floor"], best["floor"]),
         (

@@ -246,7 +246,7 @@ def _run_eod(inputs: EodInputs, config: RunConfig, as_of: str | None,
                        previous_margins(previous, netted.book.sets), accounts.account_types),
             options, _fingerprint(inputs, config, as_of, previous_run, options),
             progress=progress, flag_statuses=liquidated_statuses(config))
-        market.drop_screens()  # the float32 copies of the P&L served the partitions only
+        market.drop_screens()  # the coarse copies of the P&L served the partitions only
         check_finite(parts.margins)
     # the netted book (ten million positions at venue size): the liquidation stage and the
     # writes that run beside it need only the tables

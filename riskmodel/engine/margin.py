@@ -11,8 +11,8 @@ For each netting set, in this order:
    (:func:`riskmodel.margin.tables.set_horizons`); the sets of each horizon are margined on
    that horizon's scenarios;
 2. the tail kernels over the scenario P&L (:func:`riskmodel.measures.tail_measures`): VaR, ES
-   and the Euler contribution of each position, streaming the sets in chunks (with a float32
-   first pass for large books: :func:`riskmodel.measures.api.float32_screen`);
+   and the Euler contribution of each position, streaming the sets in chunks (with a coarse
+   first pass for large books: :func:`riskmodel.measures.api.quantised_screen`);
 3. the anti-procyclicality floor's tail over its long-lookback scenarios, when the tool is on
    and the market carries them;
 4. the worst stress loss (:func:`riskmodel.engine.stress.book_stress`);
@@ -54,7 +54,7 @@ from riskmodel.portfolio.netting import Book
 
 __all__ = ["SCREEN_MIN_SETS", "BookMargins", "margin_book"]
 
-SCREEN_MIN_SETS = 20_000  # netting sets of one horizon from which the float32 pass pays off
+SCREEN_MIN_SETS = 20_000  # netting sets of one horizon from which the coarse pass pays off
 WHOLE_BOOK_SETS = 64  # up to this many sets, a book of several horizons is not split (_measures)
 
 
@@ -232,7 +232,7 @@ def _tail(market: PricedMarket, part: Book, config: RunConfig, h: int, floor: bo
     if config.method == "grid" and not floor:
         return grid_measure(market, part, config, h)
     scenarios = market.floor[h] if floor else market.model[h]
-    # the float32 first pass costs a copy of the matrix: worth it for a partition, not for a
+    # the coarse first pass costs a copy of the matrix: worth it for a partition, not for a
     # what-if or a liquidation step (bitwise the same results either way)
     screen = (market.screen(h) if not floor and part.n_sets >= SCREEN_MIN_SETS else None)
     return tail_measures(

@@ -11,7 +11,7 @@ prices and one-day volatilities, and the valuation time. The grid stress scan is
 from the prices and the configuration (:mod:`riskmodel.engine.stress`).
 
 The value is frozen; what is derived from it on first use (per-instrument lookups of the margin
-tables, the grid scan's unit P&L, the float32 copies of the P&L for the tail kernels' first
+tables, the grid scan's unit P&L, the coarse copies of the P&L for the tail kernels' first
 pass, contiguous stress blocks) is cached inside it and never shipped when it is pickled (a Dask
 worker builds its own).
 """
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.margin.tables import InstrumentArrays
-from riskmodel.measures.api import Float32Screen, float32_screen
+from riskmodel.measures.api import QuantisedScreen, quantised_screen
 from riskmodel.scenarios.scenario_set import ScenarioSet
 
 FACTOR_COLUMNS = ["factor", "price", "return_kind", "sigma_1d", "sigma_rel"]
@@ -116,7 +116,7 @@ class PricedMarket:
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        # a worker rebuilds what it needs: the float32 copies alone are half the P&L's size
+        # a worker rebuilds what it needs: the coarse copies alone are a quarter of the P&L's size
         return {**self.__dict__, "_cache": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -150,10 +150,10 @@ class PricedMarket:
         return self._cached("arrays", lambda: InstrumentArrays.of(
             self.instruments, self.spot, self.valuation_time, self.sigma_rel))
 
-    def screen(self, horizon: int) -> Float32Screen | None:
-        """The tail kernels' float32 first pass of the horizon's P&L, built on first use."""
+    def screen(self, horizon: int) -> QuantisedScreen | None:
+        """The tail kernels' coarse first pass of the horizon's P&L, built on first use."""
         return self._cached(("screen", horizon),
-                            lambda: float32_screen(self.model[horizon].pnl))
+                            lambda: quantised_screen(self.model[horizon].pnl))
 
     def stress_blocks(self, horizon: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(C-contiguous P&L block, labels)`` of each stress scenario set of the horizon, in
@@ -176,6 +176,6 @@ class PricedMarket:
         return self._cache[key]
 
     def drop_screens(self) -> None:
-        """Free the float32 copies (they serve the partitions of a run only)."""
+        """Free the coarse copies of the P&L (they serve the partitions of a run only)."""
         for key in [k for k in self._cache if isinstance(k, tuple) and k[0] == "screen"]:
             del self._cache[key]

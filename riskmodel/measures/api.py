@@ -16,9 +16,9 @@ from numpy.typing import ArrayLike
 
 from riskmodel.measures.kernels import (
     SCREEN_LIMIT,
-    float32_rows,
     netting_set_tail,
     prefer_parallel,
+    quantise_rows,
 )
 
 
@@ -144,27 +144,37 @@ def _validate_confidence(confidence: float) -> float:
 
 
 @dataclass(frozen=True)
-class Float32Screen:
-    """A scenario P&L matrix rounded to float32, and the largest ``|P&L|`` of each row: the
-    tail kernels' first pass over half the bytes (:func:`float32_screen`)."""
+class QuantisedScreen:
+    """A scenario P&L matrix as 16-bit codes times a scale per row, each row's coding slack and
+    largest ``|P&L|``: the tail kernels' first pass over a quarter of the bytes
+    (:func:`quantised_screen`, :mod:`riskmodel.measures.screening`)."""
 
-    pnl32: np.ndarray
+    codes: np.ndarray
+    scale: np.ndarray
+    slack: np.ndarray
     row_bound: np.ndarray
 
+    def scaled32(self, instrument_index: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+        """Each position's quantity times its row's scale, rounded to float32: the first
+        pass's factors of the codes (below float32's range by ``SCREEN_LIMIT``, or the set
+        gets no first pass)."""
+        with np.errstate(over="ignore"):
+            return (quantity * self.scale[instrument_index]).astype(np.float32)
 
-def float32_screen(instrument_pnl: np.ndarray) -> Float32Screen | None:
-    """The float32 first pass of ``instrument_pnl`` (finite, float64), for
+
+def quantised_screen(instrument_pnl: np.ndarray) -> QuantisedScreen | None:
+    """The coarse first pass of ``instrument_pnl`` (finite, float64), for
     :func:`tail_measures`; None where a value is too large for float32 to bound its error (or
     is not a number)."""
     pnl = np.ascontiguousarray(instrument_pnl, dtype=np.float64)
     if pnl.size == 0:
         return None
-    pnl32 = np.empty(pnl.shape, dtype=np.float32)
-    bound = np.empty(pnl.shape[0])
-    float32_rows(pnl, pnl32, bound)
+    codes = np.empty(pnl.shape, dtype=np.int16)
+    scale, slack, bound = (np.empty(pnl.shape[0]) for _ in range(3))
+    quantise_rows(pnl, codes, scale, slack, bound)
     if not bound.max() < SCREEN_LIMIT:
         return None
-    return Float32Screen(pnl32, bound)
+    return QuantisedScreen(codes, scale, slack, bound)
 
 
 class _TailInputs(NamedTuple):
@@ -177,13 +187,13 @@ class _TailInputs(NamedTuple):
     weights: np.ndarray  # normalised, (n_scenarios,); (0,) for uniform
     confidence: float
     use_es: bool
-    screen: Float32Screen | None
+    screen: QuantisedScreen | None
 
 
 def _tail_inputs(
     instrument_pnl: ArrayLike, indptr: ArrayLike, instrument_index: ArrayLike,
     quantity: ArrayLike, confidence: float, measure: str, weights: ArrayLike | None,
-    chunk_size: int, progress: object, pnl_checked: bool, screen: Float32Screen | None,
+    chunk_size: int, progress: object, pnl_checked: bool, screen: QuantisedScreen | None,
 ) -> _TailInputs:
     """Validate and normalise the arguments of :func:`tail_measures` (same names and meaning);
     raises its ValueErrors."""
@@ -197,8 +207,8 @@ def _tail_inputs(
     pnl, ptr, idx, qty = _validate_book(instrument_pnl, indptr, instrument_index, quantity,
                                         pnl_checked)
     w = _validate_weights(weights, pnl.shape[1])
-    if screen is not None and screen.pnl32.shape != pnl.shape:
-        raise ValueError(f"screen has shape {screen.pnl32.shape}, instrument_pnl {pnl.shape}")
+    if screen is not None and screen.codes.shape != pnl.shape:
+        raise ValueError(f"screen has shape {screen.codes.shape}, instrument_pnl {pnl.shape}")
     return _TailInputs(pnl, ptr, idx, qty, w, a, measure == "es", screen)
 
 
@@ -223,7 +233,8 @@ def _run_chunks(
         # the chunk's CSR slice, re-based to its first position; outputs are written in place
         first_pass = None
         if screen is not None and not w.size:
-            first_pass = (screen.pnl32, qty[p0:p1].astype(np.float32), screen.row_bound)
+            first_pass = (screen.codes, screen.scaled32(idx[p0:p1], qty[p0:p1]),
+                          screen.row_bound, screen.slack)
         netting_set_tail(
             pnl, ptr[s0 : s1 + 1] - p0, idx[p0:p1], qty[p0:p1], w, a, use_es,
             var[s0:s1], es[s0:s1], contribution[p0:p1], screen=first_pass,
@@ -240,7 +251,7 @@ def tail_measures(
     quantity: ArrayLike, confidence: float, measure: Literal["es", "var"] = "es",
     weights: ArrayLike | None = None, chunk_size: int = 4096,
     progress: Callable[[int, int], object] | None = None, pnl_checked: bool = False,
-    screen: Float32Screen | None = None,
+    screen: QuantisedScreen | None = None,
 ) -> TailResult:
     """VaR, ES and Euler contributions of every netting set of a sparse (CSR) book.
 
@@ -276,11 +287,12 @@ def tail_measures(
         The caller has already checked that ``instrument_pnl`` is finite (the engine checks its
         scenario P&L once when it is built, then margins many partitions against it): skip the
         scan of the whole matrix on every call. Shapes and the book are still validated.
-    screen : Float32Screen, optional
-        :func:`float32_screen` of ``instrument_pnl``: uniform tails are found from a float32
-        first pass that streams half the bytes, and only the candidate scenarios' losses are
-        formed in float64. The results are bitwise the same as without it; it pays off from
-        a few ten thousand netting sets per matrix (building it is a pass over the matrix).
+    screen : QuantisedScreen, optional
+        :func:`quantised_screen` of ``instrument_pnl``: uniform tails are found from a first
+        pass over 16-bit codes of the P&L that streams a quarter of the bytes, and only the
+        candidate scenarios' losses are formed in float64. The results are bitwise the same
+        as without it; it pays off from a few ten thousand netting sets per matrix (building
+        it is a pass over the matrix).
 
     Returns
     -------

@@ -47,7 +47,7 @@ The kernels are split by concern:
   place the losses are summed), the block-maximum thresholds, the gathering of candidates, and
   :func:`~.losses.netting_set_max_loss`;
 * :mod:`riskmodel.measures.selection`: the order statistics (introselect, weighted selection);
-* :mod:`riskmodel.measures.screening`: the float32 first pass and :func:`~.screening.float32_rows`;
+* :mod:`riskmodel.measures.screening`: the coarse first pass and :func:`~.screening.quantise_rows`;
 * this module: the definition above, the VaR/ES/Euler kernels of the netting sets, and the
   names of the others that callers import from here.
 
@@ -60,9 +60,10 @@ weighted selection) runs on those few candidates. With weights the threshold is 
 (the weight at or above it must exceed ``1 - a``) and lowered until it holds, so the threshold
 affects speed only, never the result.
 
-Uniform tails may first be screened in float32 (:func:`tail_screened_parallel`, with a
-float32 copy of the P&L): the loss vector is formed in float32, half the bytes streamed, and
-the threshold taken from its block maxima. A rigorous bound ``eps`` on the float32 rounding
+Uniform tails may first be screened on a coarse copy of the P&L (:func:`tail_screened_parallel`,
+with the P&L as 16-bit codes times a scale per row): the loss vector is formed in float32 from
+the codes, a quarter of the bytes streamed, and the threshold taken from its block maxima. A
+rigorous bound ``eps`` on the coding and the float32 rounding
 (:func:`~riskmodel.measures.screening.screen_eps`) makes every scenario with
 ``L32 >= t - 2 eps`` a candidate, which provably includes every scenario at or above the float64
 VaR; only the candidates' float64 losses are formed, with the same operations in the same order
@@ -73,7 +74,7 @@ Kernels
 A numba kernel compiles every function it can reach, so each kind of tail has kernels of its
 own and a run compiles only those it calls (:func:`netting_set_tail` chooses): equally likely
 scenarios (:func:`tail_uniform_parallel`, :func:`tail_uniform_serial`), weighted ones
-(:func:`tail_weighted_parallel`, :func:`tail_weighted_serial`) and the float32 first pass
+(:func:`tail_weighted_parallel`, :func:`tail_weighted_serial`) and the coarse first pass
 (:func:`tail_screened_parallel`, partitions of many sets only). A book of less work than
 :data:`SERIAL_MAX_WORK` positions x scenarios (the demo, a what-if, a liquidation step) runs,
 and compiles, no parallel region, unless the parallel kernel is compiled in the process already
@@ -99,16 +100,16 @@ from riskmodel.measures.losses import (
     set_blocks,
     threshold_block_size,
 )
-from riskmodel.measures.screening import SCREEN_LIMIT, float32_rows, tail_screened
+from riskmodel.measures.screening import SCREEN_LIMIT, quantise_rows, tail_screened
 from riskmodel.measures.selection import KERNEL_ONLY, select_kth, select_weighted
 
 __all__ = [
     "SCREEN_LIMIT",
     "WEIGHT_TOL",
-    "float32_rows",
     "netting_set_max_loss",
     "netting_set_tail",
     "prefer_parallel",
+    "quantise_rows",
     "set_tail_screened",
     "set_tail_uniform",
     "set_tail_weighted",
@@ -308,17 +309,17 @@ def set_tail_weighted(instrument_pnl, instrument_index, quantity, p0, p1, weight
 @njit(cache=True)
 def set_tail_screened(instrument_pnl, instrument_index, quantity, p0, p1, no_weights,
                       confidence, use_es, k, bs, scratch, screen, contribution_out):
-    """:func:`set_tail_uniform` from the float32 first pass
-    (:func:`~riskmodel.measures.screening.tail_screened`; ``screen = (pnl32, quantity32,
-    row_bound, loss32, block_max32)``), or the float64 pass where it does not apply: the same
-    bits either way."""
+    """:func:`set_tail_uniform` from the coarse first pass
+    (:func:`~riskmodel.measures.screening.tail_screened`; ``screen = (codes, scaled32,
+    row_bound, slack, loss32, block_max32)``), or the float64 pass where it does not apply: the
+    same bits either way."""
     loss, block_max, work, cand_val, cand_idx, eq_idx = scratch
-    pnl32, quantity32, row_bound, loss32, block_max32 = screen
+    codes, scaled32, row_bound, slack, loss32, block_max32 = screen
     var, c = 0.0, -1
     if bs > 0:
-        var, c = tail_screened(instrument_pnl, pnl32, instrument_index, quantity, quantity32,
-                               row_bound, p0, p1, k, bs, loss, loss32, block_max32, work,
-                               cand_val, cand_idx)
+        var, c = tail_screened(instrument_pnl, codes, instrument_index, quantity, scaled32,
+                               row_bound, slack, p0, p1, k, bs, loss, loss32, block_max32,
+                               work, cand_val, cand_idx)
     if c < 0:
         accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, block_max, bs)
         var, c = tail_uniform(loss, k, block_max, bs, work, cand_val, cand_idx)
@@ -435,12 +436,12 @@ def tail_weighted_serial(instrument_pnl, indptr, instrument_index, quantity, wei
 
 @njit(cache=True, parallel=True)
 def tail_screened_parallel(instrument_pnl, indptr, instrument_index, quantity, confidence,
-                           use_es, var_out, es_out, contribution_out, pnl32, quantity32,
-                           row_bound):
-    """:func:`tail_uniform_parallel` from a float32 first pass: ``pnl32`` the P&L rounded to
-    float32 (same shape), ``quantity32`` the quantities rounded to float32 and ``row_bound``
-    each row's largest ``|P&L|`` (:func:`~riskmodel.measures.screening.float32_rows`). The
-    results are bitwise the float64 pass's (:mod:`riskmodel.measures.screening`)."""
+                           use_es, var_out, es_out, contribution_out, codes, scaled32,
+                           row_bound, slack):
+    """:func:`tail_uniform_parallel` from the coarse first pass: ``codes``, ``row_bound`` and
+    ``slack`` the P&L's (:func:`~riskmodel.measures.screening.quantise_rows`), ``scaled32``
+    each position's quantity times its row's scale, rounded to float32. The results are
+    bitwise the float64 pass's (:mod:`riskmodel.measures.screening`)."""
     n_sets = indptr.size - 1
     n = instrument_pnl.shape[1]
     k = uniform_rank(n, confidence)
@@ -448,7 +449,7 @@ def tail_screened_parallel(instrument_pnl, indptr, instrument_index, quantity, c
     n_blocks, block = set_blocks(n_sets)
     for b in prange(n_blocks):
         scratch = scratch_uniform(n)
-        screen = (pnl32, quantity32, row_bound, np.empty(n, dtype=np.float32),
+        screen = (codes, scaled32, row_bound, slack, np.empty(n, dtype=np.float32),
                   np.empty(n // SCEN_BLOCK_MIN + 1, dtype=np.float32))
         no_weights = np.empty(0)
         for s in range(b * block, min(n_sets, (b + 1) * block)):
@@ -471,11 +472,11 @@ def prefer_parallel(work: int, *, weighted: bool) -> bool:
 def netting_set_tail(instrument_pnl: np.ndarray, indptr: np.ndarray, instrument_index: np.ndarray,
              quantity: np.ndarray, weights: np.ndarray, confidence: float, use_es: bool,
              var_out: np.ndarray, es_out: np.ndarray, contribution_out: np.ndarray,
-             screen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+             screen: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
              parallel: bool | None = None) -> None:
     """VaR, ES and Euler contributions of every netting set of a CSR book, with the kernel that
     fits it (module docstring, "Kernels"): ``weights`` normalised, or empty for equally likely
-    scenarios; ``screen = (pnl32, quantity32, row_bound)`` for the float32 first pass of an
+    scenarios; ``screen = (codes, scaled32, row_bound, slack)`` for the coarse first pass of an
     unweighted book; ``parallel`` (default: :func:`prefer_parallel`) whether to run on every
     thread. Other arguments as :func:`tail_uniform_parallel`'s."""
     if parallel is None:

@@ -7,7 +7,7 @@ is the sum, in position order, of every position's ``-quantity x pnl`` row
 (:func:`riskmodel.measures.losses.accumulate_loss`), so it cannot be updated in place bit for
 bit; but the sum of the *other* positions (the ``rest``, formed once per reduced position) plus
 the changed position's row is within a rigorous bound ``eps`` of it
-(:func:`rest_eps`). As in the float32 first pass (:mod:`riskmodel.measures.screening`), that
+(:func:`rest_eps`). As in the coarse first pass (:mod:`riskmodel.measures.screening`), that
 approximation only chooses the candidates: every scenario whose approximate loss reaches
 ``t - 2 eps`` (``t`` the threshold of its block maxima), which provably includes every scenario
 at or above the exact VaR; the candidates' exact losses are then formed exactly as

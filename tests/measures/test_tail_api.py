@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from riskmodel.measures import TailResult, tail_measures, var_es
-from riskmodel.measures.api import float32_screen
-from riskmodel.measures.kernels import float32_rows
+from riskmodel.measures.api import quantised_screen
+from riskmodel.measures.kernels import quantise_rows
+from riskmodel.measures.losses import accumulate_loss
+from riskmodel.measures.screening import screen_eps
 
 
 def make_book(seed=0, n_sets=300, n_scen=1500, n_instr=40, max_pos=8):
@@ -262,48 +264,105 @@ def _screen_cases():
 
 
 @pytest.mark.parametrize("measure", ["es", "var"])
-def test_float32_screen_gives_bitwise_the_float64_results(measure):
+def test_quantised_screen_gives_bitwise_the_float64_results(measure):
     # the first pass only chooses which scenarios get a float64 loss: every figure is the same
     for pnl, indptr, idx, qty, a in _screen_cases():
-        screen = float32_screen(pnl)
+        screen = quantised_screen(pnl)
         assert screen is not None
         plain = tail_measures(pnl, indptr, idx, qty, a, measure=measure)
         screened = tail_measures(pnl, indptr, idx, qty, a, measure=measure, screen=screen)
         assert_bitwise_equal(screened, plain)
 
 
-def test_float32_rows_is_numpys_cast_and_row_maxima():
-    # against numpy: values halfway between float32 neighbours (round to even), subnormals,
-    # beyond float32's range (inf), signed zeros, NaN (bound +inf); bound = max |P&L| per row
+def test_quantised_screen_on_hedges_finer_than_a_code_step():
+    # each row's codes are steps of 1/32766 of its largest |P&L| (a crash scenario 1000 times
+    # the usual move here), and a long/short hedge of two such rows loses less than a step in
+    # every other scenario: the first pass cannot rank those, its bound must widen the
+    # candidates to all of them, and the figures still come from the float64 losses
+    rng = np.random.default_rng(17)
+    n_scen = 3_000
+    common = rng.standard_normal(n_scen)
+    a_row = common + rng.standard_normal(n_scen) * 1e-6
+    b_row = common + rng.standard_normal(n_scen) * 1e-6
+    a_row[7], b_row[11] = -1000.0, 1000.0
+    pnl = np.vstack([a_row, b_row, rng.standard_normal(n_scen)])
+    indptr = np.array([0, 2, 5, 6], dtype=np.int64)
+    idx = np.array([0, 1, 0, 1, 2, 1], dtype=np.int64)
+    qty = np.array([1.0, -1.0, 3.0, -3.0, 1e-7, 2.0])
+    screen = quantised_screen(pnl)
+    assert screen is not None
+    for measure in ("es", "var"):
+        assert_bitwise_equal(
+            tail_measures(pnl, indptr, idx, qty, 0.99, measure=measure, screen=screen),
+            tail_measures(pnl, indptr, idx, qty, 0.99, measure=measure))
+
+
+def test_screen_eps_bounds_the_first_pass_error():
+    # the first pass's float32 losses of the codes against the float64 pass's, set by set: the
+    # bound holds where the coding error dominates (rows with a crash scenario 3000 times
+    # their usual move, code steps of 0.09) and where float32's rounding does (no outlier)
+    rng = np.random.default_rng(23)
+    n_scen = 2_000
+    pnl = rng.standard_normal((8, n_scen))
+    pnl[np.arange(4), rng.integers(0, n_scen, 4)] = 3000.0
+    screen = quantised_screen(pnl)
+    assert screen is not None
+    loss32 = np.empty(n_scen, dtype=np.float32)
+    loss64 = np.empty(n_scen)
+    no_blocks = np.empty(1)
+    worst = 0.0
+    for _ in range(200):
+        n = int(rng.integers(1, 12))
+        idx = rng.integers(0, 8, n).astype(np.int64)
+        qty = rng.normal(0, 1, n) * 10.0 ** rng.integers(-3, 4, n)
+        accumulate_loss(screen.codes, idx, screen.scaled32(idx, qty), 0, n, loss32,
+                        no_blocks.astype(np.float32), 0)
+        accumulate_loss(pnl, idx, qty, 0, n, loss64, no_blocks, 0)
+        eps = screen_eps(idx, qty, screen.row_bound, screen.slack, 0, n)
+        error = float(np.max(np.abs(loss32.astype(np.float64) - loss64)))
+        assert error <= eps
+        worst = max(worst, error / eps)
+    assert worst > 0.05  # the bound is not idle: some set comes within 20x of it
+
+
+def test_quantise_rows_codes_within_half_a_step():
+    # against numpy: each row's bound is its largest |P&L| (+inf with a NaN); its largest value
+    # codes to +-32766, and every value is within half a step (scale / 2) of scale x code, on
+    # rows from 1e-280 to 1e29, halfway values, signed zeros; rows too small for a scale get
+    # codes 0 and their bound as slack
     rng = np.random.default_rng(11)
-    halfway = (1.0 + 2.0 ** -24) * 2.0 ** rng.integers(-20, 20, 50)
-    pnl = np.vstack([rng.standard_normal((3, 50)) * 10.0 ** rng.integers(-45, 30, (3, 1)),
-                     np.where(rng.random(50) < 0.5, -halfway, halfway),
-                     np.r_[1e-46, -3e-45, 1e-39, -0.0, 0.0, 4e38, -1e29, np.zeros(43)],
+    pnl = np.vstack([rng.standard_normal((3, 50)) * 10.0 ** rng.integers(-280, 30, (3, 1)),
+                     np.r_[32766.0, 0.5, -0.5, 1.5, 2.5, -0.0, 0.0, rng.standard_normal(43)],
+                     np.r_[-1e-290, 3e-300, np.zeros(48)],
+                     np.zeros(50),
                      np.r_[1.0, np.nan, -5.0, np.zeros(47)]])
-    pnl32 = np.empty(pnl.shape, dtype=np.float32)
-    bound = np.empty(len(pnl))
-    float32_rows(pnl, pnl32, bound)
-    with np.errstate(over="ignore", invalid="ignore"):
-        np.testing.assert_array_equal(pnl32.view(np.uint32), pnl.astype(np.float32).view(np.uint32))
+    codes = np.empty(pnl.shape, dtype=np.int16)
+    scale, slack, bound = (np.empty(len(pnl)) for _ in range(3))
+    quantise_rows(pnl, codes, scale, slack, bound)
     np.testing.assert_array_equal(bound[:-1], np.abs(pnl[:-1]).max(axis=1))
-    assert bound[-1] == np.inf
-    screen = float32_screen(pnl[:4])
-    assert screen is not None and screen.pnl32.flags.c_contiguous
-    np.testing.assert_array_equal(screen.pnl32, pnl32[:4])
-    np.testing.assert_array_equal(screen.row_bound, bound[:4])
+    assert bound[-1] == np.inf and scale[-1] == 0.0 and not codes[-1].any()
+    coded = scale[:4, None] > 0
+    assert coded.all() and np.all(scale[4:] == 0.0) and not codes[4:].any()
+    np.testing.assert_array_equal(slack[4:6], bound[4:6])
+    np.testing.assert_array_equal(np.abs(codes[:4]).max(axis=1), 32766)
+    # exact error of each value, in rationals' stead: float64 with the step's size removed
+    step = scale[:4, None]
+    error = np.abs(pnl[:4] / step - codes[:4])
+    assert np.all(error <= 0.5 + 1e-9)
+    assert np.all(slack[:4] >= 0.5 * scale[:4])
+    np.testing.assert_array_equal(codes[3, :7], [32766, 0, 0, 2, 2, 0, 0])  # ties to even
 
 
-def test_float32_screen_is_refused_for_nan_or_beyond_float32_range():
-    assert float32_screen(np.array([[1.0, np.nan, 2.0]])) is None
-    assert float32_screen(np.array([[np.inf, 1.0]])) is None
-    assert float32_screen(np.array([[1.0, -2e30]])) is None
+def test_quantised_screen_is_refused_for_nan_or_beyond_float32_range():
+    assert quantised_screen(np.array([[1.0, np.nan, 2.0]])) is None
+    assert quantised_screen(np.array([[np.inf, 1.0]])) is None
+    assert quantised_screen(np.array([[1.0, -2e30]])) is None
     with pytest.raises(ValueError, match="screen has shape"):
         tail_measures(np.ones((2, 3)), [0, 1], [0], [1.0], 0.9,
-                      screen=float32_screen(np.ones((3, 3))))
+                      screen=quantised_screen(np.ones((3, 3))))
 
 
-def test_float32_screen_with_quantities_and_pnl_at_float32s_limits():
+def test_quantised_screen_with_quantities_and_pnl_at_float32s_limits():
     # quantities below float32's normal range (1e-40, rounded to subnormals) on P&L of 1e25,
     # and P&L below it (1e-42) under large quantities: the bound still holds, same results
     rng = np.random.default_rng(5)
@@ -313,7 +372,7 @@ def test_float32_screen_with_quantities_and_pnl_at_float32s_limits():
     indptr = np.array([0, 2, 4, 6], dtype=np.int64)
     idx = np.array([0, 2, 1, 2, 0, 1], dtype=np.int64)
     qty = np.array([3e-40, 1e-14, 1e20, 1e-30, -7e-41, 2e25])
-    screen = float32_screen(pnl)
+    screen = quantised_screen(pnl)
     for measure in ("es", "var"):
         assert_bitwise_equal(
             tail_measures(pnl, indptr, idx, qty, 0.99, measure=measure, screen=screen),
