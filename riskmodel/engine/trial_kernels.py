@@ -35,7 +35,14 @@ from numba import njit
 from riskmodel.measures.kernels import uniform_rank
 from riskmodel.measures.losses import SCEN_BLOCK_MIN, accumulate_loss, threshold_block_size
 from riskmodel.measures.stress_kernels import grid_one, worst_one
-from riskmodel.measures.trial_tail import EXACT, FORMED, WITH_REST, rest_subset, trial_tail
+from riskmodel.measures.trial_tail import (
+    EXACT,
+    FORMED,
+    WITH_REST,
+    narrow_subset,
+    rest_subset,
+    trial_tail,
+)
 
 MODE_REPORT, MODE_MAX, MODE_BLEND = 0, 1, 2
 
@@ -259,3 +266,26 @@ def rest_screen(mk, pol, pos, p0, p1, account_h, quantity, changed, rest, rest_h
     return rest_subset(pnl, index, qty, count, m, bs, rest[:n], pos[0][changed],
                        -quantity[changed - p0], mk[2][hx], approx[:n], here[1], here[2],
                        subset)
+
+
+@njit(cache=True)
+def narrow_screen(mk, pol, pos, p0, p1, account_h, quantity, changed, nq_other, rest, rest_hx,
+                  scratch, subset, n_sub):
+    """:func:`rest_screen`'s ``subset[:n_sub]`` narrowed to the trials whose position
+    ``changed`` lies between its size in ``quantity`` (the larger) and the one whose
+    ``-quantity`` is ``nq_other``
+    (:func:`riskmodel.measures.trial_tail.narrow_subset`); returns the new count (``n_sub``
+    where the screen does not apply)."""
+    tails, approx, book = scratch
+    count, h = reduced_set(quantity, pos, p0, p1, account_h, book)
+    hx = horizon_index(mk[0], h)
+    if (n_sub < 0 or count == 0 or hx < 0 or hx != rest_hx or changed < 0
+            or quantity[changed - p0] == 0.0):
+        return n_sub
+    pnl = mk[1][hx]
+    n = pnl.shape[1]
+    m = n - uniform_rank(n, pol[0]) + 1
+    index, qty, _ = book
+    return narrow_subset(pnl, index, qty, count, m, rest[:n], pos[0][changed],
+                         -quantity[changed - p0], nq_other, mk[2][hx], tails[0], approx,
+                         subset, n_sub)

@@ -21,6 +21,7 @@ from numba import njit
 
 from riskmodel.engine.trial_kernels import (
     form_rest,
+    narrow_screen,
     rest_screen,
     tail_scratch,
     trial_initial_margin,
@@ -169,6 +170,9 @@ def highest_bound(xs, gs, n):
 
 
 NOT_SCREENED = -2  # the subset of the position being reduced is not formed yet
+# the Illinois steps narrow the subset to their bracket at its first step that has one, then
+# each time the bracket has shrunk to this fraction of the width last narrowed to
+NARROW_SHRINK = 0.125
 
 
 @njit(cache=True, inline="always")
@@ -334,6 +338,24 @@ def _interior(ctx, s, k, g0, f, trial, xs, gs, q, un, rt, n, terms, memo):
 
 
 @njit(cache=True, inline="always")
+def _narrow(ctx, s, k, lo, hi, f, trial, n, memo):
+    """Narrow the subset of position ``k``'s trials to the sizes of the bracket ``(lo, hi)``
+    (:func:`~riskmodel.engine.trial_kernels.narrow_screen`); False while it is not formed."""
+    changed, rest, _, rest_hx, scratch, trial_qty, subset, n_sub, _ = memo
+    if n_sub[0] < 0:
+        return False
+    # position k at fraction hi, as _book_quantity forms it
+    nq_hi = -(ctx[8][ctx[6][s] + k] * (1.0 - hi))
+    for r in range(n):
+        trial[r] = f[r]
+    trial[k] = lo
+    n_sub[0] = narrow_screen(ctx[0], ctx[1], ctx[2], ctx[3][s], ctx[3][s + 1], ctx[4][s],
+                             _book_quantity(ctx, s, trial, trial_qty), changed, nq_hi, rest,
+                             rest_hx, scratch, subset, n_sub[0])
+    return True
+
+
+@njit(cache=True, inline="always")
 def _solve(ctx, s, k, bracket, f, trial, q, un, rt, n, terms, scale, memo, out_fractions,
            out_figures):
     """``_Lockstep.solve`` for one set: Illinois regula falsi on position ``k``'s fraction, a
@@ -341,9 +363,13 @@ def _solve(ctx, s, k, bracket, f, trial, q, un, rt, n, terms, scale, memo, out_f
     equity, target = ctx[11][s], ctx[14]
     lo, hi, w_lo, w_hi, g_hi, m_hi = bracket
     side = 0
+    narrowed_at = np.inf  # the bracket's width when the subset was last narrowed to it
     for it in range(MAX_ITERATIONS):
         if not (hi - lo > FRACTION_TOL and g_hi > SURPLUS_TOL * scale):
             break
+        if hi - lo <= NARROW_SHRINK * narrowed_at and _narrow(ctx, s, k, lo, hi, f, trial, n,
+                                                                memo):
+            narrowed_at = hi - lo
         x = 0.5 * (lo + hi) if it % 3 == 2 else hi - w_hi * (hi - lo) / (w_hi - w_lo)
         x = x if lo < x < hi else 0.5 * (lo + hi)
         for r in range(n):

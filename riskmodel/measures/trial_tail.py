@@ -194,6 +194,40 @@ def rest_subset(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest, 
 
 
 @njit(cache=True)
+def narrow_subset(instrument_pnl, instrument_index, quantity, n_pos, m, rest, changed_row,
+                  nq_a, nq_b, row_bound, lows, highs, subset, n_sub):
+    """The scenarios of ``subset[:n_sub]`` (a :func:`rest_subset` of a range of sizes of the
+    changed position that holds ``nq_a`` to ``nq_b``) that can be candidates of a ``WITH_REST``
+    tail whatever the changed position's ``-quantity`` between ``nq_a`` and ``nq_b``, compacted
+    in place in scenario order; returns their count (``n_sub`` where no bound applies).
+
+    ``quantity`` is the reduced set's at the end of the larger size (whose :func:`rest_eps`
+    bounds every size between). As in :func:`rest_subset`, ``A_i`` at a size in between lies
+    between its values at the ends; with ``T`` the ``m``-th largest over the subset of the
+    smaller of the two, at least ``m`` of the ``A_i`` reach ``T``, so every scenario at or above
+    the VaR, and each of the ``m`` largest ``A_i`` (all in the subset already), has the larger
+    of the two ``>= T - 2 eps``; kept with margin (``4 eps``). A narrow bracket keeps little
+    more than ``m`` scenarios, where the whole range kept hundreds more: the Illinois steps
+    then screen those few. ``lows`` and ``highs`` are scratch of ``n_sub`` values at least."""
+    eps = rest_eps(instrument_index, quantity, n_pos, row_bound)
+    if eps < 0.0 or n_sub <= m:
+        return n_sub
+    for t in range(n_sub):
+        i = subset[t]
+        a = rest[i] + nq_a * instrument_pnl[changed_row, i]
+        b = rest[i] + nq_b * instrument_pnl[changed_row, i]
+        lows[t] = a if a < b else b
+        highs[t] = b if a < b else a
+    cut = select_kth(lows, np.int64(0), n_sub, n_sub - m) - 4.0 * eps
+    c = 0
+    for t in range(n_sub):
+        if highs[t] >= cut:
+            subset[c] = subset[t]
+            c += 1
+    return c
+
+
+@njit(cache=True)
 def _subset_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, rest, changed_row,
                        changed_nq, row_bound, approx, subset, n_sub, cand_val, cand_idx):
     """:func:`_rest_candidates` over ``subset[:n_sub]`` alone: every scenario outside it has

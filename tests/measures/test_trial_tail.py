@@ -11,6 +11,7 @@ from riskmodel.measures.trial_tail import (
     EXACT,
     FORMED,
     WITH_REST,
+    narrow_subset,
     rest_subset,
     row_bounds,
     trial_tail,
@@ -117,6 +118,53 @@ def test_rest_screen_gives_the_kernels_bits(kind, seed):
     var, es = twins.var_es(loss, 0.99)
     got = _with_rest(pnl, index, qty, 0, 0.99)
     np.testing.assert_allclose(got, (var, es), rtol=1e-9, atol=1e-9 * np.abs(loss).max())
+
+
+def _narrowed(pnl, index, qty, changed, a, subset, small, large):
+    """``narrow_subset`` of ``subset`` to the sizes of position ``changed`` between ``small``
+    and ``large`` times its quantity in ``qty``."""
+    n = pnl.shape[1]
+    m = n - kernels.uniform_rank(n, a) + 1
+    rest, _ = _rest(pnl, index, qty, changed, threshold_block_size(n, m))
+    bound = np.empty(pnl.shape[0])
+    row_bounds(pnl, bound)
+    scenarios, count = subset[0].copy(), subset[1]
+    q = qty.copy()
+    q[changed] *= large
+    count = narrow_subset(pnl, index, q, len(index), m, rest, index[changed], -q[changed],
+                          -qty[changed] * small, bound, np.empty(n), np.empty(n), scenarios,
+                          np.int64(count))
+    return scenarios, count
+
+
+@pytest.mark.parametrize("kind", ["plain", "ties", "hedge", "scales"])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_subset_narrowed_to_a_bracket_gives_the_kernels_bits(kind, seed):
+    # the subset of every size up to the position's, narrowed to sizes between two fractions of
+    # it (an Illinois bracket), still gives the kernel's bits at every size between, and it
+    # keeps fewer scenarios the narrower the bracket
+    rng = np.random.default_rng([seed, len(kind), 7])
+    pnl, index, qty = _case(rng, kind)
+    n = pnl.shape[1]
+    for a in (0.99, 0.9):
+        m = n - kernels.uniform_rank(n, a) + 1
+        for changed in range(0, len(index), 3):
+            subset = _subset(pnl, index, qty, changed, a)
+            for small, large in ((0.0, 1.0), (0.3, 0.6), (0.41, 0.4101)):
+                narrowed = _narrowed(pnl, index, qty, changed, a, subset, small, large)
+                assert m <= narrowed[1] <= subset[1]
+                assert np.all(np.diff(narrowed[0][:narrowed[1]]) > 0)  # scenario order
+                assert np.isin(narrowed[0][:narrowed[1]], subset[0][:subset[1]]).all()
+                if kind == "plain" and (small, large) == (0.41, 0.4101):
+                    assert narrowed[1] < min(subset[1], 2 * m)
+                for scale in (small, large, 0.5 * (small + large),
+                              small + 0.999 * (large - small)):
+                    if scale == 0.0:
+                        continue  # the position closed: the rest itself (FORMED)
+                    q = qty.copy()
+                    q[changed] *= scale
+                    got = _with_rest(pnl, index, q, changed, a, narrowed)
+                    assert got == _kernel(pnl, index, q, a), (kind, a, changed, scale)
 
 
 def test_a_scale_too_large_to_bound_falls_back_to_the_exact_pass():
