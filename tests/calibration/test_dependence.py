@@ -75,3 +75,21 @@ def test_t_copula_loglik_matches_scipy_multivariate_t():
         joint = stats.multivariate_t(loc=np.zeros(3), shape=corr, df=nu).logpdf(x)
         expected = float(np.sum(joint - stats.t.logpdf(x, nu).sum(axis=1)))
         np.testing.assert_allclose(t_copula_loglik(nu, u, corr), expected, rtol=1e-10)
+
+
+def test_t_quantile_shared_among_cores_is_scipys_bits():
+    # the copula fit's t quantiles, rows computed on several threads: the same bits as one
+    # call of scipy's ufunc, for a row-major and a column-major input (pandas gives the latter)
+    from scipy import special
+
+    from calibration.dependence import _SPLIT_MIN, _t_quantile
+
+    rng = np.random.default_rng(3)
+    u = rng.uniform(1e-6, 1 - 1e-6, (_SPLIT_MIN // 20 + 7, 20))
+    for values in (u, np.asfortranarray(u)):
+        for nu in (2.05, 4.3, 150.0):
+            expected = special.stdtrit(nu, values)
+            got = _t_quantile(nu, values)
+            # the layout too: the likelihood's sums add in memory order
+            assert got.shape == expected.shape and got.strides == expected.strides
+            np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
