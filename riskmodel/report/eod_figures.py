@@ -111,7 +111,8 @@ def exposure_figure(by_underlying: pd.DataFrame, by_kind: pd.DataFrame, currency
                 ax.annotate(f"IM {pct(ratio, 0)} of flat", (end, yi), xytext=(4, 0),
                             textcoords="offset points", va="center", fontsize=8)
         ax.set_xlim(0, float(ends.max(initial=0.0)) * 1.3 or 1.0)
-    axes[0].legend(loc="lower right", fontsize=8)
+    # below both charts: inside, the legend covered the last bars' labels
+    legend_beside(fig, axes[0], where="lower center", ncols=2)
     left_out = "" if not shown[0] else f" ({shown[0]} smaller underlyings in the table only)"
     return embed(fig, title="Initial margin against flat-rate margin",
                  alt="Horizontal bars of allocated initial margin and flat-rate margin per "
