@@ -97,13 +97,17 @@ def _quantile_pool() -> tuple[ThreadPoolExecutor, int] | None:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="riskmodel-quantile"), workers
 
 
+if hasattr(os, "register_at_fork"):  # a forked child has none of the pool's threads
+    os.register_at_fork(after_in_child=_quantile_pool.cache_clear)
+
+
 def _t_quantile(nu: float, u: np.ndarray) -> np.ndarray:
     """``special.stdtrit(nu, u)``, the Student-t quantile function as scipy.stats.t.ppf computes
     it (without importing scipy.stats, which costs an eod run over half a second), with its
     rows shared among the cores: each value is computed alone and the result laid out alike,
     so it is the same bits, and the ufunc runs without the GIL. It is most of the copula
     fit's time (11 ms a likelihood on 1,000 days of 50 factors, one core)."""
-    pool = _quantile_pool() if u.size >= _SPLIT_MIN else None
+    pool = _quantile_pool() if u.size >= _SPLIT_MIN and u.dtype == np.float64 else None
     if pool is None:
         return special.stdtrit(nu, u)
     executor, workers = pool

@@ -174,7 +174,8 @@ def trial_initial_margin(mk, pol, pos, p0, p1, account_h, previous, quantity, re
     the tail reuses: directly when ``changed`` is dropped, as the screen of
     :func:`riskmodel.measures.trial_tail.tail_with_rest` otherwise. ``scratch`` is
     :func:`tail_scratch`'s; ``subset[:n_sub]`` (``n_sub >= 0``) the scenarios that screen
-    holds (:func:`rest_screen`, for ``changed`` at most as large as now). Returns the initial
+    holds (:func:`rest_screen` for ``changed`` at most as large as when it was formed, or
+    :func:`narrow_screen` for sizes between two, the trial's among them). Returns the initial
     margin (0 for a set closed entirely), or -1 when the set needs a horizon the market does
     not hold.
     """

@@ -185,7 +185,9 @@ def _margin(ctx, s, fractions, memo):
     (:func:`~riskmodel.engine.trial_kernels.rest_screen`), formed for the fractions ``base``
     (those before its trials) at the first trial that screens: not before its full close,
     the first trial, which takes the rest as it is, since a set that the full close does not
-    restore often moves on to its next position with no other trial of this one."""
+    restore often moves on to its next position with no other trial of this one. The
+    Illinois steps then narrow it to their bracket (:func:`_narrow`), inside which every
+    later trial lies."""
     changed, rest, rest_max, rest_hx, scratch, trial_qty, subset, n_sub, base = memo
     p0, p1 = ctx[3][s], ctx[3][s + 1]
     quantity = _book_quantity(ctx, s, fractions, trial_qty)

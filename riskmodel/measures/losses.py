@@ -42,12 +42,14 @@ def accumulate_loss(instrument_pnl, instrument_index, quantity, p0, p1, loss, bl
 
     Parameters
     ----------
-    instrument_pnl : ndarray of float64 or float32, shape (n_instruments, n_scenarios)
+    instrument_pnl : ndarray of float64, shape (n_instruments, n_scenarios); or the int16
+        codes of the coarse first pass (:mod:`riskmodel.measures.screening`)
     instrument_index : ndarray of int64, shape (n_positions,)
-    quantity : ndarray, shape (n_positions,), of the dtype of ``instrument_pnl``
+    quantity : ndarray, shape (n_positions,): float64; float32 with the codes (each
+        quantity times its row's scale), whose products and sums are then float32
     p0, p1 : int
         The set's positions ``p0:p1``.
-    loss : ndarray, shape (n_scenarios,), of the dtype of ``instrument_pnl``
+    loss : ndarray, shape (n_scenarios,), of the dtype of ``quantity``
         Filled with the loss vector.
     block_max : ndarray, shape (>= ceil(n_scenarios / bs),)
         Filled with the block maxima when ``bs > 0``.

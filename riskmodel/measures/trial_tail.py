@@ -90,9 +90,9 @@ def trial_tail(mode, instrument_pnl, instrument_index, quantity, n_pos, confiden
       ``changed_row``, ``-quantity`` equal to ``changed_nq``, one of the ``n_pos``), which
       screens the candidates (``row_bound`` the rows' largest ``|P&L|``, ``approx`` a scratch;
       ``bs > 0``); with ``n_sub >= 0`` only the scenarios ``subset[:n_sub]`` are screened
-      (:func:`rest_subset`: for every size of the changed position up to the one it was
-      formed at, it holds every scenario at or above the VaR and the ``m`` largest
-      approximate losses).
+      (:func:`rest_subset`, perhaps narrowed by :func:`narrow_subset`: for every size of the
+      changed position in the range it serves, which holds this one, it holds every
+      scenario at or above the VaR and the ``m`` largest approximate losses).
 
     Returns ``(var, es)``.
     """

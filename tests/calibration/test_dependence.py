@@ -77,19 +77,27 @@ def test_t_copula_loglik_matches_scipy_multivariate_t():
         np.testing.assert_allclose(t_copula_loglik(nu, u, corr), expected, rtol=1e-10)
 
 
-def test_t_quantile_shared_among_cores_is_scipys_bits():
-    # the copula fit's t quantiles, rows computed on several threads: the same bits as one
-    # call of scipy's ufunc, for a row-major and a column-major input (pandas gives the latter)
+def test_t_quantile_shared_among_cores_is_scipys_bits(monkeypatch):
+    # the copula fit's t quantiles, rows computed on three threads (whatever the machine's
+    # cores): the same bits and the same layout as one call of scipy's ufunc, for row-major,
+    # column-major (pandas gives that), sliced and reversed inputs
+    from concurrent.futures import ThreadPoolExecutor
+
     from scipy import special
 
-    from calibration.dependence import _SPLIT_MIN, _t_quantile
+    from calibration import dependence
 
+    pool = ThreadPoolExecutor(max_workers=2)
+    monkeypatch.setattr(dependence, "_quantile_pool", lambda: (pool, 2))
     rng = np.random.default_rng(3)
-    u = rng.uniform(1e-6, 1 - 1e-6, (_SPLIT_MIN // 20 + 7, 20))
-    for values in (u, np.asfortranarray(u)):
-        for nu in (2.05, 4.3, 150.0):
-            expected = special.stdtrit(nu, values)
-            got = _t_quantile(nu, values)
-            # the layout too: the likelihood's sums add in memory order
-            assert got.shape == expected.shape and got.strides == expected.strides
-            np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
+    u = rng.uniform(1e-6, 1 - 1e-6, (dependence._SPLIT_MIN // 20 + 7, 40))
+    try:
+        for values in (u, np.asfortranarray(u), u[:, ::2], np.asfortranarray(u)[::-1]):
+            for nu in (2.05, 4.3, 150.0):
+                expected = special.stdtrit(nu, values)
+                got = dependence._t_quantile(nu, values)
+                # the layout too: the likelihood's sums add in memory order
+                assert got.shape == expected.shape and got.strides == expected.strides
+                np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
+    finally:
+        pool.shutdown()

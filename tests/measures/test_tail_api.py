@@ -363,16 +363,21 @@ def test_quantised_screen_is_refused_for_nan_or_beyond_float32_range():
 
 
 def test_quantised_screen_with_quantities_and_pnl_at_float32s_limits():
-    # quantities below float32's normal range (1e-40, rounded to subnormals) on P&L of 1e25,
-    # and P&L below it (1e-42) under large quantities: the bound still holds, same results
+    # factors (quantity x scale) below float32's normal range (1e-40 on a row of unit P&L:
+    # 3e-45, a subnormal), P&L of 1e25 and of 1e-42 under large and small quantities, and a row
+    # too small to code (1e-296: codes 0, its whole bound as slack): the bound still holds, the
+    # same results
     rng = np.random.default_rng(5)
     n_scen = 2_000
     pnl = np.vstack([rng.standard_normal(n_scen) * 1e25, rng.standard_normal(n_scen) * 1e-42,
-                     rng.standard_normal(n_scen)])
-    indptr = np.array([0, 2, 4, 6], dtype=np.int64)
-    idx = np.array([0, 2, 1, 2, 0, 1], dtype=np.int64)
-    qty = np.array([3e-40, 1e-14, 1e20, 1e-30, -7e-41, 2e25])
+                     rng.standard_normal(n_scen), rng.standard_normal(n_scen) * 1e-296])
+    indptr = np.array([0, 2, 4, 6, 8, 10], dtype=np.int64)
+    idx = np.array([0, 2, 1, 2, 0, 1, 3, 2, 3, 2], dtype=np.int64)
+    qty = np.array([3e-40, 1e-40, 1e20, 1e-30, -7e-41, 2e25, 1.0, 2.0, 1e290, 1e-3])
     screen = quantised_screen(pnl)
+    assert screen is not None and screen.scale[3] == 0.0 and screen.slack[3] > 0.0
+    factors = screen.scaled32(idx, qty)
+    assert 0.0 < abs(factors[1]) < np.finfo(np.float32).tiny  # a subnormal factor
     for measure in ("es", "var"):
         assert_bitwise_equal(
             tail_measures(pnl, indptr, idx, qty, 0.99, measure=measure, screen=screen),
