@@ -17,6 +17,7 @@ Collateral rows with a ``netting_set`` fund that (isolated) set; rows without fu
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,13 +96,31 @@ def id_text(column: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
     if getattr(text, "storage", None) != "pyarrow":
         return column.to_numpy()
     codes = column.cat.codes.to_numpy()
-    names = column.cat.categories.to_numpy(dtype=object)
+    values = _arrow_names(column.cat.categories)
     # pandas infers no text dtype for no values, and none for ids that are not all text
-    if not len(codes) or codes.min() < 0 or not all(isinstance(x, str) for x in names):
+    if values is None or not len(codes) or codes.min() < 0:
         return column.to_numpy()
-    values = pa.array(names, type=pa.large_string())
     decoded = pa.DictionaryArray.from_arrays(pa.array(codes), values).dictionary_decode()
     return pd.array(decoded, dtype=text)
+
+
+# the categories last decoded (weakly) and their Arrow text: eod's partitions are slices of one
+# book and share its categories, a million account ids at venue size (40 ms to check and
+# convert, per partition)
+_last_names: tuple[weakref.ref[pd.Index], pa.Array | None] | None = None
+
+
+def _arrow_names(categories: pd.Index) -> pa.Array | None:
+    """A categorical's categories as Arrow text, or None when they are not all text."""
+    global _last_names
+    last = _last_names
+    if last is not None and last[0]() is categories:
+        return last[1]
+    names = categories.to_numpy(dtype=object)
+    values = (pa.array(names, type=pa.large_string())
+              if all(isinstance(x, str) for x in names) else None)
+    _last_names = (weakref.ref(categories), values)
+    return values
 
 
 def id_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

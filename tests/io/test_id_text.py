@@ -38,3 +38,20 @@ def test_id_text_decodes_with_arrow_where_pandas_keeps_text_in_arrow():
     else:
         assert isinstance(got, np.ndarray)
     assert list(got) == ["b", "a", "b"]
+
+
+def test_id_text_of_slices_sharing_categories_and_then_others():
+    # eod's partitions are slices of one book, sharing its categories (decoded to Arrow once):
+    # each slice gets its own ids; then other categories, equal in content or not all text,
+    # are not taken for the last ones
+    names = np.array([f"ACC{i:03d}" for i in range(50)], dtype=object)
+    book = pd.Series(id_categorical(np.arange(100, dtype=np.int32) % 50, names))
+    for start, stop in ((0, 30), (30, 100), (10, 11)):
+        part = book.iloc[start:stop].reset_index(drop=True)
+        assert part.cat.categories is book.cat.categories
+        assert list(id_text(part)) == [f"ACC{i % 50:03d}" for i in range(start, stop)]
+    reversed_names = pd.Series(id_categorical(np.array([0, 1], dtype=np.int8), names[::-1].copy()))
+    assert list(id_text(reversed_names)) == ["ACC049", "ACC048"]
+    numbers = pd.Series(pd.Categorical([7, 5]))
+    assert list(id_text(numbers)) == [7, 5]
+    assert list(id_text(book.iloc[:2])) == ["ACC000", "ACC001"]
