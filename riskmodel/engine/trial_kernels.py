@@ -244,6 +244,19 @@ def form_rest(mk, pol, pos, p0, p1, account_h, quantity, changed, scratch, rest,
     return hx
 
 
+@njit(cache=True, inline="always")
+def _screened_set(mk, pol, pos, p0, p1, account_h, quantity, changed, rest_hx, book):
+    """The set at ``quantity`` reduced into ``book``, for the screens of position ``changed``:
+    ``(count, hx, m)``, the horizon ``hx`` -1 where no screen applies (no position left,
+    another horizon than the rest's, or ``changed`` closed), ``m`` the tail's scenarios."""
+    count, h = reduced_set(quantity, pos, p0, p1, account_h, book)
+    hx = horizon_index(mk[0], h)
+    if count == 0 or hx < 0 or hx != rest_hx or changed < 0 or quantity[changed - p0] == 0.0:
+        return count, -1, 0
+    n = mk[1][hx].shape[1]
+    return count, hx, n - uniform_rank(n, pol[0]) + 1
+
+
 @njit(cache=True)
 def rest_screen(mk, pol, pos, p0, p1, account_h, quantity, changed, rest, rest_hx, scratch,
                 subset):
@@ -252,13 +265,12 @@ def rest_screen(mk, pol, pos, p0, p1, account_h, quantity, changed, rest, rest_h
     into ``subset``; returns their count, or -1 where there is no such screen (the trials then
     screen every scenario)."""
     tails, approx, book = scratch
-    count, h = reduced_set(quantity, pos, p0, p1, account_h, book)
-    hx = horizon_index(mk[0], h)
-    if count == 0 or hx < 0 or hx != rest_hx or changed < 0 or quantity[changed - p0] == 0.0:
+    count, hx, m = _screened_set(mk, pol, pos, p0, p1, account_h, quantity, changed, rest_hx,
+                                 book)
+    if hx < 0:
         return -1
     pnl = mk[1][hx]
     n = pnl.shape[1]
-    m = n - uniform_rank(n, pol[0]) + 1
     bs = threshold_block_size(n, m)
     if bs <= 0:
         return -1  # no screen in the trials either: the exact pass
@@ -277,16 +289,15 @@ def narrow_screen(mk, pol, pos, p0, p1, account_h, quantity, changed, nq_other, 
     ``-quantity`` is ``nq_other``
     (:func:`riskmodel.measures.trial_tail.narrow_subset`); returns the new count (``n_sub``
     where the screen does not apply)."""
+    if n_sub < 0:
+        return n_sub
     tails, approx, book = scratch
-    count, h = reduced_set(quantity, pos, p0, p1, account_h, book)
-    hx = horizon_index(mk[0], h)
-    if (n_sub < 0 or count == 0 or hx < 0 or hx != rest_hx or changed < 0
-            or quantity[changed - p0] == 0.0):
+    count, hx, m = _screened_set(mk, pol, pos, p0, p1, account_h, quantity, changed, rest_hx,
+                                 book)
+    if hx < 0:
         return n_sub
     pnl = mk[1][hx]
-    n = pnl.shape[1]
-    m = n - uniform_rank(n, pol[0]) + 1
     index, qty, _ = book
-    return narrow_subset(pnl, index, qty, count, m, rest[:n], pos[0][changed],
+    return narrow_subset(pnl, index, qty, count, m, rest[:pnl.shape[1]], pos[0][changed],
                          -quantity[changed - p0], nq_other, mk[2][hx], tails[0], approx,
                          subset, n_sub)
