@@ -561,3 +561,31 @@ def test_a_set_the_search_left_without_an_outcome_is_an_error():
     assert _searched(result, np.array([0])) is result
     with pytest.raises(RuntimeError, match="without an outcome"):
         _searched(result, np.array([0, 1]))
+
+
+def test_base_book_orders_each_sets_positions_by_instrument_id_as_text():
+    """The search's book lists a set's positions as netting does (by the id's text, Python's
+    ``sorted``), whatever the search order, and maps each search row to its book row."""
+    from riskmodel.liquidation.search import SearchRows, base_book
+
+    rng = np.random.default_rng(7)
+    names = np.array(["B10", "B9", "a", "Z", "b\u00e9", "b", "B1", "10", "9"], dtype=object)
+    counts = rng.integers(1, 6, size=40)
+    set_ptr = np.concatenate([[0], np.cumsum(counts)])
+    ids = np.concatenate([rng.choice(names, size=c, replace=False) for c in counts])
+    n = len(ids)
+    keys = pd.DataFrame({"account_id": [f"A{i}" for i in range(len(counts))],
+                         "netting_set": "main"})
+    rows = SearchRows(keys=keys, set_ptr=set_ptr, instrument_id=ids,
+                      index=rng.integers(0, 50, size=n), quantity=rng.normal(size=n),
+                      unit_notional=np.ones(n), rate=np.zeros(n), equity=np.ones(len(keys)),
+                      initial_margin=np.ones(len(keys)), n_tradeable=counts,
+                      previous=np.full(len(keys), np.nan))
+    book, to_book = base_book(rows)
+    for s, (lo, hi) in enumerate(zip(set_ptr[:-1], set_ptr[1:])):
+        expected = sorted(ids[lo:hi])
+        assert list(book.positions["instrument_id"][lo:hi]) == expected
+        assert (book.positions["account_id"][lo:hi] == keys["account_id"][s]).all()
+    assert np.array_equal(book.positions["instrument_id"].to_numpy()[to_book], ids)
+    assert np.array_equal(book.quantity[to_book], rows.quantity)
+    assert np.array_equal(book.instrument_index[to_book], rows.index)
