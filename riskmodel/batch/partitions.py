@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from riskmodel.config import RunConfig
@@ -282,10 +284,45 @@ def run_partitions(
 def _rows_of_statuses(margins: pd.DataFrame, attribution: pd.DataFrame,
                       statuses: tuple[str, ...]) -> pd.DataFrame:
     """The attribution rows of the netting sets of ``margins`` in one of ``statuses``."""
-    chosen = margins.loc[margins["status"].isin(statuses), ["account_id", "netting_set"]]
-    if chosen.empty:
+    flagged = margins["status"].isin(statuses).to_numpy(bool)
+    if not flagged.any():
         return attribution.iloc[:0]
-    return attribution.merge(chosen, on=["account_id", "netting_set"])
+    set_of_row = _set_of_rows(margins, attribution)
+    if set_of_row is not None:
+        return attribution[flagged[set_of_row]].reset_index(drop=True)
+    return attribution.merge(margins.loc[flagged, list(_KEYS)], on=list(_KEYS))
+
+
+_KEYS = ("account_id", "netting_set")
+
+
+def _set_of_rows(margins: pd.DataFrame, attribution: pd.DataFrame) -> np.ndarray | None:
+    """Each attribution row's row of ``margins``, where the engine's layout holds: every set
+    has rows, in one run each, in the margins' order (checked: the keys where a run starts
+    are the margins' keys); None where it does not, or where the ids are not Arrow text. A
+    join on the keys hashes every row's two ids: 0.07-0.1 s per 100,000 accounts."""
+    n = len(attribution)
+    if n == 0 or not all(_arrow_text(frame[c]) for frame in (margins, attribution)
+                         for c in _KEYS):
+        return None
+    starts = np.zeros(n, dtype=bool)
+    starts[0] = True
+    for column in _KEYS:
+        ids = pa.array(attribution[column])
+        starts[1:] |= pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    first = np.flatnonzero(starts)
+    if len(first) != len(margins):
+        return None
+    for column in _KEYS:
+        same = pc.equal(pa.array(attribution[column]).take(first), pa.array(margins[column]))
+        if not pc.all(same).as_py():
+            return None
+    return np.cumsum(starts) - 1
+
+
+def _arrow_text(column: pd.Series) -> bool:
+    return (isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow"
+            and not column.hasnans)
 
 
 def _dask_partitions(market: PricedMarket, config: RunConfig, book: Book, inputs: BookInputs,

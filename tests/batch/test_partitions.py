@@ -176,3 +176,31 @@ def test_run_killed_by_sigkill_resumes_to_the_same_outputs(demo, tmp_path):
         pd.testing.assert_frame_equal(pd.read_parquet(out / name),
                                       pd.read_parquet(tmp_path / "whole" / name),
                                       check_exact=True)
+
+
+def test_flagged_rows_are_the_join_on_the_keys(demo):
+    """The liquidation stage's rows, taken by the engine's layout (a run of rows per set, in
+    the margins' order), are the join of the attribution with the flagged sets' keys; a table
+    without that layout is joined."""
+    from riskmodel.batch.partitions import _rows_of_statuses, _set_of_rows
+
+    _, _, _, reference = demo
+    margins, attribution = reference.margins, reference.attribution
+    keys = ["account_id", "netting_set"]
+    assert _set_of_rows(margins, attribution) is not None
+    for statuses in [("liquidation",), ("liquidation", "margin_call"), ("ok",), ("none",)]:
+        joined = attribution.merge(margins.loc[margins["status"].isin(statuses), keys],
+                                   on=keys)
+        assert len(joined) or statuses == ("none",)
+        pd.testing.assert_frame_equal(_rows_of_statuses(margins, attribution, statuses)
+                                      .reset_index(drop=True), joined, check_exact=True)
+        # not the layout: shuffled rows, a set without rows, ids as Python objects
+        shuffled = attribution.sample(frac=1.0, random_state=3).reset_index(drop=True)
+        extra = pd.concat([margins.iloc[:1].assign(account_id="no-rows"), margins],
+                          ignore_index=True)
+        as_objects = attribution.astype({"account_id": object})
+        for m, a in [(margins, shuffled), (extra, attribution), (margins, as_objects)]:
+            assert _set_of_rows(m, a) is None
+            expected = a.merge(m.loc[m["status"].isin(statuses), keys], on=keys)
+            got = _rows_of_statuses(m, a, statuses).reset_index(drop=True)
+            pd.testing.assert_frame_equal(got, expected, check_exact=True)
