@@ -246,25 +246,26 @@ def _run_eod(inputs: EodInputs, config: RunConfig, as_of: str | None,
                        previous_margins(previous, netted.book.sets), accounts.account_types),
             options, _fingerprint(inputs, config, as_of, previous_run, options),
             progress=progress, flag_statuses=liquidated_statuses(config))
+    with parts.settled_on_error():  # the last partition's parts may still be being written
         market.drop_screens()  # the coarse copies of the P&L served the partitions only
         check_finite(parts.margins)
-    # the netted book (ten million positions at venue size): the liquidation stage and the
-    # writes that run beside it need only the tables
-    del netted
-    # the manifest's scenario set: the default horizon's, else the shortest the book needs
-    scenarios = facts.scenarios[config.horizon if config.horizon in facts.scenarios
-                                else min(facts.scenarios)]
-    manifest = eod_manifest(_input_files(inputs), config, as_of, valuation.market,
-                            valuation.window, scenarios, params, filtered, parts.margins,
-                            timer.stages, warnings)
-    _stage_facts(manifest, config, facts, parts, horizon_counts, options, market)
-    if loaded.faults is not None:
-        _skipped(manifest, loaded.faults)
-    result = EodResult(parts.margins, parts.attribution, _factors_out(market, filtered),
-                       manifest, scenarios, state, config_source, None, options,
-                       parts.partitions,
-                       previous_run=Path(previous_run) if previous_run is not None else None)
-    _liquidate(result, parts, config, timer)
+        # the netted book (ten million positions at venue size): the liquidation stage and
+        # the writes that run beside it need only the tables
+        del netted
+        # the manifest's scenario set: the default horizon's, else the shortest the book needs
+        scenarios = facts.scenarios[config.horizon if config.horizon in facts.scenarios
+                                    else min(facts.scenarios)]
+        manifest = eod_manifest(_input_files(inputs), config, as_of, valuation.market,
+                                valuation.window, scenarios, params, filtered, parts.margins,
+                                timer.stages, warnings)
+        _stage_facts(manifest, config, facts, parts, horizon_counts, options, market)
+        if loaded.faults is not None:
+            _skipped(manifest, loaded.faults)
+        result = EodResult(parts.margins, parts.attribution, _factors_out(market, filtered),
+                           manifest, scenarios, state, config_source, None, options,
+                           parts.partitions, previous_run=Path(previous_run)
+                           if previous_run is not None else None)
+        _liquidate(result, parts, config, timer)
     return result
 
 

@@ -168,3 +168,59 @@ def test_a_failed_partition_part_write_is_raised(demo, tmp_path, monkeypatch):
         run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work",
                                                      partition_size=15))
     assert not _writer_threads()
+
+
+def _last_part_write(monkeypatch, n_parts, action):
+    """Make the write of partition ``n_parts - 1`` (the last) run ``action`` first."""
+    from riskmodel.batch import partitions
+
+    write = partitions._WorkFolder.write
+
+    def patched(self, k, margins, attribution):
+        if k == n_parts - 1:
+            action(k)
+        write(self, k, margins, attribution)
+
+    monkeypatch.setattr(partitions._WorkFolder, "write", patched)
+
+
+def test_a_failed_last_part_write_is_raised_and_nothing_lands(demo, tmp_path, monkeypatch):
+    """The last partition's parts are written while the run goes on: their failure is raised
+    where the attribution is written, and the output folder keeps what it had."""
+    inputs, config = demo
+
+    def full_disk(k):
+        raise OSError(f"part {k}: no space left on device")
+
+    _last_part_write(monkeypatch, 2, full_disk)  # the demo's 56 sets in parts of 30
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "margins.csv").write_text("yesterday's")
+    result = run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work",
+                                                          partition_size=30))
+    assert result.partitions == 2
+    with pytest.raises(OSError, match="part 1: no space left"):
+        write_eod(result, out)
+    assert sorted(p.name for p in out.iterdir()) == ["margins.csv"]
+    assert (out / "margins.csv").read_text() == "yesterday's"
+    assert not _writer_threads()
+
+
+def test_a_run_failing_after_the_partitions_waits_for_the_last_part(demo, tmp_path,
+                                                                    monkeypatch):
+    # the caller removes the work folder on an error: the last part's write, still running
+    # when the book stage returned, must be over
+    inputs, config = demo
+    finished = []
+    _last_part_write(monkeypatch, 2, lambda k: (time.sleep(0.5), finished.append(k)))
+
+    def broken(*args, **kwargs):
+        assert not finished  # the write was still running
+        raise RuntimeError("manifest failed")
+
+    monkeypatch.setattr(eod, "eod_manifest", broken)  # before the liquidation's own writes
+    with pytest.raises(RuntimeError, match="manifest failed"):
+        run_eod(inputs, config, engine=EngineOptions(work_dir=tmp_path / "work",
+                                                     partition_size=30))
+    assert finished == [1]
+    assert not _writer_threads()
