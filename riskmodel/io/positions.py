@@ -104,22 +104,24 @@ def id_text(column: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
     return pd.array(decoded, dtype=text)
 
 
-# the categories last decoded (weakly) and their Arrow text: eod's partitions are slices of one
-# book and share its categories, a million account ids at venue size (40 ms to check and
-# convert, per partition)
-_last_names: tuple[weakref.ref[pd.Index], pa.Array | None] | None = None
+# the categories last decoded (weakly) and their Arrow text, a few columns' worth: eod's
+# partitions are slices of one book and share its categories (account, netting set and
+# instrument ids), a million account ids at venue size (40 ms to check and convert, per
+# partition)
+_NAMES_KEPT = 4
+_last_names: list[tuple[weakref.ref[pd.Index], pa.Array | None]] = []
 
 
 def _arrow_names(categories: pd.Index) -> pa.Array | None:
     """A categorical's categories as Arrow text, or None when they are not all text."""
-    global _last_names
-    last = _last_names
-    if last is not None and last[0]() is categories:
-        return last[1]
+    for ref, values in _last_names:
+        if ref() is categories:
+            return values
     names = categories.to_numpy(dtype=object)
     values = (pa.array(names, type=pa.large_string())
               if all(isinstance(x, str) for x in names) else None)
-    _last_names = (weakref.ref(categories), values)
+    _last_names[:] = [(weakref.ref(categories), values),
+                      *(kept for kept in _last_names if kept[0]() is not None)][:_NAMES_KEPT]
     return values
 
 

@@ -55,3 +55,28 @@ def test_id_text_of_slices_sharing_categories_and_then_others():
     numbers = pd.Series(pd.Categorical([7, 5]))
     assert list(id_text(numbers)) == [7, 5]
     assert list(id_text(book.iloc[:2])) == ["ACC000", "ACC001"]
+
+
+def test_id_text_decodes_each_of_three_alternating_categories_once(monkeypatch):
+    # a partition's attribution decodes its account, netting set and instrument ids in turn:
+    # each column's categories are converted to Arrow once for the whole book, not once per
+    # partition
+    from riskmodel.io import positions
+
+    columns = [pd.Series(id_categorical(np.arange(60, dtype=np.int32) % n,
+                                        np.array([f"{tag}{i}" for i in range(n)], dtype=object)))
+               for tag, n in (("A", 60), ("S", 3), ("I", 7))]
+    converted = []
+    to_numpy = pd.Index.to_numpy
+
+    def counted(self, *args, **kwargs):
+        converted.append(len(self))
+        return to_numpy(self, *args, **kwargs)
+
+    monkeypatch.setattr(pd.Index, "to_numpy", counted)
+    monkeypatch.setattr(positions, "_last_names", [])
+    for start, stop in ((0, 20), (20, 40), (40, 60)):
+        for column in columns:
+            part = column.iloc[start:stop].reset_index(drop=True)
+            assert list(id_text(part)) == list(column.iloc[start:stop])
+    assert sorted(converted) == [3, 7, 60]
