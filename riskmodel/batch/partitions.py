@@ -20,7 +20,9 @@ Work folder and resume: each finished partition is written as ``margins-NNNNN.pa
 under a work folder beside ``--out`` (``.NAME.work``), with ``run.json`` holding the run's
 fingerprint (inputs' SHA-256, resolved configuration, as-of, previous run, partition size,
 version). ``--resume`` reuses the parts of a killed run with the same fingerprint and computes
-only the missing partitions; without it the folder starts empty. A finished run removes it;
+only the missing partitions; without it the folder starts empty. The parts are written on a
+thread of their own while the next partition is margined, the last one while the run goes on
+(:class:`PartFiles` waits for it before it is read). A finished run removes the folder;
 with the Dask engine the parts are kept under ``DIR/partitions/`` as a partitioned Parquet
 dataset (``margins/part-NNNNN.parquet``, ``attribution/part-NNNNN.parquet``).
 
