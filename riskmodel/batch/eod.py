@@ -261,10 +261,10 @@ def _run_eod(inputs: EodInputs, config: RunConfig, as_of: str | None,
         _stage_facts(manifest, config, facts, parts, horizon_counts, options, market)
         if loaded.faults is not None:
             _skipped(manifest, loaded.faults)
+        previous_folder = Path(previous_run) if previous_run is not None else None
         result = EodResult(parts.margins, parts.attribution, _factors_out(market, filtered),
                            manifest, scenarios, state, config_source, None, options,
-                           parts.partitions, previous_run=Path(previous_run)
-                           if previous_run is not None else None)
+                           parts.partitions, previous_run=previous_folder)
         _liquidate(result, parts, config, timer)
     return result
 

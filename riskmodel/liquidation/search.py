@@ -69,7 +69,7 @@ def base_book(rows: SearchRows) -> tuple[Book, np.ndarray]:
     n_rows = len(rows.index)
     set_of = np.repeat(np.arange(len(rows.keys)), np.diff(rows.set_ptr))
     # the ids ranked as text: a few thousand distinct among the rows, so sorted once each
-    codes, names = pd.factorize(rows.instrument_id)
+    codes, names = pd.factorize(rows.instrument_id, use_na_sentinel=False)
     _, rank_of_name = np.unique(np.asarray(names).astype(str), return_inverse=True)
     name_rank = rank_of_name.reshape(-1)[codes]
     order = np.lexsort((name_rank, set_of)) if n_rows else np.zeros(0, np.int64)
