@@ -27,6 +27,7 @@ import pandas as pd
 
 from riskmodel.margin.tables import InstrumentArrays
 from riskmodel.measures.api import QuantisedScreen, quantised_screen
+from riskmodel.measures.trial_tail import row_bounds
 from riskmodel.scenarios.scenario_set import ScenarioSet
 
 FACTOR_COLUMNS = ["factor", "price", "return_kind", "sigma_1d", "sigma_rel"]
@@ -152,8 +153,22 @@ class PricedMarket:
 
     def screen(self, horizon: int) -> QuantisedScreen | None:
         """The tail kernels' coarse first pass of the horizon's P&L, built on first use."""
-        return self._cached(("screen", horizon),
-                            lambda: quantised_screen(self.model[horizon].pnl))
+        def build() -> QuantisedScreen | None:
+            screen = quantised_screen(self.model[horizon].pnl)
+            if screen is not None:  # its pass found the rows' bounds: kept beyond the screen
+                self._cache.setdefault(("row_bound", horizon), screen.row_bound)
+            return screen
+        return self._cached(("screen", horizon), build)
+
+    def row_bound(self, horizon: int) -> np.ndarray:
+        """Each row's largest ``|P&L|`` in the horizon's model scenarios (the trial kernels'
+        bounds), from the coarse first pass's build when there was one, else one pass."""
+        def build() -> np.ndarray:
+            pnl = np.ascontiguousarray(self.model[horizon].pnl, dtype=np.float64)
+            out = np.empty(pnl.shape[0])
+            row_bounds(pnl, out)
+            return out
+        return self._cached(("row_bound", horizon), build)
 
     def stress_blocks(self, horizon: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(C-contiguous P&L block, labels)`` of each stress scenario set of the horizon, in

@@ -36,7 +36,6 @@ from riskmodel.engine.trial_kernels import (
 )
 from riskmodel.margin.policy import position_rates
 from riskmodel.margin.tables import account_horizons, position_horizons
-from riskmodel.measures.trial_tail import row_bounds
 from riskmodel.portfolio.netting import Book
 from riskmodel.pricing.revaluation import COLLATERAL_KIND
 
@@ -109,8 +108,7 @@ def trial_inputs(market: PricedMarket, book: Book, config: RunConfig, *,
     and ``account_types``. Call :func:`unsupported` first."""
     horizons = sorted(market.model)
     pnl = tuple(_c(market.model[h].pnl) for h in horizons)
-    bounds = tuple(market.cached(("row_bound", h), lambda p=p: _row_bounds(p))
-                   for h, p in zip(horizons, pnl))
+    bounds = tuple(market.row_bound(h) for h in horizons)
     use_floor = _use_floor(market, config)
     dummy = np.zeros((1, 1))
     floor = tuple(_c(market.floor[h].pnl) if use_floor else dummy for h in horizons)
@@ -144,11 +142,6 @@ def trial_inputs(market: PricedMarket, book: Book, config: RunConfig, *,
         _c(np.full(book.n_sets, np.nan) if previous is None else previous),
         threshold, int(max(widths)), int(sizes.max()) if len(sizes) else 0)
 
-
-def _row_bounds(pnl: np.ndarray) -> np.ndarray:
-    out = np.empty(pnl.shape[0])
-    row_bounds(pnl, out)
-    return out
 
 
 def _positions(market: PricedMarket, book: Book, config: RunConfig

@@ -115,3 +115,21 @@ def test_unsupported_names_what_the_compiled_path_leaves_to_margin_book(demo):
         h: dataclasses.replace(m, weights=np.ones(m.pnl.shape[1])) for h, m in
         market.model.items()})
     assert "weighted" in unsupported(weighted, config)
+
+
+def test_row_bounds_are_the_pnl_rows_largest_magnitude_with_or_without_the_screen(demo):
+    """The trial kernels' bounds: numpy's largest |P&L| per row, whether the coarse first
+    pass's build found them (kept after the screen is dropped: no second pass) or the market
+    made a pass of its own."""
+    inputs, config = demo
+    state = run_eod(inputs, config).state
+    for built_screen in (False, True):
+        market = dataclasses.replace(state.market, _cache={})
+        for h in market.horizons:
+            screen = market.screen(h) if built_screen else None
+            assert (screen is not None) == built_screen
+            market.drop_screens()
+            got = market.row_bound(h)
+            assert np.array_equal(got, np.abs(market.model[h].pnl).max(axis=1))
+            if screen is not None:
+                assert got is screen.row_bound
