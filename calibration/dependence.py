@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from riskmodel.measures.background import usable_cpus
+
 NU_BOUNDS = (2.05, 200.0)
 MAX_COPULA_FACTORS = 60
 _SPLIT_MIN = 20_000  # values of the t quantile from which it is shared among the cores
@@ -90,8 +92,7 @@ def shrunk_correlation(
 @functools.cache
 def _quantile_pool() -> tuple[ThreadPoolExecutor, int] | None:
     """Threads for the rows of :func:`_t_quantile` beyond the caller's, and their count."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = min(int(cores or 1), 8) - 1
+    workers = min(usable_cpus(), 8) - 1
     if workers < 1:
         return None
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="riskmodel-quantile"), workers
