@@ -345,17 +345,16 @@ def _set_of_rows(margins: pd.DataFrame, attribution: pd.DataFrame) -> np.ndarray
     if n == 0 or not all(_arrow_text(frame[c]) for frame in (margins, attribution)
                          for c in _KEYS):
         return None
+    ids = {column: pa.array(attribution[column]) for column in _KEYS}
     starts = np.zeros(n, dtype=bool)
     starts[0] = True
-    for column in _KEYS:
-        ids = pa.array(attribution[column])
-        starts[1:] |= pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    for row_ids in ids.values():
+        starts[1:] |= pc.not_equal(row_ids[1:], row_ids[:-1]).to_numpy(zero_copy_only=False)
     first = np.flatnonzero(starts)
     if len(first) != len(margins):
         return None
-    for column in _KEYS:
-        same = pc.equal(pa.array(attribution[column]).take(first), pa.array(margins[column]))
-        if not pc.all(same).as_py():
+    for column, row_ids in ids.items():
+        if not pc.all(pc.equal(row_ids.take(first), pa.array(margins[column]))).as_py():
             return None
     return np.cumsum(starts) - 1
 
