@@ -47,6 +47,7 @@ COMMANDS = {"eod": cmd_eod, "demo": cmd_demo, "calibrate": cmd_calibrate,
 def console() -> NoReturn:
     """The ``riskmodel`` console script: :func:`main` in a process that ends with it."""
     process.IN_PROGRAM = True
+    process.hold_blas_at_one_thread()
     code = main()
     freeze_heap()  # nothing is collected any more: skip the passes of the teardown
     sys.exit(code)

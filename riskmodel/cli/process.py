@@ -1,12 +1,17 @@
-"""The ``riskmodel`` program's own process: whether the command runs in it, and the garbage
-collector's freeze that only such a process may use."""
+"""The ``riskmodel`` program's own process: whether the command runs in it, the garbage
+collector's freeze that only such a process may use, and its BLAS threads."""
 
 from __future__ import annotations
 
 import gc
+import os
+import sys
 
 # True in the ``riskmodel`` program (:func:`console`), whose process ends with the command.
 IN_PROGRAM = False
+
+# The variables OpenBLAS (numpy's and scipy's wheels) and MKL read when they are loaded.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def freeze_heap() -> None:
@@ -18,3 +23,25 @@ def freeze_heap() -> None:
     freed."""
     if IN_PROGRAM:
         gc.freeze()
+
+
+def hold_blas_at_one_thread() -> None:
+    """Run the program's BLAS on one thread, unless the user chose a count.
+
+    The program's BLAS calls are small (a factor correlation's Cholesky factor, products of
+    factor-sized matrices); its parallel work is numba's. OpenBLAS's worker threads then only
+    spin after each call, for about 0.1 s each, on the cores numba's threads need: 0.3 CPU
+    seconds of a 100,000-account eod run. The variables hold BLAS libraries not loaded yet
+    (the commands import numpy and scipy lazily); threadpoolctl holds those already loaded by
+    a caller that imported them before :func:`console`. A count the user set in the
+    environment is left as it is.
+    """
+    if any(name in os.environ for name in BLAS_THREAD_VARIABLES):
+        return
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ[name] = "1"
+    if "numpy" not in sys.modules and "scipy" not in sys.modules:
+        return  # nothing loaded yet: the variables are enough
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")  # held for the life of the process
