@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from riskmodel.cli.process import freeze_heap
+from riskmodel.cli.process import frozen_imports
 from riskmodel.errors import UsageError
 
 
@@ -100,13 +100,14 @@ def garch_fitter() -> Any:
 
 
 def cmd_eod(args: argparse.Namespace) -> int:
-    from riskmodel.batch.eod import EodInputs, run_eod, write_eod
-    from riskmodel.batch.partitions import EngineOptions, work_dir_for
-    from riskmodel.io.outputs import writable_folder
-    from riskmodel.measures.precompile import start_if_cold
-    from riskmodel.volatility.params import load_parameter_set
+    with frozen_imports():
+        from riskmodel.batch.eod import EodInputs, run_eod, write_eod
+        from riskmodel.batch.partitions import EngineOptions, work_dir_for
+        from riskmodel.io.outputs import writable_folder
+        from riskmodel.measures.precompile import start_if_cold
+        from riskmodel.report import eod as _page  # noqa: F401 - write_eod's, frozen too
+        from riskmodel.volatility.params import load_parameter_set
 
-    freeze_heap()  # the engine's modules are loaded now
     config, source = _config_with_source(args)
     params = load_parameter_set(args.params) if args.params else None
     inputs = EodInputs(args.prices, args.instruments, args.positions, args.accounts, args.params)
@@ -173,11 +174,13 @@ def _warn(command: str, warnings: list[str]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from riskmodel.batch.eod import EodInputs, run_eod, write_eod
-    from riskmodel.demo import write_demo_inputs
-    from riskmodel.engine.store import load_config_source
-    from riskmodel.io.outputs import staged_output, writable_folder
-    from riskmodel.measures.precompile import start_if_cold
+    with frozen_imports():
+        from riskmodel.batch.eod import EodInputs, run_eod, write_eod
+        from riskmodel.demo import write_demo_inputs
+        from riskmodel.engine.store import load_config_source
+        from riskmodel.io.outputs import staged_output, writable_folder
+        from riskmodel.measures.precompile import start_if_cold
+        from riskmodel.report import eod as _page  # noqa: F401 - write_eod's, frozen too
 
     if args.accounts < 1:
         raise UsageError(f"--accounts = {args.accounts} must be >= 1")

@@ -3,9 +3,11 @@ collector's freeze that only such a process may use, and its BLAS threads."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
+from collections.abc import Iterator
 
 # True in the ``riskmodel`` program (:func:`console`), whose process ends with the command.
 IN_PROGRAM = False
@@ -23,6 +25,26 @@ def freeze_heap() -> None:
     freed."""
     if IN_PROGRAM:
         gc.freeze()
+
+
+@contextlib.contextmanager
+def frozen_imports() -> Iterator[None]:
+    """In the program only, import a command's modules with the collector off, then
+    :func:`freeze_heap` them. Importing leaves next to no garbage, but its 10^5 new objects
+    trigger full passes over everything alive (0.05 s in an eod run); and every module the
+    command will use, imported here and frozen, is skipped by the full passes that the run's
+    own allocations trigger later (0.04 s more while eod draws its page). Elsewhere, plain."""
+    if not IN_PROGRAM:
+        yield
+        return
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        freeze_heap()
+        if enabled:
+            gc.enable()
 
 
 def hold_blas_at_one_thread() -> None:

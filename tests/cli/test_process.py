@@ -4,6 +4,7 @@ console script, whose commands import them lazily)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -51,3 +52,30 @@ def test_a_count_the_user_set_is_kept():
         pytest.skip("one core: BLAS has one thread anyway")
     threads = _blas_threads("after", OPENBLAS_NUM_THREADS="2")
     assert threads and threads == [2] * len(threads)
+
+
+def test_imports_are_frozen_with_the_collector_off_in_the_program(monkeypatch):
+    from riskmodel.cli import process
+
+    monkeypatch.setattr(process, "IN_PROGRAM", True)
+    assert gc.isenabled()
+    gc.unfreeze()
+    try:
+        with process.frozen_imports():
+            assert not gc.isenabled()
+            made = [[i] for i in range(1000)]  # containers the collector tracks
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(made)
+    finally:
+        gc.unfreeze()
+
+
+def test_imports_are_plain_outside_the_program():
+    from riskmodel.cli import process
+
+    assert not process.IN_PROGRAM
+    gc.unfreeze()
+    with process.frozen_imports():
+        assert gc.isenabled()
+        made = [[i] for i in range(1000)]
+    assert gc.get_freeze_count() == 0 and made
