@@ -308,11 +308,13 @@ def finite_pnl(pnl: np.ndarray, instruments: pd.DataFrame, scenarios: ScenarioSe
     """The scenario P&L, checked finite once here (the engine then skips the scan); a
     non-finite value names the instrument and the scenario (a lognormal option on a price that
     a scenario took to zero or below, say)."""
-    bad = ~np.isfinite(pnl)
-    if bad.any():
-        i, j = (int(x) for x in np.argwhere(bad)[0])
+    # the smallest and largest values are finite exactly when all are (NaN propagates through
+    # both): two passes that allocate nothing, where a mask of the matrix is fresh memory the
+    # system must zero first (25 MB at venue size: 65 ms against 12)
+    if pnl.size and not (np.isfinite(pnl.min()) and np.isfinite(pnl.max())):
+        i, j = (int(x) for x in np.argwhere(~np.isfinite(pnl))[0])
         raise ModelError(f"non-finite scenario P&L for instrument "
                          f"{instruments['instrument_id'].iat[i]!r} in {scenarios.kind} scenario "
-                         f"{scenarios.labels[j]!r} (value {pnl[i, j]!r})")
+                         f"{str(scenarios.labels[j])!r} (value {float(pnl[i, j])!r})")
     return pnl
 
