@@ -19,9 +19,6 @@ which keeps the cost bounded and the complete-case sample long.
 
 from __future__ import annotations
 
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from riskmodel.measures.background import usable_cpus
-
 NU_BOUNDS = (2.05, 200.0)
 MAX_COPULA_FACTORS = 60
-_SPLIT_MIN = 20_000  # values of the t quantile from which it is shared among the cores
 
 
 @dataclass(frozen=True)
@@ -89,44 +83,33 @@ def shrunk_correlation(
         d = min(1.0, d + max(0.01, d * 0.1))
 
 
-@functools.cache
-def _quantile_pool() -> tuple[ThreadPoolExecutor, int] | None:
-    """Threads for the rows of :func:`_t_quantile` beyond the caller's, and their count."""
-    workers = min(usable_cpus(), 8) - 1
-    if workers < 1:
-        return None
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="riskmodel-quantile"), workers
+def distinct_values(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``u``, and for each element of ``u`` (in its shape) the index of
+    its value among them."""
+    levels, at = np.unique(u, return_inverse=True)
+    return levels, at.reshape(u.shape)  # numpy 2.0.0 gives u's shape, others a flat index
 
 
-if hasattr(os, "register_at_fork"):  # a forked child has none of the pool's threads
-    os.register_at_fork(after_in_child=_quantile_pool.cache_clear)
-
-
-def _t_quantile(nu: float, u: np.ndarray) -> np.ndarray:
+def _t_quantile(nu: float, u: np.ndarray,
+                distinct: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``special.stdtrit(nu, u)``, the Student-t quantile function as scipy.stats.t.ppf computes
-    it (without importing scipy.stats, which costs an eod run over half a second), with its
-    rows shared among the cores: each value is computed alone and the result laid out alike,
-    so it is the same bits, and the ufunc runs without the GIL. It is most of the copula
-    fit's time (11 ms a likelihood on 1,000 days of 50 factors, one core)."""
-    pool = _quantile_pool() if u.size >= _SPLIT_MIN and u.dtype == np.float64 else None
-    if pool is None:
-        return special.stdtrit(nu, u)
-    executor, workers = pool
-    # laid out as the ufunc lays out its result: the likelihood's sums and solve then add in
-    # the same order (a column-major u from pandas gives a column-major x)
-    out = np.empty_like(u, dtype=np.float64)
-    bounds = np.linspace(0, len(u), workers + 2).astype(int)
-    futures = [executor.submit(special.stdtrit, nu, u[a:b], out=out[a:b])
-               for a, b in zip(bounds[1:-1], bounds[2:])]
-    special.stdtrit(nu, u[:bounds[1]], out=out[:bounds[1]])
-    for future in futures:
-        future.result()
-    return out
+    it (without importing scipy.stats, which costs an eod run over half a second), once per
+    distinct value of ``u`` (:func:`distinct_values`, passed in when the caller has it): the
+    same bits, each value being computed alone, laid out as the ufunc lays out its result, so
+    that the likelihood's sums add in the same order. Pseudo-observations are ranks over
+    ``n + 1``: 50 factors over 1,000 days hold 1,000 distinct values, so a likelihood takes
+    1,000 quantiles, not 50,000 (which were most of the copula fit's time)."""
+    levels, at = distinct if distinct is not None else distinct_values(u)
+    x = np.empty_like(u, dtype=np.float64)
+    x[...] = special.stdtrit(nu, levels)[at]
+    return x
 
 
-def t_copula_loglik(nu: float, u: np.ndarray, corr: np.ndarray) -> float:
-    """Log-likelihood of a Student-t copula at pseudo-observations u (n, p)."""
-    x = _t_quantile(nu, u)
+def t_copula_loglik(nu: float, u: np.ndarray, corr: np.ndarray,
+                    distinct: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """Log-likelihood of a Student-t copula at pseudo-observations u (n, p); ``distinct`` is
+    :func:`distinct_values` of u, where the caller has it."""
+    x = _t_quantile(nu, u, distinct)
     n, p = x.shape
     chol = np.linalg.cholesky(corr)
     logdet = 2.0 * np.log(np.diag(chol)).sum()
@@ -154,9 +137,10 @@ def fit_t_copula_nu(z: pd.DataFrame, corr: np.ndarray) -> float | None:
         return None
     u = complete.rank().to_numpy() / (len(complete) + 1.0)
     sub_corr = corr[np.ix_(keep, keep)]
+    distinct = distinct_values(u)  # the same for every nu the search tries
     # search log(nu): the likelihood is flat in nu for large nu
     res = optimize.minimize_scalar(
-        lambda log_nu: -t_copula_loglik(float(np.exp(log_nu)), u, sub_corr),
+        lambda log_nu: -t_copula_loglik(float(np.exp(log_nu)), u, sub_corr, distinct),
         bounds=tuple(np.log(NU_BOUNDS)), method="bounded", options={"xatol": 1e-5},
     )
     return float(np.exp(res.x))

@@ -77,27 +77,27 @@ def test_t_copula_loglik_matches_scipy_multivariate_t():
         np.testing.assert_allclose(t_copula_loglik(nu, u, corr), expected, rtol=1e-10)
 
 
-def test_t_quantile_shared_among_cores_is_scipys_bits(monkeypatch):
-    # the copula fit's t quantiles, rows computed on three threads (whatever the machine's
-    # cores): the same bits and the same layout as one call of scipy's ufunc, for row-major,
-    # column-major (pandas gives that), sliced and reversed inputs
-    from concurrent.futures import ThreadPoolExecutor
-
+def test_t_quantile_once_per_distinct_value_is_scipys_bits():
+    # the copula fit's t quantiles, computed once per distinct value: the same bits and the
+    # same layout as one call of scipy's ufunc over every element, for row-major, column-major
+    # (pandas gives that), sliced and reversed inputs, for pseudo-observations (ranks over
+    # n + 1, ties averaged) and for values that are all distinct
     from scipy import special
 
     from calibration import dependence
 
-    pool = ThreadPoolExecutor(max_workers=2)
-    monkeypatch.setattr(dependence, "_quantile_pool", lambda: (pool, 2))
     rng = np.random.default_rng(3)
-    u = rng.uniform(1e-6, 1 - 1e-6, (dependence._SPLIT_MIN // 20 + 7, 40))
-    try:
-        for values in (u, np.asfortranarray(u), u[:, ::2], np.asfortranarray(u)[::-1]):
+    draws = pd.DataFrame(rng.standard_t(4.0, (1000, 40)))
+    draws.iloc[::7, 3] = 0.25  # ties, ranked as their average
+    ranks = draws.rank().to_numpy() / (len(draws) + 1.0)
+    for u in (ranks, rng.uniform(1e-6, 1 - 1e-6, (300, 40))):
+        for values in (u, np.ascontiguousarray(u), np.asfortranarray(u), u[:, ::2],
+                       np.asfortranarray(u)[::-1]):
             for nu in (2.05, 4.3, 150.0):
                 expected = special.stdtrit(nu, values)
-                got = dependence._t_quantile(nu, values)
-                # the layout too: the likelihood's sums add in memory order
-                assert got.shape == expected.shape and got.strides == expected.strides
-                np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
-    finally:
-        pool.shutdown()
+                for distinct in (None, dependence.distinct_values(values)):
+                    got = dependence._t_quantile(nu, values, distinct)
+                    # the layout too: the likelihood's sums add in memory order
+                    assert got.shape == expected.shape and got.strides == expected.strides
+                    np.testing.assert_array_equal(got.view(np.int64),
+                                                  expected.view(np.int64))
