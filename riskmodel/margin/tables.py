@@ -320,6 +320,10 @@ def assemble_margins(
 
 
 def _attribution(book: Book, figures: _Figures, tail: Any) -> pd.DataFrame:
+    """The attribution table: each column an array of its own (``copy=False``), copied here
+    where the book or the figures hold it. pandas' default would stack the nine float columns
+    into one block, 36 MB per 50,000 sets: above malloc's largest reuse threshold, so fresh
+    memory for the system to zero at every partition (80 ms each)."""
     pos, positions = book.positions, figures.positions
     price, unit = positions.price, positions.unit
     return pd.DataFrame(
@@ -327,18 +331,18 @@ def _attribution(book: Book, figures: _Figures, tail: Any) -> pd.DataFrame:
             "account_id": id_text(pos["account_id"]),
             "netting_set": id_text(pos["netting_set"]),
             "instrument_id": id_text(pos["instrument_id"]),
-            "quantity": book.quantity,
+            "quantity": book.quantity.copy(),
             "market_value": book.quantity * unit[:, 0],
-            "notional": positions.notional,
+            "notional": positions.notional.copy(),
             "contribution": np.where(figures.positive[book.set_of_position()],
                                      tail.contribution, 0.0),
-            "liquidity_addon": figures.liquidity,
-            "concentration_addon": figures.concentration,
+            "liquidity_addon": figures.liquidity.copy(),
+            "concentration_addon": figures.concentration.copy(),
             "delta": book.quantity * unit[:, 1] * price,
             "gamma": book.quantity * unit[:, 2] * price * price / 100.0,
             "vega": book.quantity * unit[:, 3] / 100.0,
         },
-        columns=ATTRIBUTION_COLUMNS,
+        columns=ATTRIBUTION_COLUMNS, copy=False,
     )
 
 
