@@ -12,6 +12,7 @@ from riskmodel.measures.trial_tail import (
     FORMED,
     WITH_REST,
     narrow_subset,
+    rest_eps,
     rest_subset,
     row_bounds,
     trial_tail,
@@ -78,6 +79,31 @@ def _subset(pnl, index, qty, changed, a):
     count = rest_subset(pnl, index, qty, len(index), m, bs, rest, index[changed],
                         -qty[changed], bound, np.empty(n), np.empty(nb), np.empty(nb), scenarios)
     return scenarios, count
+
+
+@pytest.mark.parametrize("kind", ["plain", "ties", "hedge", "scales"])
+@pytest.mark.parametrize("seed", range(3))
+def test_rest_subset_is_its_definition(kind, seed):
+    # the subset is every scenario whose max(rest, A0) reaches the cut (A0 = rest + nq x P,
+    # the cut the m-th largest of the blocks' maxima of min(rest, A0), less 4 eps), in
+    # scenario order: numpy's scan
+    rng = np.random.default_rng([seed, len(kind), 7])
+    pnl, index, qty = _case(rng, kind)
+    n = pnl.shape[1]
+    bound = np.empty(pnl.shape[0])
+    row_bounds(pnl, bound)
+    for a in (0.99, 0.9):
+        m = n - kernels.uniform_rank(n, a) + 1
+        bs = threshold_block_size(n, m)
+        for changed in range(len(index)):
+            rest, _ = _rest(pnl, index, qty, changed, bs)
+            a0 = rest + (-qty[changed]) * pnl[index[changed]]
+            block_max = np.maximum.reduceat(np.minimum(rest, a0), np.arange(0, n, bs))
+            eps = rest_eps(index, qty, len(index), bound)
+            cut = np.sort(block_max)[::-1][m - 1] - 4.0 * eps
+            expected = np.flatnonzero(np.maximum(rest, a0) >= cut)
+            scenarios, count = _subset(pnl, index, qty, changed, a)
+            np.testing.assert_array_equal(scenarios[:count], expected)
 
 
 def _case(rng, kind, n_scen=4000, n_pos=8, n_instr=30):
