@@ -16,11 +16,13 @@ Engines:
   which the client writes. Workers need no shared file system.
 
 Work folder and resume: each finished partition is written as ``margins-NNNNN.parquet`` and
-``attribution-NNNNN.parquet`` (atomically: the margins part, written last, marks it complete)
+``attribution-NNNNN.arrow`` (atomically: the margins part, written last, marks it complete)
 under a work folder beside ``--out`` (``.NAME.work``), with ``run.json`` holding the run's
 fingerprint (inputs' SHA-256, resolved configuration, as-of, previous run, partition size,
-version). ``--resume`` reuses the parts of a killed run with the same fingerprint and computes
-only the missing partitions; without it the folder starts empty. The parts are written on a
+version). The attribution parts are in Arrow's IPC file format, which the output's Parquet
+file is streamed from without decoding (``.parquet`` with the Dask engine, which keeps them).
+``--resume`` reuses the parts of a killed run with the same fingerprint and computes only the
+missing partitions; without it the folder starts empty. The parts are written on a
 thread of their own while the next partition is margined, the last one while the run goes on
 (:class:`PartFiles` waits for it before it is read). A finished run removes the folder;
 with the Dask engine the parts are kept under ``DIR/partitions/`` as a partitioned Parquet
@@ -50,6 +52,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from riskmodel.config import RunConfig
@@ -106,7 +109,7 @@ class PartFiles:
 
     def read(self) -> pd.DataFrame:
         self.wait()
-        return pd.concat([pd.read_parquet(p) for p in self.paths], ignore_index=True)
+        return pd.concat([read_part(p).to_pandas() for p in self.paths], ignore_index=True)
 
     def wait(self) -> None:
         """Wait until every part is written; re-raise a failed write."""
@@ -126,7 +129,7 @@ class PartFiles:
         writer = None
         try:
             for part in self.paths:
-                table = pq.read_table(part)
+                table = read_part(part)
                 if writer is None:
                     writer = pq.ParquetWriter(path, table.schema,
                                               use_dictionary=dictionary_columns(table.schema))
@@ -185,11 +188,33 @@ def margin_partition(market: PricedMarket, config: RunConfig, part: Book, inputs
     return result.margins, result.attribution, result.apc_info
 
 
-class _WorkFolder:
-    """Finished partitions on disk, keyed by the run's fingerprint."""
+def write_part(frame: pd.DataFrame, path: Path, ipc: bool) -> None:
+    """A part file: Parquet, or with ``ipc`` Arrow's IPC file format (uncompressed; named
+    ``.arrow`` once complete) for parts that only this run reads back."""
+    if ipc:
+        feather.write_feather(pa.Table.from_pandas(frame, preserve_index=False), path,
+                              compression="uncompressed")
+    else:
+        write_parquet(frame, path)
 
-    def __init__(self, folder: Path | None, fingerprint: str, resume: bool) -> None:
+
+def read_part(path: Path) -> pa.Table:
+    """A part file as :func:`write_part` wrote it (an IPC file memory-mapped, not copied)."""
+    if path.suffix == ".arrow":
+        return feather.read_table(path, memory_map=True)
+    return pq.read_table(path)
+
+
+class _WorkFolder:
+    """Finished partitions on disk, keyed by the run's fingerprint. The attribution parts are
+    Arrow IPC files where the run only reads them back (the output's Parquet is then the one
+    encoding of the table: 0.1 s less per 50,000 sets than writing and reading a Parquet part),
+    Parquet where they are kept as a dataset (``parquet_parts``: the Dask engine)."""
+
+    def __init__(self, folder: Path | None, fingerprint: str, resume: bool,
+                 parquet_parts: bool = False) -> None:
         self.folder = folder
+        self.attribution_suffix = ".parquet" if parquet_parts else ".arrow"
         self.done: set[int] = set()
         if folder is None:
             return
@@ -210,7 +235,7 @@ class _WorkFolder:
     def paths(self, k: int) -> tuple[Path, Path]:
         assert self.folder is not None
         return (self.folder / f"margins-{k:05d}.parquet",
-                self.folder / f"attribution-{k:05d}.parquet")
+                self.folder / f"attribution-{k:05d}{self.attribution_suffix}")
 
     def write(self, k: int, margins: pd.DataFrame, attribution: pd.DataFrame) -> None:
         if self.folder is None:
@@ -218,14 +243,14 @@ class _WorkFolder:
         margins_path, attribution_path = self.paths(k)
         for frame, path in ((attribution, attribution_path), (margins, margins_path)):
             tmp = path.with_suffix(".tmp")
-            write_parquet(frame, tmp)
+            write_part(frame, tmp, ipc=path.suffix == ".arrow")
             os.replace(tmp, path)  # the margins part, last, marks the partition complete
 
     def read_margins(self, k: int) -> pd.DataFrame:
         return pd.read_parquet(self.paths(k)[0])
 
     def read_attribution(self, k: int) -> pd.DataFrame:
-        return pd.read_parquet(self.paths(k)[1])
+        return read_part(self.paths(k)[1]).to_pandas()
 
 
 def fingerprint(parts: dict[str, Any]) -> str:
@@ -250,7 +275,8 @@ def run_partitions(
     (``flagged_attribution``), for the liquidation stage."""
     assert options.partition_size is not None
     bounds = partition_bounds(book.n_sets, options.partition_size)
-    work = _WorkFolder(options.work_dir, run_fingerprint, options.resume)
+    work = _WorkFolder(options.work_dir, run_fingerprint, options.resume,
+                       parquet_parts=options.engine == "dask")
     on_disk = work.folder is not None
     todo = [k for k in range(len(bounds)) if k not in work.done]
     margins: dict[int, pd.DataFrame] = {}

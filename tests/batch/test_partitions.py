@@ -53,6 +53,17 @@ def test_dask_local_cluster_gives_the_same_tables(demo, tmp_path):
     result = run_eod(inputs, config, engine=options)
     assert result.manifest["engine"]["engine"] == "dask"
     _same(result, reference)
+    # the parts are kept as a partitioned Parquet dataset beside the outputs (the margins'
+    # as the book stage gave them, before the liquidation stage's columns)
+    write_eod(result, tmp_path / "out")
+    kept = tmp_path / "out" / "partitions"
+    for name in ("margins", "attribution"):
+        parts = sorted((kept / name).glob("part-*.parquet"))
+        assert len(parts) == result.manifest["engine"]["partitions"]
+    pd.testing.assert_frame_equal(pd.read_parquet(kept / "attribution"), reference.attribution,
+                                  check_exact=True)
+    margins = pd.read_parquet(kept / "margins")
+    pd.testing.assert_frame_equal(margins, reference.margins[margins.columns], check_exact=True)
 
 
 def test_dask_with_a_previous_run_gives_the_same_tables(demo, tmp_path):
@@ -123,6 +134,8 @@ def test_killed_run_resumes_the_unfinished_partitions_only(demo, tmp_path):
     assert not out.exists()  # nothing partial under --out
     work = work_dir_for(out)
     assert len(list(work.glob("margins-*.parquet"))) == 3
+    # the attribution parts in Arrow's IPC format: only this run reads them back
+    assert len(list(work.glob("attribution-*.arrow"))) == 3
     resumed = _cli(files, out, "--partition-size", "8", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     manifest = json.loads((out / "manifest.json").read_text())["engine"]
