@@ -230,7 +230,10 @@ class _WorkFolder:
             folder.mkdir(parents=True, exist_ok=True)
             meta.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
         else:
-            self.done = {int(p.stem.split("-")[1]) for p in folder.glob("margins-*.parquet")}
+            # complete: both parts there, the attribution's in this engine's format (a folder
+            # an older version wrote holds Parquet parts: those partitions are computed again)
+            marked = (int(p.stem.split("-")[1]) for p in folder.glob("margins-*.parquet"))
+            self.done = {k for k in marked if self.paths(k)[1].is_file()}
 
     def paths(self, k: int) -> tuple[Path, Path]:
         assert self.folder is not None

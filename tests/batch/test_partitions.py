@@ -217,3 +217,18 @@ def test_flagged_rows_are_the_join_on_the_keys(demo):
             expected = a.merge(m.loc[m["status"].isin(statuses), keys], on=keys)
             got = _rows_of_statuses(m, a, statuses).reset_index(drop=True)
             pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_resume_counts_a_partition_done_only_with_its_parts_in_this_engines_format(tmp_path):
+    # a work folder written by an older version (Parquet attribution parts) or by the other
+    # engine: its partitions are computed again, not read in the wrong format
+    from riskmodel.batch.partitions import _WorkFolder
+
+    folder = tmp_path / "work"
+    _WorkFolder(folder, "f" * 64, resume=False)  # a fresh folder with the run's fingerprint
+    for k in range(3):
+        (folder / f"margins-{k:05d}.parquet").write_bytes(b"")
+    (folder / "attribution-00000.parquet").write_bytes(b"")
+    (folder / "attribution-00001.arrow").write_bytes(b"")
+    assert _WorkFolder(folder, "f" * 64, resume=True).done == {1}
+    assert _WorkFolder(folder, "f" * 64, resume=True, parquet_parts=True).done == {0}
