@@ -99,10 +99,10 @@ def work_dir_for(out: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class PartFiles:
-    """A table held as per-partition Parquet files (in partition order), read back only when
-    asked: the work folder's attribution parts, streamed into the output file. ``pending``:
-    the last part's write, still running when the book stage returned; reading waits for it
-    (and re-raises its failure)."""
+    """A table held as per-partition part files (in partition order; :func:`read_part`), read
+    back only when asked: the work folder's attribution parts, streamed into the output file.
+    ``pending``: the last part's write, still running when the book stage returned; reading
+    waits for it (and re-raises its failure)."""
 
     paths: tuple[Path, ...]
     pending: Future[None] | None = field(default=None, compare=False)

@@ -52,7 +52,7 @@ def hold_blas_at_one_thread() -> None:
 
     The program's BLAS calls are small (a factor correlation's Cholesky factor, products of
     factor-sized matrices); its parallel work is numba's. OpenBLAS's worker threads then only
-    spin after each call, for about 0.1 s each, on the cores numba's threads need: 0.3 CPU
+    spin after each call, for about 0.1 s each, on the cores numba's threads need: 0.2-0.3 CPU
     seconds of a 100,000-account eod run. The variables hold BLAS libraries not loaded yet
     (the commands import numpy and scipy lazily); threadpoolctl holds those already loaded by
     a caller that imported them before :func:`console`. A count the user set in the
