@@ -30,8 +30,8 @@ The inputs, built once per liquidation:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from riskmodel.kernel_cache import njit
 from riskmodel.measures.kernels import uniform_rank
 from riskmodel.measures.losses import SCEN_BLOCK_MIN, accumulate_loss, threshold_block_size
 from riskmodel.measures.stress_kernels import grid_one, worst_one

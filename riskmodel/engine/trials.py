@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from riskmodel.config import RunConfig
 from riskmodel.engine.market import PricedMarket
@@ -34,6 +33,7 @@ from riskmodel.engine.trial_kernels import (
     tail_scratch,
     trial_initial_margin,
 )
+from riskmodel.kernel_cache import njit
 from riskmodel.margin.policy import position_rates
 from riskmodel.margin.tables import account_horizons, position_horizons
 from riskmodel.portfolio.netting import Book

@@ -17,7 +17,6 @@ GIL: the caller runs it on several threads, each with its share of the sets.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from riskmodel.engine.trial_kernels import (
     form_rest,
@@ -26,6 +25,7 @@ from riskmodel.engine.trial_kernels import (
     tail_scratch,
     trial_initial_margin,
 )
+from riskmodel.kernel_cache import njit
 
 MAX_ITERATIONS = 200
 FRACTION_TOL = 1e-13

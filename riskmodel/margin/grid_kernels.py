@@ -30,7 +30,9 @@ its own in a fixed order of operations, so results do not depend on threads or c
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from riskmodel.kernel_cache import njit
 
 
 @njit(cache=True)

@@ -87,8 +87,9 @@ every set, so all give the same bits.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from riskmodel.kernel_cache import njit
 from riskmodel.measures.background import parallel_pays
 from riskmodel.measures.background import wait as wait_for_background
 from riskmodel.measures.losses import (

@@ -12,8 +12,9 @@ definitions of the measures built on them are in :mod:`riskmodel.measures.kernel
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, uint64
+from numba import prange, uint64
 
+from riskmodel.kernel_cache import njit
 from riskmodel.measures.selection import KERNEL_ONLY, select_kth
 
 _TILE = 1024  # scenarios per accumulation tile: 8 KiB of loss stays in L1 while positions stream

@@ -21,8 +21,9 @@ scenario on typical books.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from riskmodel.kernel_cache import njit
 from riskmodel.measures.losses import (
     accumulate_loss,
     block_threshold,

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
+
+from riskmodel.kernel_cache import njit
 
 KERNEL_ONLY: dict[str, Any] = {"no_cpython_wrapper": True}
 """numba options of a helper called from kernels only: no CPython entry point to compile."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from riskmodel.kernel_cache import njit
 from riskmodel.measures.background import wait as wait_for_background
 from riskmodel.measures.kernels import SERIAL_MAX_WORK  # the tail kernels' bound, one place
 from riskmodel.measures.selection import KERNEL_ONLY

@@ -20,8 +20,8 @@ loss-length rows instead of one per position.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from riskmodel.kernel_cache import njit
 from riskmodel.measures.kernels import tail_es, tail_uniform
 from riskmodel.measures.losses import (
     accumulate_loss,

@@ -97,7 +97,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from riskmodel.kernel_cache import njit
 
 BLACK_SCHOLES = 0
 """Model code: Black-Scholes on a spot price, with rate and carry."""

@@ -7,8 +7,9 @@ serves windows below ``SERIAL_MAX_STEPS`` steps, so a small run compiles no para
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from riskmodel.kernel_cache import njit
 from riskmodel.volatility.kernels import variance_step
 
 SERIAL_MAX_STEPS = 2**22

@@ -36,8 +36,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from riskmodel.kernel_cache import njit
 from riskmodel.volatility.kernels import variance_step
 from riskmodel.volatility.recursions_python import variance_step_python
 

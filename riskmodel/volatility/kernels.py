@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from riskmodel.kernel_cache import njit
 
 EWMA, GARCH, GJR, EGARCH = 0, 1, 2, 3
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

@@ -17,7 +17,7 @@ position, nor beyond the bankrupt units; ``reduced_c = loss_c / gap_g`` units.
 
 from __future__ import annotations
 
-from numba import njit
+from riskmodel.kernel_cache import njit
 
 
 @njit(cache=True)
