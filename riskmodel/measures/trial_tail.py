@@ -184,12 +184,13 @@ def rest_subset(instrument_pnl, instrument_index, quantity, n_pos, m, bs, rest, 
     nb = _approx_blocks(rest, instrument_pnl, changed_row, changed_nq, bs, approx, block_max,
                         True)
     cut = block_threshold(block_max, nb, work, m) - 4.0 * eps
+    # branch-free compaction: a tenth of the scenarios or so are kept, too many for the branch
+    # to predict (every index is written, the count advances on the kept ones: 9 -> 4 us)
     c = 0
     for i in range(n):
         a0 = approx[i]
-        if (a0 if a0 > rest[i] else rest[i]) >= cut:
-            subset[c] = i
-            c += 1
+        subset[c] = i
+        c += (a0 if a0 > rest[i] else rest[i]) >= cut
     return c
 
 
@@ -220,10 +221,9 @@ def narrow_subset(instrument_pnl, instrument_index, quantity, n_pos, m, rest, ch
         highs[t] = b if a < b else a
     cut = select_kth(lows, np.int64(0), n_sub, n_sub - m) - 4.0 * eps
     c = 0
-    for t in range(n_sub):
-        if highs[t] >= cut:
-            subset[c] = subset[t]
-            c += 1
+    for t in range(n_sub):  # branch-free, as in rest_subset (c <= t: in place)
+        subset[c] = subset[t]
+        c += highs[t] >= cut
     return c
 
 
@@ -242,9 +242,8 @@ def _subset_candidates(instrument_pnl, instrument_index, quantity, n_pos, m, res
         cand_val[t] = approx[t]
     cut = select_kth(cand_val, np.int64(0), n_sub, n_sub - m) - 2.0 * eps
     c = 0
-    for t in range(n_sub):
-        if approx[t] >= cut:
-            cand_idx[c] = subset[t]
-            cand_val[c] = 0.0
-            c += 1
+    for t in range(n_sub):  # branch-free, as in rest_subset
+        cand_idx[c] = subset[t]
+        cand_val[c] = 0.0
+        c += approx[t] >= cut
     return c if c >= m else -1
