@@ -3,7 +3,8 @@ intraday loop margin books against it without re-running the batch.
 
 Written by :func:`riskmodel.batch.eod.write_eod` inside the same staged output as the margin
 tables (so atomically), read by :func:`read_run`. Plain formats only: ``.npy`` (read with
-``allow_pickle=False``), Parquet and JSON.
+``allow_pickle=False``; the large ones written past the page cache, their header padded to
+4,096 bytes: :func:`riskmodel.io.direct.save_npy`), Parquet and JSON.
 
 Files (``h`` is a margin period of risk in days; one set of files per horizon the run priced):
 
@@ -68,6 +69,7 @@ from riskmodel.engine.market import (
     StressPnl,
 )
 from riskmodel.errors import InputDataError
+from riskmodel.io.direct import save_npy
 from riskmodel.scenarios.scenario_set import ScenarioSet
 
 STATE_DIR = "state"
@@ -153,8 +155,8 @@ def write_run(folder: Path, run: StoredRun) -> None:
     stress = market.stress or {h: StressPnl.empty(len(market.instruments)) for h in horizons}
     for h in horizons:
         _save_pnl(folder, "", h, market.model[h])
-        np.save(folder / f"stress_pnl_{h}d.npy",
-                np.ascontiguousarray(stress[h].pnl, dtype=np.float64))
+        save_npy(folder / f"stress_pnl_{h}d.npy",
+                 np.ascontiguousarray(stress[h].pnl, dtype=np.float64))
         if h in market.floor:
             _save_pnl(folder, "floor_", h, market.floor[h])
     meta: dict[str, Any] = {
@@ -183,7 +185,7 @@ def write_run(folder: Path, run: StoredRun) -> None:
 
 
 def _save_pnl(folder: Path, prefix: str, h: int, pnl: ModelPnl) -> None:
-    np.save(folder / f"{prefix}pnl_{h}d.npy", np.ascontiguousarray(pnl.pnl, dtype=np.float64))
+    save_npy(folder / f"{prefix}pnl_{h}d.npy", np.ascontiguousarray(pnl.pnl, dtype=np.float64))
     if pnl.weights is not None:
         np.save(folder / f"{prefix}weights_{h}d.npy", np.asarray(pnl.weights, dtype=np.float64))
 
@@ -191,7 +193,7 @@ def _save_pnl(folder: Path, prefix: str, h: int, pnl: ModelPnl) -> None:
 def _save_shocks(folder: Path, h: int, shocks: ScenarioShocks) -> dict[str, Any]:
     """Write a horizon's scenario sets' moves; returns their ``state.json`` description."""
     def save(name: str, scenarios: ScenarioSet) -> dict[str, Any]:
-        np.save(folder / name, np.ascontiguousarray(scenarios.shocks, dtype=np.float64))
+        save_npy(folder / name, np.ascontiguousarray(scenarios.shocks, dtype=np.float64))
         return {"kind": scenarios.kind, "horizon": int(scenarios.horizon),
                 "factors": list(scenarios.factors)}
 
