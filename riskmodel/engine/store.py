@@ -3,8 +3,8 @@ intraday loop margin books against it without re-running the batch.
 
 Written by :func:`riskmodel.batch.eod.write_eod` inside the same staged output as the margin
 tables (so atomically), read by :func:`read_run`. Plain formats only: ``.npy`` (read with
-``allow_pickle=False``; the large ones written past the page cache, their header padded to
-4,096 bytes: :func:`riskmodel.io.direct.save_npy`), Parquet and JSON.
+``allow_pickle=False``; the large ones written past the page cache, the same bytes as
+``np.save``: :func:`riskmodel.io.direct.save_npy`), Parquet and JSON.
 
 Files (``h`` is a margin period of risk in days; one set of files per horizon the run priced):
 

@@ -5,9 +5,10 @@ each one as it fills it: writing eod's 200 MB scenario P&L matrix that way cost 
 CPU on the project's 2-core machines (a virtual machine whose freed memory goes back to its
 host, so a fresh page also faults in the host), on the core the liquidation search needs. Written
 directly from an aligned buffer, it costs 0.03-0.05 s of CPU; the rest of its 0.11-0.14 s is
-the disk (measured in fresh processes, 2026-12-07). The file is an ordinary ``.npy`` whose
-header is padded to 4,096 bytes, so that the data starts on a block boundary; ``np.load``
-reads it as any other, and it holds the same bytes of data as ``np.save`` writes.
+the disk (measured in fresh processes, 2026-12-07). The file is byte for byte the one
+``np.save`` writes: its header and data are staged, block by block, in a page-aligned buffer
+and written at block-aligned offsets (direct I/O aligns the file offsets, the lengths and the
+memory, not the data), the last partial block the usual way.
 
 Where direct I/O is not available (another system, a file system that refuses it, such as
 tmpfs), or for an array below :data:`DIRECT_MIN_BYTES`, :func:`save_npy` is ``np.save``.
@@ -15,6 +16,7 @@ tmpfs), or for an array below :data:`DIRECT_MIN_BYTES`, :func:`save_npy` is ``np
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 from pathlib import Path
@@ -31,10 +33,9 @@ _CHUNK = 8 << 20  # bytes staged in the aligned buffer per write
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:
-    """``np.save(path, array)`` with the data written directly (module docstring); the same
-    array reads back with ``np.load``."""
+    """``np.save(path, array)``, the file's bytes written directly (module docstring)."""
     array = np.ascontiguousarray(array)
-    if (array.nbytes < DIRECT_MIN_BYTES or not hasattr(os, "O_DIRECT")
+    if (array.nbytes < max(DIRECT_MIN_BYTES, _BLOCK) or not hasattr(os, "O_DIRECT")
             or array.dtype.hasobject):
         np.save(path, array)
         return
@@ -44,42 +45,44 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
         np.save(path, array)
 
 
-def npy_header(array: np.ndarray, size: int) -> bytes:
-    """The ``.npy`` (version 1.0) header of the C-contiguous ``array``, padded with spaces to
-    ``size`` bytes in all (numpy's own dictionary text; a multiple of 64 bytes, as the format
-    asks)."""
-    info = np.lib.format.header_data_from_array_1_0(array)
-    text = "{" + "".join(f"'{key}': {info[key]!r}, " for key in sorted(info)) + "}"
-    magic = np.lib.format.magic(1, 0)
-    length = size - len(magic) - 2
-    if size % 64 or length < len(text) + 1:
-        raise ValueError(f"a header of {size} bytes cannot hold {text!r}")
-    return magic + length.to_bytes(2, "little") + (text.ljust(length - 1) + "\n").encode("latin1")
+def npy_header(array: np.ndarray) -> bytes:
+    """The header ``np.save`` writes before the C-contiguous ``array``'s data (format 1.0)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header,
+                                         np.lib.format.header_data_from_array_1_0(array))
+    return header.getvalue()
 
 
 def _save_direct(path: Path, array: np.ndarray) -> None:
+    """The header and the data in blocks of 4,096 bytes at aligned file offsets, each staged
+    in a page-aligned buffer (so the data need not be aligned in the file or in memory); the
+    last partial block, if any, the usual way."""
+    header = npy_header(array)
     data = array.reshape(-1).view(np.uint8)
-    aligned = len(data) - len(data) % _BLOCK
+    aligned = (len(header) + len(data)) // _BLOCK * _BLOCK
     buffer = mmap.mmap(-1, _CHUNK)  # page-aligned, as direct I/O needs its memory
     staging = memoryview(buffer)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o666)
         try:
-            staging[:_BLOCK] = npy_header(array, _BLOCK)
-            _write_all(fd, staging[:_BLOCK])
-            for start in range(0, aligned, _CHUNK):
-                stop = min(start + _CHUNK, aligned)
-                staging[:stop - start] = data[start:stop].data
-                _write_all(fd, staging[:stop - start])
+            staging[:len(header)] = header
+            filled, taken, written = len(header), 0, 0
+            while written < aligned:
+                size = min(_CHUNK, aligned - written)
+                staging[filled:size] = data[taken:taken + size - filled].data
+                taken += size - filled
+                _write_all(fd, staging[:size])
+                written += size
+                filled = 0
         finally:
             os.close(fd)
     finally:
         staging.release()
         buffer.close()
-    if aligned < len(data):  # the last partial block, the usual way
+    if taken < len(data):
         with path.open("r+b") as tail:
-            tail.seek(_BLOCK + aligned)
-            tail.write(data[aligned:].tobytes())
+            tail.seek(aligned)
+            tail.write(data[taken:].tobytes())
 
 
 def _write_all(fd: int, chunk: memoryview) -> None:

@@ -33,27 +33,45 @@ def _direct_io_works(folder):
         buffer.close()
 
 
-def _data_bytes(path):
-    raw = path.read_bytes()
-    return int.from_bytes(raw[8:10], "little") + 10, raw
+def _spy_direct_opens(monkeypatch):
+    """Count the files ``save_npy`` opens for direct I/O."""
+    opened = []
+    real_open = os.open
+
+    def spy(path, flags, *args):
+        if flags & os.O_DIRECT:
+            opened.append(path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(direct.os, "open", spy)
+    return opened
 
 
-@pytest.mark.parametrize("shape", [(300, 1000), (4099,), (3, 7), (0,), (2, 3, 700)])
-def test_direct_files_hold_np_saves_data_behind_an_aligned_header(tmp_path, monkeypatch, shape):
+@pytest.mark.parametrize("shape", [(300, 1000), (4099,), (512,), (700, 3), (2, 3, 700)])
+def test_direct_files_are_np_saves_byte_for_byte(tmp_path, monkeypatch, shape):
     if not _direct_io_works(tmp_path):
         pytest.skip("the temporary folder's file system refuses direct I/O")
     monkeypatch.setattr(direct, "DIRECT_MIN_BYTES", 0)  # every size through the direct path
+    opened = _spy_direct_opens(monkeypatch)
     array = np.random.default_rng(7).normal(size=shape)
     direct.save_npy(tmp_path / "d.npy", np.asfortranarray(array))
     np.save(tmp_path / "s.npy", array)
-    start, raw = _data_bytes(tmp_path / "d.npy")
-    ref_start, ref = _data_bytes(tmp_path / "s.npy")
-    assert start == 4096  # the direct path, not np.save's 128-byte header
-    assert raw[start:] == ref[ref_start:]
+    assert opened == [tmp_path / "d.npy"]  # written directly, not by the fallback
+    assert (tmp_path / "d.npy").read_bytes() == (tmp_path / "s.npy").read_bytes()
     back = np.load(tmp_path / "d.npy", allow_pickle=False)
     assert back.shape == shape and back.flags.c_contiguous
     np.testing.assert_array_equal(back, array)
-    np.testing.assert_array_equal(np.load(tmp_path / "d.npy", mmap_mode="r"), array)
+
+
+def test_many_staged_chunks_make_the_same_file(tmp_path, monkeypatch):
+    if not _direct_io_works(tmp_path):
+        pytest.skip("the temporary folder's file system refuses direct I/O")
+    monkeypatch.setattr(direct, "DIRECT_MIN_BYTES", 0)
+    monkeypatch.setattr(direct, "_CHUNK", 8192)  # the header's chunk, then 12 more
+    array = np.random.default_rng(3).normal(size=(123, 107))
+    direct.save_npy(tmp_path / "d.npy", array)
+    np.save(tmp_path / "s.npy", array)
+    assert (tmp_path / "d.npy").read_bytes() == (tmp_path / "s.npy").read_bytes()
 
 
 def test_a_refused_direct_write_is_np_save(tmp_path, monkeypatch):
@@ -85,11 +103,8 @@ def test_a_missing_folder_raises_as_np_save_does(tmp_path, monkeypatch):
         direct.save_npy(tmp_path / "absent" / "d.npy", np.zeros(10))
 
 
-def test_the_header_is_numpys_padded():
+def test_the_header_is_np_saves(tmp_path):
     array = np.zeros((2, 3))
-    header = direct.npy_header(array, 4096)
-    assert len(header) == 4096 and header.endswith(b"\n")
-    assert header[:8] == np.lib.format.magic(1, 0)
-    assert b"'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }" in header
-    with pytest.raises(ValueError):
-        direct.npy_header(array, 4000)  # not a multiple of 64
+    np.save(tmp_path / "s.npy", array)
+    header = direct.npy_header(array)
+    assert (tmp_path / "s.npy").read_bytes() == header + array.tobytes()
