@@ -43,6 +43,13 @@ def _rest(pnl, index, qty, changed, bs):
     return rest, rest_max
 
 
+def _row_bound(pnl):
+    """Each row's largest ``|P&L|`` (:func:`row_bounds`), the screens' bound input."""
+    bound = np.empty(pnl.shape[0])
+    row_bounds(pnl, bound)
+    return bound
+
+
 def _trial(mode, pnl, index, qty, changed, a, subset=None):
     """``trial_tail``'s VaR and ES in ``mode``, the rest formed without ``changed`` (and the
     candidates screened among ``subset = (scenarios, count)`` when given)."""
@@ -50,8 +57,7 @@ def _trial(mode, pnl, index, qty, changed, a, subset=None):
     k = kernels.uniform_rank(n, a)
     bs = threshold_block_size(n, n - k + 1)
     rest, rest_max = _rest(pnl, index, qty, changed, bs)
-    bound = np.empty(pnl.shape[0])
-    row_bounds(pnl, bound)
+    bound = _row_bound(pnl)
     scenarios, count = subset if subset is not None else (np.empty(0, np.int64), -1)
     return trial_tail(mode, pnl, index, qty, len(index), a, k, bs, _scratch(n), rest, rest_max,
                       index[changed], -qty[changed], bound, np.empty(n), scenarios,
@@ -72,8 +78,7 @@ def _subset(pnl, index, qty, changed, a):
     m = n - kernels.uniform_rank(n, a) + 1
     bs = threshold_block_size(n, m)
     rest, _ = _rest(pnl, index, qty, changed, bs)
-    bound = np.empty(pnl.shape[0])
-    row_bounds(pnl, bound)
+    bound = _row_bound(pnl)
     nb = n // SCEN_BLOCK_MIN + 2
     scenarios = np.empty(n, np.int64)
     count = rest_subset(pnl, index, qty, len(index), m, bs, rest, index[changed],
@@ -90,8 +95,7 @@ def test_rest_subset_is_its_definition(kind, seed):
     rng = np.random.default_rng([seed, len(kind), 7])
     pnl, index, qty = _case(rng, kind)
     n = pnl.shape[1]
-    bound = np.empty(pnl.shape[0])
-    row_bounds(pnl, bound)
+    bound = _row_bound(pnl)
     for a in (0.99, 0.9):
         m = n - kernels.uniform_rank(n, a) + 1
         bs = threshold_block_size(n, m)
@@ -152,8 +156,7 @@ def _narrowed(pnl, index, qty, changed, a, subset, small, large):
     n = pnl.shape[1]
     m = n - kernels.uniform_rank(n, a) + 1
     rest, _ = _rest(pnl, index, qty, changed, threshold_block_size(n, m))
-    bound = np.empty(pnl.shape[0])
-    row_bounds(pnl, bound)
+    bound = _row_bound(pnl)
     scenarios, count = subset[0].copy(), subset[1]
     q = qty.copy()
     q[changed] *= large
